@@ -1,0 +1,990 @@
+//! The config file: TOML in, a validated [`Config`] out.
+//!
+//! Every check and every error message about the config lives here. Loading
+//! either yields a `Config` whose values are all usable as they are (parsed
+//! durations, addresses, prefixes, URLs) or one [`ConfigError`] sentence of the
+//! form `config.toml:42: service "whatsapp" probe 2: ...`. Nothing downstream
+//! re-validates.
+
+mod document;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use document::{Document, Section};
+
+use crate::bgp::prefix::Prefix;
+
+/// A config that cannot be used, as one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        /// The path as given.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or breaks a rule; `line` is 1-based.
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        /// The path as given.
+        file: String,
+        /// Where.
+        line: usize,
+        /// What is wrong, naming the section and key.
+        message: String,
+    },
+}
+
+/// The three layers a service is watched at, bottom up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Routing: is the prefix visible in the global table?
+    Bgp,
+    /// Naming: does the name resolve?
+    Dns,
+    /// Service: does the endpoint answer?
+    Http,
+}
+
+impl Kind {
+    /// The word used in labels, the API and e-mail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Bgp => "bgp",
+            Kind::Dns => "dns",
+            Kind::Http => "http",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from (as given on the command line).
+    pub file: PathBuf,
+    /// `[monitor]`.
+    pub monitor: Monitor,
+    /// `[server]`.
+    pub server: Server,
+    /// `[storage]`.
+    pub storage: Storage,
+    /// `[alerts]`.
+    pub alerts: Alerts,
+    /// `[bgp]`.
+    pub bgp: Bgp,
+    /// `[[guard]]`: probes of our own connectivity.
+    pub guards: Vec<ProbeSpec>,
+    /// `[[service]]`.
+    pub services: Vec<Service>,
+}
+
+/// `[monitor]`: defaults for every probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitor {
+    /// Name of this vantage point.
+    pub vantage: String,
+    /// Default probe interval.
+    pub interval: Duration,
+    /// Default probe timeout.
+    pub timeout: Duration,
+    /// Consecutive failed runs before a probe is DOWN.
+    pub fail_after: u32,
+    /// Consecutive good runs before a DOWN probe is UP again.
+    pub recover_after: u32,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    /// Where /metrics, the API and the status page are served.
+    pub listen: SocketAddr,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Storage {
+    /// SQLite file (relative paths are relative to the working directory).
+    pub path: PathBuf,
+    /// How long per-run results are kept before only rollups remain.
+    pub raw_retention: Duration,
+    /// How long rollups, status history and incidents are kept.
+    pub rollup_retention: Duration,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerts {
+    /// How long to wait for other services failing with the same cause.
+    pub group_wait: Duration,
+    /// `[alerts.email]`, if configured.
+    pub email: Option<Email>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtp://`: plain text.
+    Plain,
+    /// `smtp+starttls://`: upgrade with STARTTLS (required).
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Tls,
+}
+
+/// The events a user may ask to be mailed about when they start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifyOn {
+    /// A service becomes `down`.
+    Down,
+    /// A service becomes `degraded`.
+    Degraded,
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Email {
+    /// The `smtp` URL as written (for messages).
+    pub smtp_url: String,
+    /// Transport security.
+    pub security: SmtpSecurity,
+    /// SMTP host.
+    pub host: String,
+    /// SMTP port.
+    pub port: u16,
+    /// Optional login.
+    pub username: Option<String>,
+    /// Environment variable holding the password.
+    pub password_env: Option<String>,
+    /// Sender mailbox.
+    pub from: String,
+    /// Recipient mailboxes.
+    pub to: Vec<String>,
+    /// Which service states start an incident e-mail.
+    pub notify_on: Vec<NotifyOn>,
+    /// Reminder interval while still down; `None` = never.
+    pub repeat: Option<Duration>,
+    /// Whether a recovery e-mail is sent.
+    pub send_recovery: bool,
+}
+
+/// Where BGP visibility comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BgpSource {
+    /// RIPE RIS Live websocket, seeded from RIPEstat.
+    RisLive,
+    /// chatpulse peers with routers as a receive-only BGP speaker.
+    Session,
+    /// Polled MRT update files in the RIS layout.
+    Mrt,
+}
+
+impl BgpSource {
+    /// The config word, also the `source` label of the bgp metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BgpSource::RisLive => "ris-live",
+            BgpSource::Session => "session",
+            BgpSource::Mrt => "mrt",
+        }
+    }
+}
+
+/// `[bgp]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bgp {
+    /// Which feed.
+    pub source: BgpSource,
+    /// RIS Live websocket URL.
+    pub ris_live_url: String,
+    /// RIPEstat base URL (looking-glass seeding).
+    pub seed_url: String,
+    /// MRT archive base URL (`{mrt_url}/YYYY.MM/updates.YYYYMMDD.HHMM.gz`).
+    pub mrt_url: String,
+    /// Feed silence that counts as the feed being down.
+    pub stale_after: Duration,
+    /// Fewer peers known than this = visibility unknown.
+    pub min_peers: usize,
+    /// `[bgp.session]`, required when `source = "session"`.
+    pub session: Option<BgpSession>,
+}
+
+/// `[bgp.session]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BgpSession {
+    /// Listening address for incoming BGP connections.
+    pub listen: SocketAddr,
+    /// Our AS number.
+    pub local_as: u32,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// The only peers accepted.
+    pub peers: Vec<BgpPeer>,
+}
+
+/// `[[bgp.session.peer]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BgpPeer {
+    /// The peer's address; connections from elsewhere are refused.
+    pub address: IpAddr,
+    /// The AS the peer must announce in its OPEN.
+    pub remote_as: u32,
+    /// If set, chatpulse also connects out to the peer on this port.
+    pub port: Option<u16>,
+}
+
+/// `[[service]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// `[a-z0-9-]+`, unique.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// At least one.
+    pub probes: Vec<ProbeSpec>,
+}
+
+/// One probe of a service or a guard, with its timing resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSpec {
+    /// Unique within its service.
+    pub id: String,
+    /// Time between runs.
+    pub interval: Duration,
+    /// Time a run may take.
+    pub timeout: Duration,
+    /// Consecutive failures before DOWN.
+    pub fail_after: u32,
+    /// Consecutive successes before UP again.
+    pub recover_after: u32,
+    /// What is checked.
+    pub check: Check,
+}
+
+/// What a probe checks, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// A DNS question.
+    Dns(DnsCheck),
+    /// An HTTP request.
+    Http(HttpCheck),
+    /// A prefix's visibility in BGP.
+    Bgp(BgpCheck),
+}
+
+/// DNS record types a probe can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordType {
+    /// IPv4 address.
+    A,
+    /// IPv6 address.
+    Aaaa,
+    /// Alias.
+    Cname,
+    /// Name servers.
+    Ns,
+    /// Start of authority.
+    Soa,
+    /// Text.
+    Txt,
+    /// Mail exchangers.
+    Mx,
+}
+
+const RECORD_TYPES: [(&str, RecordType); 7] = [
+    ("A", RecordType::A),
+    ("AAAA", RecordType::Aaaa),
+    ("CNAME", RecordType::Cname),
+    ("NS", RecordType::Ns),
+    ("SOA", RecordType::Soa),
+    ("TXT", RecordType::Txt),
+    ("MX", RecordType::Mx),
+];
+
+impl RecordType {
+    /// The mnemonic.
+    pub fn as_str(self) -> &'static str {
+        RECORD_TYPES.iter().find(|(_, t)| *t == self).map(|(n, _)| *n).unwrap_or("A")
+    }
+}
+
+/// DNS response codes a probe may expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rcode {
+    /// 0.
+    NoError,
+    /// 1.
+    FormErr,
+    /// 2.
+    ServFail,
+    /// 3.
+    NxDomain,
+    /// 4.
+    NotImp,
+    /// 5.
+    Refused,
+}
+
+const RCODES: [(&str, Rcode, u16); 6] = [
+    ("NOERROR", Rcode::NoError, 0),
+    ("FORMERR", Rcode::FormErr, 1),
+    ("SERVFAIL", Rcode::ServFail, 2),
+    ("NXDOMAIN", Rcode::NxDomain, 3),
+    ("NOTIMP", Rcode::NotImp, 4),
+    ("REFUSED", Rcode::Refused, 5),
+];
+
+impl Rcode {
+    /// The mnemonic.
+    pub fn as_str(self) -> &'static str {
+        RCODES.iter().find(|(_, r, _)| *r == self).map(|(n, _, _)| *n).unwrap_or("NOERROR")
+    }
+
+    /// The numeric code on the wire.
+    pub fn code(self) -> u16 {
+        RCODES.iter().find(|(_, r, _)| *r == self).map(|(_, _, c)| *c).unwrap_or(0)
+    }
+}
+
+/// `kind = "dns"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsCheck {
+    /// The name asked for, as written.
+    pub query: String,
+    /// The record type asked for.
+    pub record: RecordType,
+    /// The server asked; `None` = the system resolver.
+    pub server: Option<SocketAddr>,
+    /// Whether recursion is desired (false for authoritative servers).
+    pub recursion: bool,
+    /// The response code that counts as success.
+    pub expect_rcode: Rcode,
+    /// Whether at least one record of `record` type must come back.
+    pub expect_answer: bool,
+}
+
+/// `method` of an http probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// GET.
+    Get,
+    /// HEAD.
+    Head,
+}
+
+/// An inclusive range of HTTP status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    /// Lowest accepted.
+    pub low: u16,
+    /// Highest accepted.
+    pub high: u16,
+}
+
+impl StatusRange {
+    fn parse(s: &str) -> Result<StatusRange, String> {
+        let code = |t: &str| t.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c));
+        let range = if let Some(class) = s.strip_suffix("xx").and_then(|c| c.parse::<u16>().ok()) {
+            Some((class * 100, class * 100 + 99)).filter(|_| (1..=5).contains(&class))
+        } else if let Some((lo, hi)) = s.split_once('-') {
+            code(lo).zip(code(hi)).filter(|(lo, hi)| lo <= hi)
+        } else {
+            code(s).map(|c| (c, c))
+        };
+        range
+            .map(|(low, high)| StatusRange { low, high })
+            .ok_or_else(|| format!("\"{s}\" is not a status code or range (like \"200\", \"200-399\" or \"2xx\")"))
+    }
+
+    /// True when `code` is inside.
+    pub fn contains(&self, code: u16) -> bool {
+        (self.low..=self.high).contains(&code)
+    }
+}
+
+impl fmt::Display for StatusRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.low == self.high { write!(f, "{}", self.low) } else { write!(f, "{}-{}", self.low, self.high) }
+    }
+}
+
+/// `kind = "http"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCheck {
+    /// An http:// or https:// URL.
+    pub url: String,
+    /// GET or HEAD.
+    pub method: HttpMethod,
+    /// Accepted status codes.
+    pub expect_status: Vec<StatusRange>,
+    /// Text the body must contain (read up to the body cap).
+    pub body_contains: Option<String>,
+}
+
+impl HttpCheck {
+    /// The host part of the URL (the grouping key for HTTP root causes).
+    pub fn host(&self) -> String {
+        reqwest::Url::parse(&self.url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
+    }
+}
+
+/// `kind = "bgp"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BgpCheck {
+    /// The watched prefix.
+    pub prefix: Prefix,
+    /// The origin AS every route must carry, if set.
+    pub origin: Option<u32>,
+    /// Share of peers that must see the prefix (or a covering one).
+    pub min_visibility: f64,
+}
+
+impl Check {
+    /// The probe kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Check::Dns(_) => Kind::Dns,
+            Check::Http(_) => Kind::Http,
+            Check::Bgp(_) => Kind::Bgp,
+        }
+    }
+
+    /// A one-line description of what is probed, for tables and the API.
+    pub fn target(&self) -> String {
+        match self {
+            Check::Dns(d) => {
+                let server = d.server.map_or_else(|| " via the system resolver".to_string(), |s| format!(" @{s}"));
+                let mode = if d.recursion { "" } else { ", no recursion" };
+                format!("{} {}{server}{mode}", d.query, d.record.as_str())
+            }
+            Check::Http(h) => match h.method {
+                HttpMethod::Get => h.url.clone(),
+                HttpMethod::Head => format!("HEAD {}", h.url),
+            },
+            Check::Bgp(b) => match b.origin {
+                Some(asn) => format!("{} AS{asn}", b.prefix),
+                None => b.prefix.to_string(),
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let doc = Document::new(&path.display().to_string(), text);
+        let root = toml::de::DeTable::parse(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim_end().replace('\n', " ");
+            doc.error(&span, "", format!("invalid TOML: {message}"))
+        })?;
+        let root = Section::root(&doc, &root);
+        read_config(&root, path)
+    }
+
+    /// Every probe with its service (guards have none), in config order.
+    pub fn probe_count(&self) -> usize {
+        self.guards.len() + self.services.iter().map(|s| s.probes.len()).sum::<usize>()
+    }
+
+    /// The `bgp` probes' prefixes, without repeats.
+    pub fn watched_prefixes(&self) -> Vec<Prefix> {
+        let mut seen = Vec::new();
+        for probe in self.services.iter().flat_map(|s| &s.probes) {
+            if let Check::Bgp(b) = &probe.check
+                && !seen.contains(&b.prefix)
+            {
+                seen.push(b.prefix);
+            }
+        }
+        seen
+    }
+}
+
+fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigError> {
+    root.allow_only(&["monitor", "server", "storage", "alerts", "bgp", "guard", "service"])?;
+    let monitor = read_monitor(root)?;
+    let server = read_server(root)?;
+    let storage = read_storage(root)?;
+    let alerts = read_alerts(root)?;
+    let bgp = read_bgp(root)?;
+
+    let mut guards = Vec::new();
+    for (i, guard) in root.tables("guard", |i| format!("guard {}", i + 1))?.iter().enumerate() {
+        let probe = read_probe(guard, &monitor, &guards, i)?;
+        if probe.check.kind() == Kind::Bgp {
+            return Err(guard.error_at_key("kind", "a guard must be of kind \"dns\" or \"http\""));
+        }
+        guards.push(probe);
+    }
+
+    let mut services: Vec<Service> = Vec::new();
+    let mut ids = HashSet::new();
+    let service_tables = root.tables("service", |i| format!("service {}", i + 1))?;
+    if service_tables.is_empty() {
+        return Err(root.error_here("no [[service]] is configured: there is nothing to monitor"));
+    }
+    for mut table in service_tables {
+        table.allow_only(&["id", "name", "probe"])?;
+        let id = table.required_str("id")?;
+        if id.value.is_empty() || !id.value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(table.error(&id.span, format!("\"id\": \"{}\" must use only a-z, 0-9 and -", id.value)));
+        }
+        if !ids.insert(id.value) {
+            return Err(table.error(&id.span, format!("\"id\": \"{}\" is used by another service", id.value)));
+        }
+        table.set_context(format!("service \"{}\"", id.value));
+        let name = table.required_str("name")?;
+        if name.value.trim().is_empty() {
+            return Err(table.error(&name.span, "\"name\" must not be empty"));
+        }
+        let mut probes = Vec::new();
+        let context = table.context().to_string();
+        let probe_tables = table.tables("probe", |i| format!("{context} probe {}", i + 1))?;
+        if probe_tables.is_empty() {
+            return Err(table.error_here("has no [[service.probe]]: a service needs at least one probe"));
+        }
+        for (i, probe) in probe_tables.iter().enumerate() {
+            let spec = read_probe(probe, &monitor, &probes, i)?;
+            probes.push(spec);
+        }
+        services.push(Service { id: id.value.to_string(), name: name.value.to_string(), probes });
+    }
+
+    let has_bgp = services.iter().flat_map(|s| &s.probes).any(|p| p.check.kind() == Kind::Bgp);
+    if has_bgp && bgp.source == BgpSource::Session && bgp.session.is_none() {
+        let bgp_table = root.table("bgp", "[bgp]")?;
+        let err = match bgp_table {
+            Some(t) => t.error_at_key("source", "source = \"session\" needs a [bgp.session] table"),
+            None => root.error_here("[bgp] source = \"session\" needs a [bgp.session] table"),
+        };
+        return Err(err);
+    }
+
+    Ok(Config { file: path.to_path_buf(), monitor, server, storage, alerts, bgp, guards, services })
+}
+
+fn read_monitor(root: &Section<'_, '_>) -> Result<Monitor, ConfigError> {
+    let mut monitor = Monitor {
+        vantage: "local".into(),
+        interval: Duration::from_secs(30),
+        timeout: Duration::from_secs(5),
+        fail_after: 3,
+        recover_after: 2,
+    };
+    let Some(t) = root.table("monitor", "[monitor]")? else { return Ok(monitor) };
+    t.allow_only(&["vantage", "interval", "timeout", "fail_after", "recover_after"])?;
+    if let Some(v) = t.str("vantage")? {
+        monitor.vantage = v.value.to_string();
+    }
+    monitor.interval = t.duration("interval", false)?.unwrap_or(monitor.interval);
+    monitor.timeout = t.duration("timeout", false)?.unwrap_or(monitor.timeout);
+    monitor.fail_after = t.int("fail_after", 1..1001)?.map_or(monitor.fail_after, |n| n as u32);
+    monitor.recover_after = t.int("recover_after", 1..1001)?.map_or(monitor.recover_after, |n| n as u32);
+    if monitor.timeout > monitor.interval {
+        return Err(t.error_at_key("timeout", "\"timeout\" must not be longer than \"interval\""));
+    }
+    Ok(monitor)
+}
+
+fn parse_socket_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match (default_port, s.parse::<IpAddr>()) {
+        (Some(port), Ok(ip)) => Ok(SocketAddr::new(ip, port)),
+        _ => Err(format!("\"{s}\" is not an IP address with a port (like 127.0.0.1:9464 or [::1]:9464)")),
+    }
+}
+
+fn read_server(root: &Section<'_, '_>) -> Result<Server, ConfigError> {
+    let mut server = Server { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) };
+    if let Some(t) = root.table("server", "[server]")? {
+        t.allow_only(&["listen"])?;
+        server.listen = t.parsed("listen", |s| parse_socket_addr(s, None))?.unwrap_or(server.listen);
+    }
+    Ok(server)
+}
+
+fn read_storage(root: &Section<'_, '_>) -> Result<Storage, ConfigError> {
+    let mut storage = Storage {
+        path: PathBuf::from("chatpulse.db"),
+        raw_retention: Duration::from_secs(14 * 86400),
+        rollup_retention: Duration::from_secs(400 * 86400),
+    };
+    let Some(t) = root.table("storage", "[storage]")? else { return Ok(storage) };
+    t.allow_only(&["path", "raw_retention", "rollup_retention"])?;
+    if let Some(p) = t.str("path")? {
+        if p.value.is_empty() {
+            return Err(t.error(&p.span, "\"path\" must not be empty"));
+        }
+        storage.path = PathBuf::from(p.value);
+    }
+    storage.raw_retention = t.duration("raw_retention", false)?.unwrap_or(storage.raw_retention);
+    storage.rollup_retention = t.duration("rollup_retention", false)?.unwrap_or(storage.rollup_retention);
+    if storage.rollup_retention < storage.raw_retention {
+        return Err(
+            t.error_at_key("rollup_retention", "\"rollup_retention\" must not be shorter than \"raw_retention\"")
+        );
+    }
+    Ok(storage)
+}
+
+fn parse_mailbox(s: &str) -> Result<String, String> {
+    lettre::message::Mailbox::from_str(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("\"{s}\" is not an e-mail address ({e})"))
+}
+
+fn read_alerts(root: &Section<'_, '_>) -> Result<Alerts, ConfigError> {
+    let mut alerts = Alerts { group_wait: Duration::from_secs(5), email: None };
+    let Some(t) = root.table("alerts", "[alerts]")? else { return Ok(alerts) };
+    t.allow_only(&["group_wait", "email"])?;
+    alerts.group_wait = t.duration("group_wait", true)?.unwrap_or(alerts.group_wait);
+    let Some(e) = t.table("email", "[alerts.email]")? else { return Ok(alerts) };
+    e.allow_only(&["smtp", "username", "password_env", "from", "to", "notify_on", "repeat", "send_recovery"])?;
+    let smtp = e.required_str("smtp")?;
+    let (security, host, port) =
+        parse_smtp_url(smtp.value).map_err(|why| e.error(&smtp.span, format!("\"smtp\": {why}")))?;
+    let from = e.required_str("from")?;
+    parse_mailbox(from.value).map_err(|why| e.error(&from.span, format!("\"from\": {why}")))?;
+    let to = e.str_list("to")?.ok_or_else(|| e.error_here("missing required key \"to\""))?;
+    if to.is_empty() {
+        return Err(e.error_at_key("to", "\"to\" must name at least one recipient"));
+    }
+    for addr in &to {
+        parse_mailbox(addr.value).map_err(|why| e.error(&addr.span, format!("\"to\": {why}")))?;
+    }
+    let mut notify_on = vec![NotifyOn::Down];
+    if let Some(list) = e.str_list("notify_on")? {
+        notify_on.clear();
+        for item in list {
+            let event = match item.value {
+                "down" => NotifyOn::Down,
+                "degraded" => NotifyOn::Degraded,
+                other => {
+                    return Err(e.error(
+                        &item.span,
+                        format!("\"notify_on\": \"{other}\" is not an event (expected \"down\" or \"degraded\")"),
+                    ));
+                }
+            };
+            if !notify_on.contains(&event) {
+                notify_on.push(event);
+            }
+        }
+    }
+    let repeat = e.duration("repeat", true)?.unwrap_or(Duration::from_secs(4 * 3600));
+    alerts.email = Some(Email {
+        smtp_url: smtp.value.to_string(),
+        security,
+        host,
+        port,
+        username: e.str("username")?.map(|u| u.value.to_string()),
+        password_env: e.str("password_env")?.map(|u| u.value.to_string()),
+        from: from.value.to_string(),
+        to: to.iter().map(|a| a.value.to_string()).collect(),
+        notify_on,
+        repeat: (!repeat.is_zero()).then_some(repeat),
+        send_recovery: e.bool("send_recovery")?.unwrap_or(true),
+    });
+    Ok(alerts)
+}
+
+fn parse_smtp_url(s: &str) -> Result<(SmtpSecurity, String, u16), String> {
+    let url = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
+    let (security, default_port) = match url.scheme() {
+        "smtp" => (SmtpSecurity::Plain, 25),
+        "smtp+starttls" => (SmtpSecurity::StartTls, 587),
+        "smtps" => (SmtpSecurity::Tls, 465),
+        other => {
+            return Err(format!("scheme \"{other}\" is not one of smtp://, smtp+starttls://, smtps://"));
+        }
+    };
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("\"{s}\" has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    Ok((security, host, url.port().unwrap_or(default_port)))
+}
+
+fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
+    let mut bgp = Bgp {
+        source: BgpSource::RisLive,
+        ris_live_url: "wss://ris-live.ripe.net/v1/ws/?client=chatpulse".into(),
+        seed_url: "https://stat.ripe.net".into(),
+        mrt_url: "https://data.ris.ripe.net/rrc00".into(),
+        stale_after: Duration::from_secs(300),
+        min_peers: 10,
+        session: None,
+    };
+    let Some(t) = root.table("bgp", "[bgp]")? else { return Ok(bgp) };
+    t.allow_only(&["source", "ris_live_url", "seed_url", "mrt_url", "stale_after", "min_peers", "session"])?;
+    bgp.source = t
+        .parsed("source", |s| match s {
+            "ris-live" => Ok(BgpSource::RisLive),
+            "session" => Ok(BgpSource::Session),
+            "mrt" => Ok(BgpSource::Mrt),
+            other => Err(format!("\"{other}\" is not a source (expected \"ris-live\", \"session\" or \"mrt\")")),
+        })?
+        .unwrap_or(bgp.source);
+    let url = |key: &str, schemes: &'static [&'static str], default: &str| -> Result<String, ConfigError> {
+        Ok(t.parsed(key, |s| {
+            let u = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
+            if !schemes.contains(&u.scheme()) {
+                return Err(format!("\"{s}\" must start with {}", schemes.join(":// or ") + "://"));
+            }
+            Ok(s.trim_end_matches('/').to_string())
+        })?
+        .unwrap_or_else(|| default.to_string()))
+    };
+    bgp.ris_live_url = url("ris_live_url", &["wss", "ws"], &bgp.ris_live_url)?;
+    bgp.seed_url = url("seed_url", &["https", "http"], &bgp.seed_url)?;
+    bgp.mrt_url = url("mrt_url", &["https", "http"], &bgp.mrt_url)?;
+    bgp.stale_after = t.duration("stale_after", false)?.unwrap_or(bgp.stale_after);
+    let default_min_peers = if bgp.source == BgpSource::Session { 1 } else { 10 };
+    bgp.min_peers = t.int("min_peers", 1..100_001)?.map_or(default_min_peers, |n| n as usize);
+    if let Some(s) = t.table("session", "[bgp.session]")? {
+        s.allow_only(&["listen", "local_as", "router_id", "peer"])?;
+        let listen =
+            s.parsed("listen", |v| parse_socket_addr(v, Some(179)))?.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 179)));
+        let local_as =
+            s.int("local_as", 1..(1 << 32))?.ok_or_else(|| s.error_here("missing required key \"local_as\""))? as u32;
+        let router_id = s
+            .parsed("router_id", |v| {
+                v.parse::<Ipv4Addr>()
+                    .ok()
+                    .filter(|ip| !ip.is_unspecified())
+                    .ok_or_else(|| format!("\"{v}\" is not a non-zero IPv4 address"))
+            })?
+            .ok_or_else(|| s.error_here("missing required key \"router_id\""))?;
+        let mut peers: Vec<BgpPeer> = Vec::new();
+        let peer_tables = s.tables("peer", |i| format!("[bgp.session] peer {}", i + 1))?;
+        if peer_tables.is_empty() {
+            return Err(s.error_here("needs at least one [[bgp.session.peer]]"));
+        }
+        for p in peer_tables {
+            p.allow_only(&["address", "remote_as", "port"])?;
+            let address = p
+                .parsed("address", |v| v.parse::<IpAddr>().map_err(|_| format!("\"{v}\" is not an IP address")))?
+                .ok_or_else(|| p.error_here("missing required key \"address\""))?;
+            if peers.iter().any(|q| q.address == address) {
+                return Err(p.error_at_key("address", format!("\"address\": {address} is configured twice")));
+            }
+            let remote_as = p
+                .int("remote_as", 1..(1 << 32))?
+                .ok_or_else(|| p.error_here("missing required key \"remote_as\""))? as u32;
+            let port = p.int("port", 1..65536)?.map(|n| n as u16);
+            peers.push(BgpPeer { address, remote_as, port });
+        }
+        bgp.session = Some(BgpSession { listen, local_as, router_id, peers });
+    }
+    Ok(bgp)
+}
+
+const COMMON_PROBE_KEYS: [&str; 6] = ["kind", "id", "interval", "timeout", "fail_after", "recover_after"];
+const DNS_KEYS: [&str; 6] = ["query", "record", "server", "recursion", "expect_rcode", "expect_answer"];
+const HTTP_KEYS: [&str; 4] = ["url", "method", "expect_status", "body_contains"];
+const BGP_KEYS: [&str; 3] = ["prefix", "origin", "min_visibility"];
+
+fn read_probe(
+    t: &Section<'_, '_>,
+    monitor: &Monitor,
+    earlier: &[ProbeSpec],
+    _index: usize,
+) -> Result<ProbeSpec, ConfigError> {
+    let kind = t.required_str("kind")?;
+    let (kind_value, kind_keys): (Kind, &[&str]) = match kind.value {
+        "dns" => (Kind::Dns, &DNS_KEYS),
+        "http" => (Kind::Http, &HTTP_KEYS),
+        "bgp" => (Kind::Bgp, &BGP_KEYS),
+        other => {
+            return Err(t.error(
+                &kind.span,
+                format!("\"kind\": \"{other}\" is not a probe kind (expected \"dns\", \"http\" or \"bgp\")"),
+            ));
+        }
+    };
+    let known: Vec<&str> = COMMON_PROBE_KEYS.iter().chain(kind_keys).copied().collect();
+    t.allow_only(&known).map_err(|_| {
+        let stray =
+            [DNS_KEYS.as_slice(), &HTTP_KEYS, &BGP_KEYS].concat().into_iter().find(|k| t.has(k) && !known.contains(k));
+        match stray {
+            Some(k) => t.error_at_key(k, format!("key \"{k}\" does not apply to a {} probe", kind.value)),
+            None => t.allow_only(&known).expect_err("allow_only failed above"),
+        }
+    })?;
+
+    let check = match kind_value {
+        Kind::Dns => Check::Dns(read_dns(t)?),
+        Kind::Http => Check::Http(read_http(t)?),
+        Kind::Bgp => Check::Bgp(read_bgp_check(t)?),
+    };
+
+    let n = earlier.iter().filter(|p| p.check.kind() == kind_value).count() + 1;
+    let id = match t.str("id")? {
+        Some(id) => {
+            if id.value.is_empty() || !id.value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return Err(t.error(
+                    &id.span,
+                    format!("\"id\": \"{}\" must use only letters, digits, '-', '_' and '.'", id.value),
+                ));
+            }
+            id.value.to_string()
+        }
+        None => format!("{}-{n}", kind_value.as_str()),
+    };
+    if earlier.iter().any(|p| p.id == id) {
+        return Err(t.error_at_key("id", format!("probe id \"{id}\" is used twice in this service")));
+    }
+    let interval = t.duration("interval", false)?.unwrap_or(monitor.interval);
+    let timeout = t.duration("timeout", false)?.unwrap_or(monitor.timeout.min(interval));
+    if timeout > interval {
+        return Err(t.error_at_key("timeout", "\"timeout\" must not be longer than \"interval\""));
+    }
+    Ok(ProbeSpec {
+        id,
+        interval,
+        timeout,
+        fail_after: t.int("fail_after", 1..1001)?.map_or(monitor.fail_after, |n| n as u32),
+        recover_after: t.int("recover_after", 1..1001)?.map_or(monitor.recover_after, |n| n as u32),
+        check,
+    })
+}
+
+fn read_dns(t: &Section<'_, '_>) -> Result<DnsCheck, ConfigError> {
+    let query = t.required_str("query")?;
+    if hickory_proto::rr::Name::from_utf8(query.value).is_err() || query.value.is_empty() {
+        return Err(t.error(&query.span, format!("\"query\": \"{}\" is not a domain name", query.value)));
+    }
+    let record = t
+        .parsed("record", |s| {
+            RECORD_TYPES
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(s))
+                .map(|(_, r)| *r)
+                .ok_or_else(|| format!("unknown record type \"{s}\" (expected one of A AAAA CNAME NS SOA TXT MX)"))
+        })?
+        .unwrap_or(RecordType::A);
+    let expect_rcode = t
+        .parsed("expect_rcode", |s| {
+            RCODES.iter().find(|(name, _, _)| name.eq_ignore_ascii_case(s)).map(|(_, r, _)| *r).ok_or_else(|| {
+                format!(
+                    "unknown response code \"{s}\" (expected one of NOERROR NXDOMAIN SERVFAIL REFUSED FORMERR NOTIMP)"
+                )
+            })
+        })?
+        .unwrap_or(Rcode::NoError);
+    Ok(DnsCheck {
+        query: query.value.to_string(),
+        record,
+        server: t.parsed("server", |s| parse_socket_addr(s, Some(53)))?,
+        recursion: t.bool("recursion")?.unwrap_or(true),
+        expect_rcode,
+        expect_answer: t.bool("expect_answer")?.unwrap_or(true),
+    })
+}
+
+fn read_http(t: &Section<'_, '_>) -> Result<HttpCheck, ConfigError> {
+    let url = t.required_str("url")?;
+    let parsed = reqwest::Url::parse(url.value)
+        .map_err(|e| t.error(&url.span, format!("\"url\": \"{}\" is not a URL ({e})", url.value)))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(
+            t.error(&url.span, format!("\"url\": \"{}\" must be an http:// or https:// URL with a host", url.value))
+        );
+    }
+    let method = t
+        .parsed("method", |s| match s.to_ascii_uppercase().as_str() {
+            "GET" => Ok(HttpMethod::Get),
+            "HEAD" => Ok(HttpMethod::Head),
+            _ => Err(format!("\"{s}\" is not a supported method (expected GET or HEAD)")),
+        })?
+        .unwrap_or(HttpMethod::Get);
+    let expect_status = match t.str_list("expect_status")? {
+        None => vec![StatusRange { low: 200, high: 399 }],
+        Some(list) if list.is_empty() => {
+            return Err(t.error_at_key("expect_status", "\"expect_status\" must list at least one code or range"));
+        }
+        Some(list) => list
+            .iter()
+            .map(|s| StatusRange::parse(s.value).map_err(|why| t.error(&s.span, format!("\"expect_status\": {why}"))))
+            .collect::<Result<_, _>>()?,
+    };
+    let body_contains = t.str("body_contains")?.map(|b| b.value.to_string());
+    if body_contains.is_some() && method == HttpMethod::Head {
+        return Err(t.error_at_key("body_contains", "\"body_contains\" cannot be checked with method HEAD (no body)"));
+    }
+    Ok(HttpCheck { url: url.value.to_string(), method, expect_status, body_contains })
+}
+
+fn read_bgp_check(t: &Section<'_, '_>) -> Result<BgpCheck, ConfigError> {
+    let prefix = t.required_str("prefix")?;
+    let parsed: Prefix = prefix.value.parse().map_err(|e| t.error(&prefix.span, format!("\"prefix\": {e}")))?;
+    Ok(BgpCheck {
+        prefix: parsed,
+        origin: t.int("origin", 1..(1 << 32))?.map(|n| n as u32),
+        min_visibility: t.number("min_visibility", 0.0, 1.0)?.unwrap_or(0.5),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("config.toml"), text)
+    }
+
+    const MINIMAL: &str = "[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\n\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"web.whatsapp.com\"\n";
+
+    #[test]
+    fn minimal_config_gets_the_spec_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.monitor.interval, Duration::from_secs(30));
+        assert_eq!(c.monitor.fail_after, 3);
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.storage.raw_retention, Duration::from_secs(14 * 86400));
+        assert_eq!(c.bgp.source, BgpSource::RisLive);
+        assert_eq!(c.bgp.min_peers, 10);
+        let probe = &c.services[0].probes[0];
+        assert_eq!(probe.id, "dns-1");
+        assert_eq!(probe.timeout, Duration::from_secs(5));
+        let Check::Dns(d) = &probe.check else { panic!("dns expected") };
+        assert_eq!((d.record, d.server, d.recursion, d.expect_answer), (RecordType::A, None, true, true));
+    }
+
+    #[test]
+    fn errors_name_the_line_service_probe_and_key() {
+        let text = MINIMAL.replace("query = \"web.whatsapp.com\"", "query = \"x.org\"\n  record = \"AAA\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "config.toml:8: service \"whatsapp\" probe 1: \"record\": unknown record type \"AAA\" (expected one of A AAAA CNAME NS SOA TXT MX)"
+        );
+    }
+
+    #[test]
+    fn keys_of_another_kind_are_named() {
+        let text = MINIMAL.replace("query = \"web.whatsapp.com\"", "query = \"x.org\"\n  url = \"http://x/\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert_eq!(err, "config.toml:8: service \"whatsapp\" probe 1: key \"url\" does not apply to a dns probe");
+    }
+}

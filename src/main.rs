@@ -1,0 +1,3 @@
+//! The `chatpulse` binary (commands arrive with the monitor).
+
+fn main() {}
