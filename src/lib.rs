@@ -4,4 +4,5 @@
 
 pub mod bgp;
 pub mod config;
+pub mod probe;
 pub mod time;

@@ -1,1 +1,109 @@
+//! BGP visibility: what share of the world's routers can reach a prefix.
+//!
+//! The engine keeps per-peer routes for the watched prefixes, their
+//! more-specifics and the less-specifics that cover them, fed by one source
+//! (RIS Live, MRT files, or our own BGP sessions). After every change it
+//! publishes a [`Visibility`] per watched prefix on the [`VisibilityBoard`];
+//! bgp probes read the board and are re-judged on every change.
+
 pub mod prefix;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use prefix::Prefix;
+
+/// What the engine knows about one watched prefix right now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Visibility {
+    /// The watched prefix.
+    pub prefix: Prefix,
+    /// False while the feed is down, stale or not yet seeded.
+    pub feed_up: bool,
+    /// Peers that count for this prefix (the denominator).
+    pub peers_total: usize,
+    /// Peers with a route to the prefix or to a covering prefix.
+    pub peers_seeing: usize,
+    /// Peers that see it only through a covering prefix, by that prefix.
+    pub via_covering: Vec<(Prefix, usize)>,
+    /// Origin ASes of routes to the prefix or its more-specifics, with the
+    /// number of peers carrying each, most common first.
+    pub origins: Vec<(u32, usize)>,
+}
+
+impl Visibility {
+    /// The state before any feed has said anything.
+    pub fn unknown(prefix: Prefix) -> Visibility {
+        Visibility {
+            prefix,
+            feed_up: false,
+            peers_total: 0,
+            peers_seeing: 0,
+            via_covering: Vec::new(),
+            origins: Vec::new(),
+        }
+    }
+
+    /// Share of peers seeing the prefix, 0 when no peer counts.
+    pub fn ratio(&self) -> f64 {
+        if self.peers_total == 0 { 0.0 } else { self.peers_seeing as f64 / self.peers_total as f64 }
+    }
+}
+
+/// Where the engine publishes and bgp probes subscribe, one channel per
+/// watched prefix.
+#[derive(Clone)]
+pub struct VisibilityBoard {
+    channels: Arc<Mutex<HashMap<Prefix, watch::Sender<Visibility>>>>,
+    min_peers: usize,
+}
+
+impl VisibilityBoard {
+    /// A board for `prefixes`, all unknown. Visibility needs at least
+    /// `min_peers` peers to be judged.
+    pub fn new(prefixes: &[Prefix], min_peers: usize) -> VisibilityBoard {
+        let channels = prefixes.iter().map(|p| (*p, watch::Sender::new(Visibility::unknown(*p)))).collect();
+        VisibilityBoard { channels: Arc::new(Mutex::new(channels)), min_peers }
+    }
+
+    /// The minimum number of peers for a judgement.
+    pub fn min_peers(&self) -> usize {
+        self.min_peers
+    }
+
+    fn sender(&self, prefix: Prefix) -> watch::Sender<Visibility> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.entry(prefix).or_insert_with(|| watch::Sender::new(Visibility::unknown(prefix))).clone()
+    }
+
+    /// Follows one prefix.
+    pub fn subscribe(&self, prefix: Prefix) -> watch::Receiver<Visibility> {
+        self.sender(prefix).subscribe()
+    }
+
+    /// Publishes a new state; subscribers wake only if it differs.
+    pub fn publish(&self, visibility: Visibility) {
+        self.sender(visibility.prefix).send_if_modified(|current| {
+            let changed = *current != visibility;
+            if changed {
+                *current = visibility;
+            }
+            changed
+        });
+    }
+
+    /// The current state of one prefix.
+    pub fn current(&self, prefix: Prefix) -> Visibility {
+        self.sender(prefix).borrow().clone()
+    }
+
+    /// The watched prefixes.
+    pub fn prefixes(&self) -> Vec<Prefix> {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<Prefix> = channels.keys().copied().collect();
+        list.sort();
+        list
+    }
+}

@@ -1,0 +1,223 @@
+//! The dns probe: one question to one server, judged on the real exchange.
+//!
+//! The query is built once with hickory-proto and sent over UDP (TCP when the
+//! answer is truncated) to the configured server or to the first name server
+//! of the system configuration. Doing the exchange ourselves, rather than
+//! through a caching stub resolver, is what lets each failure keep its own
+//! name: a timeout is not a SERVFAIL is not an NXDOMAIN is not REFUSED.
+//! Replies that do not parse or do not match the question are ignored (as a
+//! resolver would) and mentioned in the detail if nothing valid follows.
+
+use std::hash::BuildHasher;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType as WireType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::{Instant, timeout_at};
+
+use super::{Finding, Probe, Reason, RunFuture};
+use crate::config::{DnsCheck, Rcode, RecordType};
+
+/// Largest UDP reply we accept (EDNS payload size we advertise).
+const UDP_PAYLOAD: u16 = 1232;
+
+/// The first name server of the system resolver configuration, if any.
+pub fn system_resolver() -> Option<SocketAddr> {
+    let (config, _) = hickory_resolver::system_conf::read_system_conf().ok()?;
+    config.name_servers().first().map(|ns| SocketAddr::new(ns.ip, 53))
+}
+
+fn wire_type(record: RecordType) -> WireType {
+    match record {
+        RecordType::A => WireType::A,
+        RecordType::Aaaa => WireType::AAAA,
+        RecordType::Cname => WireType::CNAME,
+        RecordType::Ns => WireType::NS,
+        RecordType::Soa => WireType::SOA,
+        RecordType::Txt => WireType::TXT,
+        RecordType::Mx => WireType::MX,
+    }
+}
+
+/// A configured dns probe, with its query pre-encoded.
+pub struct DnsProbe {
+    check: DnsCheck,
+    timeout: Duration,
+    server: Option<SocketAddr>,
+    name: Name,
+    record: WireType,
+    /// The encoded query; bytes 0..2 (the ID) are replaced on every run.
+    query: Vec<u8>,
+}
+
+impl DnsProbe {
+    /// Prepares the probe; `system` is used when the check names no server.
+    pub fn new(check: &DnsCheck, timeout: Duration, system: Option<SocketAddr>) -> DnsProbe {
+        let mut name = Name::from_utf8(&check.query).unwrap_or_else(|_| Name::root());
+        name.set_fqdn(true);
+        let record = wire_type(check.record);
+        let mut message = Message::query();
+        message.metadata.recursion_desired = check.recursion;
+        message.add_query(Query::query(name.clone(), record));
+        let mut edns = Edns::new();
+        edns.set_max_payload(UDP_PAYLOAD);
+        message.set_edns(edns);
+        // Encoding a query we built from a validated name cannot fail; an
+        // empty query would only make every run time out, never panic.
+        let query = message.to_vec().unwrap_or_default();
+        DnsProbe { check: check.clone(), timeout, server: check.server.or(system), name, record, query }
+    }
+
+    async fn exchange(&self, server: SocketAddr) -> Finding {
+        let deadline = Instant::now() + self.timeout;
+        let id = random_id();
+        let mut query = self.query.clone();
+        if query.len() >= 2 {
+            query[..2].copy_from_slice(&id.to_be_bytes());
+        }
+        let mut ignored = 0usize;
+        let reply = match timeout_at(deadline, self.udp(server, &query, id, &mut ignored)).await {
+            Ok(Ok(reply)) if reply.metadata.truncation => {
+                match timeout_at(deadline, self.tcp(server, &query, id)).await {
+                    Ok(Ok(reply)) => reply,
+                    Ok(Err(why)) => return self.no_answer(server, &why),
+                    Err(_) => return self.no_answer(server, "no answer over TCP after a truncated UDP reply"),
+                }
+            }
+            Ok(Ok(reply)) => reply,
+            Ok(Err(why)) => return self.no_answer(server, &why),
+            Err(_) => {
+                let why = match ignored {
+                    0 => format!("no answer within {}", humantime::format_duration(self.timeout)),
+                    n => format!(
+                        "no valid answer within {} ({n} malformed or mismatched replies ignored)",
+                        humantime::format_duration(self.timeout)
+                    ),
+                };
+                return self.no_answer(server, &why);
+            }
+        };
+        self.judge(server, &reply)
+    }
+
+    fn no_answer(&self, server: SocketAddr, why: &str) -> Finding {
+        Finding::fail(
+            Reason::DnsTimeout,
+            format!("{} {} @{server}: {why}", self.check.query, self.check.record.as_str()),
+        )
+    }
+
+    async fn udp(&self, server: SocketAddr, query: &[u8], id: u16, ignored: &mut usize) -> Result<Message, String> {
+        let local: SocketAddr =
+            if server.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
+        let socket = UdpSocket::bind(local).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+        socket.connect(server).await.map_err(|e| format!("cannot reach the server: {e}"))?;
+        socket.send(query).await.map_err(|e| format!("cannot send the query: {e}"))?;
+        let mut buf = vec![0u8; usize::from(UDP_PAYLOAD) + 512];
+        loop {
+            let n = match socket.recv(&mut buf).await {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err("server unreachable (nothing listens on that port)".into());
+                }
+                Err(e) => return Err(format!("receive failed: {e}")),
+            };
+            match Message::from_vec(&buf[..n]) {
+                Ok(reply) if self.answers(&reply, id) => return Ok(reply),
+                _ => *ignored += 1,
+            }
+        }
+    }
+
+    async fn tcp(&self, server: SocketAddr, query: &[u8], id: u16) -> Result<Message, String> {
+        let mut stream = TcpStream::connect(server).await.map_err(|e| format!("TCP connect failed: {e}"))?;
+        let len = u16::try_from(query.len()).map_err(|_| "query too long".to_string())?;
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(query);
+        stream.write_all(&framed).await.map_err(|e| format!("TCP send failed: {e}"))?;
+        let reply_len = stream.read_u16().await.map_err(|e| format!("TCP receive failed: {e}"))?;
+        let mut buf = vec![0u8; usize::from(reply_len)];
+        stream.read_exact(&mut buf).await.map_err(|e| format!("TCP receive failed: {e}"))?;
+        match Message::from_vec(&buf) {
+            Ok(reply) if self.answers(&reply, id) => Ok(reply),
+            Ok(_) => Err("the TCP reply does not match the question".into()),
+            Err(e) => Err(format!("malformed TCP reply: {e}")),
+        }
+    }
+
+    /// True when `reply` is a response to our query (ID and question match).
+    fn answers(&self, reply: &Message, id: u16) -> bool {
+        reply.metadata.id == id
+            && reply.metadata.message_type == MessageType::Response
+            && reply.queries.iter().all(|q| q.query_type == self.record && q.name == self.name)
+    }
+
+    fn judge(&self, server: SocketAddr, reply: &Message) -> Finding {
+        let rcode = reply.metadata.response_code;
+        let what = format!("{} {} @{server}", self.check.query, self.check.record.as_str());
+        let expected = self.check.expect_rcode;
+        if u16::from(rcode) != expected.code() {
+            let reason = match rcode {
+                ResponseCode::ServFail => Reason::DnsServfail,
+                ResponseCode::NXDomain => Reason::DnsNxdomain,
+                ResponseCode::Refused => Reason::DnsRefused,
+                _ => Reason::DnsUnexpectedRcode,
+            };
+            let reason = if expected != Rcode::NoError { Reason::DnsUnexpectedRcode } else { reason };
+            return Finding::fail(reason, format!("{what}: {} (expected {})", rcode_word(rcode), expected.as_str()));
+        }
+        let matching: Vec<String> =
+            reply.answers.iter().filter(|r| r.record_type() == self.record).map(|r| r.data.to_string()).collect();
+        if self.check.expect_answer && matching.is_empty() {
+            return Finding::fail(
+                Reason::DnsNoAnswer,
+                format!("{what}: {} without any {} record", rcode_word(rcode), self.check.record.as_str()),
+            );
+        }
+        let mut shown = matching.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        if matching.len() > 3 {
+            shown.push_str(", ...");
+        }
+        let detail = match matching.len() {
+            0 => format!("{what}: {}", rcode_word(rcode)),
+            n => format!("{what}: {}, {n} {} ({shown})", rcode_word(rcode), self.check.record.as_str()),
+        };
+        Finding::ok(detail)
+    }
+}
+
+fn rcode_word(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        other => format!("RCODE {}", u16::from(other)),
+    }
+}
+
+/// An unpredictable query ID (RFC 5452: IDs must not be guessable).
+fn random_id() -> u16 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::hash::RandomState::new().hash_one(n) as u16
+}
+
+impl Probe for DnsProbe {
+    fn run(&self) -> RunFuture<'_> {
+        Box::pin(async move {
+            match self.server {
+                Some(server) => self.exchange(server).await,
+                None => Finding::fail(
+                    Reason::DnsTimeout,
+                    format!("{}: no system resolver is configured (/etc/resolv.conf)", self.check.query),
+                ),
+            }
+        })
+    }
+}
