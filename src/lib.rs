@@ -1,8 +1,36 @@
 //! chatpulse watches messaging platforms from the outside at three layers —
 //! BGP visibility, DNS, HTTP — and says not only that a platform is down but
-//! why. (Module map grows with the system.)
+//! why.
+//!
+//! The data flows one way:
+//!
+//! ```text
+//! config ─► scheduler ─► probe (dns | http | bgp) ─► Observation
+//!                                                     │
+//!                                   verdict (probe state machine,
+//!                                   service status, root cause, guard)
+//!                                                     │ Event
+//!                        ┌───────────────┬────────────┴─────┬──────────────┐
+//!                     metrics      store (SQLite)     alerts/outbox   api + status page
+//! ```
+//!
+//! Modules, one concern each:
+//! - [`config`]: TOML in, validated `Config` out; every config error message.
+//! - [`probe`]: the `Probe` trait and `Finding`; one file per kind (dns, http, bgp).
+//! - [`bgp`]: the visibility engine and its feeds (RIS Live, MRT, BGP sessions).
+//! - [`scheduler`]: when probes run (intervals, spread, concurrency).
+//! - [`verdict`]: probe states, service status, root cause, guard.
+//! - [`metrics`]: the Prometheus families.
+//! - [`api`]: HTTP routes: /metrics, /healthz, /api/v1/…, status page.
+//! - [`cmd`]: the subcommands behind `main.rs`.
+//! - [`time`]: how times and durations are shown and stored.
 
+pub mod api;
 pub mod bgp;
+pub mod cmd;
 pub mod config;
+pub mod metrics;
 pub mod probe;
+pub mod scheduler;
 pub mod time;
+pub mod verdict;

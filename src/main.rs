@@ -1,3 +1,151 @@
-//! The `chatpulse` binary (commands arrive with the monitor).
+//! The `chatpulse` binary: parse arguments, load the config, call the library,
+//! turn the outcome into an exit code (SPEC section 1). Nothing else lives here.
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use chatpulse::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "chatpulse",
+    version,
+    about = "Outage monitor for messaging platforms: BGP, DNS and HTTP, with root causes"
+)]
+struct Cli {
+    /// Config file.
+    #[arg(long, global = true, env = "CHATPULSE_CONFIG", default_value = "./config.toml")]
+    config: PathBuf,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less log output (repeat for less).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    quiet: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Schedule every probe, serve HTTP, keep history, send alerts.
+    Run,
+    /// Run one round of probes and print the results.
+    Check {
+        /// Only this service's probes.
+        #[arg(long)]
+        service: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the config and print what would be monitored.
+    Validate,
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match i16::from(cli.verbose) - i16::from(cli.quiet) {
+        i16::MIN..=-2 => "error",
+        -1 => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHATPULSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,chatpulse={level}")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn parse_cli() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        use clap::error::ErrorKind;
+        match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = e.print();
+                if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            _ => {
+                // One sentence, not clap's usage block.
+                let rendered = e.render().to_string();
+                let first = rendered.lines().next().unwrap_or("invalid arguments");
+                let sentence = first.trim_start_matches("error: ");
+                eprintln!("chatpulse: {sentence} (see chatpulse --help)");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+fn load(cli: &Cli) -> Result<Config, ExitCode> {
+    Config::load(&cli.config).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn main() -> ExitCode {
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    init_logging(&cli);
+    // bgpkit-style dependency trees can pull in a second rustls provider;
+    // pinning ours makes every TLS client use aws-lc-rs.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("chatpulse: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let config = match load(cli) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    match &cli.command {
+        Command::Validate => {
+            chatpulse::cmd::validate::print_plan(&config, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { service, json } => {
+            let board = chatpulse::bgp::VisibilityBoard::new(&config.watched_prefixes(), config.bgp.min_peers);
+            let rows = runtime()?.block_on(chatpulse::cmd::check::round(&config, service.as_deref(), board))?;
+            chatpulse::cmd::check::print(&rows, *json, &mut std::io::stdout().lock())?;
+            Ok(if chatpulse::cmd::check::all_passed(&rows) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Run => {
+            runtime()?.block_on(chatpulse::cmd::run::run(&cli.config, config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

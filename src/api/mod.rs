@@ -1,0 +1,89 @@
+//! HTTP on `[server].listen`: `/metrics`, `/healthz`, the JSON API (SPEC
+//! section 5) and the status page.
+//!
+//! Handlers only read: the verdict's current state (shared with the verdict
+//! task behind a lock), the metrics registry, and the history store through
+//! its read-only handle. Errors are JSON `{"error": "..."}` with 400 or 404.
+
+mod services;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::sync::{RwLock, watch};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::verdict::Verdict;
+
+/// What the handlers read.
+pub struct AppState {
+    /// The running config (replaced on reload).
+    pub config: watch::Receiver<Arc<Config>>,
+    /// Current probe and service states.
+    pub verdict: Arc<RwLock<Verdict>>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// True while the scheduler runs.
+    pub healthy: Arc<AtomicBool>,
+}
+
+/// A JSON error response.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// 404 with a message.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
+    }
+
+    /// 400 with a message.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+
+    /// 500 with a message.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(serde_json::json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// Every route.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/api/v1/services", get(services::list))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics.render()).into_response()
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    if state.healthy.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "scheduler not running\n").into_response()
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}

@@ -1,0 +1,87 @@
+//! `GET /api/v1/services`: every service's current status, cause and probes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::AppState;
+use crate::probe::result_word;
+use crate::time::rfc3339;
+use crate::verdict::{ProbeState, ServiceState, Verdict};
+
+/// The response body.
+#[derive(Serialize)]
+pub struct ServicesView {
+    vantage: String,
+    online: bool,
+    services: Vec<ServiceView>,
+}
+
+#[derive(Serialize)]
+struct CauseView {
+    layer: String,
+    summary: String,
+}
+
+#[derive(Serialize)]
+struct ServiceView {
+    id: String,
+    name: String,
+    status: String,
+    since: String,
+    cause: Option<CauseView>,
+    probes: Vec<ProbeView>,
+}
+
+#[derive(Serialize)]
+struct ProbeView {
+    id: String,
+    kind: String,
+    target: String,
+    status: String,
+    last_result: Option<String>,
+    last_duration_ms: Option<f64>,
+    last_run: Option<String>,
+}
+
+fn probe_view(state: &ProbeState) -> ProbeView {
+    let spec = &state.probe.spec;
+    ProbeView {
+        id: spec.id.clone(),
+        kind: spec.check.kind().to_string(),
+        target: spec.check.target(),
+        status: state.status.as_str().into(),
+        last_result: state.last.as_ref().map(|l| result_word(l.finding.result).to_string()),
+        last_duration_ms: state.last.as_ref().map(|l| (l.duration.as_secs_f64() * 1e6).round() / 1e3),
+        last_run: state.last.as_ref().map(|l| rfc3339(l.at)),
+    }
+}
+
+fn service_view(verdict: &Verdict, service: &ServiceState) -> ServiceView {
+    ServiceView {
+        id: service.id.clone(),
+        name: service.name.clone(),
+        status: service.status.as_str().into(),
+        since: rfc3339(service.since),
+        cause: service.cause.as_ref().map(|c| CauseView { layer: c.layer.to_string(), summary: c.summary.clone() }),
+        probes: service.probes.iter().map(|&i| probe_view(&verdict.probes()[i])).collect(),
+    }
+}
+
+/// Builds the view (also used by the status page).
+pub fn view(vantage: &str, verdict: &Verdict) -> ServicesView {
+    ServicesView {
+        vantage: vantage.to_string(),
+        online: verdict.online(),
+        services: verdict.services().iter().map(|s| service_view(verdict, s)).collect(),
+    }
+}
+
+/// The handler.
+pub async fn list(axum::extract::State(state): State<Arc<AppState>>) -> Json<ServicesView> {
+    let vantage = state.config.borrow().monitor.vantage.clone();
+    let verdict = state.verdict.read().await;
+    Json(view(&vantage, &verdict))
+}

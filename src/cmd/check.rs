@@ -1,0 +1,125 @@
+//! `chatpulse check`: one round of every probe (or one service's), printed as
+//! a table or JSON. Exit 0 when all passed, 1 when any failed.
+//! `bgp_unknown` is shown but does not fail the round: it is never an outage.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::bgp::VisibilityBoard;
+use crate::config::Config;
+use crate::probe::{self, ProbeRef, Toolkit, result_word};
+use crate::scheduler::run_once;
+
+/// What `check` could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// `--service` names no configured service.
+    #[error("no service \"{service}\" in {file} (configured: {known})")]
+    UnknownService {
+        /// The id asked for.
+        service: String,
+        /// The config file.
+        file: String,
+        /// The ids that exist.
+        known: String,
+    },
+    /// The probe tools could not be created.
+    #[error(transparent)]
+    Toolkit(#[from] probe::ToolkitError),
+}
+
+/// One row of the result.
+#[derive(Debug, Serialize)]
+pub struct CheckRow {
+    /// Service id (`_guard` for guards).
+    pub service: String,
+    /// Probe id.
+    pub probe: String,
+    /// dns, http or bgp.
+    pub kind: String,
+    /// What was probed.
+    pub target: String,
+    /// `ok` or the failure reason.
+    pub result: String,
+    /// How long the run took.
+    pub duration_ms: f64,
+    /// What came back.
+    pub detail: String,
+}
+
+/// Runs one round and returns the rows in config order.
+pub async fn round(
+    config: &Config,
+    service: Option<&str>,
+    board: VisibilityBoard,
+) -> Result<Vec<CheckRow>, CheckError> {
+    if let Some(id) = service
+        && !config.services.iter().any(|s| s.id == id)
+    {
+        return Err(CheckError::UnknownService {
+            service: id.to_string(),
+            file: config.file.display().to_string(),
+            known: config.services.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    let toolkit = Toolkit::new(board)?;
+    let selected: Vec<Arc<ProbeRef>> =
+        probe::plan(config).into_iter().filter(|p| service.is_none_or(|id| p.service == id)).collect();
+    let runs = futures_util::stream::iter(selected.into_iter().map(|info| {
+        let probe = toolkit.build(&info);
+        async move {
+            let (_, duration, finding) = run_once(&info, probe.as_ref()).await;
+            CheckRow {
+                service: info.service.clone(),
+                probe: info.spec.id.clone(),
+                kind: info.kind().to_string(),
+                target: info.spec.check.target(),
+                result: result_word(finding.result).to_string(),
+                duration_ms: (duration.as_secs_f64() * 1e6).round() / 1e3,
+                detail: finding.detail,
+            }
+        }
+    }))
+    .buffered(64)
+    .collect::<Vec<_>>()
+    .await;
+    Ok(runs)
+}
+
+/// True when no row failed (`bgp_unknown` does not count as a failure).
+pub fn all_passed(rows: &[CheckRow]) -> bool {
+    rows.iter().all(|r| r.result == "ok" || r.result == "bgp_unknown")
+}
+
+/// Prints the rows as a table or as one JSON document.
+pub fn print(rows: &[CheckRow], json: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    if json {
+        let doc = serde_json::json!({ "passed": all_passed(rows), "results": rows });
+        return writeln!(out, "{doc}");
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.service.clone(),
+                r.probe.clone(),
+                r.kind.clone(),
+                r.target.clone(),
+                r.result.clone(),
+                format!("{:.1} ms", r.duration_ms),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    super::print_table(out, &["SERVICE", "PROBE", "KIND", "TARGET", "RESULT", "DURATION", "DETAIL"], &table)?;
+    let failed = rows.iter().filter(|r| r.result != "ok" && r.result != "bgp_unknown").count();
+    writeln!(out)?;
+    if failed == 0 {
+        writeln!(out, "all {} probes passed", rows.len())
+    } else {
+        writeln!(out, "{failed} of {} probes failed", rows.len())
+    }
+}

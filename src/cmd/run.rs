@@ -1,0 +1,276 @@
+//! `chatpulse run`: the monitor itself.
+//!
+//! Wires the one-way flow — scheduler → probes → verdict → sinks (metrics,
+//! log, store, incidents) — serves HTTP, reloads the config on SIGHUP (a bad
+//! new config is rejected and the old one keeps running) and stops cleanly
+//! on SIGTERM or ctrl-c.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{RwLock, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::api::{self, AppState};
+use crate::bgp::VisibilityBoard;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::probe::{self, Observation, ProbeRef, Toolkit};
+use crate::scheduler::Schedule;
+use crate::verdict::{Event, ServiceStatus, Verdict};
+
+/// Why `run` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The HTTP listener could not be bound.
+    #[error("cannot listen on {addr} ([server] listen): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Probe tools could not be created.
+    #[error(transparent)]
+    Toolkit(#[from] probe::ToolkitError),
+    /// A signal handler could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Observations processed per verdict lock.
+const BATCH: usize = 256;
+
+/// The HTTP server task and the means to stop it.
+struct HttpServer {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl HttpServer {
+    async fn start(addr: SocketAddr, state: Arc<AppState>) -> Result<HttpServer, RunError> {
+        let listener = TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = api::router(state);
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                error!("HTTP server failed: {e}");
+            }
+        });
+        Ok(HttpServer { addr, stop, task })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Where the verdict's events go.
+pub struct Sinks {
+    metrics: Arc<Metrics>,
+}
+
+impl Sinks {
+    fn accept(&mut self, event: &Event<'_>) {
+        self.metrics.record(event);
+        match event {
+            Event::ServiceChanged { service, from, .. } if service.status != *from => {
+                let cause = service.cause.as_ref().map(|c| c.summary.as_str()).unwrap_or("");
+                info!(service = %service.id, from = from.as_str(), to = service.status.as_str(), cause, "service status changed");
+            }
+            Event::OnlineChanged { online, .. } => {
+                if *online {
+                    info!("monitor online again: a guard probe passes");
+                } else {
+                    warn!("monitor offline: every guard probe fails; services are unknown until a guard passes");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The running monitor.
+struct Daemon {
+    path: PathBuf,
+    config: Arc<Config>,
+    config_tx: watch::Sender<Arc<Config>>,
+    metrics: Arc<Metrics>,
+    verdict: Arc<RwLock<Verdict>>,
+    healthy: Arc<AtomicBool>,
+    toolkit: Toolkit,
+    plan: Vec<Arc<ProbeRef>>,
+    schedule: Option<Schedule>,
+    observations: mpsc::Sender<Observation>,
+    http: Option<HttpServer>,
+    sinks: Sinks,
+}
+
+fn start_schedule(toolkit: &Toolkit, plan: &[Arc<ProbeRef>], out: mpsc::Sender<Observation>) -> Schedule {
+    Schedule::start(plan.iter().map(|p| (p.clone(), toolkit.build(p))).collect(), out)
+}
+
+impl Daemon {
+    fn app_state(&self) -> Arc<AppState> {
+        Arc::new(AppState {
+            config: self.config_tx.subscribe(),
+            verdict: self.verdict.clone(),
+            metrics: self.metrics.clone(),
+            healthy: self.healthy.clone(),
+        })
+    }
+
+    async fn handle(&mut self, first: Observation, rx: &mut mpsc::Receiver<Observation>) {
+        let mut verdict = self.verdict.write().await;
+        let sinks = &mut self.sinks;
+        verdict.observe(&first, &mut |e| sinks.accept(&e));
+        for _ in 1..BATCH {
+            match rx.try_recv() {
+                Ok(o) => verdict.observe(&o, &mut |e| sinks.accept(&e)),
+                Err(_) => break,
+            }
+        }
+    }
+
+    async fn reload(&mut self) {
+        let new = match Config::load(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("config reload rejected, the running config stays in force: {e}");
+                self.metrics.set_reload_ok(false);
+                return;
+            }
+        };
+        if new == *self.config {
+            info!("config reloaded: no changes");
+            self.metrics.set_reload_ok(true);
+            return;
+        }
+        if new.server.listen != self.config.server.listen {
+            match HttpServer::start(new.server.listen, self.app_state()).await {
+                Ok(server) => {
+                    if let Some(old) = self.http.replace(server) {
+                        old.stop().await;
+                    }
+                }
+                Err(e) => {
+                    error!("config reload rejected, the running config stays in force: {e}");
+                    self.metrics.set_reload_ok(false);
+                    return;
+                }
+            }
+        }
+        if new.storage.path != self.config.storage.path {
+            warn!("[storage] path changes take effect at the next start");
+        }
+        if let Some(schedule) = self.schedule.take() {
+            schedule.stop().await;
+        }
+        let new = Arc::new(new);
+        if new.bgp.min_peers != self.config.bgp.min_peers || new.watched_prefixes() != self.config.watched_prefixes() {
+            self.toolkit.bgp = VisibilityBoard::new(&new.watched_prefixes(), new.bgp.min_peers);
+        }
+        let plan = probe::plan(&new);
+        for old in &self.plan {
+            if !plan.iter().any(|p| p.service == old.service && p.spec.id == old.spec.id) {
+                self.metrics.forget_probe(old);
+            }
+        }
+        for old in &self.config.services {
+            if !new.services.iter().any(|s| s.id == old.id) {
+                self.metrics.forget_service(&old.id);
+            }
+        }
+        {
+            let mut verdict = self.verdict.write().await;
+            let sinks = &mut self.sinks;
+            verdict.reconfigure(&new, &plan, SystemTime::now(), &mut |e| sinks.accept(&e));
+            for s in verdict.services() {
+                self.metrics.set_service_status(&s.id, s.status);
+            }
+        }
+        self.schedule = Some(start_schedule(&self.toolkit, &plan, self.observations.clone()));
+        self.plan = plan;
+        self.config = new.clone();
+        self.config_tx.send_replace(new);
+        self.metrics.set_reload_ok(true);
+        info!(probes = self.plan.len(), "config reloaded");
+    }
+
+    async fn shutdown(mut self) {
+        self.healthy.store(false, Ordering::Relaxed);
+        if let Some(schedule) = self.schedule.take() {
+            schedule.stop().await;
+        }
+        if let Some(http) = self.http.take() {
+            http.stop().await;
+        }
+        info!("stopped");
+    }
+}
+
+/// Runs until SIGTERM/ctrl-c. `config` was loaded from `path` (re-read on SIGHUP).
+pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
+    let mut hangup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new());
+    let board = VisibilityBoard::new(&config.watched_prefixes(), config.bgp.min_peers);
+    let toolkit = Toolkit::new(board)?;
+    let plan = probe::plan(&config);
+    let verdict = Verdict::new(&config, &plan, SystemTime::now());
+    for s in verdict.services() {
+        metrics.set_service_status(&s.id, ServiceStatus::Unknown);
+    }
+    let (observations, mut rx) = mpsc::channel(8192);
+    let mut daemon = Daemon {
+        path: path.to_path_buf(),
+        config_tx: watch::Sender::new(config.clone()),
+        config: config.clone(),
+        metrics: metrics.clone(),
+        verdict: Arc::new(RwLock::new(verdict)),
+        healthy: Arc::new(AtomicBool::new(false)),
+        toolkit,
+        plan,
+        schedule: None,
+        observations,
+        http: None,
+        sinks: Sinks { metrics },
+    };
+    daemon.http = Some(HttpServer::start(config.server.listen, daemon.app_state()).await?);
+    daemon.schedule = Some(start_schedule(&daemon.toolkit, &daemon.plan, daemon.observations.clone()));
+    daemon.healthy.store(true, Ordering::Relaxed);
+    let addr = daemon.http.as_ref().map(|h| h.addr).unwrap_or(config.server.listen);
+    info!(
+        services = config.services.len(),
+        probes = daemon.plan.len(),
+        vantage = %config.monitor.vantage,
+        "monitoring; metrics on http://{addr}/metrics"
+    );
+
+    loop {
+        tokio::select! {
+            Some(observation) = rx.recv() => daemon.handle(observation, &mut rx).await,
+            _ = hangup.recv() => daemon.reload().await,
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    info!("stopping");
+    daemon.shutdown().await;
+    Ok(())
+}

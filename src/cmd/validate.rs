@@ -1,0 +1,54 @@
+//! `chatpulse validate`: the config is already loaded and checked by the time
+//! this runs; print what would be monitored.
+
+use std::io::Write;
+
+use crate::config::{BgpSource, Config, Kind};
+
+/// Prints the monitoring plan of `config`.
+pub fn print_plan(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
+    let probes: usize = config.services.iter().map(|s| s.probes.len()).sum();
+    writeln!(
+        out,
+        "{}: valid. {} services, {probes} probes, {} guards; vantage \"{}\"; HTTP on http://{}/",
+        config.file.display(),
+        config.services.len(),
+        config.guards.len(),
+        config.monitor.vantage,
+        config.server.listen,
+    )?;
+    let has_bgp = config.services.iter().flat_map(|s| &s.probes).any(|p| p.check.kind() == Kind::Bgp);
+    if has_bgp {
+        let source = match config.bgp.source {
+            BgpSource::RisLive => format!("ris-live {} (seeded from {})", config.bgp.ris_live_url, config.bgp.seed_url),
+            BgpSource::Mrt => format!("mrt {}", config.bgp.mrt_url),
+            BgpSource::Session => match &config.bgp.session {
+                Some(s) => format!("session on {} as AS{} with {} peers", s.listen, s.local_as, s.peers.len()),
+                None => "session".into(),
+            },
+        };
+        writeln!(out, "BGP visibility from {source}; at least {} peers to judge", config.bgp.min_peers)?;
+    }
+    match &config.alerts.email {
+        Some(e) => writeln!(out, "E-mail alerts to {} via {}", e.to.join(", "), e.smtp_url)?,
+        None => writeln!(out, "No e-mail alerts ([alerts.email] is absent)")?,
+    }
+    writeln!(out, "History in {}", config.storage.path.display())?;
+    writeln!(out)?;
+    let mut rows = Vec::new();
+    let guards = config.guards.iter().map(|p| ("(guard)".to_string(), p));
+    let services =
+        config.services.iter().flat_map(|s| s.probes.iter().map(move |p| (format!("{} ({})", s.id, s.name), p)));
+    for (owner, p) in guards.chain(services) {
+        rows.push(vec![
+            owner,
+            p.id.clone(),
+            p.check.kind().to_string(),
+            format!("every {}", humantime::format_duration(p.interval)),
+            format!("{}", humantime::format_duration(p.timeout)),
+            format!("{}/{}", p.fail_after, p.recover_after),
+            p.check.target(),
+        ]);
+    }
+    super::print_table(out, &["SERVICE", "PROBE", "KIND", "INTERVAL", "TIMEOUT", "FAIL/RECOVER", "TARGET"], &rows)
+}

@@ -1,0 +1,398 @@
+//! Metric families (SPEC section 4), and nothing else.
+//!
+//! [`Metrics`] owns the Prometheus registry. The verdict's events update the
+//! probe and service families through [`Metrics::record`]; the BGP engine,
+//! the alert outbox and the uptime task update their own families through
+//! the small setters below. `/metrics` renders [`Metrics::render`] in the
+//! Prometheus text format (what `promtool check metrics` reads).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::probe::{ProbeRef, result_word};
+use crate::verdict::{Event, ProbeStatus, ServiceStatus};
+
+/// The `window` label values of `chatpulse_service_uptime_ratio`, with their length in seconds.
+pub const UPTIME_WINDOWS: [(&str, u64); 3] = [("1d", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400)];
+
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    service: String,
+    probe: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    service: String,
+    probe: String,
+    kind: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    service: String,
+    probe: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BgpLabels {
+    service: String,
+    probe: String,
+    prefix: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    service: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WindowLabels {
+    service: String,
+    window: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    channel: String,
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabels {
+    channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+type Ratio = Gauge<f64, AtomicU64>;
+
+/// A gauge exposed with `# TYPE ... untyped`. SPEC names the gauge
+/// `chatpulse_bgp_peers_total`, and promtool rejects a `_total` suffix on a
+/// gauge but accepts it on an untyped metric, which PromQL treats the same.
+#[derive(Default, Clone, Debug)]
+struct UntypedGauge(Gauge);
+
+impl TypedMetric for UntypedGauge {
+    const TYPE: MetricType = MetricType::Unknown;
+}
+
+impl EncodeMetric for UntypedGauge {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Unknown
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+}
+
+/// Every chatpulse metric family.
+pub struct Metrics {
+    registry: Registry,
+    probe_success: Family<ProbeLabels, Gauge>,
+    probe_up: Family<ProbeLabels, Gauge>,
+    probe_duration: Family<ProbeLabels, Histogram, fn() -> Histogram>,
+    probe_runs: Family<RunLabels, Counter>,
+    http_status: Family<HttpLabels, Gauge>,
+    bgp_visibility: Family<BgpLabels, Ratio>,
+    bgp_peers_seeing: Family<BgpLabels, Gauge>,
+    bgp_peers_total: Family<BgpLabels, UntypedGauge>,
+    bgp_feed_up: Family<SourceLabels, Gauge>,
+    bgp_updates: Family<SourceLabels, Counter>,
+    bgp_malformed: Family<SourceLabels, Counter>,
+    service_up: Family<ServiceLabels, Gauge>,
+    service_status: Family<StatusLabels, Gauge>,
+    service_uptime: Family<WindowLabels, Ratio>,
+    monitor_online: Gauge,
+    alerts_sent: Family<AlertLabels, Counter>,
+    alert_failures: Family<AlertLabels, Counter>,
+    alert_queue: Family<ChannelLabels, Gauge>,
+    config_reload_ok: Gauge,
+    scheduler_lateness: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn probe_labels(probe: &ProbeRef) -> ProbeLabels {
+    ProbeLabels { service: probe.service.clone(), probe: probe.spec.id.clone(), kind: probe.kind().to_string() }
+}
+
+impl Metrics {
+    /// Registers every family.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("chatpulse");
+        let m = Metrics {
+            probe_success: Family::default(),
+            probe_up: Family::default(),
+            probe_duration: Family::new_with_constructor(duration_histogram),
+            probe_runs: Family::default(),
+            http_status: Family::default(),
+            bgp_visibility: Family::default(),
+            bgp_peers_seeing: Family::default(),
+            bgp_peers_total: Family::default(),
+            bgp_feed_up: Family::default(),
+            bgp_updates: Family::default(),
+            bgp_malformed: Family::default(),
+            service_up: Family::default(),
+            service_status: Family::default(),
+            service_uptime: Family::default(),
+            monitor_online: Gauge::default(),
+            alerts_sent: Family::default(),
+            alert_failures: Family::default(),
+            alert_queue: Family::default(),
+            config_reload_ok: Gauge::default(),
+            scheduler_lateness: Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register("probe_success", "Whether the probe's last run passed (1) or failed (0)", m.probe_success.clone());
+        r.register("probe_up", "Confirmed probe state: 1 up, 0 down (absent while unknown)", m.probe_up.clone());
+        r.register_with_unit("probe_duration", "Duration of probe runs", Unit::Seconds, m.probe_duration.clone());
+        r.register("probe_runs", "Probe runs by result (ok or the failure reason)", m.probe_runs.clone());
+        r.register(
+            "http_status_code",
+            "Status code of the last HTTP response (0 = no response)",
+            m.http_status.clone(),
+        );
+        r.register_with_unit(
+            "bgp_visibility",
+            "Share of peers that see the prefix or a covering prefix",
+            Unit::Ratios,
+            m.bgp_visibility.clone(),
+        );
+        r.register(
+            "bgp_peers_seeing",
+            "Peers with a route to the prefix or a covering prefix",
+            m.bgp_peers_seeing.clone(),
+        );
+        r.register("bgp_peers_total", "Peers that count for the prefix's visibility", m.bgp_peers_total.clone());
+        r.register("bgp_feed_up", "Whether the BGP feed is connected, seeded and not stale", m.bgp_feed_up.clone());
+        r.register("bgp_updates", "BGP route updates received from the feed", m.bgp_updates.clone());
+        r.register(
+            "bgp_malformed_messages",
+            "Feed messages that could not be understood and were skipped",
+            m.bgp_malformed.clone(),
+        );
+        r.register("service_up", "0 only while the service is down", m.service_up.clone());
+        r.register("service_status", "1 on the service's current status", m.service_status.clone());
+        r.register_with_unit(
+            "service_uptime",
+            "Uptime over the window: (observed - down) / observed",
+            Unit::Ratios,
+            m.service_uptime.clone(),
+        );
+        r.register(
+            "monitor_online",
+            "0 while every guard probe fails (own connectivity lost)",
+            m.monitor_online.clone(),
+        );
+        r.register("alerts_sent", "Alerts delivered", m.alerts_sent.clone());
+        r.register("alert_failures", "Failed alert delivery attempts", m.alert_failures.clone());
+        r.register("alert_queue_length", "Alerts waiting in the outbox", m.alert_queue.clone());
+        r.register(
+            "config_last_reload_successful",
+            "Whether the last config (re)load succeeded",
+            m.config_reload_ok.clone(),
+        );
+        let build_info: Family<VersionLabels, Gauge> = Family::default();
+        build_info.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        r.register("build_info", "Always 1; the version label says which build runs", build_info);
+        r.register_with_unit(
+            "scheduler_lateness",
+            "How late probe runs start against their schedule",
+            Unit::Seconds,
+            m.scheduler_lateness.clone(),
+        );
+        m.monitor_online.set(1);
+        m.config_reload_ok.set(1);
+        Metrics { registry, ..m }
+    }
+
+    /// Applies one verdict event.
+    pub fn record(&self, event: &Event<'_>) {
+        match event {
+            Event::Observed { observation, .. } => {
+                let probe = &observation.probe;
+                let labels = probe_labels(probe);
+                let finding = &observation.finding;
+                self.probe_success.get_or_create(&labels).set(i64::from(finding.result.is_ok()));
+                self.probe_duration.get_or_create(&labels).observe(observation.duration.as_secs_f64());
+                self.scheduler_lateness.observe(observation.lateness.as_secs_f64());
+                let run = RunLabels {
+                    service: labels.service.clone(),
+                    probe: labels.probe.clone(),
+                    kind: labels.kind.clone(),
+                    result: result_word(finding.result).into(),
+                };
+                self.probe_runs.get_or_create(&run).inc();
+                match probe.kind() {
+                    crate::config::Kind::Http => {
+                        let l = HttpLabels { service: labels.service, probe: labels.probe };
+                        self.http_status.get_or_create(&l).set(i64::from(finding.http_status.unwrap_or(0)));
+                    }
+                    crate::config::Kind::Bgp => {
+                        if let Some(v) = &finding.visibility {
+                            let l = BgpLabels {
+                                service: labels.service,
+                                probe: labels.probe,
+                                prefix: v.prefix.to_string(),
+                            };
+                            self.bgp_visibility.get_or_create(&l).set(v.ratio());
+                            self.bgp_peers_seeing.get_or_create(&l).set(v.peers_seeing as i64);
+                            self.bgp_peers_total.get_or_create(&l).0.set(v.peers_total as i64);
+                        }
+                    }
+                    crate::config::Kind::Dns => {}
+                }
+            }
+            Event::ProbeChanged { state, .. } => {
+                let labels = probe_labels(&state.probe);
+                match state.status {
+                    ProbeStatus::Up => {
+                        self.probe_up.get_or_create(&labels).set(1);
+                    }
+                    ProbeStatus::Down => {
+                        self.probe_up.get_or_create(&labels).set(0);
+                    }
+                    ProbeStatus::Unknown => {
+                        self.probe_up.remove(&labels);
+                    }
+                }
+            }
+            Event::ServiceChanged { service, .. } => self.set_service_status(&service.id, service.status),
+            Event::OnlineChanged { online, .. } => {
+                self.monitor_online.set(i64::from(*online));
+            }
+        }
+    }
+
+    /// Sets the service's status families.
+    pub fn set_service_status(&self, service: &str, status: ServiceStatus) {
+        let labels = ServiceLabels { service: service.into() };
+        self.service_up.get_or_create(&labels).set(i64::from(status != ServiceStatus::Down));
+        for s in ServiceStatus::ALL {
+            let l = StatusLabels { service: service.into(), status: s.as_str().into() };
+            self.service_status.get_or_create(&l).set(i64::from(s == status));
+        }
+    }
+
+    /// Drops every series of a probe that left the plan.
+    pub fn forget_probe(&self, probe: &ProbeRef) {
+        let labels = probe_labels(probe);
+        self.probe_success.remove(&labels);
+        self.probe_up.remove(&labels);
+        self.probe_duration.remove(&labels);
+        let words = std::iter::once("ok").chain(crate::probe::Reason::ALL.iter().map(|r| r.as_str()));
+        for result in words {
+            self.probe_runs.remove(&RunLabels {
+                service: labels.service.clone(),
+                probe: labels.probe.clone(),
+                kind: labels.kind.clone(),
+                result: result.into(),
+            });
+        }
+        self.http_status.remove(&HttpLabels { service: labels.service.clone(), probe: labels.probe.clone() });
+        if let crate::config::Check::Bgp(b) = &probe.spec.check {
+            let l = BgpLabels { service: labels.service, probe: labels.probe, prefix: b.prefix.to_string() };
+            self.bgp_visibility.remove(&l);
+            self.bgp_peers_seeing.remove(&l);
+            self.bgp_peers_total.remove(&l);
+        }
+    }
+
+    /// Drops every series of a service that left the config.
+    pub fn forget_service(&self, service: &str) {
+        self.service_up.remove(&ServiceLabels { service: service.into() });
+        for s in ServiceStatus::ALL {
+            self.service_status.remove(&StatusLabels { service: service.into(), status: s.as_str().into() });
+        }
+        for window in UPTIME_WINDOWS {
+            self.service_uptime.remove(&WindowLabels { service: service.into(), window: window.0.into() });
+        }
+    }
+
+    /// `chatpulse_bgp_feed_up{source}`.
+    pub fn set_feed_up(&self, source: &str, up: bool) {
+        self.bgp_feed_up.get_or_create(&SourceLabels { source: source.into() }).set(i64::from(up));
+    }
+
+    /// `chatpulse_bgp_updates_total{source}`.
+    pub fn add_bgp_updates(&self, source: &str, n: u64) {
+        self.bgp_updates.get_or_create(&SourceLabels { source: source.into() }).inc_by(n);
+    }
+
+    /// `chatpulse_bgp_malformed_messages_total{source}`.
+    pub fn add_bgp_malformed(&self, source: &str) {
+        self.bgp_malformed.get_or_create(&SourceLabels { source: source.into() }).inc();
+    }
+
+    /// `chatpulse_service_uptime_ratio{service,window}`.
+    pub fn set_uptime(&self, service: &str, window: &str, ratio: f64) {
+        self.service_uptime.get_or_create(&WindowLabels { service: service.into(), window: window.into() }).set(ratio);
+    }
+
+    /// `chatpulse_alerts_sent_total` / `chatpulse_alert_failures_total`.
+    pub fn count_alert(&self, channel: &str, event: &str, delivered: bool) {
+        let labels = AlertLabels { channel: channel.into(), event: event.into() };
+        if delivered {
+            self.alerts_sent.get_or_create(&labels).inc();
+        } else {
+            self.alert_failures.get_or_create(&labels).inc();
+        }
+    }
+
+    /// `chatpulse_alert_queue_length{channel}`.
+    pub fn set_alert_queue(&self, channel: &str, length: usize) {
+        self.alert_queue.get_or_create(&ChannelLabels { channel: channel.into() }).set(length as i64);
+    }
+
+    /// `chatpulse_config_last_reload_successful`.
+    pub fn set_reload_ok(&self, ok: bool) {
+        self.config_reload_ok.set(i64::from(ok));
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+}

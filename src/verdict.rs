@@ -1,0 +1,665 @@
+//! From runs to states: probe state machines, service status, root cause,
+//! and the own-connectivity guard.
+//!
+//! [`Verdict`] is a plain state machine with no I/O: observations go in,
+//! [`Event`]s come out through a callback, so `run`, `replay` and the tests
+//! share exactly the same rules (SPEC section 3):
+//! - a probe is DOWN after `fail_after` consecutive failures, UP again after
+//!   `recover_after` consecutive successes (a first success confirms UP);
+//!   an inconclusive run (`bgp_unknown`) makes it unknown;
+//! - a service is `down` when every probe of its highest layer is DOWN,
+//!   `degraded` when some probe is DOWN, `unknown` while the monitor is
+//!   offline or nothing is confirmed, else `up`;
+//! - the root cause is the lowest layer with a DOWN probe;
+//! - when the latest run of every guard failed, the monitor is offline:
+//!   probe states are forgotten and failures are not counted until a guard
+//!   passes again, so our own outage never reads as a platform's.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::config::{Check, Config, Kind};
+use crate::probe::{Finding, Observation, ProbeRef, Reason};
+
+/// A probe's confirmed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeStatus {
+    /// Not confirmed either way yet.
+    Unknown,
+    /// Passing.
+    Up,
+    /// Failing for `fail_after` runs.
+    Down,
+}
+
+impl ProbeStatus {
+    /// The word used by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeStatus::Unknown => "unknown",
+            ProbeStatus::Up => "up",
+            ProbeStatus::Down => "down",
+        }
+    }
+}
+
+/// The latest run of a probe.
+#[derive(Debug, Clone)]
+pub struct LastRun {
+    /// When it started.
+    pub at: SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+    /// What it found.
+    pub finding: Finding,
+}
+
+/// Everything the verdict knows about one probe.
+#[derive(Debug, Clone)]
+pub struct ProbeState {
+    /// The probe.
+    pub probe: Arc<ProbeRef>,
+    /// Confirmed state.
+    pub status: ProbeStatus,
+    /// When `status` last changed.
+    pub since: SystemTime,
+    /// The latest run.
+    pub last: Option<LastRun>,
+    /// The latest failing run (kept while DOWN, to explain it).
+    pub last_failure: Option<Finding>,
+    failures: u32,
+    successes: u32,
+}
+
+/// A service's status (SPEC section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceStatus {
+    /// Reachable.
+    Up,
+    /// Some probe DOWN, users can still reach it.
+    Degraded,
+    /// Every probe of its highest layer DOWN.
+    Down,
+    /// Monitor offline or nothing confirmed.
+    Unknown,
+}
+
+impl ServiceStatus {
+    /// Every status, for metrics.
+    pub const ALL: [ServiceStatus; 4] =
+        [ServiceStatus::Up, ServiceStatus::Degraded, ServiceStatus::Down, ServiceStatus::Unknown];
+
+    /// The word used everywhere.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceStatus::Up => "up",
+            ServiceStatus::Degraded => "degraded",
+            ServiceStatus::Down => "down",
+            ServiceStatus::Unknown => "unknown",
+        }
+    }
+
+    /// Parses the word back (for the store).
+    pub fn from_word(word: &str) -> Option<ServiceStatus> {
+        ServiceStatus::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+}
+
+/// Why a service is not up: the lowest layer with a DOWN probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootCause {
+    /// The layer.
+    pub layer: Kind,
+    /// `layer: detail; detail` of the DOWN probes at that layer.
+    pub summary: String,
+    /// The root summary followed by the effects at higher layers
+    /// (`bgp: ... → dns: dns_servfail → http: http_timeout`).
+    pub chain: String,
+    /// Services with equal keys failed for the same reason at the same place
+    /// (layer, reasons, and DNS server / HTTP host / origin AS).
+    pub key: String,
+}
+
+/// Everything the verdict knows about one service.
+#[derive(Debug, Clone)]
+pub struct ServiceState {
+    /// Service id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Current status.
+    pub status: ServiceStatus,
+    /// When `status` last changed.
+    pub since: SystemTime,
+    /// Why it is not up (None when up or unknown).
+    pub cause: Option<RootCause>,
+    /// Indices of its probes in the plan.
+    pub probes: Vec<usize>,
+}
+
+/// What changed, for the sinks (metrics, store, incidents, API).
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A run was judged (after the probe's state was updated).
+    Observed {
+        /// The run.
+        observation: &'a Observation,
+        /// The probe's state after it.
+        state: &'a ProbeState,
+    },
+    /// A probe's confirmed state changed.
+    ProbeChanged {
+        /// The probe's new state.
+        state: &'a ProbeState,
+        /// What it was.
+        from: ProbeStatus,
+    },
+    /// A service's status or root cause changed.
+    ServiceChanged {
+        /// The service's new state.
+        service: &'a ServiceState,
+        /// The status before.
+        from: ServiceStatus,
+        /// When.
+        at: SystemTime,
+    },
+    /// The monitor went offline or came back.
+    OnlineChanged {
+        /// The new state.
+        online: bool,
+        /// When.
+        at: SystemTime,
+    },
+}
+
+/// The state machine over all probes and services.
+pub struct Verdict {
+    probes: Vec<ProbeState>,
+    services: Vec<ServiceState>,
+    /// `service_of[i]`: index into `services` of probe i (None for guards).
+    service_of: Vec<Option<usize>>,
+    guard_ok: Vec<(usize, Option<bool>)>,
+    online: bool,
+}
+
+impl Verdict {
+    /// A verdict over `plan` (from [`crate::probe::plan`]) at time `now`.
+    pub fn new(config: &Config, plan: &[Arc<ProbeRef>], now: SystemTime) -> Verdict {
+        let mut verdict = Verdict {
+            probes: Vec::new(),
+            services: Vec::new(),
+            service_of: Vec::new(),
+            guard_ok: Vec::new(),
+            online: true,
+        };
+        verdict.install(config, plan, now, None);
+        verdict
+    }
+
+    fn install(&mut self, config: &Config, plan: &[Arc<ProbeRef>], now: SystemTime, old: Option<Verdict>) {
+        let (old_probes, old_services, old_guards) = match old {
+            Some(v) => (v.probes, v.services, v.guard_ok),
+            None => (Vec::new(), Vec::new(), Vec::new()),
+        };
+        self.probes = plan
+            .iter()
+            .map(|p| {
+                let kept = old_probes.iter().find(|s| s.probe.service == p.service && s.probe.spec == p.spec);
+                match kept {
+                    Some(s) => ProbeState { probe: p.clone(), ..s.clone() },
+                    None => ProbeState {
+                        probe: p.clone(),
+                        status: ProbeStatus::Unknown,
+                        since: now,
+                        last: None,
+                        last_failure: None,
+                        failures: 0,
+                        successes: 0,
+                    },
+                }
+            })
+            .collect();
+        self.services = config
+            .services
+            .iter()
+            .map(|s| {
+                let probes: Vec<usize> = plan.iter().filter(|p| p.service == s.id).map(|p| p.index).collect();
+                let kept = old_services.iter().find(|o| o.id == s.id);
+                ServiceState {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    status: kept.map_or(ServiceStatus::Unknown, |o| o.status),
+                    since: kept.map_or(now, |o| o.since),
+                    cause: kept.and_then(|o| o.cause.clone()),
+                    probes,
+                }
+            })
+            .collect();
+        self.service_of = plan.iter().map(|p| self.services.iter().position(|s| s.id == p.service)).collect();
+        self.guard_ok = plan
+            .iter()
+            .filter(|p| p.is_guard())
+            .map(|p| {
+                let kept = old_guards.iter().find(|(i, _)| old_probes.get(*i).is_some_and(|o| o.probe.spec == p.spec));
+                (p.index, kept.and_then(|(_, ok)| *ok))
+            })
+            .collect();
+    }
+
+    /// Switches to a new config, keeping the state of every probe whose
+    /// definition did not change. Emits the resulting service changes.
+    pub fn reconfigure(
+        &mut self,
+        config: &Config,
+        plan: &[Arc<ProbeRef>],
+        now: SystemTime,
+        emit: &mut dyn FnMut(Event<'_>),
+    ) {
+        let old = std::mem::replace(
+            self,
+            Verdict {
+                probes: Vec::new(),
+                services: Vec::new(),
+                service_of: Vec::new(),
+                guard_ok: Vec::new(),
+                online: self.online,
+            },
+        );
+        self.install(config, plan, now, Some(old));
+        for i in 0..self.services.len() {
+            self.judge_service(i, now, emit);
+        }
+    }
+
+    /// True unless every guard's latest run failed.
+    pub fn online(&self) -> bool {
+        self.online
+    }
+
+    /// Probe states, by plan index.
+    pub fn probes(&self) -> &[ProbeState] {
+        &self.probes
+    }
+
+    /// Service states, in config order.
+    pub fn services(&self) -> &[ServiceState] {
+        &self.services
+    }
+
+    /// Judges one run. Runs of probes no longer in the plan are ignored.
+    pub fn observe(&mut self, observation: &Observation, emit: &mut dyn FnMut(Event<'_>)) {
+        let index = observation.probe.index;
+        let current = self.probes.get(index).is_some_and(|s| Arc::ptr_eq(&s.probe, &observation.probe));
+        if !current {
+            return;
+        }
+        let at = observation.at + observation.duration;
+        if observation.probe.is_guard() {
+            self.observe_guard(observation, at, emit);
+            return;
+        }
+        let state = &mut self.probes[index];
+        state.last =
+            Some(LastRun { at: observation.at, duration: observation.duration, finding: observation.finding.clone() });
+        let from = state.status;
+        if self.online {
+            step(state, &observation.finding, at);
+        }
+        let state = &self.probes[index];
+        emit(Event::Observed { observation, state });
+        if state.status != from {
+            emit(Event::ProbeChanged { state, from });
+        }
+        if let Some(service) = self.service_of[index] {
+            self.judge_service(service, at, emit);
+        }
+    }
+
+    fn observe_guard(&mut self, observation: &Observation, at: SystemTime, emit: &mut dyn FnMut(Event<'_>)) {
+        let index = observation.probe.index;
+        let ok = observation.finding.result.is_ok();
+        if let Some(slot) = self.guard_ok.iter_mut().find(|(i, _)| *i == index) {
+            slot.1 = Some(ok);
+        }
+        let state = &mut self.probes[index];
+        state.last =
+            Some(LastRun { at: observation.at, duration: observation.duration, finding: observation.finding.clone() });
+        let from = state.status;
+        step(state, &observation.finding, at);
+        let state = &self.probes[index];
+        emit(Event::Observed { observation, state });
+        if state.status != from {
+            emit(Event::ProbeChanged { state, from });
+        }
+        let all_failed = self.guard_ok.iter().all(|(_, ok)| *ok == Some(false));
+        let online = !all_failed;
+        if online == self.online {
+            return;
+        }
+        self.online = online;
+        emit(Event::OnlineChanged { online, at });
+        if !online {
+            // Our own connectivity is gone: nothing we saw lately can be
+            // trusted, and nothing we see now counts.
+            for i in 0..self.probes.len() {
+                if self.probes[i].probe.is_guard() {
+                    continue;
+                }
+                let state = &mut self.probes[i];
+                let from = state.status;
+                state.failures = 0;
+                state.successes = 0;
+                if from != ProbeStatus::Unknown {
+                    state.status = ProbeStatus::Unknown;
+                    state.since = at;
+                    emit(Event::ProbeChanged { state: &self.probes[i], from });
+                }
+            }
+        }
+        for i in 0..self.services.len() {
+            self.judge_service(i, at, emit);
+        }
+    }
+
+    fn judge_service(&mut self, index: usize, at: SystemTime, emit: &mut dyn FnMut(Event<'_>)) {
+        let service = &self.services[index];
+        let states: Vec<&ProbeState> = service.probes.iter().map(|&i| &self.probes[i]).collect();
+        let status = service_status(&states, self.online);
+        let cause = match status {
+            ServiceStatus::Down | ServiceStatus::Degraded => root_cause(&states),
+            _ => None,
+        };
+        let service = &mut self.services[index];
+        let from = service.status;
+        if from == status && service.cause == cause {
+            return;
+        }
+        if from != status {
+            service.since = at;
+        }
+        service.status = status;
+        service.cause = cause;
+        emit(Event::ServiceChanged { service: &self.services[index], from, at });
+    }
+}
+
+/// Advances one probe's state machine by one run.
+fn step(state: &mut ProbeState, finding: &Finding, at: SystemTime) {
+    let spec = &state.probe.spec;
+    let next = match finding.result {
+        Ok(()) => {
+            state.failures = 0;
+            state.successes = state.successes.saturating_add(1);
+            match state.status {
+                ProbeStatus::Down if state.successes < spec.recover_after => ProbeStatus::Down,
+                _ => ProbeStatus::Up,
+            }
+        }
+        Err(reason) if reason.is_inconclusive() => {
+            state.failures = 0;
+            state.successes = 0;
+            ProbeStatus::Unknown
+        }
+        Err(_) => {
+            state.successes = 0;
+            state.failures = state.failures.saturating_add(1);
+            state.last_failure = Some(finding.clone());
+            if state.failures >= spec.fail_after { ProbeStatus::Down } else { state.status }
+        }
+    };
+    if next != state.status {
+        state.status = next;
+        state.since = at;
+    }
+}
+
+/// SPEC section 3 status of a service from its probes' states.
+pub fn service_status(probes: &[&ProbeState], online: bool) -> ServiceStatus {
+    if !online || probes.iter().all(|p| p.status == ProbeStatus::Unknown) {
+        return ServiceStatus::Unknown;
+    }
+    let Some(top) = probes.iter().map(|p| p.probe.kind()).max() else { return ServiceStatus::Unknown };
+    let top_down = probes.iter().filter(|p| p.probe.kind() == top).all(|p| p.status == ProbeStatus::Down);
+    if top_down {
+        ServiceStatus::Down
+    } else if probes.iter().any(|p| p.status == ProbeStatus::Down) {
+        ServiceStatus::Degraded
+    } else {
+        ServiceStatus::Up
+    }
+}
+
+/// Where a failure happened, for grouping: DNS server, HTTP host, origin AS.
+fn scope(probe: &ProbeRef) -> String {
+    match &probe.spec.check {
+        Check::Dns(d) => d.server.map_or_else(|| "system resolver".into(), |s| s.to_string()),
+        Check::Http(h) => h.host(),
+        Check::Bgp(b) => b.origin.map_or_else(|| b.prefix.to_string(), |asn| format!("AS{asn}")),
+    }
+}
+
+/// The lowest layer with a DOWN probe, its details, and the chain above it.
+pub fn root_cause(probes: &[&ProbeState]) -> Option<RootCause> {
+    let down: Vec<&&ProbeState> = probes.iter().filter(|p| p.status == ProbeStatus::Down).collect();
+    let layer = down.iter().map(|p| p.probe.kind()).min()?;
+    let failure_of = |p: &ProbeState| -> (Reason, String) {
+        match &p.last_failure {
+            Some(Finding { result: Err(reason), detail, .. }) => (*reason, detail.clone()),
+            _ => (Reason::BgpUnknown, "failing".into()),
+        }
+    };
+    let at_root: Vec<&&ProbeState> = down.iter().copied().filter(|p| p.probe.kind() == layer).collect();
+    let details: Vec<String> = at_root.iter().map(|p| failure_of(p).1).collect();
+    let summary = format!("{layer}: {}", details.join("; "));
+    let key_parts: BTreeSet<String> =
+        at_root.iter().map(|p| format!("{}@{}", failure_of(p).0, scope(&p.probe))).collect();
+    let key = format!("{layer}|{}", key_parts.into_iter().collect::<Vec<_>>().join(","));
+    let mut chain = summary.clone();
+    for higher in [Kind::Dns, Kind::Http].into_iter().filter(|k| *k > layer) {
+        let reasons: BTreeSet<&str> =
+            down.iter().filter(|p| p.probe.kind() == higher).map(|p| failure_of(p).0.as_str()).collect();
+        if !reasons.is_empty() {
+            chain.push_str(&format!(" → {higher}: {}", reasons.into_iter().collect::<Vec<_>>().join(", ")));
+        }
+    }
+    Some(RootCause { layer, summary, chain, key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const CONFIG: &str = r#"
+[monitor]
+fail_after = 3
+recover_after = 2
+
+[[guard]]
+kind = "dns"
+query = "."
+record = "NS"
+server = "127.0.0.1:5301"
+
+[[service]]
+id = "whatsapp"
+name = "WhatsApp"
+  [[service.probe]]
+  kind = "bgp"
+  prefix = "129.134.30.0/23"
+  origin = 32934
+  [[service.probe]]
+  kind = "dns"
+  query = "web.whatsapp.com"
+  server = "127.0.0.1:5300"
+  [[service.probe]]
+  kind = "http"
+  url = "https://web.whatsapp.com/"
+  [[service.probe]]
+  kind = "http"
+  url = "https://www.whatsapp.com/"
+"#;
+
+    struct Rig {
+        verdict: Verdict,
+        plan: Vec<Arc<ProbeRef>>,
+        clock: SystemTime,
+        events: Vec<String>,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let config = Config::parse(Path::new("t.toml"), CONFIG).unwrap();
+            let plan = crate::probe::plan(&config);
+            let clock = SystemTime::UNIX_EPOCH + Duration::from_secs(1_633_361_000);
+            Rig { verdict: Verdict::new(&config, &plan, clock), plan, clock, events: Vec::new() }
+        }
+
+        /// Runs probe `i` (0 = guard, 1 = bgp, 2 = dns, 3/4 = http) once.
+        fn run(&mut self, i: usize, result: Result<(), Reason>) {
+            self.clock += Duration::from_secs(1);
+            let detail = match result {
+                Ok(()) => "fine".to_string(),
+                Err(r) => format!("{} failed", r.as_str()),
+            };
+            let observation = Observation {
+                probe: self.plan[i].clone(),
+                at: self.clock,
+                duration: Duration::from_millis(3),
+                lateness: Duration::ZERO,
+                finding: Finding { result, detail, http_status: None, visibility: None },
+            };
+            let events = &mut self.events;
+            self.verdict.observe(&observation, &mut |e| {
+                if let Event::ServiceChanged { service, from, .. } = e {
+                    events.push(format!("{}->{}", from.as_str(), service.status.as_str()));
+                }
+            });
+        }
+
+        fn all_ok(&mut self) {
+            for i in 0..self.plan.len() {
+                self.run(i, Ok(()));
+            }
+        }
+
+        fn service(&self) -> &ServiceState {
+            &self.verdict.services()[0]
+        }
+
+        fn probe(&self, i: usize) -> ProbeStatus {
+            self.verdict.probes()[i].status
+        }
+    }
+
+    #[test]
+    fn nothing_confirmed_is_unknown_then_first_success_is_up() {
+        let mut rig = Rig::new();
+        assert_eq!(rig.service().status, ServiceStatus::Unknown);
+        rig.run(2, Err(Reason::DnsServfail));
+        assert_eq!(rig.service().status, ServiceStatus::Unknown, "one failure confirms nothing");
+        rig.all_ok();
+        assert_eq!(rig.service().status, ServiceStatus::Up);
+        assert_eq!(rig.events, vec!["unknown->up"]);
+    }
+
+    #[test]
+    fn probe_is_down_after_exactly_fail_after_failures_and_up_after_recover_after() {
+        let mut rig = Rig::new();
+        rig.all_ok();
+        rig.run(2, Err(Reason::DnsServfail));
+        rig.run(2, Err(Reason::DnsServfail));
+        assert_eq!(rig.probe(2), ProbeStatus::Up);
+        rig.run(2, Err(Reason::DnsServfail));
+        assert_eq!(rig.probe(2), ProbeStatus::Down);
+        rig.run(2, Ok(()));
+        assert_eq!(rig.probe(2), ProbeStatus::Down);
+        rig.run(2, Ok(()));
+        assert_eq!(rig.probe(2), ProbeStatus::Up);
+    }
+
+    #[test]
+    fn a_success_in_between_resets_the_failure_count() {
+        let mut rig = Rig::new();
+        rig.all_ok();
+        for _ in 0..5 {
+            rig.run(2, Err(Reason::DnsTimeout));
+            rig.run(2, Err(Reason::DnsTimeout));
+            rig.run(2, Ok(()));
+        }
+        assert_eq!(rig.probe(2), ProbeStatus::Up);
+    }
+
+    #[test]
+    fn lower_layer_down_alone_degrades_and_top_layer_down_takes_the_service_down() {
+        let mut rig = Rig::new();
+        rig.all_ok();
+        for _ in 0..3 {
+            rig.run(2, Err(Reason::DnsServfail));
+        }
+        assert_eq!(rig.service().status, ServiceStatus::Degraded);
+        let cause = rig.service().cause.clone().unwrap();
+        assert_eq!(cause.layer, Kind::Dns);
+        assert_eq!(cause.summary, "dns: dns_servfail failed");
+        // One of two http probes down: still degraded.
+        for _ in 0..3 {
+            rig.run(3, Err(Reason::HttpTimeout));
+        }
+        assert_eq!(rig.service().status, ServiceStatus::Degraded);
+        for _ in 0..3 {
+            rig.run(4, Err(Reason::HttpConnect));
+        }
+        assert_eq!(rig.service().status, ServiceStatus::Down);
+        let cause = rig.service().cause.clone().unwrap();
+        assert_eq!(cause.layer, Kind::Dns, "root cause is the lowest layer with a DOWN probe");
+        assert_eq!(cause.chain, "dns: dns_servfail failed → http: http_connect, http_timeout");
+        assert_eq!(cause.key, "dns|dns_servfail@127.0.0.1:5300");
+    }
+
+    #[test]
+    fn bgp_below_dns_becomes_the_root_cause() {
+        let mut rig = Rig::new();
+        rig.all_ok();
+        for _ in 0..3 {
+            rig.run(2, Err(Reason::DnsServfail));
+            rig.run(1, Err(Reason::BgpInvisible));
+        }
+        let cause = rig.service().cause.clone().unwrap();
+        assert_eq!(cause.layer, Kind::Bgp);
+        assert_eq!(cause.key, "bgp|bgp_invisible@AS32934");
+        assert!(cause.chain.starts_with("bgp: bgp_invisible failed → dns: dns_servfail"), "{}", cause.chain);
+    }
+
+    #[test]
+    fn bgp_unknown_is_never_an_outage() {
+        let mut rig = Rig::new();
+        rig.all_ok();
+        for _ in 0..10 {
+            rig.run(1, Err(Reason::BgpUnknown));
+        }
+        assert_eq!(rig.probe(1), ProbeStatus::Unknown);
+        assert_eq!(rig.service().status, ServiceStatus::Up);
+    }
+
+    #[test]
+    fn guard_failure_makes_services_unknown_not_down_and_failures_do_not_count() {
+        let mut rig = Rig::new();
+        rig.all_ok();
+        rig.run(0, Err(Reason::DnsTimeout));
+        assert!(!rig.verdict.online());
+        assert_eq!(rig.service().status, ServiceStatus::Unknown);
+        for i in 1..5 {
+            for _ in 0..5 {
+                rig.run(i, Err(Reason::DnsTimeout));
+            }
+        }
+        assert_eq!(rig.service().status, ServiceStatus::Unknown);
+        assert!(rig.events.iter().all(|e| !e.ends_with("->down")), "{:?}", rig.events);
+        // Back online: the failures seen while offline are forgotten.
+        rig.run(0, Ok(()));
+        assert!(rig.verdict.online());
+        rig.run(2, Err(Reason::DnsTimeout));
+        assert_ne!(rig.probe(2), ProbeStatus::Down);
+    }
+}

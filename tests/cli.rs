@@ -1,0 +1,214 @@
+//! The command line as a user meets it: `validate` on broken configs gives
+//! one line naming file:line and key with exit 2; `check` exits 0/1/2.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use support::dns::{Mode, TestDns};
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn chatpulse(config: &Path, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_chatpulse"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+const SERVICE: &str = "[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"web.whatsapp.com\"\n";
+
+/// (what is broken, config text, expected line, text the message must contain)
+fn broken_configs() -> Vec<(&'static str, String, usize, &'static str)> {
+    vec![
+        ("unknown key", format!("[monitor]\nintervall = \"30s\"\n{SERVICE}"), 2, "unknown key \"intervall\""),
+        (
+            "bad duration",
+            format!("[monitor]\ninterval = \"30 parsecs\"\n{SERVICE}"),
+            2,
+            "\"interval\": \"30 parsecs\" is not a duration",
+        ),
+        (
+            "bad record type",
+            SERVICE.replace("  query = \"web.whatsapp.com\"\n", "  query = \"web.whatsapp.com\"\n  record = \"AAA\"\n"),
+            7,
+            "service \"whatsapp\" probe 1: \"record\": unknown record type \"AAA\"",
+        ),
+        ("duplicate service id", format!("{SERVICE}\n{SERVICE}"), 9, "\"id\": \"whatsapp\" is used by another service"),
+        (
+            "unparsable server address",
+            SERVICE.replace(
+                "  query = \"web.whatsapp.com\"\n",
+                "  query = \"web.whatsapp.com\"\n  server = \"1.1.1.1:dns\"\n",
+            ),
+            7,
+            "\"server\": \"1.1.1.1:dns\" is not an IP address",
+        ),
+        (
+            "service without probes",
+            "[[service]]\nid = \"signal\"\nname = \"Signal\"\n".into(),
+            1,
+            "service \"signal\": has no [[service.probe]]",
+        ),
+        ("no services", "[monitor]\nvantage = \"x\"\n".into(), 1, "no [[service]] is configured"),
+        ("invalid TOML", format!("{SERVICE}\n[monitor\n"), 8, "invalid TOML"),
+        ("wrong type", format!("[monitor]\nfail_after = \"three\"\n{SERVICE}"), 2, "\"fail_after\" must be an integer"),
+        (
+            "prefix with host bits",
+            format!("{SERVICE}  [[service.probe]]\n  kind = \"bgp\"\n  prefix = \"129.134.31.0/23\"\n"),
+            9,
+            "has host bits set (did you mean 129.134.30.0/23?)",
+        ),
+        (
+            "url that is not http",
+            format!("{SERVICE}  [[service.probe]]\n  kind = \"http\"\n  url = \"ftp://x.org/\"\n"),
+            9,
+            "must be an http:// or https:// URL",
+        ),
+        (
+            "unknown probe kind",
+            format!("{SERVICE}  [[service.probe]]\n  kind = \"icmp\"\n"),
+            8,
+            "\"kind\": \"icmp\" is not a probe kind",
+        ),
+        (
+            "duplicate probe id",
+            format!("{SERVICE}  [[service.probe]]\n  kind = \"dns\"\n  id = \"dns-1\"\n  query = \"x.org\"\n"),
+            9,
+            "probe id \"dns-1\" is used twice",
+        ),
+        (
+            "missing required key",
+            "[[service]]\nid = \"a\"\nname = \"A\"\n  [[service.probe]]\n  kind = \"dns\"\n".into(),
+            4,
+            "missing required key \"query\"",
+        ),
+        (
+            "visibility out of range",
+            format!(
+                "{SERVICE}  [[service.probe]]\n  kind = \"bgp\"\n  prefix = \"10.0.0.0/8\"\n  min_visibility = 1.5\n"
+            ),
+            10,
+            "\"min_visibility\" must be a number from 0 to 1",
+        ),
+        (
+            "bad smtp scheme",
+            format!(
+                "[alerts.email]\nsmtp = \"imap://mail.example.org\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\n{SERVICE}"
+            ),
+            2,
+            "scheme \"imap\" is not one of smtp://",
+        ),
+        (
+            "session source without its table",
+            format!(
+                "[bgp]\nsource = \"session\"\n{SERVICE}  [[service.probe]]\n  kind = \"bgp\"\n  prefix = \"10.0.0.0/8\"\n"
+            ),
+            2,
+            "needs a [bgp.session] table",
+        ),
+        (
+            "key of another kind",
+            SERVICE.replace(
+                "  query = \"web.whatsapp.com\"\n",
+                "  query = \"web.whatsapp.com\"\n  body_contains = \"x\"\n",
+            ),
+            7,
+            "key \"body_contains\" does not apply to a dns probe",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn validate_rejects_each_broken_config_with_one_line_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, text, line, needle) in broken_configs() {
+        let path = write_config(dir.path(), &text);
+        let out = chatpulse(&path, &["validate"]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: exit code; stderr: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{what}: one line expected, got: {stderr}");
+        let prefix = format!("{}:{line}: ", path.display());
+        assert!(stderr.starts_with(&prefix), "{what}: expected prefix {prefix:?}, got: {stderr}");
+        assert!(stderr.contains(needle), "{what}: expected {needle:?} in: {stderr}");
+        assert!(out.stdout.is_empty(), "{what}: nothing on stdout");
+    }
+}
+
+#[tokio::test]
+async fn validate_accepts_the_shipped_config_and_prints_the_plan() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+    let out = chatpulse(&shipped, &["validate"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for platform in ["WhatsApp", "Messenger", "Instagram", "Facebook", "Signal", "Telegram"] {
+        assert!(stdout.contains(platform), "{platform} missing from:\n{stdout}");
+    }
+    assert!(stdout.contains("facebook.com SOA @129.134.30.12:53, no recursion"), "{stdout}");
+    assert!(stdout.contains("129.134.30.0/23 AS32934"));
+    assert!(stdout.contains("149.154.160.0/20 AS62041"));
+}
+
+#[tokio::test]
+async fn missing_config_file_and_bad_arguments_exit_2_with_one_sentence() {
+    let out = chatpulse(Path::new("/nonexistent/chatpulse.toml"), &["validate"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent/chatpulse.toml: cannot read the config file"), "{stderr}");
+
+    let out = chatpulse(Path::new("config.toml"), &["check", "--frobnicate"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--frobnicate"), "{stderr}");
+}
+
+fn check_config(dns: &TestDns) -> String {
+    format!(
+        "[[service]]\nid = \"chat\"\nname = \"Chat\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"web.chat.test\"\n  server = \"{}\"\n  timeout = \"1s\"\n\n[[service]]\nid = \"other\"\nname = \"Other\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"nope.chat.test\"\n  server = \"{}\"\n",
+        dns.addr, dns.addr
+    )
+}
+
+#[tokio::test]
+async fn check_exits_0_when_all_pass_1_when_any_fails_2_on_bad_input() {
+    let dns = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &check_config(&dns));
+
+    let out = chatpulse(&path, &["check", "--service", "chat"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("SERVICE") && stdout.contains("RESULT") && stdout.contains("DETAIL"), "{stdout}");
+    assert!(stdout.contains("chat") && stdout.contains(" ok "), "{stdout}");
+
+    let out = chatpulse(&path, &["check"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("dns_nxdomain"), "{stdout}");
+    assert!(stdout.contains("1 of 2 probes failed"), "{stdout}");
+
+    dns.set_mode(Mode::ServFail);
+    let out = chatpulse(&path, &["check", "--service", "chat", "--json"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["passed"], false);
+    assert_eq!(doc["results"][0]["result"], "dns_servfail");
+    assert_eq!(doc["results"][0]["service"], "chat");
+
+    let out = chatpulse(&path, &["check", "--service", "nosuch"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no service \"nosuch\""));
+
+    let bad = write_config(dir.path(), "[[service]]\nid = \"x\"\n");
+    assert_eq!(chatpulse(&bad, &["check"]).await.status.code(), Some(2));
+}

@@ -1,0 +1,161 @@
+//! End to end with the real binary: `chatpulse run` against a real DNS
+//! server and a real HTTP server on loopback. Break the DNS server, watch the
+//! service go down with a DNS root cause, repair it, watch it recover; reload
+//! on SIGHUP; stop on SIGTERM.
+
+mod support;
+
+use std::time::Duration;
+
+use support::daemon::Daemon;
+use support::dns::{Mode, TestDns};
+use support::http::TestHttp;
+use support::wait_for;
+
+fn config(dns: &TestDns, http: &TestHttp, dir: &std::path::Path) -> String {
+    format!(
+        r#"
+[monitor]
+vantage = "e2e"
+interval = "300ms"
+timeout = "250ms"
+fail_after = 2
+recover_after = 2
+
+[server]
+listen = "127.0.0.1:0"
+
+[storage]
+path = "{db}"
+
+[[service]]
+id = "whatsapp"
+name = "WhatsApp"
+  [[service.probe]]
+  kind = "dns"
+  id = "dns-web"
+  query = "web.chat.test"
+  server = "{dns}"
+  [[service.probe]]
+  kind = "dns"
+  id = "dns-mx"
+  query = "mail.chat.test"
+  record = "MX"
+  server = "{dns}"
+
+[[service]]
+id = "signal"
+name = "Signal"
+  [[service.probe]]
+  kind = "http"
+  url = "{url}"
+  body_contains = "WhatsApp"
+"#,
+        db = dir.join("history.db").display(),
+        dns = dns.addr,
+        url = http.url("/switch"),
+    )
+}
+
+async fn status_of(daemon: &Daemon, id: &str) -> Option<String> {
+    daemon.service(id).await.and_then(|s| s["status"].as_str().map(str::to_string))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_outage_takes_service_down_with_dns_root_cause_and_it_recovers() {
+    let dns = TestDns::start().await;
+    let http = TestHttp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config(&dns, &http, dir.path())).unwrap();
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    let deadline = Duration::from_secs(15);
+
+    wait_for("whatsapp up", deadline, || async { (status_of(&daemon, "whatsapp").await? == "up").then_some(()) }).await;
+    let probe_up = r#"chatpulse_probe_up{service="whatsapp",probe="dns-web",kind="dns"}"#;
+    assert_eq!(daemon.metric(probe_up).await, Some(1.0));
+
+    dns.set_mode(Mode::ServFail);
+    wait_for("probe_up 0", deadline, || async { (daemon.metric(probe_up).await? == 0.0).then_some(()) }).await;
+    let service = wait_for("whatsapp down", deadline, || async {
+        let s = daemon.service("whatsapp").await?;
+        (s["status"] == "down").then_some(s)
+    })
+    .await;
+    let summary = service["cause"]["summary"].as_str().unwrap();
+    assert_eq!(service["cause"]["layer"], "dns");
+    assert!(summary.starts_with("dns: "), "{summary}");
+    assert!(summary.contains("SERVFAIL"), "{summary}");
+    assert_eq!(service["probes"][0]["last_result"], "dns_servfail");
+    let runs = r#"chatpulse_probe_runs_total{service="whatsapp",probe="dns-web",kind="dns",result="dns_servfail"}"#;
+    assert!(daemon.metric(runs).await.unwrap_or(0.0) >= 2.0);
+    assert_eq!(daemon.metric(r#"chatpulse_service_up{service="whatsapp"}"#).await, Some(0.0));
+    assert_eq!(daemon.metric(r#"chatpulse_service_status{service="whatsapp",status="down"}"#).await, Some(1.0));
+    // The other service is untouched.
+    assert_eq!(status_of(&daemon, "signal").await.as_deref(), Some("up"));
+
+    dns.set_mode(Mode::Normal);
+    wait_for("whatsapp up again", deadline, || async { (status_of(&daemon, "whatsapp").await? == "up").then_some(()) })
+        .await;
+    assert_eq!(daemon.metric(probe_up).await, Some(1.0));
+    assert_eq!(daemon.metric(r#"chatpulse_service_up{service="whatsapp"}"#).await, Some(1.0));
+    let doc = daemon.json("/api/v1/services").await.unwrap();
+    assert_eq!(doc["vantage"], "e2e");
+    assert_eq!(doc["online"], true);
+    assert!(doc["services"][0]["cause"].is_null());
+    assert!(doc["services"][0]["since"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_stops_cleanly() {
+    let dns = TestDns::start().await;
+    let http = TestHttp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let good = config(&dns, &http, dir.path());
+    std::fs::write(&path, &good).unwrap();
+    let mut daemon = Daemon::start(dir.path(), &path, &[]).await;
+    let deadline = Duration::from_secs(15);
+    let reload_ok = "chatpulse_config_last_reload_successful";
+    assert_eq!(daemon.metric(reload_ok).await, Some(1.0));
+    wait_for("signal up", deadline, || async { (status_of(&daemon, "signal").await? == "up").then_some(()) }).await;
+
+    std::fs::write(&path, good.replace("interval = \"300ms\"", "interval = \"soon\"")).unwrap();
+    daemon.signal("HUP");
+    wait_for("reload failure reported", deadline, || async { (daemon.metric(reload_ok).await? == 0.0).then_some(()) })
+        .await;
+    assert!(daemon.logged("config reload rejected"), "{}", daemon.all_logs());
+    // Still monitoring with the old config: a new failure is still noticed.
+    http.knobs.switch_status.store(503, std::sync::atomic::Ordering::SeqCst);
+    wait_for("signal down", deadline, || async { (status_of(&daemon, "signal").await? == "down").then_some(()) }).await;
+    assert_eq!(daemon.get("/healthz").await, Some((200, "ok\n".to_string())));
+
+    // A good new config (a service renamed) is taken.
+    std::fs::write(&path, good.replace("name = \"Signal\"", "name = \"Signal Messenger\"")).unwrap();
+    daemon.signal("HUP");
+    wait_for("reload success", deadline, || async { (daemon.metric(reload_ok).await? == 1.0).then_some(()) }).await;
+    let signal = daemon.service("signal").await.unwrap();
+    assert_eq!(signal["name"], "Signal Messenger");
+    assert_eq!(signal["status"], "down", "unchanged probes keep their state across a reload");
+
+    daemon.signal("TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), daemon.child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(daemon.logged("stopped"), "{}", daemon.all_logs());
+}
+
+#[tokio::test]
+async fn run_with_a_bad_config_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[server]\nlisten = \"nowhere\"\n").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatpulse"))
+        .arg("--config")
+        .arg(&path)
+        .arg("run")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":2: [server]: \"listen\""));
+}
