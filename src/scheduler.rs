@@ -1,19 +1,30 @@
 //! When probes run: intervals, spread, timeouts, concurrency.
 //!
-//! Each probe gets its own task with a fixed-rate ticker anchored at start
-//! (tick k is at `start + offset + k * interval`, so there is no drift over
-//! hours). First runs are spread evenly across each probe's interval so a
-//! thousand probes do not fire in the same millisecond. A run is awaited
-//! before the next tick is taken and missed ticks are skipped, so a probe
-//! slower than its interval never overlaps itself. A semaphore bounds how many
-//! probes run at once. Probes with a trigger (bgp) also run whenever it fires.
+//! One task schedules every probe from a priority queue of due times:
+//! probe k's runs are due at `start + offset + n * interval` (a fixed grid, so
+//! there is no drift over hours), and the offsets spread first runs evenly
+//! across each interval so a thousand probes do not fire in the same
+//! millisecond. A probe still running when its next tick comes skips that
+//! tick, so it never overlaps itself. At most [`MAX_CONCURRENT_RUNS`] run at
+//! once; due probes beyond that wait their turn (and report the lateness).
+//! Probes with a trigger (bgp) also run whenever it fires — at once, or right
+//! after the current run if one is in flight, so no change goes unjudged.
+//!
+//! A single scheduler instead of a task and a timer per probe keeps 10,000
+//! probes cheap: one timer, one queue entry per probe, futures only for runs
+//! in flight.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
-use tokio::time::{Instant, MissedTickBehavior};
+use futures_util::stream::{FuturesUnordered, SelectAll, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::config::Kind;
 use crate::probe::{Finding, Observation, Probe, ProbeRef, Reason};
@@ -24,30 +35,49 @@ pub const MAX_CONCURRENT_RUNS: usize = 512;
 /// Slack beyond a probe's own timeout before the scheduler gives up on a run.
 const TIMEOUT_SLACK: Duration = Duration::from_secs(2);
 
-/// The running schedule; dropping it stops every probe task.
+/// The running schedule; dropping it stops every probe.
 pub struct Schedule {
-    tasks: JoinSet<()>,
+    task: JoinHandle<()>,
 }
 
 impl Schedule {
-    /// Starts one task per probe. Observations go to `out`; each carries the
-    /// lateness of its run against the ideal tick.
+    /// Starts scheduling `probes`. Observations go to `out`; each carries the
+    /// lateness of its run against its due time.
     pub fn start(probes: Vec<(Arc<ProbeRef>, Box<dyn Probe>)>, out: mpsc::Sender<Observation>) -> Schedule {
-        let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_RUNS));
-        let total = probes.len().max(1) as u32;
         let origin = Instant::now();
-        let mut tasks = JoinSet::new();
-        for (i, (info, probe)) in probes.into_iter().enumerate() {
-            // Even spread: probe i of n starts i/n of the way into its interval.
-            let offset = info.spec.interval.mul_f64(f64::from(i as u32) / f64::from(total));
-            tasks.spawn(drive(info, probe, out.clone(), permits.clone(), origin + offset));
-        }
-        Schedule { tasks }
+        let total = probes.len().max(1) as f64;
+        let mut due = BinaryHeap::with_capacity(probes.len());
+        let mut triggers: Triggers = SelectAll::new();
+        let slots: Vec<Slot> = probes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (info, probe))| {
+                // Even spread: probe i of n starts i/n of the way into its interval.
+                due.push(Reverse((origin + info.spec.interval.mul_f64(i as f64 / total), i)));
+                if let Some(rx) = probe.trigger() {
+                    triggers.push(Box::pin(futures_util::stream::unfold(rx, move |mut rx| async move {
+                        rx.changed().await.ok()?;
+                        Some((i, rx))
+                    })));
+                }
+                Slot { info, probe: Arc::from(probe), running: false, rerun: false }
+            })
+            .collect();
+        let scheduler =
+            Scheduler { slots, due, triggers, in_flight: FuturesUnordered::new(), waiting: VecDeque::new(), out };
+        Schedule { task: tokio::spawn(scheduler.run()) }
     }
 
-    /// Stops every probe task and waits for them to end.
-    pub async fn stop(mut self) {
-        self.tasks.shutdown().await;
+    /// Stops scheduling; runs in flight are dropped.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = (&mut { self }.task).await;
+    }
+}
+
+impl Drop for Schedule {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -72,36 +102,100 @@ pub async fn run_once(info: &ProbeRef, probe: &dyn Probe) -> (SystemTime, Durati
     (at, started.elapsed(), finding)
 }
 
-async fn drive(
+struct Slot {
     info: Arc<ProbeRef>,
-    probe: Box<dyn Probe>,
+    probe: Arc<dyn Probe>,
+    running: bool,
+    /// A trigger fired while the probe was running: run again when it ends.
+    rerun: bool,
+}
+
+type Run = Pin<Box<dyn Future<Output = (usize, Observation)> + Send>>;
+type Triggers = SelectAll<Pin<Box<dyn futures_util::Stream<Item = usize> + Send>>>;
+
+struct Scheduler {
+    slots: Vec<Slot>,
+    /// (due time, slot) of every probe's next tick.
+    due: BinaryHeap<Reverse<(Instant, usize)>>,
+    triggers: Triggers,
+    in_flight: FuturesUnordered<Run>,
+    /// Due probes waiting for a free run slot, with their due times.
+    waiting: VecDeque<(usize, Instant)>,
     out: mpsc::Sender<Observation>,
-    permits: Arc<Semaphore>,
-    first: Instant,
-) {
-    let mut ticker = tokio::time::interval_at(first, info.spec.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut trigger = probe.trigger();
-    loop {
-        let due = match trigger.as_mut() {
-            Some(rx) => tokio::select! {
-                tick = ticker.tick() => tick,
-                changed = rx.changed() => {
-                    if changed.is_err() {
-                        trigger = None;
-                        continue;
+}
+
+impl Scheduler {
+    fn start(&mut self, i: usize, due: Instant) {
+        let slot = &mut self.slots[i];
+        slot.running = true;
+        let (info, probe) = (slot.info.clone(), slot.probe.clone());
+        self.in_flight.push(Box::pin(async move {
+            let lateness = Instant::now().saturating_duration_since(due);
+            let (at, duration, finding) = run_once(&info, probe.as_ref()).await;
+            (i, Observation { probe: info, at, duration, lateness, finding })
+        }));
+    }
+
+    /// Starts every probe whose tick has come and queues its next tick.
+    fn start_due(&mut self, now: Instant) {
+        while let Some(&Reverse((at, i))) = self.due.peek() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            let interval = self.slots[i].info.spec.interval;
+            // The next point of this probe's grid after now (ticks missed
+            // while it ran or while we were late are skipped, not bunched).
+            let behind = now.saturating_duration_since(at).as_nanos() / interval.as_nanos().max(1);
+            let next = at + interval * (behind as u32 + 1);
+            self.due.push(Reverse((next, i)));
+            if self.slots[i].running {
+                continue;
+            }
+            if self.in_flight.len() >= MAX_CONCURRENT_RUNS {
+                self.slots[i].running = true;
+                self.waiting.push_back((i, at));
+            } else {
+                self.start(i, at);
+            }
+        }
+    }
+
+    async fn run(mut self) {
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        loop {
+            if let Some(&Reverse((at, _))) = self.due.peek()
+                && sleep.deadline() != at
+            {
+                sleep.as_mut().reset(at);
+            }
+            let has_triggers = !self.triggers.is_empty();
+            tokio::select! {
+                biased;
+                Some((i, observation)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.slots[i].running = false;
+                    if self.out.send(observation).await.is_err() {
+                        return;
                     }
-                    Instant::now()
+                    if std::mem::take(&mut self.slots[i].rerun) {
+                        self.start(i, Instant::now());
+                    }
+                    while self.in_flight.len() < MAX_CONCURRENT_RUNS {
+                        let Some((j, at)) = self.waiting.pop_front() else { break };
+                        self.start(j, at);
+                    }
                 }
-            },
-            None => ticker.tick().await,
-        };
-        let Ok(_permit) = permits.acquire().await else { return };
-        let lateness = Instant::now().saturating_duration_since(due);
-        let (at, duration, finding) = run_once(&info, probe.as_ref()).await;
-        let observation = Observation { probe: info.clone(), at, duration, lateness, finding };
-        if out.send(observation).await.is_err() {
-            return;
+                () = &mut sleep, if !self.due.is_empty() => self.start_due(Instant::now()),
+                Some(i) = self.triggers.next(), if has_triggers => {
+                    if self.slots[i].running {
+                        self.slots[i].rerun = true;
+                    } else {
+                        self.start(i, Instant::now());
+                    }
+                }
+                else => return,
+            }
         }
     }
 }
@@ -148,12 +242,12 @@ mod tests {
         let spec = ProbeSpec {
             id: format!("p{index}"),
             interval,
-            timeout: interval,
+            timeout: Duration::from_secs(30),
             fail_after: 1,
             recover_after: 1,
             check: Check::Dns(check),
         };
-        Arc::new(ProbeRef { index, service: "s".into(), spec })
+        Arc::new(ProbeRef { index, service: "s".into(), spec: Arc::new(spec) })
     }
 
     struct Run {
@@ -222,5 +316,84 @@ mod tests {
             let off = at.duration_since(origin).abs_diff(ideal);
             assert!(off < Duration::from_millis(5), "run {k} is {off:?} off the grid");
         }
+    }
+
+    /// A probe with a trigger, counting its runs.
+    struct Triggered {
+        rx: tokio::sync::watch::Receiver<crate::bgp::Visibility>,
+        runs: Arc<AtomicUsize>,
+        takes: Duration,
+    }
+
+    impl Probe for Triggered {
+        fn run(&self) -> RunFuture<'_> {
+            Box::pin(async move {
+                self.runs.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(self.takes).await;
+                Finding::ok("judged")
+            })
+        }
+
+        fn trigger(&self) -> Option<tokio::sync::watch::Receiver<crate::bgp::Visibility>> {
+            Some(self.rx.clone())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trigger_runs_the_probe_at_once_and_a_change_during_a_run_is_not_lost() {
+        let prefix = "192.0.2.0/24".parse().unwrap();
+        let board = crate::bgp::VisibilityBoard::new(&[prefix], 1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let probe = Triggered { rx: board.subscribe(prefix), runs: runs.clone(), takes: Duration::from_millis(100) };
+        let (tx, mut rx) = mpsc::channel(64);
+        // Interval of an hour: every run after the first comes from the trigger.
+        let _schedule = Schedule::start(vec![(probe_ref(0, Duration::from_secs(3600)), Box::new(probe))], tx);
+        rx.recv().await.unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let mut v = crate::bgp::Visibility::unknown(prefix);
+        v.feed_up = true;
+        board.publish(v.clone());
+        let first = rx.recv().await.unwrap();
+        assert_eq!(first.lateness, Duration::ZERO);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        // Two changes while a run is in flight: exactly one more run after it.
+        v.peers_total = 5;
+        board.publish(v.clone());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        v.peers_total = 6;
+        board.publish(v.clone());
+        v.peers_total = 7;
+        board.publish(v);
+        rx.recv().await.unwrap();
+        rx.recv().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_in_flight_are_bounded_and_the_wait_shows_as_lateness() {
+        let (tx, mut rx) = mpsc::channel(1 << 16);
+        let running = Arc::new(AtomicUsize::new(0));
+        let max_running = Arc::new(AtomicUsize::new(0));
+        // 1,000 probes at a 60 ms interval: all due within the first 60 ms,
+        // each run taking 5 s.
+        let probes = (0..1000)
+            .map(|i| {
+                let r = Recorder {
+                    takes: Duration::from_secs(5),
+                    starts: Arc::new(Mutex::new(Vec::new())),
+                    running: running.clone(),
+                    max_running: max_running.clone(),
+                };
+                (probe_ref(i, Duration::from_millis(60)), Box::new(r) as Box<dyn Probe>)
+            })
+            .collect();
+        let _schedule = Schedule::start(probes, tx);
+        let mut late = Duration::ZERO;
+        for _ in 0..1000 {
+            late = late.max(rx.recv().await.unwrap().lateness);
+        }
+        assert_eq!(max_running.load(Ordering::SeqCst), MAX_CONCURRENT_RUNS);
+        assert!(late >= Duration::from_millis(4_900), "the second wave waited a whole run: {late:?}");
     }
 }
