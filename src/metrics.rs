@@ -7,16 +7,18 @@
 //! Prometheus text format (what `promtool check metrics` reads).
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
-use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::probe::{ProbeRef, result_word};
+use crate::config::Kind;
+use crate::probe::ProbeRef;
 use crate::verdict::{Event, ProbeStatus, ServiceStatus};
 
 /// The `window` label values of `chatpulse_service_uptime_ratio`, with their length in seconds.
@@ -117,6 +119,16 @@ fn duration_histogram() -> Histogram {
     Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
 }
 
+/// One probe's series handles, resolved once per plan: a run then updates
+/// atomics instead of building and hashing label strings.
+struct ProbeSeries {
+    probe: Arc<ProbeRef>,
+    success: Gauge,
+    duration: Histogram,
+    runs_ok: Counter,
+    http_status: Option<Gauge>,
+}
+
 /// Every chatpulse metric family.
 pub struct Metrics {
     registry: Registry,
@@ -140,6 +152,11 @@ pub struct Metrics {
     alert_queue: Family<ChannelLabels, Gauge>,
     config_reload_ok: Gauge,
     scheduler_lateness: Histogram,
+    /// Size of the last rendering, to allocate the next one in one go
+    /// (growing a multi-MB string by doubling would triple its peak memory).
+    last_render_len: std::sync::atomic::AtomicUsize,
+    /// Handles of the plan's probes, by plan index.
+    series: RwLock<Vec<ProbeSeries>>,
 }
 
 impl Default for Metrics {
@@ -180,6 +197,8 @@ impl Metrics {
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
             ]),
             registry: Registry::default(),
+            last_render_len: std::sync::atomic::AtomicUsize::new(0),
+            series: RwLock::new(Vec::new()),
         };
         let r = &mut registry;
         r.register("probe_success", "Whether the probe's last run passed (1) or failed (0)", m.probe_success.clone());
@@ -245,43 +264,75 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Applies one verdict event.
-    pub fn record(&self, event: &Event<'_>) {
-        match event {
-            Event::Observed { observation, .. } => {
-                let probe = &observation.probe;
+    /// Resolves the series of every probe in `plan` (call after each (re)load).
+    pub fn install(&self, plan: &[Arc<ProbeRef>]) {
+        let series = plan
+            .iter()
+            .map(|probe| {
                 let labels = probe_labels(probe);
-                let finding = &observation.finding;
-                self.probe_success.get_or_create(&labels).set(i64::from(finding.result.is_ok()));
-                self.probe_duration.get_or_create(&labels).observe(observation.duration.as_secs_f64());
-                self.scheduler_lateness.observe(observation.lateness.as_secs_f64());
                 let run = RunLabels {
                     service: labels.service.clone(),
                     probe: labels.probe.clone(),
                     kind: labels.kind.clone(),
-                    result: result_word(finding.result).into(),
+                    result: "ok".into(),
+                };
+                let http = HttpLabels { service: labels.service.clone(), probe: labels.probe.clone() };
+                ProbeSeries {
+                    probe: probe.clone(),
+                    success: self.probe_success.get_or_create_owned(&labels),
+                    duration: self.probe_duration.get_or_create_owned(&labels),
+                    runs_ok: self.probe_runs.get_or_create_owned(&run),
+                    http_status: (probe.kind() == Kind::Http).then(|| self.http_status.get_or_create_owned(&http)),
+                }
+            })
+            .collect();
+        *self.series.write().unwrap_or_else(|e| e.into_inner()) = series;
+    }
+
+    fn record_run(&self, observation: &crate::probe::Observation) {
+        let probe = &observation.probe;
+        let finding = &observation.finding;
+        self.scheduler_lateness.observe(observation.lateness.as_secs_f64());
+        let series = self.series.read().unwrap_or_else(|e| e.into_inner());
+        let Some(s) = series.get(probe.index).filter(|s| Arc::ptr_eq(&s.probe, probe)) else {
+            return;
+        };
+        s.success.set(i64::from(finding.result.is_ok()));
+        s.duration.observe(observation.duration.as_secs_f64());
+        match finding.result {
+            Ok(()) => {
+                s.runs_ok.inc();
+            }
+            Err(reason) => {
+                let labels = probe_labels(probe);
+                let run = RunLabels {
+                    service: labels.service,
+                    probe: labels.probe,
+                    kind: labels.kind,
+                    result: reason.as_str().into(),
                 };
                 self.probe_runs.get_or_create(&run).inc();
-                match probe.kind() {
-                    crate::config::Kind::Http => {
-                        let l = HttpLabels { service: labels.service, probe: labels.probe };
-                        self.http_status.get_or_create(&l).set(i64::from(finding.http_status.unwrap_or(0)));
-                    }
-                    crate::config::Kind::Bgp => {
-                        if let Some(v) = &finding.visibility {
-                            let l = BgpLabels {
-                                service: labels.service,
-                                probe: labels.probe,
-                                prefix: v.prefix.to_string(),
-                            };
-                            self.bgp_visibility.get_or_create(&l).set(v.ratio());
-                            self.bgp_peers_seeing.get_or_create(&l).set(v.peers_seeing as i64);
-                            self.bgp_peers_total.get_or_create(&l).0.set(v.peers_total as i64);
-                        }
-                    }
-                    crate::config::Kind::Dns => {}
-                }
             }
+        }
+        if let Some(status) = &s.http_status {
+            status.set(i64::from(finding.http_status.unwrap_or(0)));
+        }
+        if let Some(v) = &finding.visibility {
+            let l = BgpLabels {
+                service: probe.service.clone(),
+                probe: probe.spec.id.clone(),
+                prefix: v.prefix.to_string(),
+            };
+            self.bgp_visibility.get_or_create(&l).set(v.ratio());
+            self.bgp_peers_seeing.get_or_create(&l).set(v.peers_seeing as i64);
+            self.bgp_peers_total.get_or_create(&l).0.set(v.peers_total as i64);
+        }
+    }
+
+    /// Applies one verdict event.
+    pub fn record(&self, event: &Event<'_>) {
+        match event {
+            Event::Observed { observation, .. } => self.record_run(observation),
             Event::ProbeChanged { state, .. } => {
                 let labels = probe_labels(&state.probe);
                 match state.status {
@@ -390,9 +441,12 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(16 * 1024);
+        use std::sync::atomic::Ordering;
+        let last = self.last_render_len.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(last + last / 8 + 16 * 1024);
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        self.last_render_len.store(out.len(), Ordering::Relaxed);
         out
     }
 }

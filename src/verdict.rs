@@ -311,7 +311,10 @@ impl Verdict {
         if state.status != from {
             emit(Event::ProbeChanged { state, from });
         }
-        if let Some(service) = self.service_of[index] {
+        // Only a change of state, or a new failure of a DOWN probe (which may
+        // change the cause's details), can change the service.
+        let may_change = state.status != from || state.status == ProbeStatus::Down;
+        if let Some(service) = self.service_of[index].filter(|_| may_change) {
             self.judge_service(service, at, emit);
         }
     }

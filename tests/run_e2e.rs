@@ -141,7 +141,7 @@ async fn sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_stops_cleanly() 
     daemon.signal("TERM");
     let status = tokio::time::timeout(Duration::from_secs(10), daemon.child.wait()).await.unwrap().unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(daemon.logged("stopped"), "{}", daemon.all_logs());
+    wait_for("the last log line", deadline, || async { daemon.logged("stopped").then_some(()) }).await;
 }
 
 #[tokio::test]

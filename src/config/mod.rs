@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use document::{Document, Section};
@@ -86,7 +87,7 @@ pub struct Config {
     /// `[bgp]`.
     pub bgp: Bgp,
     /// `[[guard]]`: probes of our own connectivity.
-    pub guards: Vec<ProbeSpec>,
+    pub guards: Vec<Arc<ProbeSpec>>,
     /// `[[service]]`.
     pub services: Vec<Service>,
 }
@@ -252,8 +253,8 @@ pub struct Service {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// At least one.
-    pub probes: Vec<ProbeSpec>,
+    /// At least one (shared with the running plan, hence `Arc`).
+    pub probes: Vec<Arc<ProbeSpec>>,
 }
 
 /// One probe of a service or a guard, with its timing resolved.
@@ -529,12 +530,12 @@ fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigErro
     let bgp = read_bgp(root)?;
 
     let mut guards = Vec::new();
-    for (i, guard) in root.tables("guard", |i| format!("guard {}", i + 1))?.iter().enumerate() {
-        let probe = read_probe(guard, &monitor, &guards, i)?;
+    for guard in root.tables("guard", |i| format!("guard {}", i + 1))?.iter() {
+        let probe = read_probe(guard, &monitor, &guards)?;
         if probe.check.kind() == Kind::Bgp {
             return Err(guard.error_at_key("kind", "a guard must be of kind \"dns\" or \"http\""));
         }
-        guards.push(probe);
+        guards.push(Arc::new(probe));
     }
 
     let mut services: Vec<Service> = Vec::new();
@@ -563,9 +564,9 @@ fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigErro
         if probe_tables.is_empty() {
             return Err(table.error_here("has no [[service.probe]]: a service needs at least one probe"));
         }
-        for (i, probe) in probe_tables.iter().enumerate() {
-            let spec = read_probe(probe, &monitor, &probes, i)?;
-            probes.push(spec);
+        for probe in probe_tables.iter() {
+            let spec = read_probe(probe, &monitor, &probes)?;
+            probes.push(Arc::new(spec));
         }
         services.push(Service { id: id.value.to_string(), name: name.value.to_string(), probes });
     }
@@ -804,12 +805,7 @@ const DNS_KEYS: [&str; 6] = ["query", "record", "server", "recursion", "expect_r
 const HTTP_KEYS: [&str; 4] = ["url", "method", "expect_status", "body_contains"];
 const BGP_KEYS: [&str; 3] = ["prefix", "origin", "min_visibility"];
 
-fn read_probe(
-    t: &Section<'_, '_>,
-    monitor: &Monitor,
-    earlier: &[ProbeSpec],
-    _index: usize,
-) -> Result<ProbeSpec, ConfigError> {
+fn read_probe(t: &Section<'_, '_>, monitor: &Monitor, earlier: &[Arc<ProbeSpec>]) -> Result<ProbeSpec, ConfigError> {
     let kind = t.required_str("kind")?;
     let (kind_value, kind_keys): (Kind, &[&str]) = match kind.value {
         "dns" => (Kind::Dns, &DNS_KEYS),

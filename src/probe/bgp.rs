@@ -54,7 +54,7 @@ pub fn judge(check: &BgpCheck, min_peers: usize, v: &Visibility) -> Finding {
         }
         if v.ratio() < check.min_visibility { Finding::fail(Reason::BgpInvisible, text) } else { Finding::ok(text) }
     };
-    finding.visibility = Some(v.clone());
+    finding.visibility = Some(Box::new(v.clone()));
     finding
 }
 

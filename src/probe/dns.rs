@@ -169,19 +169,19 @@ impl DnsProbe {
             let reason = if expected != Rcode::NoError { Reason::DnsUnexpectedRcode } else { reason };
             return Finding::fail(reason, format!("{what}: {} (expected {})", rcode_word(rcode), expected.as_str()));
         }
-        let matching: Vec<String> =
-            reply.answers.iter().filter(|r| r.record_type() == self.record).map(|r| r.data.to_string()).collect();
-        if self.check.expect_answer && matching.is_empty() {
+        let matching = reply.answers.iter().filter(|r| r.record_type() == self.record);
+        let count = matching.clone().count();
+        if self.check.expect_answer && count == 0 {
             return Finding::fail(
                 Reason::DnsNoAnswer,
                 format!("{what}: {} without any {} record", rcode_word(rcode), self.check.record.as_str()),
             );
         }
-        let mut shown = matching.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-        if matching.len() > 3 {
+        let mut shown = matching.take(3).map(|r| r.data.to_string()).collect::<Vec<_>>().join(", ");
+        if count > 3 {
             shown.push_str(", ...");
         }
-        let detail = match matching.len() {
+        let detail = match count {
             0 => format!("{what}: {}", rcode_word(rcode)),
             n => format!("{what}: {}, {n} {} ({shown})", rcode_word(rcode), self.check.record.as_str()),
         };

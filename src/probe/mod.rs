@@ -125,8 +125,8 @@ pub struct Finding {
     pub detail: String,
     /// HTTP status code received, if any.
     pub http_status: Option<u16>,
-    /// The visibility a bgp probe judged.
-    pub visibility: Option<Visibility>,
+    /// The visibility a bgp probe judged (boxed: most findings have none).
+    pub visibility: Option<Box<Visibility>>,
 }
 
 impl Finding {
@@ -148,8 +148,8 @@ pub struct ProbeRef {
     pub index: usize,
     /// Owning service id, or [`GUARD_SERVICE`] for guards.
     pub service: String,
-    /// The probe's config.
-    pub spec: ProbeSpec,
+    /// The probe's config (shared with the `Config`).
+    pub spec: Arc<ProbeSpec>,
 }
 
 /// The `service` label value of guard probes (not a valid service id, so it

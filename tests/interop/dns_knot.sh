@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# chatpulse against a real Knot DNS server: a served zone is up; purged, knot
+# answers SERVFAIL and chatpulse says dns_servfail; stopped (SIGSTOP), it
+# answers nothing and chatpulse says dns_timeout. promtool accepts the live
+# /metrics throughout.
+source "$(dirname "$0")/lib.sh"
+
+DNS_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+mkdir -p "$WORK/knot"
+
+cat >"$WORK/chat.test.zone" <<ZONE
+\$ORIGIN chat.test.
+\$TTL 60
+@    SOA ns1.chat.test. hostmaster.chat.test. 1 3600 600 86400 60
+@    NS  ns1.chat.test.
+ns1  A   127.0.0.1
+web  A   192.0.2.10
+ZONE
+
+cat >"$WORK/knot.conf" <<CONF
+server:
+    rundir: "$WORK/knot"
+    listen: [ 127.0.0.1@$DNS_PORT ]
+database:
+    storage: "$WORK/knot"
+log:
+  - target: stderr
+    any: warning
+zone:
+  - domain: chat.test
+    file: "$WORK/chat.test.zone"
+    zonefile-sync: -1
+    journal-content: none
+CONF
+
+spawn knotd knotd -c "$WORK/knot.conf"
+KNOT_PID=$LAST_PID
+wait_until "knot answering for chat.test" 20 kdig +timeout=1 +retry=0 @127.0.0.1 -p "$DNS_PORT" web.chat.test A
+
+cat >"$WORK/config.toml" <<CONF
+[monitor]
+vantage = "interop"
+interval = "300ms"
+timeout = "250ms"
+fail_after = 2
+recover_after = 2
+
+[server]
+listen = "127.0.0.1:$HTTP_PORT"
+
+[storage]
+path = "$WORK/history.db"
+
+[[service]]
+id = "whatsapp"
+name = "WhatsApp"
+  [[service.probe]]
+  kind = "dns"
+  id = "auth"
+  query = "web.chat.test"
+  server = "127.0.0.1:$DNS_PORT"
+  recursion = false
+CONF
+
+start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
+wait_until "whatsapp up against knot" 20 service_is whatsapp up
+
+log "purging the zone: knot answers SERVFAIL"
+knotc -c "$WORK/knot.conf" -f zone-purge chat.test +expire >/dev/null
+wait_until "probe result dns_servfail" 20 probe_result_is whatsapp auth dns_servfail
+wait_until "whatsapp down" 20 service_is whatsapp down
+cause=$(service_field whatsapp .cause.summary)
+case "$cause" in
+  dns:*SERVFAIL*) log "ok: cause is \"$cause\"" ;;
+  *) fail "cause should name the DNS SERVFAIL, got \"$cause\"" ;;
+esac
+
+log "reloading the zone"
+knotc -c "$WORK/knot.conf" -b reload >/dev/null
+wait_until "whatsapp up after reload" 20 service_is whatsapp up
+
+log "stopping knot (SIGSTOP): no answer at all"
+kill -STOP "$KNOT_PID"
+wait_until "probe result dns_timeout" 20 probe_result_is whatsapp auth dns_timeout
+wait_until "whatsapp down on timeouts" 20 service_is whatsapp down
+kill -CONT "$KNOT_PID"
+wait_until "whatsapp up after SIGCONT" 20 service_is whatsapp up
+
+curl -sf "$CP_URL/metrics" >"$WORK/metrics.txt"
+promtool check metrics <"$WORK/metrics.txt" || fail "promtool check metrics rejected /metrics"
+grep -q 'chatpulse_probe_runs_total{service="whatsapp",probe="auth",kind="dns",result="dns_servfail"}' "$WORK/metrics.txt" \
+  || fail "no dns_servfail run counted in /metrics"
+grep -q 'chatpulse_probe_runs_total{service="whatsapp",probe="auth",kind="dns",result="dns_timeout"}' "$WORK/metrics.txt" \
+  || fail "no dns_timeout run counted in /metrics"
+log "ok: promtool check metrics passes on the live /metrics"
+log "PASS"

@@ -1,0 +1,91 @@
+# Shared helpers for the interop tests: real third-party daemons on
+# 127.0.0.1 high ports, started in the foreground with their PIDs kept,
+# stopped by PID; every wait is a condition polled against a deadline.
+# Source this file; it sets `set -euo pipefail` and a cleanup trap.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CHATPULSE=${CHATPULSE:-$ROOT/target/debug/chatpulse}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/chatpulse-interop.XXXXXX")
+OUT=${INTEROP_OUT:-$ROOT/tests/interop/out}
+mkdir -p "$OUT"
+PIDS=()
+TEST_NAME=$(basename "$0" .sh)
+
+log() { printf '[%s] %s\n' "$TEST_NAME" "$*" >&2; }
+
+fail() {
+  log "FAIL: $*"
+  for f in "$WORK"/*.log; do
+    [ -f "$f" ] || continue
+    log "--- last lines of $(basename "$f")"
+    tail -n 30 "$f" >&2 || true
+  done
+  exit 1
+}
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -CONT "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Starts a command in the background, logging to $WORK/NAME.log; sets $LAST_PID.
+spawn() {
+  local name=$1
+  shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+# A free TCP port on 127.0.0.1 (also free for UDP in practice: high, unused).
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_until DESCRIPTION SECONDS COMMAND...: polls COMMAND every 0.2 s.
+wait_until() {
+  local what=$1 seconds=$2
+  shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      fail "timed out after ${seconds}s waiting for: $what"
+    fi
+    sleep 0.2
+  done
+  log "ok: $what"
+}
+
+# Starts chatpulse on CONFIG and waits for /healthz; sets $CP_PID and $CP_URL.
+start_chatpulse() {
+  local config=$1 port=$2
+  spawn chatpulse "$CHATPULSE" --config "$config" run
+  CP_PID=$LAST_PID
+  CP_URL="http://127.0.0.1:$port"
+  wait_until "chatpulse serving /healthz" 20 curl -sf "$CP_URL/healthz"
+}
+
+# service_field ID JQ-FILTER: prints a field of one service from /api/v1/services.
+service_field() {
+  curl -sf "$CP_URL/api/v1/services" | jq -r --arg id "$1" ".services[] | select(.id == \$id) | $2"
+}
+
+# service_is ID STATUS: true when the service has that status.
+service_is() {
+  [ "$(service_field "$1" .status)" = "$2" ]
+}
+
+# probe_result_is ID PROBE RESULT: true when the probe's last result is RESULT.
+probe_result_is() {
+  [ "$(service_field "$1" ".probes[] | select(.id == \"$2\") | .last_result")" = "$3" ]
+}
