@@ -1,0 +1,287 @@
+//! The visibility engine's state: per-peer routes for the watched prefixes,
+//! their more-specifics and the less-specifics that cover them.
+//!
+//! Sources (MRT files, RIS Live, BGP sessions) turn what they read into
+//! [`Rib::announce`], [`Rib::withdraw`] and [`Rib::peer_down`]; probes read
+//! [`Rib::visibility`]. A peer *sees* a watched prefix when it has a route to
+//! it or to a covering prefix (a default route does not count: it says nothing
+//! about where the prefix is). The denominator is the peers that have carried
+//! the prefix or a covering one since their session came up — a full-feed
+//! peer for that address space; a peer that goes away leaves it, which is not
+//! a withdrawal. With [`Interest::All`] every prefix is kept (for checking
+//! the engine against reference dumps).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use super::Visibility;
+use super::prefix::Prefix;
+use super::wire::Origin;
+
+/// A peer, as the engine numbers them.
+pub type PeerId = u32;
+
+/// Which prefixes the engine keeps.
+#[derive(Debug, Clone)]
+pub enum Interest {
+    /// Every prefix (tests against reference dumps).
+    All,
+    /// Only prefixes related to these: equal, more- or less-specific.
+    Watched(Vec<Prefix>),
+}
+
+impl Interest {
+    /// True when routes to `prefix` matter.
+    pub fn wants(&self, prefix: &Prefix) -> bool {
+        match self {
+            Interest::All => true,
+            Interest::Watched(list) => list.iter().any(|w| w.overlaps(prefix)),
+        }
+    }
+}
+
+/// How the denominator of visibility is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denominator {
+    /// Peers that carried the prefix or a covering one since they came up
+    /// (route collectors: their full-feed peers for that address space).
+    Carriers,
+    /// Every peer that is up (our own BGP sessions: routers that would carry
+    /// the prefix if it existed).
+    UpPeers,
+}
+
+/// Identity of a peer: the collector it is seen through (empty for files and
+/// sessions) and its address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerKey {
+    /// RIS collector (`rrc00`), or empty.
+    pub collector: String,
+    /// Peer address.
+    pub ip: IpAddr,
+}
+
+#[derive(Debug)]
+struct PeerInfo {
+    key: PeerKey,
+    up: bool,
+}
+
+/// Routes per prefix, per peer.
+#[derive(Debug)]
+pub struct Rib {
+    interest: Interest,
+    denominator: Denominator,
+    peers: Vec<PeerInfo>,
+    by_key: HashMap<PeerKey, PeerId>,
+    routes: HashMap<Prefix, Vec<(PeerId, Origin)>>,
+    /// Per watched prefix: peers that carried it or a covering prefix.
+    carriers: HashMap<Prefix, HashSet<PeerId>>,
+}
+
+impl Rib {
+    /// An empty RIB.
+    pub fn new(interest: Interest, denominator: Denominator) -> Rib {
+        Rib {
+            interest,
+            denominator,
+            peers: Vec::new(),
+            by_key: HashMap::new(),
+            routes: HashMap::new(),
+            carriers: HashMap::new(),
+        }
+    }
+
+    /// The engine's number for a peer, registering it (as up) if new.
+    pub fn peer(&mut self, key: &PeerKey) -> PeerId {
+        if let Some(&id) = self.by_key.get(key) {
+            return id;
+        }
+        let id = self.peers.len() as PeerId;
+        self.peers.push(PeerInfo { key: key.clone(), up: true });
+        self.by_key.insert(key.clone(), id);
+        id
+    }
+
+    /// The key of a peer number.
+    pub fn peer_key(&self, peer: PeerId) -> &PeerKey {
+        &self.peers[peer as usize].key
+    }
+
+    /// Marks a peer up (a session came up: it starts with no routes).
+    pub fn peer_up(&mut self, peer: PeerId) {
+        self.peers[peer as usize].up = true;
+    }
+
+    /// A peer's session went away: its routes go, and it leaves every
+    /// denominator. Returns true if it held any route.
+    pub fn peer_down(&mut self, peer: PeerId) -> bool {
+        self.peers[peer as usize].up = false;
+        let mut held = false;
+        self.routes.retain(|_, peers| {
+            let before = peers.len();
+            peers.retain(|(p, _)| *p != peer);
+            held |= peers.len() != before;
+            !peers.is_empty()
+        });
+        for carriers in self.carriers.values_mut() {
+            carriers.remove(&peer);
+        }
+        held
+    }
+
+    /// `peer` has a route to `prefix` from `origin` (replacing any earlier
+    /// one). Returns false when the prefix is not of interest.
+    pub fn announce(&mut self, peer: PeerId, prefix: Prefix, origin: Origin) -> bool {
+        if !self.interest.wants(&prefix) {
+            return false;
+        }
+        self.peers[peer as usize].up = true;
+        let routes = self.routes.entry(prefix).or_default();
+        match routes.iter_mut().find(|(p, _)| *p == peer) {
+            Some(route) => route.1 = origin,
+            None => routes.push((peer, origin)),
+        }
+        if let Interest::Watched(watched) = &self.interest
+            && prefix.length() > 0
+        {
+            for w in watched.iter().filter(|w| prefix.covers(w)) {
+                self.carriers.entry(*w).or_default().insert(peer);
+            }
+        }
+        true
+    }
+
+    /// `peer` no longer routes `prefix`. Returns true if it had a route.
+    pub fn withdraw(&mut self, peer: PeerId, prefix: Prefix) -> bool {
+        let Some(routes) = self.routes.get_mut(&prefix) else { return false };
+        let Some(at) = routes.iter().position(|(p, _)| *p == peer) else { return false };
+        routes.swap_remove(at);
+        if routes.is_empty() {
+            self.routes.remove(&prefix);
+        }
+        true
+    }
+
+    /// Every (peer, origin) holding a route to exactly `prefix`.
+    pub fn routes_to(&self, prefix: &Prefix) -> &[(PeerId, Origin)] {
+        self.routes.get(prefix).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every prefix with at least one route.
+    pub fn prefixes(&self) -> impl Iterator<Item = &Prefix> {
+        self.routes.keys()
+    }
+
+    /// Peers currently up.
+    pub fn peers_up(&self) -> usize {
+        self.peers.iter().filter(|p| p.up).count()
+    }
+
+    /// How the engine sees `watched` now. `feed_up` is the source's health.
+    pub fn visibility(&self, watched: Prefix, feed_up: bool) -> Visibility {
+        // For each peer, the most specific route covering `watched`.
+        let mut best: HashMap<PeerId, Prefix> = HashMap::new();
+        let mut origins: HashMap<u32, HashSet<PeerId>> = HashMap::new();
+        for (prefix, routes) in &self.routes {
+            if prefix.covers(&watched) && prefix.length() > 0 {
+                for (peer, _) in routes {
+                    let slot = best.entry(*peer).or_insert(*prefix);
+                    if prefix.length() > slot.length() {
+                        *slot = *prefix;
+                    }
+                }
+            }
+            if watched.covers(prefix) {
+                for (peer, origin) in routes {
+                    if let Some(asn) = origin {
+                        origins.entry(*asn).or_default().insert(*peer);
+                    }
+                }
+            }
+        }
+        let peers_total = match self.denominator {
+            Denominator::UpPeers => self.peers_up(),
+            Denominator::Carriers => self.carriers.get(&watched).map_or(0, HashSet::len),
+        };
+        let mut via: HashMap<Prefix, usize> = HashMap::new();
+        for covering in best.values().filter(|p| **p != watched) {
+            *via.entry(*covering).or_default() += 1;
+        }
+        let mut via_covering: Vec<(Prefix, usize)> = via.into_iter().collect();
+        via_covering.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut origins: Vec<(u32, usize)> = origins.into_iter().map(|(asn, peers)| (asn, peers.len())).collect();
+        origins.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        Visibility {
+            prefix: watched,
+            feed_up,
+            peers_total: peers_total.max(best.len()),
+            peers_seeing: best.len(),
+            via_covering,
+            origins,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    fn rib() -> (Rib, Vec<PeerId>) {
+        let mut rib = Rib::new(Interest::Watched(vec![p("129.134.30.0/23")]), Denominator::Carriers);
+        let peers = (1..=4)
+            .map(|i| rib.peer(&PeerKey { collector: "rrc00".into(), ip: format!("10.0.0.{i}").parse().unwrap() }))
+            .collect();
+        (rib, peers)
+    }
+
+    #[test]
+    fn withdrawal_by_most_peers_drops_visibility_but_not_the_denominator() {
+        let (mut rib, peers) = rib();
+        for &peer in &peers {
+            rib.announce(peer, p("129.134.30.0/23"), Some(32934));
+        }
+        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).peers_seeing, 4);
+        for &peer in &peers[..3] {
+            rib.withdraw(peer, p("129.134.30.0/23"));
+        }
+        let v = rib.visibility(p("129.134.30.0/23"), true);
+        assert_eq!((v.peers_seeing, v.peers_total), (1, 4));
+    }
+
+    #[test]
+    fn covering_prefix_keeps_a_peer_seeing_and_is_named() {
+        let (mut rib, peers) = rib();
+        rib.announce(peers[0], p("129.134.30.0/23"), Some(32934));
+        rib.announce(peers[1], p("129.134.0.0/17"), Some(32934));
+        rib.announce(peers[2], p("0.0.0.0/0"), Some(64500));
+        rib.announce(peers[3], p("10.0.0.0/8"), Some(1));
+        let v = rib.visibility(p("129.134.30.0/23"), true);
+        assert_eq!(v.peers_seeing, 2, "a default route and an unrelated prefix do not count");
+        assert_eq!(v.via_covering, vec![(p("129.134.0.0/17"), 1)]);
+        assert_eq!(rib.routes_to(&p("10.0.0.0/8")), &[], "unrelated prefixes are not kept");
+    }
+
+    #[test]
+    fn more_specific_from_another_origin_is_reported() {
+        let (mut rib, peers) = rib();
+        rib.announce(peers[0], p("129.134.30.0/23"), Some(32934));
+        rib.announce(peers[1], p("129.134.30.0/24"), Some(666));
+        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).origins, vec![(666, 1), (32934, 1)]);
+    }
+
+    #[test]
+    fn a_peer_going_away_is_not_a_withdrawal() {
+        let (mut rib, peers) = rib();
+        for &peer in &peers {
+            rib.announce(peer, p("129.134.30.0/23"), Some(32934));
+        }
+        rib.peer_down(peers[0]);
+        let v = rib.visibility(p("129.134.30.0/23"), true);
+        assert_eq!((v.peers_seeing, v.peers_total), (3, 3));
+    }
+}
