@@ -39,6 +39,23 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// (year, month, day, hour, minute) in UTC of a Unix time.
+pub fn utc_parts(secs: i64) -> (i64, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, (rem / 3600) as u32, (rem / 60 % 60) as u32)
+}
+
 /// Parses a window like `30d` or `24h` (humantime), rejecting zero.
 pub fn parse_window(text: &str) -> Result<Duration, String> {
     match humantime::parse_duration(text) {
@@ -58,6 +75,14 @@ mod tests {
         assert_eq!(human(Duration::from_secs(2 * 3600)), "2h 0m");
         assert_eq!(human(Duration::from_secs(45)), "45s");
         assert_eq!(human(Duration::from_secs(86_400 * 3 + 3600)), "3d 1h");
+    }
+
+    #[test]
+    fn civil_parts_agree_with_rfc3339() {
+        for secs in [0, 951_782_400, 1_633_361_940, 1_798_761_599, 4_102_444_800] {
+            let (y, mo, d, h, mi) = utc_parts(secs);
+            assert!(rfc3339(from_unix(secs)).starts_with(&format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}")));
+        }
     }
 
     #[test]

@@ -6,7 +6,15 @@
 //! publishes a [`Visibility`] per watched prefix on the [`VisibilityBoard`];
 //! bgp probes read the board and are re-judged on every change.
 
+pub mod archive;
+pub mod feed;
+pub mod mrt;
 pub mod prefix;
+pub mod rib;
+pub mod ris_live;
+pub mod seed;
+pub mod session;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bgp;
 pub mod daemon;
 pub mod dns;
 pub mod http;

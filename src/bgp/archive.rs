@@ -1,0 +1,205 @@
+//! Source `mrt`: polls an MRT archive in the RIS layout
+//! (`{mrt_url}/YYYY.MM/updates.YYYYMMDD.HHMM.gz` every 5 minutes, with a
+//! `bview.YYYYMMDD.HHMM.gz` RIB dump every 8 hours).
+//!
+//! Start: the newest RIB dump seeds the engine; then every update file after
+//! it is applied in order, and new ones as they appear. Files stream from
+//! HTTP through the decompressor into the MRT reader on a blocking thread,
+//! and only routes related to the watched prefixes reach the engine, so a
+//! full-table dump costs time, not memory. Every applied file counts as life
+//! for the staleness check: set `stale_after` above the archive's publishing
+//! delay (RIS publishes a file a few minutes after it closes).
+
+use std::io::Read;
+use std::sync::mpsc as sync_mpsc;
+use std::time::{Duration, SystemTime};
+
+use tracing::{info, warn};
+
+use super::feed::{FeedEvent, FeedSender};
+use super::mrt::{Element, Reader, decompress};
+use super::prefix::Prefix;
+use super::rib::PeerKey;
+use crate::config::Bgp;
+use crate::time::{unix, utc_parts};
+
+/// Update files cover this long.
+const UPDATE_PERIOD: i64 = 300;
+/// RIB dumps are taken this often.
+const DUMP_PERIOD: i64 = 8 * 3600;
+/// How often to look for a new file.
+const POLL: Duration = Duration::from_secs(60);
+/// A file still missing this long after its slot closed is skipped.
+const GIVE_UP: i64 = 3600;
+
+/// The archive URL of the file of `kind` ("updates" or "bview") at `t`.
+pub fn file_url(base: &str, kind: &str, t: i64) -> String {
+    let (y, mo, d, h, mi) = utc_parts(t);
+    format!("{base}/{y:04}.{mo:02}/{kind}.{y:04}{mo:02}{d:02}.{h:02}{mi:02}.gz")
+}
+
+/// What fetching one file gave.
+enum Fetched {
+    /// Applied; this many route elements.
+    Applied(u64),
+    /// The archive does not have it (yet).
+    Missing,
+}
+
+/// Runs until the engine is gone.
+pub async fn run(config: Bgp, watched: Vec<Prefix>, tx: FeedSender) {
+    let client = reqwest::Client::new();
+    loop {
+        let Some(mut cursor) = seed(&client, &config, &watched, &tx).await else {
+            if tx.send(FeedEvent::Healthy(false)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(POLL * 5).await;
+            continue;
+        };
+        if tx.send(FeedEvent::Healthy(true)).await.is_err() {
+            return;
+        }
+        loop {
+            let now = unix(SystemTime::now());
+            let next = cursor + UPDATE_PERIOD;
+            if next + UPDATE_PERIOD > now {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+            let url = file_url(&config.mrt_url, "updates", next);
+            match fetch(&client, &url, &watched, &tx).await {
+                Ok(Fetched::Applied(elements)) => {
+                    info!(%url, elements, "MRT updates applied");
+                    cursor = next;
+                }
+                Ok(Fetched::Missing) if now - next > GIVE_UP => {
+                    warn!(%url, "MRT update file never appeared; skipped");
+                    cursor = next;
+                }
+                Ok(Fetched::Missing) => tokio::time::sleep(POLL).await,
+                Err(why) if tx.is_closed() => {
+                    let _ = why;
+                    return;
+                }
+                Err(why) => {
+                    warn!(%url, "MRT update file failed: {why}");
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+        }
+    }
+}
+
+/// Seeds from the newest RIB dump; returns its time.
+async fn seed(client: &reqwest::Client, config: &Bgp, watched: &[Prefix], tx: &FeedSender) -> Option<i64> {
+    let now = unix(SystemTime::now());
+    let newest = now - now.rem_euclid(DUMP_PERIOD);
+    for t in (0..4).map(|k| newest - k * DUMP_PERIOD) {
+        let url = file_url(&config.mrt_url, "bview", t);
+        if tx.send(FeedEvent::Reset).await.is_err() {
+            return None;
+        }
+        match fetch(client, &url, watched, tx).await {
+            Ok(Fetched::Applied(elements)) => {
+                info!(%url, elements, "MRT RIB dump loaded");
+                return Some(t);
+            }
+            Ok(Fetched::Missing) => continue,
+            Err(why) => warn!(%url, "MRT RIB dump failed: {why}"),
+        }
+    }
+    warn!(url = %config.mrt_url, "no MRT RIB dump found in the last 32 hours");
+    None
+}
+
+/// Bytes from the network, as a blocking `Read` for the MRT parser thread.
+struct ChunkReader {
+    chunks: sync_mpsc::Receiver<bytes_chunk::Chunk>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+mod bytes_chunk {
+    /// A piece of the body, or the reason the download failed.
+    pub type Chunk = Result<Vec<u8>, String>;
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(why)) => return Err(std::io::Error::other(why)),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Downloads `url` and applies the routes it holds for `watched`.
+async fn fetch(client: &reqwest::Client, url: &str, watched: &[Prefix], tx: &FeedSender) -> Result<Fetched, String> {
+    let mut response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(Fetched::Missing);
+    }
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    let (chunk_tx, chunk_rx) = sync_mpsc::sync_channel::<bytes_chunk::Chunk>(64);
+    let watched = watched.to_vec();
+    let events = tx.clone();
+    let parser = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+        let input =
+            decompress(ChunkReader { chunks: chunk_rx, current: Vec::new(), at: 0 }).map_err(|e| e.to_string())?;
+        let mut reader = Reader::new(input);
+        let wanted = |p: &Prefix| watched.iter().any(|w| w.overlaps(p));
+        let key = |ip| PeerKey { collector: String::new(), ip };
+        let mut closed = false;
+        reader
+            .for_each(&mut |element| {
+                let event = match element {
+                    Element::Announce { peer, prefix, origin, .. } if wanted(&prefix) => {
+                        FeedEvent::Announce { peer: key(peer.ip), prefix, origin }
+                    }
+                    Element::Withdraw { peer, prefix, .. } if wanted(&prefix) => {
+                        FeedEvent::Withdraw { peer: key(peer.ip), prefix }
+                    }
+                    Element::State { peer, new: 6, .. } => FeedEvent::PeerUp(key(peer.ip)),
+                    Element::State { peer, .. } => FeedEvent::PeerDown(key(peer.ip)),
+                    _ => return,
+                };
+                closed |= events.blocking_send(event).is_err();
+            })
+            .map_err(|e| e.to_string())?;
+        for _ in 0..reader.stats.malformed {
+            let _ = events.blocking_send(FeedEvent::Malformed);
+        }
+        let _ = events.blocking_send(FeedEvent::Alive);
+        if closed { Err("the engine stopped".into()) } else { Ok(reader.stats.elements) }
+    });
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if chunk_tx.send(Ok(chunk.to_vec())).is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = chunk_tx.send(Err(e.to_string()));
+                break;
+            }
+        }
+    }
+    drop(chunk_tx);
+    let elements = parser.await.map_err(|e| e.to_string())??;
+    Ok(Fetched::Applied(elements))
+}

@@ -1,0 +1,245 @@
+//! Source `ris-live`: RIPE RIS Live over a websocket.
+//!
+//! On every connection: subscribe to each watched prefix with its more- and
+//! less-specifics, forget what was known, seed from the RIPEstat looking glass,
+//! then follow UPDATEs and RIS_PEER_STATE messages. A JSON ping goes out
+//! regularly and its pong counts as life, so a quiet prefix is not a stale
+//! feed. A dropped connection is retried with capped exponential backoff.
+//! Frames that are not understood are counted and skipped, never fatal.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, info, warn};
+
+use super::feed::{FeedEvent, FeedSender};
+use super::prefix::Prefix;
+use super::rib::PeerKey;
+use super::seed::{self, lenient_prefix};
+use crate::config::Bgp;
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What the source needs.
+#[derive(Clone)]
+pub struct RisLive {
+    url: String,
+    seed_url: String,
+    prefixes: Vec<Prefix>,
+    ping_every: Duration,
+    client: reqwest::Client,
+}
+
+impl RisLive {
+    /// From `[bgp]`, for `prefixes`.
+    pub fn new(config: &Bgp, prefixes: &[Prefix]) -> RisLive {
+        RisLive {
+            url: config.ris_live_url.clone(),
+            seed_url: config.seed_url.clone(),
+            prefixes: prefixes.to_vec(),
+            // Often enough that a healthy, quiet feed never looks stale.
+            ping_every: (config.stale_after / 3).clamp(Duration::from_millis(100), Duration::from_secs(30)),
+            client: reqwest::Client::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Frame {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct RisMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    peer: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    path: Vec<serde_json::Value>,
+    #[serde(default)]
+    announcements: Vec<Announcement>,
+    #[serde(default)]
+    withdrawals: Vec<String>,
+    #[serde(default)]
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct Announcement {
+    #[serde(default)]
+    prefixes: Vec<String>,
+}
+
+/// The origin of a RIS Live path: the last element, or the only member of a
+/// final one-element set (`[..., [64500]]`).
+fn origin(path: &[serde_json::Value]) -> Option<u32> {
+    match path.last()? {
+        serde_json::Value::Array(set) if set.len() == 1 => seed::asn(&set[0]),
+        serde_json::Value::Array(_) => None,
+        other => seed::asn(other),
+    }
+}
+
+/// Translates one text frame into engine events (empty for frames that only
+/// prove the feed alive). `Err` for frames that are not understood.
+pub fn translate(text: &str) -> Result<Vec<FeedEvent>, String> {
+    let frame: Frame = serde_json::from_str(text).map_err(|e| format!("not RIS Live JSON: {e}"))?;
+    match frame.kind.as_str() {
+        "ris_message" => {}
+        "pong" | "ris_rrc_list" => return Ok(vec![FeedEvent::Alive]),
+        "ris_error" => {
+            warn!(error = %frame.data, "RIS Live reported an error");
+            return Ok(vec![FeedEvent::Alive]);
+        }
+        other => return Err(format!("unknown frame type {other:?}")),
+    }
+    let message: RisMessage = serde_json::from_value(frame.data).map_err(|e| format!("bad ris_message: {e}"))?;
+    let ip = message.peer.parse().map_err(|_| format!("bad peer address {:?}", message.peer))?;
+    let peer = PeerKey { collector: message.host.to_ascii_lowercase(), ip };
+    let mut events = vec![FeedEvent::Alive];
+    match message.kind.as_str() {
+        "UPDATE" => {
+            for withdrawn in &message.withdrawals {
+                if let Some(prefix) = lenient_prefix(withdrawn) {
+                    events.push(FeedEvent::Withdraw { peer: peer.clone(), prefix });
+                }
+            }
+            let origin = origin(&message.path);
+            for announcement in &message.announcements {
+                for text in &announcement.prefixes {
+                    if let Some(prefix) = lenient_prefix(text) {
+                        events.push(FeedEvent::Announce { peer: peer.clone(), prefix, origin });
+                    }
+                }
+            }
+        }
+        "RIS_PEER_STATE" => match message.state.as_str() {
+            "connected" => events.push(FeedEvent::PeerUp(peer)),
+            "down" => events.push(FeedEvent::PeerDown(peer)),
+            _ => {}
+        },
+        _ => {} // OPEN, KEEPALIVE, NOTIFICATION: the peer is alive, no route change.
+    }
+    Ok(events)
+}
+
+fn subscription(prefix: Prefix) -> String {
+    serde_json::json!({
+        "type": "ris_subscribe",
+        "data": { "prefix": prefix.to_string(), "moreSpecific": true, "lessSpecific": true }
+    })
+    .to_string()
+}
+
+/// Runs until the engine is gone.
+pub async fn run(source: RisLive, tx: FeedSender) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match session(&source, &tx, &mut backoff).await {
+            Ok(()) => return,
+            Err(why) => {
+                if tx.send(FeedEvent::Healthy(false)).await.is_err() {
+                    return;
+                }
+                warn!(url = %source.url, "RIS Live: {why}; reconnecting in {}", humantime::format_duration(backoff));
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One connection. `Ok` only when the engine has gone away.
+async fn session(source: &RisLive, tx: &FeedSender, backoff: &mut Duration) -> Result<(), String> {
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(source.url.as_str()).await.map_err(|e| format!("cannot connect: {e}"))?;
+    for prefix in &source.prefixes {
+        ws.send(Message::Text(subscription(*prefix).into())).await.map_err(|e| format!("cannot subscribe: {e}"))?;
+    }
+    let gone = |_| Ok::<(), String>(());
+    if tx.send(FeedEvent::Reset).await.is_err() {
+        return gone(());
+    }
+    let mut seeded = 0;
+    for prefix in &source.prefixes {
+        match seed::looking_glass(&source.client, &source.seed_url, *prefix).await {
+            Ok(events) => {
+                seeded += events.len();
+                for event in events {
+                    if tx.send(event).await.is_err() {
+                        return gone(());
+                    }
+                }
+            }
+            Err(e) => return Err(format!("cannot seed: {e}")),
+        }
+    }
+    info!(url = %source.url, routes = seeded, "RIS Live connected and seeded");
+    if tx.send(FeedEvent::Healthy(true)).await.is_err() {
+        return gone(());
+    }
+    *backoff = Duration::from_secs(1);
+    let mut ping = tokio::time::interval(source.ping_every);
+    loop {
+        tokio::select! {
+            frame = ws.next() => {
+                let events = match frame {
+                    None => return Err("connection closed".into()),
+                    Some(Err(e)) => return Err(format!("connection lost: {e}")),
+                    Some(Ok(Message::Text(text))) => translate(&text).unwrap_or_else(|why| {
+                        debug!("RIS Live frame skipped: {why}");
+                        vec![FeedEvent::Malformed]
+                    }),
+                    Some(Ok(Message::Close(_))) => return Err("server closed the connection".into()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => vec![FeedEvent::Alive],
+                    Some(Ok(_)) => vec![FeedEvent::Malformed],
+                };
+                for event in events {
+                    if tx.send(event).await.is_err() {
+                        return gone(());
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                ws.send(Message::Text(r#"{"type":"ping"}"#.into())).await.map_err(|e| format!("cannot ping: {e}"))?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_becomes_withdrawals_then_announcements_with_the_path_origin() {
+        let text = r#"{"type":"ris_message","data":{"peer":"195.208.208.147","host":"rrc13","type":"UPDATE","path":[28917,3257,262893],"announcements":[{"next_hop":"x","prefixes":["177.23.116.0/24"]}],"withdrawals":["141.136.32.0/20"]}}"#;
+        let events = translate(text).unwrap();
+        assert!(matches!(events[1], FeedEvent::Withdraw { prefix, .. } if prefix.to_string() == "141.136.32.0/20"));
+        assert!(
+            matches!(&events[2], FeedEvent::Announce { peer, origin: Some(262893), .. } if peer.collector == "rrc13")
+        );
+    }
+
+    #[test]
+    fn final_as_set_of_one_is_the_origin_and_larger_sets_hide_it() {
+        assert_eq!(origin(&serde_json::from_str::<Vec<_>>("[1, [64500]]").unwrap()), Some(64500));
+        assert_eq!(origin(&serde_json::from_str::<Vec<_>>("[1, [64500, 64501]]").unwrap()), None);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(translate("not json").is_err());
+        assert!(translate(r#"{"type":"ris_message","data":{"peer":"nonsense"}}"#).is_err());
+        assert!(translate(r#"{"type":"surprise"}"#).is_err());
+    }
+}

@@ -1,0 +1,94 @@
+//! The `mrt` source against an archive server in the RIS layout inside the
+//! test: it seeds from the newest RIB dump and follows update files.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use chatpulse::bgp::VisibilityBoard;
+use chatpulse::bgp::archive::file_url;
+use chatpulse::bgp::feed::{Engine, run_engine};
+use chatpulse::bgp::prefix::Prefix;
+use chatpulse::config::{Bgp, BgpSource};
+use chatpulse::metrics::Metrics;
+use support::wait_for;
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+async fn serve(State(log): State<Log>, UrlPath((month, file)): UrlPath<(String, String)>) -> (StatusCode, Vec<u8>) {
+    log.lock().unwrap().push(format!("/rrc00/{month}/{file}"));
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ris");
+    match file.split('.').next() {
+        Some("bview") => (StatusCode::OK, std::fs::read(data.join("bview.20020722.2337.gz")).unwrap()),
+        Some("updates") if log.lock().unwrap().iter().filter(|l| l.contains("updates")).count() == 1 => {
+            (StatusCode::OK, std::fs::read(data.join("updates.20020722.2238.gz")).unwrap())
+        }
+        _ => (StatusCode::NOT_FOUND, Vec::new()),
+    }
+}
+
+/// Peers the reference dump lists for `prefix`.
+fn reference_peers(prefix: &str) -> usize {
+    let file =
+        std::fs::File::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ris/bview.20020722.2337.gz.bgp.gz"))
+            .unwrap();
+    BufReader::new(flate2::read::GzDecoder::new(file))
+        .lines()
+        .filter(|l| l.as_ref().unwrap().split('|').nth(5) == Some(prefix))
+        .count()
+}
+
+#[tokio::test]
+async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
+    let log: Log = Arc::default();
+    let app = axum::Router::new().route("/rrc00/{month}/{file}", axum::routing::get(serve)).with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/rrc00", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let watched: Prefix = "213.202.64.0/18".parse().unwrap();
+    let config = Bgp {
+        source: BgpSource::Mrt,
+        ris_live_url: String::new(),
+        seed_url: String::new(),
+        mrt_url: base.clone(),
+        stale_after: Duration::from_secs(1200),
+        min_peers: 1,
+        session: None,
+    };
+    let board = VisibilityBoard::new(&[watched], 1);
+    let metrics = Arc::new(Metrics::new());
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let engine = Engine::new(BgpSource::Mrt, vec![watched], board.clone(), Some(metrics.clone()));
+    let _engine = tokio::spawn(run_engine(engine, rx, config.stale_after));
+    let _source = tokio::spawn(chatpulse::bgp::archive::run(config, vec![watched], tx));
+
+    let expected = reference_peers("213.202.64.0/18");
+    assert!(expected > 1);
+    wait_for("the RIB dump applied", Duration::from_secs(30), || async {
+        let v = board.current(watched);
+        (v.feed_up && v.peers_seeing == expected).then_some(())
+    })
+    .await;
+    // The dump asked for is the newest 8-hour one.
+    let now = chatpulse::time::unix(SystemTime::now());
+    let newest = file_url(&base, "bview", now - now.rem_euclid(8 * 3600));
+    assert!(log.lock().unwrap().iter().any(|l| newest.ends_with(l.as_str())), "{:?}", log.lock().unwrap());
+    // Then the update files after it, in order, one per 5 minutes.
+    wait_for("update files requested", Duration::from_secs(30), || async {
+        let log = log.lock().unwrap();
+        (log.iter().filter(|l| l.contains("updates.")).count() >= 2).then_some(())
+    })
+    .await;
+    let updates: Vec<String> = log.lock().unwrap().iter().filter(|l| l.contains("updates.")).cloned().collect();
+    assert!(updates[0] < updates[1], "in time order: {updates:?}");
+    wait_for("the update file counted", Duration::from_secs(30), || async {
+        metrics.render().lines().any(|l| l.starts_with("chatpulse_bgp_updates_total{source=\"mrt\"}")).then_some(())
+    })
+    .await;
+}

@@ -1,0 +1,232 @@
+//! The `ris-live` source against a websocket server and a RIPEstat-like
+//! looking glass inside the test: seeding, real RIS Live samples, synthetic
+//! withdrawals, garbage frames, silence and a dropped connection.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::Query;
+use chatpulse::bgp::VisibilityBoard;
+use chatpulse::bgp::feed::{Engine, run_engine};
+use chatpulse::bgp::prefix::Prefix;
+use chatpulse::bgp::ris_live::{RisLive, run};
+use chatpulse::config::{Bgp, BgpCheck, BgpSource};
+use chatpulse::metrics::Metrics;
+use chatpulse::probe::Reason;
+use futures_util::{SinkExt, StreamExt};
+use support::wait_for;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+const WATCHED: &str = "129.134.30.0/23";
+
+/// What the test tells the websocket server to do.
+enum Command {
+    Send(Message),
+    Drop,
+}
+
+struct RisServer {
+    url: String,
+    commands: mpsc::UnboundedSender<Command>,
+    connections: Arc<AtomicUsize>,
+    subscriptions: Arc<std::sync::Mutex<Vec<String>>>,
+    answer_pings: Arc<AtomicBool>,
+}
+
+async fn ris_server() -> RisServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/ws/?client=test", listener.local_addr().unwrap());
+    let (commands, mut rx) = mpsc::unbounded_channel::<Command>();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let subscriptions = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let answer_pings = Arc::new(AtomicBool::new(true));
+    let (c, s, a) = (connections.clone(), subscriptions.clone(), answer_pings.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { continue };
+            c.fetch_add(1, Ordering::SeqCst);
+            loop {
+                tokio::select! {
+                    command = rx.recv() => match command {
+                        Some(Command::Send(m)) => { if ws.send(m).await.is_err() { break; } }
+                        Some(Command::Drop) | None => break,
+                    },
+                    frame = ws.next() => match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            if text.contains("ris_subscribe") {
+                                s.lock().unwrap().push(text.to_string());
+                            } else if text.contains("\"ping\"") && a.load(Ordering::SeqCst) {
+                                let _ = ws.send(Message::Text(r#"{"type":"pong","data":null}"#.into())).await;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                }
+            }
+        }
+    });
+    RisServer { url, commands, connections, subscriptions, answer_pings }
+}
+
+/// A looking glass answering `peers` routes to every prefix asked about.
+async fn looking_glass(peers: usize) -> String {
+    let app = axum::Router::new().route(
+        "/data/looking-glass/data.json",
+        axum::routing::get(move |Query(q): Query<std::collections::HashMap<String, String>>| async move {
+            let prefix = q.get("resource").cloned().unwrap_or_default();
+            let routes: Vec<serde_json::Value> = (1..=peers)
+                .map(|i| {
+                    // Numbers as strings for half of them, as RIPEstat does at times.
+                    let origin = if i % 2 == 0 { serde_json::json!("32934") } else { serde_json::json!(32934) };
+                    serde_json::json!({"peer": format!("10.0.0.{i}"), "asn_origin": origin, "prefix": prefix, "as_path": "1 32934"})
+                })
+                .collect();
+            axum::Json(serde_json::json!({"data": {"rrcs": [{"rrc": "RRC00", "location": "Amsterdam", "peers": routes}]}}))
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+struct Rig {
+    server: RisServer,
+    board: VisibilityBoard,
+    metrics: Arc<Metrics>,
+    watched: Prefix,
+    _tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn rig(watched: &str, stale_after: Duration) -> Rig {
+    let server = ris_server().await;
+    let seed_url = looking_glass(12).await;
+    let watched: Prefix = watched.parse().unwrap();
+    let config = Bgp {
+        source: BgpSource::RisLive,
+        ris_live_url: server.url.clone(),
+        seed_url,
+        mrt_url: String::new(),
+        stale_after,
+        min_peers: 10,
+        session: None,
+    };
+    let board = VisibilityBoard::new(&[watched], 10);
+    let metrics = Arc::new(Metrics::new());
+    let (tx, rx) = mpsc::channel(1024);
+    let engine = Engine::new(BgpSource::RisLive, vec![watched], board.clone(), Some(metrics.clone()));
+    let tasks = vec![
+        tokio::spawn(run_engine(engine, rx, stale_after)),
+        tokio::spawn(run(RisLive::new(&config, &[watched]), tx)),
+    ];
+    Rig { server, board, metrics, watched, _tasks: tasks }
+}
+
+impl Rig {
+    async fn until(&self, what: &str, want: impl Fn(&chatpulse::bgp::Visibility) -> bool) {
+        wait_for(what, Duration::from_secs(10), || async { want(&self.board.current(self.watched)).then_some(()) })
+            .await;
+    }
+
+    fn send(&self, text: String) {
+        let _ = self.server.commands.send(Command::Send(Message::Text(text.into())));
+    }
+
+    fn judge(&self) -> Result<(), Reason> {
+        let check = BgpCheck { prefix: self.watched, origin: Some(32934), min_visibility: 0.5 };
+        chatpulse::probe::bgp::judge(&check, 10, &self.board.current(self.watched)).result
+    }
+}
+
+fn withdrawal(peer: &str, prefix: &str) -> String {
+    serde_json::json!({"type": "ris_message", "data": {"timestamp": 1633361940.0, "peer": peer, "peer_asn": "64500",
+        "host": "rrc00", "type": "UPDATE", "path": [], "announcements": [], "withdrawals": [prefix]}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn seeded_at_start_then_withdrawals_make_the_prefix_invisible() {
+    let rig = rig(WATCHED, Duration::from_secs(60)).await;
+    rig.until("seeded visibility", |v| v.feed_up && v.peers_seeing == 12 && v.peers_total == 12).await;
+    assert_eq!(rig.judge(), Ok(()));
+    let subscriptions = rig.server.subscriptions.lock().unwrap().clone();
+    assert_eq!(subscriptions.len(), 1);
+    assert!(subscriptions[0].contains("\"moreSpecific\":true") && subscriptions[0].contains("\"lessSpecific\":true"));
+    assert!(subscriptions[0].contains(WATCHED));
+
+    for i in 1..=11 {
+        rig.send(withdrawal(&format!("10.0.0.{i}"), WATCHED));
+    }
+    rig.until("the withdrawals", |v| v.peers_seeing == 1 && v.peers_total == 12).await;
+    assert_eq!(rig.judge(), Err(Reason::BgpInvisible));
+    // A peer going down leaves the denominator: not a withdrawal.
+    rig.send(
+        serde_json::json!({"type":"ris_message","data":{"peer":"10.0.0.12","host":"rrc00","type":"RIS_PEER_STATE","state":"down"}})
+            .to_string(),
+    );
+    rig.until("the peer gone", |v| v.peers_seeing == 0 && v.peers_total == 11).await;
+}
+
+#[tokio::test]
+async fn real_ris_live_samples_and_garbage_frames_are_taken_in_stride() {
+    // The sample UPDATE announces 177.23.116.0/24 from AS262893 via rrc13.
+    let rig = rig("177.23.116.0/24", Duration::from_secs(60)).await;
+    rig.until("seeded", |v| v.feed_up && v.peers_seeing == 12).await;
+    let samples =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rislive/samples.jsonl")).unwrap();
+    let mut lines = 0;
+    for line in samples.lines() {
+        rig.send(line.to_string());
+        lines += 1;
+    }
+    rig.send("this is not json".into());
+    let _ = rig.server.commands.send(Command::Send(Message::Binary(vec![1u8, 2, 3].into())));
+    rig.send(r#"{"type":"ris_message","data":{"peer":"not an address","type":"UPDATE"}}"#.into());
+    assert!(lines >= 9);
+    rig.until("the sample announcement", |v| v.peers_seeing == 13 && v.origins.iter().any(|(asn, _)| *asn == 262893))
+        .await;
+    wait_for("garbage counted", Duration::from_secs(5), || async {
+        rig.metrics.render().contains("chatpulse_bgp_malformed_messages_total{source=\"ris-live\"} 3").then_some(())
+    })
+    .await;
+    assert!(rig.board.current(rig.watched).feed_up, "garbage is not fatal");
+    assert_eq!(rig.server.connections.load(Ordering::SeqCst), 1, "no reconnection was needed");
+}
+
+#[tokio::test]
+async fn silence_makes_the_feed_unknown_and_speech_brings_it_back() {
+    let rig = rig(WATCHED, Duration::from_millis(900)).await;
+    rig.until("seeded", |v| v.feed_up && v.peers_seeing == 12).await;
+    rig.server.answer_pings.store(false, Ordering::SeqCst);
+    rig.until("the feed stale", |v| !v.feed_up).await;
+    assert_eq!(rig.judge(), Err(Reason::BgpUnknown));
+    assert!(rig.metrics.render().contains("chatpulse_bgp_feed_up{source=\"ris-live\"} 0"));
+    rig.server.answer_pings.store(true, Ordering::SeqCst);
+    rig.until("the feed back", |v| v.feed_up).await;
+    assert_eq!(rig.judge(), Ok(()));
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_re_established_and_reseeded() {
+    let rig = rig(WATCHED, Duration::from_secs(60)).await;
+    rig.until("seeded", |v| v.feed_up && v.peers_seeing == 12).await;
+    for i in 1..=11 {
+        rig.send(withdrawal(&format!("10.0.0.{i}"), WATCHED));
+    }
+    rig.until("the withdrawals", |v| v.peers_seeing == 1).await;
+    let _ = rig.server.commands.send(Command::Drop);
+    wait_for("a second connection", Duration::from_secs(10), || async {
+        (rig.server.connections.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+    // The new connection re-seeds from the looking glass: what was missed
+    // while disconnected cannot linger.
+    rig.until("reseeded", |v| v.feed_up && v.peers_seeing == 12).await;
+    assert_eq!(rig.server.subscriptions.lock().unwrap().len(), 2, "subscribed again");
+}
