@@ -53,6 +53,15 @@ enum Command {
     },
     /// Check the config and print what would be monitored.
     Validate,
+    /// Replay MRT files through the BGP engine: visibility timeline and alerts.
+    Replay {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// MRT files (RIB dumps, update files; .gz, .bz2 or plain), in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn init_logging(cli: &Cli) {
@@ -142,10 +151,24 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { service, json } => {
-            let board = chatpulse::bgp::VisibilityBoard::new(&config.watched_prefixes(), config.bgp.min_peers);
-            let rows = runtime()?.block_on(chatpulse::cmd::check::round(&config, service.as_deref(), board))?;
+            let rows = runtime()?.block_on(chatpulse::cmd::check::round(&config, service.as_deref()))?;
             chatpulse::cmd::check::print(&rows, *json, &mut std::io::stdout().lock())?;
             Ok(if chatpulse::cmd::check::all_passed(&rows) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Replay { json, files } => {
+            use chatpulse::cmd::replay;
+            if let Err(e) = replay::check_readable(files) {
+                eprintln!("chatpulse: {e}");
+                return Ok(ExitCode::from(2));
+            }
+            let result = replay::replay(&config, files, *json, &mut std::io::stdout().lock(), &mut std::io::stderr());
+            match result {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("chatpulse: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
         }
         Command::Run => {
             runtime()?.block_on(chatpulse::cmd::run::run(&cli.config, config))?;

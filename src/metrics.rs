@@ -210,10 +210,10 @@ impl Metrics {
             "Status code of the last HTTP response (0 = no response)",
             m.http_status.clone(),
         );
-        r.register_with_unit(
-            "bgp_visibility",
+        // Not registered with Unit::Ratios: the client would name it `_ratios`.
+        r.register(
+            "bgp_visibility_ratio",
             "Share of peers that see the prefix or a covering prefix",
-            Unit::Ratios,
             m.bgp_visibility.clone(),
         );
         r.register(
@@ -231,10 +231,9 @@ impl Metrics {
         );
         r.register("service_up", "0 only while the service is down", m.service_up.clone());
         r.register("service_status", "1 on the service's current status", m.service_status.clone());
-        r.register_with_unit(
-            "service_uptime",
+        r.register(
+            "service_uptime_ratio",
             "Uptime over the window: (observed - down) / observed",
-            Unit::Ratios,
             m.service_uptime.clone(),
         );
         r.register(
@@ -448,5 +447,70 @@ impl Metrics {
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         self.last_render_len.store(out.len(), Ordering::Relaxed);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Finding, Observation};
+    use std::time::{Duration, SystemTime};
+
+    /// Every metric name of SPEC section 4, as it must appear on a sample line.
+    const SPEC_SERIES: [&str; 19] = [
+        "chatpulse_probe_success{",
+        "chatpulse_probe_up{",
+        "chatpulse_probe_duration_seconds_bucket{",
+        "chatpulse_probe_runs_total{",
+        "chatpulse_http_status_code{",
+        "chatpulse_bgp_visibility_ratio{",
+        "chatpulse_bgp_peers_seeing{",
+        "chatpulse_bgp_peers_total{",
+        "chatpulse_bgp_feed_up{",
+        "chatpulse_bgp_updates_total{",
+        "chatpulse_service_up{",
+        "chatpulse_service_status{",
+        "chatpulse_service_uptime_ratio{",
+        "chatpulse_monitor_online ",
+        "chatpulse_alerts_sent_total{",
+        "chatpulse_alert_failures_total{",
+        "chatpulse_alert_queue_length{",
+        "chatpulse_config_last_reload_successful ",
+        "chatpulse_build_info{",
+    ];
+
+    #[test]
+    fn every_spec_metric_is_exported_under_its_spec_name() {
+        let config = crate::config::Config::parse(
+            std::path::Path::new("t.toml"),
+            "[[service]]\nid = \"s\"\nname = \"S\"\n[[service.probe]]\nkind = \"http\"\nurl = \"http://x/\"\n[[service.probe]]\nkind = \"bgp\"\nprefix = \"10.0.0.0/8\"\n",
+        )
+        .unwrap();
+        let plan = crate::probe::plan(&config);
+        let metrics = Metrics::new();
+        metrics.install(&plan);
+        let mut verdict = crate::verdict::Verdict::new(&config, &plan, SystemTime::now());
+        for probe in &plan {
+            let mut finding = Finding::ok("fine");
+            finding.visibility = Some(Box::new(crate::bgp::Visibility::unknown("10.0.0.0/8".parse().unwrap())));
+            let o = Observation {
+                probe: probe.clone(),
+                at: SystemTime::now(),
+                duration: Duration::from_millis(5),
+                lateness: Duration::ZERO,
+                finding,
+            };
+            verdict.observe(&o, &mut |e| metrics.record(&e));
+        }
+        metrics.set_feed_up("ris-live", true);
+        metrics.add_bgp_updates("ris-live", 3);
+        metrics.set_uptime("s", "30d", 0.5);
+        metrics.count_alert("email", "down", true);
+        metrics.count_alert("email", "down", false);
+        metrics.set_alert_queue("email", 0);
+        let text = metrics.render();
+        for name in SPEC_SERIES {
+            assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing from:\n{text}");
+        }
     }
 }

@@ -9,8 +9,11 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::bgp::VisibilityBoard;
-use crate::config::Config;
-use crate::probe::{self, ProbeRef, Toolkit, result_word};
+use crate::bgp::feed::{Engine, FeedEvent};
+use crate::bgp::prefix::Prefix;
+use crate::bgp::seed;
+use crate::config::{BgpSource, Check, Config};
+use crate::probe::{self, ProbeRef, Reason, Toolkit, result_word};
 use crate::scheduler::run_once;
 
 /// What `check` could not do.
@@ -50,12 +53,31 @@ pub struct CheckRow {
     pub detail: String,
 }
 
+/// Seeds `board` for a one-shot judgement: with RIS Live as the source, the
+/// RIPEstat looking glass gives every RIS peer's current route at once. The
+/// other sources need a running feed (`chatpulse run`). Returns why the
+/// board stays unknown, if it does.
+async fn seed_board(config: &Config, prefixes: &[Prefix], board: &VisibilityBoard) -> Option<String> {
+    if prefixes.is_empty() {
+        return None;
+    }
+    if config.bgp.source != BgpSource::RisLive {
+        return Some(format!("the {} feed is followed only by `chatpulse run`", config.bgp.source.as_str()));
+    }
+    let mut engine = Engine::new(config.bgp.source, prefixes.to_vec(), board.clone(), None);
+    let client = reqwest::Client::new();
+    for prefix in prefixes {
+        match seed::looking_glass(&client, &config.bgp.seed_url, *prefix).await {
+            Ok(events) => events.into_iter().for_each(|e| engine.apply(e)),
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+    engine.apply(FeedEvent::Healthy(true));
+    None
+}
+
 /// Runs one round and returns the rows in config order.
-pub async fn round(
-    config: &Config,
-    service: Option<&str>,
-    board: VisibilityBoard,
-) -> Result<Vec<CheckRow>, CheckError> {
+pub async fn round(config: &Config, service: Option<&str>) -> Result<Vec<CheckRow>, CheckError> {
     if let Some(id) = service
         && !config.services.iter().any(|s| s.id == id)
     {
@@ -65,13 +87,29 @@ pub async fn round(
             known: config.services.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
         });
     }
-    let toolkit = Toolkit::new(board)?;
     let selected: Vec<Arc<ProbeRef>> =
         probe::plan(config).into_iter().filter(|p| service.is_none_or(|id| p.service == id)).collect();
+    let mut prefixes: Vec<Prefix> = Vec::new();
+    for p in &selected {
+        if let Check::Bgp(b) = &p.spec.check
+            && !prefixes.contains(&b.prefix)
+        {
+            prefixes.push(b.prefix);
+        }
+    }
+    let board = VisibilityBoard::new(&prefixes, config.bgp.min_peers);
+    let feed_problem = seed_board(config, &prefixes, &board).await;
+    let feed_problem = feed_problem.as_ref();
+    let toolkit = Toolkit::new(board)?;
     let runs = futures_util::stream::iter(selected.into_iter().map(|info| {
         let probe = toolkit.build(&info);
         async move {
-            let (_, duration, finding) = run_once(&info, probe.as_ref()).await;
+            let (_, duration, mut finding) = run_once(&info, probe.as_ref()).await;
+            if let (Check::Bgp(b), Err(Reason::BgpUnknown), Some(why)) =
+                (&info.spec.check, finding.result, feed_problem.as_ref())
+            {
+                finding.detail = format!("{}: {why}", b.prefix);
+            }
             CheckRow {
                 service: info.service.clone(),
                 probe: info.spec.id.clone(),

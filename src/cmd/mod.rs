@@ -2,6 +2,7 @@
 //! each returns the process exit code it wants (SPEC section 1).
 
 pub mod check;
+pub mod replay;
 pub mod run;
 pub mod validate;
 

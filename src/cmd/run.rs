@@ -19,6 +19,7 @@ use tracing::{error, info, warn};
 
 use crate::api::{self, AppState};
 use crate::bgp::VisibilityBoard;
+use crate::bgp::feed::Feed;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::probe::{self, Observation, ProbeRef, Toolkit};
@@ -137,6 +138,7 @@ struct Daemon {
     verdict: Arc<RwLock<Verdict>>,
     healthy: Arc<AtomicBool>,
     toolkit: Toolkit,
+    feed: Option<Feed>,
     plan: Vec<Arc<ProbeRef>>,
     schedule: Option<Schedule>,
     observations: mpsc::Sender<Observation>,
@@ -205,8 +207,13 @@ impl Daemon {
             schedule.stop().await;
         }
         let new = Arc::new(new);
-        if new.bgp.min_peers != self.config.bgp.min_peers || new.watched_prefixes() != self.config.watched_prefixes() {
+        if new.bgp != self.config.bgp || new.watched_prefixes() != self.config.watched_prefixes() {
+            if let Some(feed) = self.feed.take() {
+                feed.stop().await;
+            }
             self.toolkit.bgp = VisibilityBoard::new(&new.watched_prefixes(), new.bgp.min_peers);
+            self.feed =
+                Some(Feed::start(&new.bgp, new.watched_prefixes(), self.toolkit.bgp.clone(), self.metrics.clone()));
         }
         let plan = probe::plan(&new);
         for old in &self.plan {
@@ -242,6 +249,9 @@ impl Daemon {
         if let Some(schedule) = self.schedule.take() {
             schedule.stop().await;
         }
+        if let Some(feed) = self.feed.take() {
+            feed.stop().await;
+        }
         if let Some(http) = self.http.take() {
             http.stop().await;
         }
@@ -259,6 +269,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let board = VisibilityBoard::new(&config.watched_prefixes(), config.bgp.min_peers);
+    let feed = Feed::start(&config.bgp, config.watched_prefixes(), board.clone(), metrics.clone());
     let toolkit = Toolkit::new(board)?;
     let plan = probe::plan(&config);
     let verdict = Verdict::new(&config, &plan, SystemTime::now());
@@ -275,6 +286,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
         verdict: Arc::new(RwLock::new(verdict)),
         healthy: Arc::new(AtomicBool::new(false)),
         toolkit,
+        feed: Some(feed),
         plan,
         schedule: None,
         observations,

@@ -1,0 +1,391 @@
+//! `chatpulse replay [--json] FILE...`: feeds MRT files (RIB dumps and
+//! update files, in the order given) through the visibility engine for the
+//! configured bgp probes, and prints each watched prefix's visibility
+//! timeline and the alerts that would have fired — the same engine, judge and
+//! verdict as `run`, driven by the files' timestamps. Backtests thresholds
+//! against real history.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::bgp::mrt::{Element, Reader, decompress};
+use crate::bgp::prefix::Prefix;
+use crate::bgp::rib::{Denominator, Interest, PeerKey, Rib};
+use crate::config::{BgpCheck, Check, Config, Kind, NotifyOn};
+use crate::probe::{self, Observation, ProbeRef, result_word};
+use crate::time::{from_unix, rfc3339};
+use crate::verdict::{Event, ServiceStatus, Verdict};
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The config watches no prefix.
+    #[error("{0} has no bgp probes: nothing to replay against")]
+    NothingWatched(String),
+    /// A file could not be opened or read.
+    #[error("{file}: {why}")]
+    Unreadable {
+        /// The file.
+        file: String,
+        /// Why.
+        why: String,
+    },
+    /// Writing the output failed.
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// A change of one watched prefix's visibility (the `--json` line).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Change {
+    /// RFC 3339 time of the MRT record.
+    pub time: String,
+    /// The watched prefix.
+    pub prefix: String,
+    /// Peers seeing it (or a covering prefix).
+    pub peers_seeing: usize,
+    /// Peers that count.
+    pub peers_total: usize,
+    /// seeing / total.
+    pub ratio: f64,
+    /// The bgp probe's judgement: `ok` or the reason.
+    pub state: String,
+}
+
+/// An alert that would have fired.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Alert {
+    /// When.
+    pub time: String,
+    /// Service id.
+    pub service: String,
+    /// `down`, `degraded` or `recovered`.
+    pub event: String,
+    /// Root cause summary (empty for recoveries).
+    pub cause: String,
+}
+
+/// Per-prefix totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrefixSummary {
+    /// The prefix.
+    pub prefix: String,
+    /// Visibility changes seen.
+    pub changes: u64,
+    /// Lowest ratio seen once any peer counted.
+    pub min_ratio: f64,
+    /// The last state.
+    pub final_state: String,
+}
+
+/// The `{"summary": ...}` line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Files read.
+    pub files: usize,
+    /// MRT records read.
+    pub records: u64,
+    /// Route elements read.
+    pub elements: u64,
+    /// Messages skipped as malformed.
+    pub malformed: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Elements per second.
+    pub elements_per_second: f64,
+    /// Per watched prefix.
+    pub prefixes: Vec<PrefixSummary>,
+    /// Alerts that would have fired.
+    pub alerts: Vec<Alert>,
+}
+
+/// The bgp-only view of the config the replay judges with.
+struct Judges {
+    plan: Vec<Arc<ProbeRef>>,
+    verdict: Verdict,
+    /// Per watched prefix: the first bgp check on it (for the `state` field).
+    checks: Vec<(Prefix, BgpCheck)>,
+    min_peers: usize,
+    /// Which transitions alert, as `[alerts.email]` says (defaults without it).
+    notify_degraded: bool,
+    notify_down: bool,
+    notify_recovery: bool,
+}
+
+fn judges(config: &Config) -> Judges {
+    let mut reduced = config.clone();
+    reduced.guards.clear();
+    for service in &mut reduced.services {
+        service.probes.retain(|p| p.check.kind() == Kind::Bgp);
+    }
+    reduced.services.retain(|s| !s.probes.is_empty());
+    let plan = probe::plan(&reduced);
+    let verdict = Verdict::new(&reduced, &plan, from_unix(0));
+    let mut checks: Vec<(Prefix, BgpCheck)> = Vec::new();
+    for p in &plan {
+        if let Check::Bgp(b) = &p.spec.check
+            && !checks.iter().any(|(w, _)| *w == b.prefix)
+        {
+            checks.push((b.prefix, b.clone()));
+        }
+    }
+    let email = config.alerts.email.as_ref();
+    Judges {
+        plan,
+        verdict,
+        checks,
+        min_peers: config.bgp.min_peers,
+        notify_degraded: email.is_some_and(|e| e.notify_on.contains(&NotifyOn::Degraded)),
+        notify_down: email.is_none_or(|e| e.notify_on.contains(&NotifyOn::Down)),
+        notify_recovery: email.is_none_or(|e| e.send_recovery),
+    }
+}
+
+/// Counts compressed bytes read, for progress.
+struct Counting<R> {
+    inner: R,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Replays `files`; writes the timeline and summary to `out`, progress to
+/// `progress`.
+pub fn replay(
+    config: &Config,
+    files: &[PathBuf],
+    json: bool,
+    out: &mut dyn Write,
+    progress: &mut dyn Write,
+) -> Result<Summary, ReplayError> {
+    let watched = config.watched_prefixes();
+    if watched.is_empty() {
+        return Err(ReplayError::NothingWatched(config.file.display().to_string()));
+    }
+    let mut judges = judges(config);
+    let mut rib = Rib::new(Interest::Watched(watched.clone()), Denominator::Carriers);
+    let mut last: Vec<(usize, usize)> = vec![(0, 0); watched.len()];
+    let mut summaries: Vec<PrefixSummary> = watched
+        .iter()
+        .map(|p| PrefixSummary { prefix: p.to_string(), changes: 0, min_ratio: 1.0, final_state: "bgp_unknown".into() })
+        .collect();
+    let mut alerts = Vec::new();
+    let started = Instant::now();
+    let mut totals = crate::bgp::mrt::Stats::default();
+    let mut write_error: Option<std::io::Error> = None;
+
+    for path in files {
+        let name = path.display().to_string();
+        let unreadable = |why: String| ReplayError::Unreadable { file: name.clone(), why };
+        let file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let input = decompress(Counting { inner: file, read: read.clone() }).map_err(|e| unreadable(e.to_string()))?;
+        let mut reader = Reader::new(input);
+        let mut last_progress = Instant::now();
+        let mut on_element = |element: Element| {
+            let (time, touched) = apply(&mut rib, element);
+            let Some(touched) = touched else { return };
+            for (i, w) in watched.iter().enumerate() {
+                if !touched.is_none_or(|p| w.overlaps(&p)) {
+                    continue;
+                }
+                let v = rib.visibility(*w, true);
+                if (v.peers_seeing, v.peers_total) == last[i] {
+                    continue;
+                }
+                last[i] = (v.peers_seeing, v.peers_total);
+                let at = from_unix(i64::from(time));
+                let state = judges
+                    .checks
+                    .iter()
+                    .find(|(p, _)| p == w)
+                    .map(|(_, check)| result_word(probe::bgp::judge(check, judges.min_peers, &v).result))
+                    .unwrap_or("ok");
+                let change = Change {
+                    time: rfc3339(at),
+                    prefix: w.to_string(),
+                    peers_seeing: v.peers_seeing,
+                    peers_total: v.peers_total,
+                    ratio: (v.ratio() * 10_000.0).round() / 10_000.0,
+                    state: state.to_string(),
+                };
+                let summary = &mut summaries[i];
+                summary.changes += 1;
+                if v.peers_total > 0 {
+                    summary.min_ratio = summary.min_ratio.min(v.ratio());
+                }
+                summary.final_state = state.to_string();
+                if write_error.is_none()
+                    && let Err(e) = print_change(out, &change, json)
+                {
+                    write_error = Some(e);
+                }
+                observe(&mut judges, *w, &v, at, &mut alerts);
+            }
+            if last_progress.elapsed() >= Duration::from_secs(1) {
+                last_progress = Instant::now();
+                let done = read.load(std::sync::atomic::Ordering::Relaxed);
+                let percent = (100 * done).checked_div(size).unwrap_or(0);
+                let _ = writeln!(progress, "replay: {name}: {percent}% ({} of {} MB)", done >> 20, size >> 20);
+            }
+        };
+        reader.for_each(&mut on_element).map_err(|e| unreadable(e.to_string()))?;
+        totals.records += reader.stats.records;
+        totals.elements += reader.stats.elements;
+        totals.malformed += reader.stats.malformed;
+    }
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = Summary {
+        files: files.len(),
+        records: totals.records,
+        elements: totals.elements,
+        malformed: totals.malformed,
+        seconds: (seconds * 1000.0).round() / 1000.0,
+        elements_per_second: if seconds > 0.0 { (totals.elements as f64 / seconds).round() } else { 0.0 },
+        prefixes: summaries,
+        alerts,
+    };
+    print_summary(out, &summary, json)?;
+    Ok(summary)
+}
+
+/// Applies one element; returns its time and the prefix it touched (`Some(None)`
+/// for a peer event touching everything, `None` when nothing changed).
+fn apply(rib: &mut Rib, element: Element) -> (u32, Option<Option<Prefix>>) {
+    let key = |ip| PeerKey { collector: String::new(), ip };
+    match element {
+        Element::Announce { time, peer, prefix, origin } => {
+            let id = rib.peer(&key(peer.ip));
+            (time, rib.announce(id, prefix, origin).then_some(Some(prefix)))
+        }
+        Element::Withdraw { time, peer, prefix } => {
+            let id = rib.peer(&key(peer.ip));
+            (time, rib.withdraw(id, prefix).then_some(Some(prefix)))
+        }
+        Element::State { time, peer, new } => {
+            let id = rib.peer(&key(peer.ip));
+            if new == 6 {
+                // Up, with no routes yet: nothing visible changes.
+                rib.peer_up(id);
+                (time, None)
+            } else {
+                // Gone: its routes go and it leaves the denominators.
+                rib.peer_down(id);
+                (time, Some(None))
+            }
+        }
+    }
+}
+
+/// Feeds the judgement of `prefix` to every bgp probe on it, collecting the
+/// service alerts the verdict's transitions imply.
+fn observe(
+    judges: &mut Judges,
+    prefix: Prefix,
+    v: &crate::bgp::Visibility,
+    at: std::time::SystemTime,
+    alerts: &mut Vec<Alert>,
+) {
+    for probe in judges.plan.iter().filter(|p| matches!(&p.spec.check, Check::Bgp(b) if b.prefix == prefix)) {
+        let Check::Bgp(check) = &probe.spec.check else { continue };
+        let observation = Observation {
+            probe: probe.clone(),
+            at,
+            duration: Duration::ZERO,
+            lateness: Duration::ZERO,
+            finding: probe::bgp::judge(check, judges.min_peers, v),
+        };
+        let (down, degraded, recovery) = (judges.notify_down, judges.notify_degraded, judges.notify_recovery);
+        judges.verdict.observe(&observation, &mut |event| {
+            if let Event::ServiceChanged { service, from, at } = event {
+                let event = match (from, service.status) {
+                    (f, ServiceStatus::Down) if f != ServiceStatus::Down && down => "down",
+                    (ServiceStatus::Up | ServiceStatus::Unknown, ServiceStatus::Degraded) if degraded => "degraded",
+                    (ServiceStatus::Down, ServiceStatus::Up) if recovery => "recovered",
+                    (ServiceStatus::Degraded, ServiceStatus::Up) if recovery && degraded => "recovered",
+                    _ => return,
+                };
+                alerts.push(Alert {
+                    time: rfc3339(at),
+                    service: service.id.clone(),
+                    event: event.into(),
+                    cause: service.cause.as_ref().map(|c| c.summary.clone()).unwrap_or_default(),
+                });
+            }
+        });
+    }
+}
+
+fn print_change(out: &mut dyn Write, change: &Change, json: bool) -> std::io::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(change).unwrap_or_default())
+    } else {
+        writeln!(
+            out,
+            "{}  {:<18}  seen by {:>4} of {:>4} peers ({:>5.1}%)  {}",
+            change.time,
+            change.prefix,
+            change.peers_seeing,
+            change.peers_total,
+            change.ratio * 100.0,
+            change.state
+        )
+    }
+}
+
+fn print_summary(out: &mut dyn Write, summary: &Summary, json: bool) -> std::io::Result<()> {
+    if json {
+        return writeln!(out, "{}", serde_json::json!({ "summary": summary }));
+    }
+    for alert in &summary.alerts {
+        let cause = if alert.cause.is_empty() { String::new() } else { format!(" — {}", alert.cause) };
+        writeln!(out, "ALERT {}  {} {}{cause}", alert.time, alert.service, alert.event.to_uppercase())?;
+    }
+    for p in &summary.prefixes {
+        writeln!(
+            out,
+            "{}: {} changes, lowest visibility {:.1}%, finally {}",
+            p.prefix,
+            p.changes,
+            p.min_ratio * 100.0,
+            p.final_state
+        )?;
+    }
+    writeln!(
+        out,
+        "replayed {} files: {} records, {} elements ({} malformed) in {:.3} s, {:.0} elements/s; alerts that would have fired: {}",
+        summary.files,
+        summary.records,
+        summary.elements,
+        summary.malformed,
+        summary.seconds,
+        summary.elements_per_second,
+        summary.alerts.len()
+    )
+}
+
+/// Checks that every file can be opened before any work starts.
+pub fn check_readable(files: &[PathBuf]) -> Result<(), ReplayError> {
+    for f in files {
+        File::open(f).map_err(|e| ReplayError::Unreadable { file: f.display().to_string(), why: e.to_string() })?;
+        if Path::new(f).is_dir() {
+            return Err(ReplayError::Unreadable { file: f.display().to_string(), why: "is a directory".into() });
+        }
+    }
+    Ok(())
+}

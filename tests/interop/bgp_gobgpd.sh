@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# chatpulse's BGP speaker against a real gobgpd: gobgpd (AS 65001, from
+# 127.0.0.2) peers with chatpulse on a high loopback port and announces
+# 129.134.30.0/23 with AS path 32934; `gobgp global rib del` makes the probe
+# bgp_invisible and the service's root cause bgp; re-announcing recovers it.
+source "$(dirname "$0")/lib.sh"
+
+BGP_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+API_PORT=$(free_port)
+
+cat >"$WORK/gobgpd.toml" <<CONF
+[global.config]
+  as = 65001
+  router-id = "127.0.0.2"
+  port = -1
+  local-address-list = ["127.0.0.2"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.1"
+    peer-as = 65010
+  [neighbors.transport.config]
+    remote-port = $BGP_PORT
+    local-address = "127.0.0.2"
+  [neighbors.timers.config]
+    connect-retry = 1
+    hold-time = 9
+    keepalive-interval = 3
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+CONF
+
+cat >"$WORK/config.toml" <<CONF
+[monitor]
+interval = "1s"
+timeout = "500ms"
+fail_after = 1
+recover_after = 1
+
+[server]
+listen = "127.0.0.1:$HTTP_PORT"
+
+[storage]
+path = "$WORK/history.db"
+
+[bgp]
+source = "session"
+[bgp.session]
+listen = "127.0.0.1:$BGP_PORT"
+local_as = 65010
+router_id = "192.0.2.10"
+  [[bgp.session.peer]]
+  address = "127.0.0.2"
+  remote_as = 65001
+
+[[service]]
+id = "facebook"
+name = "Facebook"
+  [[service.probe]]
+  kind = "bgp"
+  id = "dns-prefix"
+  prefix = "129.134.30.0/23"
+  origin = 32934
+CONF
+
+start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
+spawn gobgpd gobgpd -f "$WORK/gobgpd.toml" -p --api-hosts="127.0.0.1:$API_PORT" --pprof-disable
+gobgp_cli() { gobgp -p "$API_PORT" "$@"; }
+established() { gobgp_cli neighbor 2>/dev/null | grep -q Establ; }
+wait_until "gobgpd's session with chatpulse established" 60 established
+feed_up() { curl -sf "$CP_URL/metrics" | grep -q '^chatpulse_bgp_feed_up{source="session"} 1'; }
+wait_until "chatpulse_bgp_feed_up 1" 20 feed_up
+
+log "announcing 129.134.30.0/23 with AS path 32934"
+gobgp_cli global rib add 129.134.30.0/23 nexthop 192.0.2.1 origin igp aspath 32934 -a ipv4 >/dev/null
+wait_until "probe ok" 20 probe_result_is facebook dns-prefix ok
+wait_until "facebook up" 20 service_is facebook up
+
+log "withdrawing it"
+gobgp_cli global rib del 129.134.30.0/23 -a ipv4 >/dev/null
+wait_until "probe bgp_invisible" 20 probe_result_is facebook dns-prefix bgp_invisible
+wait_until "facebook down" 20 service_is facebook down
+cause=$(service_field facebook .cause.summary)
+case "$cause" in
+  "bgp: 129.134.30.0/23 seen by 0% of 1 peers (origin AS32934)") log "ok: cause is \"$cause\"" ;;
+  *) fail "root cause should be the BGP withdrawal, got \"$cause\"" ;;
+esac
+
+log "re-announcing"
+gobgp_cli global rib add 129.134.30.0/23 nexthop 192.0.2.1 origin igp aspath 32934 -a ipv4 >/dev/null
+wait_until "facebook up again" 20 service_is facebook up
+grep -q "refused a connection" "$WORK/chatpulse.log" && fail "chatpulse refused gobgpd"
+log "PASS"
