@@ -1,0 +1,284 @@
+//! Incidents and the alert outbox in the store.
+//!
+//! Every write here commits before it answers: an incident opened or an
+//! alert enqueued survives kill -9 the moment the caller knows about it.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError, Writer};
+use crate::verdict::ServiceStatus;
+
+/// An incident to open.
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    /// Service id.
+    pub service: String,
+    /// `down` or `degraded`.
+    pub status: ServiceStatus,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Root cause layer.
+    pub cause_layer: String,
+    /// Root cause summary.
+    pub cause_summary: String,
+    /// Grouping key of the root cause.
+    pub cause_key: String,
+}
+
+/// An incident as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    /// Row id.
+    pub id: i64,
+    /// Service id.
+    pub service: String,
+    /// Worst status reached: `down` or `degraded`.
+    pub status: ServiceStatus,
+    /// Unix seconds.
+    pub started_at: i64,
+    /// Unix seconds, None while ongoing.
+    pub ended_at: Option<i64>,
+    /// Root cause layer.
+    pub cause_layer: String,
+    /// Root cause summary.
+    pub cause_summary: String,
+    /// Grouping key of the root cause.
+    pub cause_key: String,
+    /// The incident group (the id of its first incident).
+    pub group_id: Option<i64>,
+    /// The highest status an alert was sent for (`degraded`/`down`).
+    pub notified: Option<String>,
+    /// When the last reminder went out.
+    pub last_reminder_at: Option<i64>,
+}
+
+/// An alert to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// `email`.
+    pub channel: String,
+    /// `down`, `degraded`, `reminder`, `recovered`.
+    pub event: String,
+    /// Stable Message-ID of this incident event.
+    pub message_id: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body_text: String,
+    /// HTML body.
+    pub body_html: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A pending alert.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// Channel.
+    pub channel: String,
+    /// Event.
+    pub event: String,
+    /// Message-ID.
+    pub message_id: String,
+    /// Subject.
+    pub subject: String,
+    /// Text body.
+    pub body_text: String,
+    /// HTML body.
+    pub body_html: String,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// When it was enqueued.
+    pub created_at: i64,
+}
+
+pub(crate) const INCIDENT_COLUMNS: &str = "id, service, status, started_at, ended_at, cause_layer, cause_summary, cause_key, group_id, notified, last_reminder_at";
+
+pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
+    let status: String = r.get(2)?;
+    Ok(Incident {
+        id: r.get(0)?,
+        service: r.get(1)?,
+        status: ServiceStatus::from_word(&status).unwrap_or(ServiceStatus::Down),
+        started_at: r.get(3)?,
+        ended_at: r.get(4)?,
+        cause_layer: r.get(5)?,
+        cause_summary: r.get(6)?,
+        cause_key: r.get(7)?,
+        group_id: r.get(8)?,
+        notified: r.get(9)?,
+        last_reminder_at: r.get(10)?,
+    })
+}
+
+impl Writer {
+    fn open_incident(&mut self, i: &NewIncident) -> Result<i64, StoreError> {
+        self.conn.execute(
+            "INSERT INTO incidents (service, status, started_at, cause_layer, cause_summary, cause_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![i.service, i.status.as_str(), i.started_at, i.cause_layer, i.cause_summary, i.cause_key],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn enqueue(
+        &mut self,
+        m: &NewMessage,
+        notified: &[(i64, String)],
+        reminder_at: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        let exists: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM outbox WHERE message_id = ?1", params![m.message_id], |r| r.get(0))
+            .optional()?;
+        if exists.is_some() {
+            return Ok(None);
+        }
+        self.conn.execute(
+            "INSERT INTO outbox (channel, event, message_id, subject, body_text, body_html, created_at, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            params![m.channel, m.event, m.message_id, m.subject, m.body_text, m.body_html, m.created_at],
+        )?;
+        let id = self.conn.last_insert_rowid();
+        for (incident, level) in notified {
+            self.conn.execute("UPDATE incidents SET notified = ?2 WHERE id = ?1", params![incident, level])?;
+            if let Some(at) = reminder_at {
+                self.conn.execute("UPDATE incidents SET last_reminder_at = ?2 WHERE id = ?1", params![incident, at])?;
+            }
+        }
+        Ok(Some(id))
+    }
+}
+
+impl Store {
+    /// Opens an incident; returns its id.
+    pub async fn open_incident(&self, incident: NewIncident) -> Result<i64, StoreError> {
+        self.urgent(move |w| w.open_incident(&incident)).await
+    }
+
+    /// Sets an incident's group.
+    pub async fn set_group(&self, incident: i64, group: i64) -> Result<(), StoreError> {
+        self.urgent(move |w| {
+            w.conn.execute("UPDATE incidents SET group_id = ?2 WHERE id = ?1", params![incident, group])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Raises an incident to `down`, with the cause it has now.
+    pub async fn escalate_incident(
+        &self,
+        id: i64,
+        status: ServiceStatus,
+        layer: String,
+        summary: String,
+        key: String,
+    ) -> Result<(), StoreError> {
+        self.urgent(move |w| {
+            w.conn.execute(
+                "UPDATE incidents SET status = ?2, cause_layer = ?3, cause_summary = ?4, cause_key = ?5 WHERE id = ?1",
+                params![id, status.as_str(), layer, summary, key],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends an incident.
+    pub async fn close_incident(&self, id: i64, at: i64) -> Result<(), StoreError> {
+        self.urgent(move |w| {
+            w.conn.execute("UPDATE incidents SET ended_at = ?2 WHERE id = ?1", params![id, at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every incident still open.
+    pub async fn open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        self.urgent(|w| {
+            let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE ended_at IS NULL ORDER BY id");
+            Ok(w.conn.prepare(&sql)?.query_map([], incident_from_row)?.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Commits an alert and marks the incidents it tells about as notified
+    /// (and, for reminders, reminded at `reminder_at`). Returns None when a
+    /// message with the same Message-ID exists already: nothing is sent twice.
+    pub async fn enqueue(
+        &self,
+        message: NewMessage,
+        notified: Vec<(i64, String)>,
+        reminder_at: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.urgent(move |w| w.enqueue(&message, &notified, reminder_at)).await
+    }
+
+    /// Alerts due for a delivery attempt at `now`, oldest first.
+    pub async fn due_messages(&self, now: i64, channel: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        let channel = channel.to_string();
+        self.urgent(move |w| {
+            let rows = w
+                .conn
+                .prepare(
+                    "SELECT id, channel, event, message_id, subject, body_text, body_html, attempts, created_at FROM outbox
+                     WHERE sent_at IS NULL AND channel = ?1 AND next_attempt_at <= ?2 ORDER BY id LIMIT 100",
+                )?
+                .query_map(params![channel, now], |r| {
+                    Ok(OutboxRow {
+                        id: r.get(0)?,
+                        channel: r.get(1)?,
+                        event: r.get(2)?,
+                        message_id: r.get(3)?,
+                        subject: r.get(4)?,
+                        body_text: r.get(5)?,
+                        body_html: r.get(6)?,
+                        attempts: r.get(7)?,
+                        created_at: r.get(8)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Pending alerts on `channel` and the earliest next attempt.
+    pub async fn pending(&self, channel: &str) -> Result<(usize, Option<i64>), StoreError> {
+        let channel = channel.to_string();
+        self.urgent(move |w| {
+            Ok(w.conn.query_row(
+                "SELECT count(*), min(next_attempt_at) FROM outbox WHERE sent_at IS NULL AND channel = ?1",
+                params![channel],
+                |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)),
+            )?)
+        })
+        .await
+    }
+
+    /// Records a delivery.
+    pub async fn mark_sent(&self, id: i64, at: i64) -> Result<(), StoreError> {
+        self.urgent(move |w| {
+            w.conn.execute(
+                "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                params![id, at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a failed attempt and when to try again.
+    pub async fn mark_failed(&self, id: i64, next_attempt_at: i64, error: String) -> Result<(), StoreError> {
+        self.urgent(move |w| {
+            w.conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, next_attempt_at, error],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,298 @@
+//! The history store: SQLite (bundled, WAL) at `[storage].path`.
+//!
+//! What is kept: every change of a service's status (uptime is computed
+//! from these, exactly, to the second), runs of identical probe results
+//! (a new row only when a result changes, so a year of "ok" is one row),
+//! daily rollups per probe, incidents, and the alert outbox.
+//!
+//! One writer thread owns the write connection. Recording a run or a status
+//! never waits: it queues a job, and jobs are committed in batches about
+//! once a second, so a slow disk never delays a probe. Operations whose
+//! result matters (opening an incident, enqueueing an alert) commit before
+//! they answer: an alert is durable before delivery is tried. Readers (the
+//! CLI, the API) use their own read-only connections; WAL lets them read
+//! while `run` writes. A heartbeat row says until when the monitor was
+//! alive, so the time chatpulse was not running — even after kill -9 —
+//! counts as unknown, not as up or down.
+
+mod history;
+mod incidents;
+mod reader;
+mod schema;
+pub mod uptime;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as sync_mpsc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+use tracing::error;
+
+pub use incidents::{Incident, NewIncident, NewMessage, OutboxRow};
+pub use reader::{Reader, Report};
+
+use crate::verdict::ServiceStatus;
+
+/// What went wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("history store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The file was written by a newer chatpulse.
+    #[error("history store: schema version {found} is newer than this chatpulse understands ({known})")]
+    TooNew {
+        /// Version in the file.
+        found: usize,
+        /// Newest version known here.
+        known: usize,
+    },
+    /// The file does not exist (readers never create one).
+    #[error("no history at {0} (has `chatpulse run` used this config yet?)")]
+    Missing(PathBuf),
+    /// The writer thread is gone.
+    #[error("history store: the writer stopped")]
+    Stopped,
+    /// The writer thread could not start.
+    #[error("history store: cannot start the writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Retention, from `[storage]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Per-run results.
+    pub raw: Duration,
+    /// Rollups, status history, incidents, sent alerts.
+    pub rollup: Duration,
+}
+
+/// A probe run to record.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// Service id (or `_guard`).
+    pub service: String,
+    /// Probe id.
+    pub probe: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// `ok` or the reason.
+    pub result: &'static str,
+    /// Duration in milliseconds.
+    pub duration_ms: f64,
+    /// The finding's detail.
+    pub detail: String,
+}
+
+/// A service status change to record.
+#[derive(Debug, Clone)]
+pub struct StatusRecord {
+    /// Service id.
+    pub service: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// The new status.
+    pub status: ServiceStatus,
+    /// Root cause (layer, summary).
+    pub cause: Option<(String, String)>,
+}
+
+/// The writer's side: the connection and what it batches.
+pub(crate) struct Writer {
+    conn: Connection,
+    in_batch: bool,
+    runs: history::RunState,
+    retention: Retention,
+    last_retention: i64,
+}
+
+type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+
+enum Msg {
+    /// Batched with others.
+    Job(Job),
+    /// Committed (with everything before it) before it runs its reply.
+    Urgent(Job),
+    /// Commit, mark the monitor stopped at this time, and end.
+    Stop(Vec<String>, i64, sync_mpsc::Sender<()>),
+}
+
+/// Handle to the writer thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    tx: sync_mpsc::Sender<Msg>,
+    path: PathBuf,
+}
+
+/// How long a batch may stay open.
+const BATCH_WINDOW: Duration = Duration::from_secs(1);
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+impl Writer {
+    fn begin(&mut self) {
+        if !self.in_batch {
+            match self.conn.execute_batch("BEGIN") {
+                Ok(()) => self.in_batch = true,
+                Err(e) => error!("history store: cannot begin a batch: {e}"),
+            }
+        }
+    }
+
+    fn commit(&mut self, now: i64) {
+        if !self.in_batch {
+            self.begin();
+        }
+        if let Err(e) = self.flush_rollups().and_then(|()| self.set_heartbeat(now)) {
+            error!("history store: {e}");
+        }
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            error!("history store: commit failed: {e}");
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.in_batch = false;
+        if now - self.last_retention >= 3600 {
+            self.last_retention = now;
+            if let Err(e) = self.apply_retention(now) {
+                error!("history store: retention failed: {e}");
+            }
+        }
+    }
+}
+
+fn now() -> i64 {
+    crate::time::unix(std::time::SystemTime::now())
+}
+
+fn writer_loop(mut writer: Writer, rx: sync_mpsc::Receiver<Msg>) {
+    let mut batch_opened: Option<std::time::Instant> = None;
+    loop {
+        let wait = batch_opened.map_or(Duration::from_secs(1), |t| BATCH_WINDOW.saturating_sub(t.elapsed()));
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Job(job)) => {
+                writer.begin();
+                batch_opened.get_or_insert_with(std::time::Instant::now);
+                job(&mut writer);
+            }
+            Ok(Msg::Urgent(job)) => {
+                writer.begin();
+                job(&mut writer);
+                writer.commit(now());
+                batch_opened = None;
+            }
+            Ok(Msg::Stop(services, at, done)) => {
+                writer.begin();
+                if let Err(e) = writer.mark_stopped(&services, at) {
+                    error!("history store: {e}");
+                }
+                writer.commit(at);
+                let _ = done.send(());
+                return;
+            }
+            Err(sync_mpsc::RecvTimeoutError::Timeout) => {
+                // Also the heartbeat: about once a second, even when idle.
+                writer.commit(now());
+                batch_opened = None;
+            }
+            Err(sync_mpsc::RecvTimeoutError::Disconnected) => {
+                writer.commit(now());
+                return;
+            }
+        }
+        if batch_opened.is_some_and(|t| t.elapsed() >= BATCH_WINDOW) {
+            writer.commit(now());
+            batch_opened = None;
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store, migrates it, and records that
+    /// the monitor was not running between the previous run's last heartbeat
+    /// and now.
+    pub fn open(path: &Path, retention: Retention) -> Result<Store, StoreError> {
+        let mut conn = open_connection(path)?;
+        schema::migrate(&mut conn)?;
+        let mut writer = Writer { conn, in_batch: false, runs: Default::default(), retention, last_retention: 0 };
+        writer.close_gap()?;
+        let (tx, rx) = sync_mpsc::channel();
+        std::thread::Builder::new()
+            .name("chatpulse-store".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(StoreError::Thread)?;
+        Ok(Store { tx, path: path.to_path_buf() })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn job(&self, job: impl FnOnce(&mut Writer) + Send + 'static) {
+        // A stopped writer only happens at shutdown; nothing to do then.
+        let _ = self.tx.send(Msg::Job(Box::new(job)));
+    }
+
+    /// Runs `f` in the writer, commits, and returns its result.
+    async fn urgent<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |w| {
+            let _ = reply.send(f(w));
+        });
+        self.tx.send(Msg::Urgent(job)).map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Records a probe run (batched).
+    pub fn record_run(&self, run: RunRecord) {
+        self.job(move |w| {
+            if let Err(e) = w.record_run(&run) {
+                error!("history store: {e}");
+            }
+        });
+    }
+
+    /// Records a service status change (batched).
+    pub fn record_status(&self, status: StatusRecord) {
+        self.job(move |w| {
+            if let Err(e) = w.record_status(&status) {
+                error!("history store: {e}");
+            }
+        });
+    }
+
+    /// Commits everything queued so far.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.urgent(|_| Ok(())).await
+    }
+
+    /// Applies retention as of `now` and gives the freed space back to the
+    /// filesystem (VACUUM). Retention otherwise runs hourly on its own.
+    pub async fn compact(&self, now: i64) -> Result<(), StoreError> {
+        self.urgent(move |w| {
+            w.apply_retention(now)?;
+            w.conn.execute_batch("COMMIT; VACUUM; BEGIN")?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks every service unknown from `at` (the monitor stops) and ends
+    /// the writer after committing everything.
+    pub fn stop(&self, services: Vec<String>, at: i64) {
+        let (done, wait) = sync_mpsc::channel();
+        if self.tx.send(Msg::Stop(services, at, done)).is_ok() {
+            let _ = wait.recv_timeout(Duration::from_secs(10));
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Reading history: status rows, uptime, buckets and incidents, over a
+//! read-only connection (used by the CLI and the API while `run` writes).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::incidents::{INCIDENT_COLUMNS, Incident, incident_from_row};
+use super::uptime::{self, Bucket, Span, Uptime};
+use super::{StoreError, schema};
+use crate::verdict::ServiceStatus;
+
+/// Uptime of one service over a window, with its incidents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Seconds by status and the ratio.
+    pub uptime: Uptime,
+    /// Incidents open at any time in the window.
+    pub incidents: usize,
+    /// Mean time to repair of the incidents that ended in the window.
+    pub mttr_seconds: Option<f64>,
+}
+
+/// A heartbeat older than this means the monitor is not running.
+const ALIVE_SLACK: i64 = 15;
+
+/// A read-only view of the store.
+pub struct Reader {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Reader {
+    /// Opens the store at `path` read-only; it must exist.
+    pub fn open(path: &Path) -> Result<Reader, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+        if version > schema::current_version() {
+            return Err(StoreError::TooNew { found: version, known: schema::current_version() });
+        }
+        if version == 0 {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        Ok(Reader { conn: Mutex::new(conn), path: path.to_path_buf() })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Until when the history is known at `now`: now while the monitor runs,
+    /// its last heartbeat otherwise.
+    fn known_until(&self, now: i64) -> Result<i64, StoreError> {
+        let heartbeat: Option<i64> =
+            self.conn().query_row("SELECT value FROM meta WHERE key = 'heartbeat'", [], |r| r.get(0)).optional()?;
+        Ok(match heartbeat {
+            Some(h) if now - h > ALIVE_SLACK => h,
+            _ => now,
+        })
+    }
+
+    /// Status changes of `service` in `[from, to)`, led by the last one before.
+    pub fn status_rows(&self, service: &str, from: i64, to: i64) -> Result<Vec<(i64, ServiceStatus)>, StoreError> {
+        let conn = self.conn();
+        let word = |s: String| ServiceStatus::from_word(&s).unwrap_or(ServiceStatus::Unknown);
+        let mut rows: Vec<(i64, ServiceStatus)> = conn
+            .prepare_cached("SELECT at, status FROM service_status WHERE service = ?1 AND at <= ?2 ORDER BY at DESC, id DESC LIMIT 1")?
+            .query_row(params![service, from], |r| Ok((r.get(0)?, word(r.get(1)?))))
+            .optional()?
+            .into_iter()
+            .collect();
+        let later = conn
+            .prepare_cached(
+                "SELECT at, status FROM service_status WHERE service = ?1 AND at > ?2 AND at < ?3 ORDER BY at, id",
+            )?
+            .query_map(params![service, from, to], |r| Ok((r.get(0)?, word(r.get(1)?))))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.extend(later);
+        Ok(rows)
+    }
+
+    /// The spans of `service` over `[from, to)` as of `now`.
+    pub fn spans(&self, service: &str, from: i64, to: i64, now: i64) -> Result<Vec<Span>, StoreError> {
+        let rows = self.status_rows(service, from, to)?;
+        Ok(uptime::spans(&rows, from, to, self.known_until(now)?))
+    }
+
+    /// Uptime of `service` over `[from, to)`.
+    pub fn uptime(&self, service: &str, from: i64, to: i64, now: i64) -> Result<Uptime, StoreError> {
+        Ok(uptime::summarize(&self.spans(service, from, to, now)?))
+    }
+
+    /// History of `service` over `[from, to)` in buckets of `step` seconds.
+    pub fn history(&self, service: &str, from: i64, to: i64, step: i64, now: i64) -> Result<Vec<Bucket>, StoreError> {
+        Ok(uptime::buckets(&self.spans(service, from, to, now)?, from, to, step))
+    }
+
+    /// Incidents of `service` (or all) that were open at any time since `since`.
+    pub fn incidents(&self, service: Option<&str>, since: i64) -> Result<Vec<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE (ended_at IS NULL OR ended_at >= ?1)
+             AND (?2 IS NULL OR service = ?2) ORDER BY started_at DESC, id DESC"
+        );
+        let conn = self.conn();
+        let rows = conn
+            .prepare(&sql)?
+            .query_map(params![since, service], incident_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Uptime plus the incidents of `service` over `[from, to)`.
+    pub fn report(&self, service: &str, from: i64, to: i64, now: i64) -> Result<Report, StoreError> {
+        let uptime = self.uptime(service, from, to, now)?;
+        let incidents: Vec<Incident> =
+            self.incidents(Some(service), from)?.into_iter().filter(|i| i.started_at < to).collect();
+        let repaired: Vec<i64> = incidents
+            .iter()
+            .filter_map(|i| i.ended_at.filter(|end| *end >= from && *end <= to).map(|end| end - i.started_at))
+            .collect();
+        let mttr = (!repaired.is_empty()).then(|| repaired.iter().sum::<i64>() as f64 / repaired.len() as f64);
+        Ok(Report { uptime, incidents: incidents.len(), mttr_seconds: mttr })
+    }
+
+    /// Services with any recorded history.
+    pub fn services(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare("SELECT DISTINCT service FROM service_status ORDER BY service")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}

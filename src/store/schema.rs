@@ -1,0 +1,107 @@
+//! The history store's schema and its migrations.
+//!
+//! `PRAGMA user_version` holds the schema version; each migration runs once,
+//! in order, inside a transaction. A database from a newer chatpulse is
+//! refused rather than guessed at.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Migrations, oldest first; index + 1 is the version each one produces.
+const MIGRATIONS: &[&str] = &[
+    // 1: status changes, run-length probe results, daily rollups,
+    // incidents, the alert outbox, and process metadata.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    -- One row per change of a service's status: status holds until the next row.
+    CREATE TABLE service_status (
+        id            INTEGER PRIMARY KEY,
+        service       TEXT NOT NULL,
+        at            INTEGER NOT NULL,
+        status        TEXT NOT NULL,
+        cause_layer   TEXT,
+        cause_summary TEXT
+    );
+    CREATE INDEX service_status_by_time ON service_status(service, at);
+    -- Runs of identical results: a new row only when the result changes.
+    CREATE TABLE probe_runs (
+        id              INTEGER PRIMARY KEY,
+        service         TEXT NOT NULL,
+        probe           TEXT NOT NULL,
+        result          TEXT NOT NULL,
+        first_at        INTEGER NOT NULL,
+        last_at         INTEGER NOT NULL,
+        runs            INTEGER NOT NULL,
+        duration_ms_sum REAL NOT NULL,
+        duration_ms_max REAL NOT NULL,
+        detail          TEXT NOT NULL
+    );
+    CREATE INDEX probe_runs_by_probe ON probe_runs(service, probe, last_at);
+    CREATE INDEX probe_runs_by_age ON probe_runs(last_at);
+    -- Per probe and UTC day: kept for rollup_retention.
+    CREATE TABLE probe_daily (
+        service         TEXT NOT NULL,
+        probe           TEXT NOT NULL,
+        day             INTEGER NOT NULL,
+        runs            INTEGER NOT NULL,
+        failures        INTEGER NOT NULL,
+        duration_ms_sum REAL NOT NULL,
+        duration_ms_max REAL NOT NULL,
+        PRIMARY KEY (service, probe, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE incidents (
+        id               INTEGER PRIMARY KEY,
+        service          TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        started_at       INTEGER NOT NULL,
+        ended_at         INTEGER,
+        cause_layer      TEXT NOT NULL,
+        cause_summary    TEXT NOT NULL,
+        cause_key        TEXT NOT NULL,
+        group_id         INTEGER,
+        notified         TEXT,
+        last_reminder_at INTEGER
+    );
+    CREATE INDEX incidents_by_service ON incidents(service, started_at);
+    CREATE INDEX incidents_open ON incidents(ended_at);
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        channel         TEXT NOT NULL,
+        event           TEXT NOT NULL,
+        message_id      TEXT NOT NULL UNIQUE,
+        subject         TEXT NOT NULL,
+        body_text       TEXT NOT NULL,
+        body_html       TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        sent_at         INTEGER,
+        last_error      TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox(sent_at, next_attempt_at);
+    "#,
+];
+
+/// Brings the schema to the current version.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version = conn.pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::TooNew { found: version, known: MIGRATIONS.len() });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The version this build writes.
+pub fn current_version() -> usize {
+    MIGRATIONS.len()
+}

@@ -1,0 +1,183 @@
+//! Uptime arithmetic over status history, exact to the second.
+//!
+//! A service's history is a list of status changes; between two changes the
+//! status holds. Time before the first change, or after the monitor was last
+//! known alive, is `unknown`. Observed time excludes `unknown`;
+//! uptime = (observed − down) / observed; degraded time is reported apart
+//! (and counts as up).
+
+use crate::verdict::ServiceStatus;
+
+/// A stretch of time with one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Start (Unix seconds, inclusive).
+    pub from: i64,
+    /// End (exclusive).
+    pub to: i64,
+    /// The status.
+    pub status: ServiceStatus,
+}
+
+/// Cuts `[from, to)` into spans from status changes `rows` (sorted by time;
+/// the first may lie before `from`). Time from `known_until` on is unknown.
+pub fn spans(rows: &[(i64, ServiceStatus)], from: i64, to: i64, known_until: i64) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::new();
+    let mut push = |from: i64, to: i64, status: ServiceStatus| {
+        if to <= from {
+            return;
+        }
+        match out.last_mut() {
+            Some(last) if last.status == status && last.to == from => last.to = to,
+            _ => out.push(Span { from, to, status }),
+        }
+    };
+    let mut status = ServiceStatus::Unknown;
+    let mut at = from;
+    for &(change, next) in rows {
+        if change > at {
+            let end = change.min(to);
+            push(at, end.min(known_until).max(at), status);
+            push(end.min(known_until).max(at), end, ServiceStatus::Unknown);
+            at = end;
+        }
+        status = next;
+        if at >= to {
+            break;
+        }
+    }
+    if at < to {
+        let cut = known_until.clamp(at, to);
+        push(at, cut, status);
+        push(cut, to, ServiceStatus::Unknown);
+    }
+    out
+}
+
+/// Seconds per status over some spans.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Uptime {
+    /// Seconds not unknown.
+    pub observed: i64,
+    /// Seconds down.
+    pub down: i64,
+    /// Seconds degraded.
+    pub degraded: i64,
+    /// Seconds unknown.
+    pub unknown: i64,
+    /// (observed − down) / observed; None when nothing was observed.
+    pub ratio: Option<f64>,
+}
+
+/// Sums spans.
+pub fn summarize(spans: &[Span]) -> Uptime {
+    let mut u = Uptime::default();
+    for s in spans {
+        let secs = s.to - s.from;
+        match s.status {
+            ServiceStatus::Unknown => u.unknown += secs,
+            ServiceStatus::Down => u.down += secs,
+            ServiceStatus::Degraded => u.degraded += secs,
+            ServiceStatus::Up => {}
+        }
+        if s.status != ServiceStatus::Unknown {
+            u.observed += secs;
+        }
+    }
+    u.ratio = (u.observed > 0).then(|| (u.observed - u.down) as f64 / u.observed as f64);
+    u
+}
+
+/// One bucket of a history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    /// Start (Unix seconds).
+    pub start: i64,
+    /// Worst status seen in the bucket (down > degraded > up), unknown if
+    /// nothing was observed.
+    pub status: ServiceStatus,
+    /// Uptime within the bucket.
+    pub ratio: Option<f64>,
+}
+
+fn severity(s: ServiceStatus) -> u8 {
+    match s {
+        ServiceStatus::Unknown => 0,
+        ServiceStatus::Up => 1,
+        ServiceStatus::Degraded => 2,
+        ServiceStatus::Down => 3,
+    }
+}
+
+/// Cuts spans covering `[from, to)` into buckets of `step` seconds.
+pub fn buckets(spans: &[Span], from: i64, to: i64, step: i64) -> Vec<Bucket> {
+    let step = step.max(1);
+    let mut out = Vec::new();
+    let mut start = from;
+    let mut i = 0;
+    while start < to {
+        let end = (start + step).min(to);
+        let mut inside = Vec::new();
+        while i < spans.len() && spans[i].to <= start {
+            i += 1;
+        }
+        let mut j = i;
+        while j < spans.len() && spans[j].from < end {
+            let s = spans[j];
+            inside.push(Span { from: s.from.max(start), to: s.to.min(end), status: s.status });
+            j += 1;
+        }
+        let status = inside.iter().map(|s| s.status).max_by_key(|s| severity(*s)).unwrap_or(ServiceStatus::Unknown);
+        out.push(Bucket { start, status, ratio: summarize(&inside).ratio });
+        start = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ServiceStatus::*;
+
+    const H: i64 = 3600;
+
+    #[test]
+    fn one_hour_down_in_a_day_is_23_over_24() {
+        let rows = [(0, Up), (10 * H, Down), (11 * H, Up)];
+        let u = summarize(&spans(&rows, 0, 24 * H, i64::MAX));
+        assert_eq!((u.observed, u.down, u.unknown), (24 * H, H, 0));
+        assert_eq!(u.ratio, Some(23.0 / 24.0));
+    }
+
+    #[test]
+    fn unknown_time_is_excluded_from_observed() {
+        let rows = [(0, Up), (2 * H, Unknown), (4 * H, Down), (5 * H, Up)];
+        let u = summarize(&spans(&rows, 0, 10 * H, i64::MAX));
+        assert_eq!((u.observed, u.down, u.unknown), (8 * H, H, 2 * H));
+        assert_eq!(u.ratio, Some(7.0 / 8.0));
+    }
+
+    #[test]
+    fn before_the_first_change_and_after_the_last_heartbeat_is_unknown() {
+        let rows = [(5 * H, Up), (6 * H, Down)];
+        let u = summarize(&spans(&rows, 0, 10 * H, 8 * H));
+        assert_eq!((u.observed, u.down, u.unknown), (3 * H, 2 * H, 7 * H));
+    }
+
+    #[test]
+    fn a_row_before_the_window_sets_the_status_at_its_start() {
+        let rows = [(-100 * H, Down), (2 * H, Up)];
+        let u = summarize(&spans(&rows, 0, 4 * H, i64::MAX));
+        assert_eq!((u.down, u.observed), (2 * H, 4 * H));
+    }
+
+    #[test]
+    fn buckets_take_the_worst_status_and_their_own_ratio() {
+        let rows = [(0, Up), (90, Degraded), (100, Down), (130, Up)];
+        let b = buckets(&spans(&rows, 0, 240, i64::MAX), 0, 240, 60);
+        let statuses: Vec<ServiceStatus> = b.iter().map(|b| b.status).collect();
+        assert_eq!(statuses, vec![Up, Down, Down, Up]);
+        assert_eq!(b[1].ratio, Some(40.0 / 60.0));
+        assert_eq!(b[2].ratio, Some(50.0 / 60.0));
+    }
+}
