@@ -159,6 +159,8 @@ pub enum Event<'a> {
     ServiceChanged {
         /// The service's new state.
         service: &'a ServiceState,
+        /// Its probes' states, in config order.
+        probes: &'a [&'a ProbeState],
         /// The status before.
         from: ServiceStatus,
         /// When.
@@ -383,7 +385,9 @@ impl Verdict {
         }
         service.status = status;
         service.cause = cause;
-        emit(Event::ServiceChanged { service: &self.services[index], from, at });
+        let service = &self.services[index];
+        let probes: Vec<&ProbeState> = service.probes.iter().map(|&i| &self.probes[i]).collect();
+        emit(Event::ServiceChanged { service, probes: &probes, from, at });
     }
 }
 

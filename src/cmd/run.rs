@@ -9,11 +9,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{RwLock, mpsc, oneshot, watch};
+use tokio::sync::{Notify, RwLock, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
@@ -21,9 +21,14 @@ use crate::api::{self, AppState};
 use crate::bgp::VisibilityBoard;
 use crate::bgp::feed::Feed;
 use crate::config::Config;
+use crate::incident::{ServiceSnapshot, Tracker, TrackerInput};
 use crate::metrics::Metrics;
+use crate::metrics::UPTIME_WINDOWS;
+use crate::probe::result_word;
 use crate::probe::{self, Observation, ProbeRef, Toolkit};
 use crate::scheduler::Schedule;
+use crate::store::{Reader, Retention, RunRecord, StatusRecord, Store};
+use crate::time::unix;
 use crate::verdict::{Event, ServiceStatus, Verdict};
 
 /// Why `run` could not start.
@@ -43,6 +48,14 @@ pub enum RunError {
     /// A signal handler could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The history store could not be opened.
+    #[error("{path}: {source}")]
+    Store {
+        /// `[storage] path`.
+        path: String,
+        /// Why.
+        source: crate::store::StoreError,
+    },
 }
 
 /// Makes glibc serve allocations of 256 KiB and more with their own
@@ -68,6 +81,28 @@ fn release_freed_memory() {
     // no preconditions and does not touch live allocations.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Keeps `chatpulse_service_uptime_ratio{window}` current from the store.
+async fn publish_uptime(path: PathBuf, config: watch::Receiver<Arc<Config>>, metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let services: Vec<String> = config.borrow().services.iter().map(|s| s.id.clone()).collect();
+        let (path, metrics) = (path.clone(), metrics.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let Ok(reader) = Reader::open(&path) else { return };
+            let now = unix(SystemTime::now());
+            for service in &services {
+                for (window, secs) in UPTIME_WINDOWS {
+                    if let Ok(Some(ratio)) = reader.uptime(service, now - secs as i64, now, now).map(|u| u.ratio) {
+                        metrics.set_uptime(service, window, ratio);
+                    }
+                }
+            }
+        })
+        .await;
     }
 }
 
@@ -107,15 +142,36 @@ impl HttpServer {
 /// Where the verdict's events go.
 pub struct Sinks {
     metrics: Arc<Metrics>,
+    store: Store,
+    incidents: mpsc::UnboundedSender<TrackerInput>,
 }
 
 impl Sinks {
     fn accept(&mut self, event: &Event<'_>) {
         self.metrics.record(event);
         match event {
-            Event::ServiceChanged { service, from, .. } if service.status != *from => {
+            Event::Observed { observation, .. } => {
+                let probe = &observation.probe;
+                self.store.record_run(RunRecord {
+                    service: probe.service.clone(),
+                    probe: probe.spec.id.clone(),
+                    at: unix(observation.at),
+                    result: result_word(observation.finding.result),
+                    duration_ms: observation.duration.as_secs_f64() * 1e3,
+                    detail: observation.finding.detail.clone(),
+                });
+            }
+            Event::ServiceChanged { service, probes, from, at } if service.status != *from => {
                 let cause = service.cause.as_ref().map(|c| c.summary.as_str()).unwrap_or("");
                 info!(service = %service.id, from = from.as_str(), to = service.status.as_str(), cause, "service status changed");
+                self.store.record_status(StatusRecord {
+                    service: service.id.clone(),
+                    at: unix(*at),
+                    status: service.status,
+                    cause: service.cause.as_ref().map(|c| (c.layer.to_string(), c.summary.clone())),
+                });
+                let snapshot = ServiceSnapshot::new(service, probes, *from, unix(*at));
+                let _ = self.incidents.send(TrackerInput::Service(snapshot));
             }
             Event::OnlineChanged { online, .. } => {
                 if *online {
@@ -123,6 +179,7 @@ impl Sinks {
                 } else {
                     warn!("monitor offline: every guard probe fails; services are unknown until a guard passes");
                 }
+                let _ = self.incidents.send(TrackerInput::Online(*online));
             }
             _ => {}
         }
@@ -137,6 +194,7 @@ struct Daemon {
     metrics: Arc<Metrics>,
     verdict: Arc<RwLock<Verdict>>,
     healthy: Arc<AtomicBool>,
+    history: Arc<Reader>,
     toolkit: Toolkit,
     feed: Option<Feed>,
     plan: Vec<Arc<ProbeRef>>,
@@ -157,6 +215,7 @@ impl Daemon {
             verdict: self.verdict.clone(),
             metrics: self.metrics.clone(),
             healthy: self.healthy.clone(),
+            history: self.history.clone(),
         })
     }
 
@@ -244,7 +303,7 @@ impl Daemon {
         info!(probes = self.plan.len(), "config reloaded");
     }
 
-    async fn shutdown(mut self) {
+    async fn shutdown(mut self, tracker: JoinHandle<()>, background: Vec<JoinHandle<()>>) {
         self.healthy.store(false, Ordering::Relaxed);
         if let Some(schedule) = self.schedule.take() {
             schedule.stop().await;
@@ -255,6 +314,17 @@ impl Daemon {
         if let Some(http) = self.http.take() {
             http.stop().await;
         }
+        // Alerts still waiting for group_wait are committed to the outbox
+        // (delivered at the next start if not now).
+        let Sinks { store, incidents, .. } = self.sinks;
+        drop(incidents);
+        let _ = tokio::time::timeout(Duration::from_secs(10), tracker).await;
+        for task in background {
+            task.abort();
+        }
+        let services: Vec<String> = self.config.services.iter().map(|s| s.id.clone()).collect();
+        let now = unix(SystemTime::now());
+        let _ = tokio::task::spawn_blocking(move || store.stop(services, now)).await;
         info!("stopped");
     }
 }
@@ -277,21 +347,40 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     for s in verdict.services() {
         metrics.set_service_status(&s.id, ServiceStatus::Unknown);
     }
+    let retention = Retention { raw: config.storage.raw_retention, rollup: config.storage.rollup_retention };
+    let store = Store::open(&config.storage.path, retention)
+        .map_err(|source| RunError::Store { path: config.storage.path.display().to_string(), source })?;
+    let history = Arc::new(
+        Reader::open(&config.storage.path)
+            .map_err(|source| RunError::Store { path: config.storage.path.display().to_string(), source })?,
+    );
+    let config_tx = watch::Sender::new(config.clone());
+    let delivery = Arc::new(Notify::new());
+    let tracker = Tracker::new(store.clone(), config_tx.subscribe(), delivery.clone())
+        .await
+        .map_err(|source| RunError::Store { path: config.storage.path.display().to_string(), source })?;
+    let (incidents, incidents_rx) = mpsc::unbounded_channel();
+    let tracker = tokio::spawn(tracker.run(incidents_rx));
+    let background = vec![
+        tokio::spawn(crate::alert::email::run(store.clone(), config_tx.subscribe(), metrics.clone(), delivery)),
+        tokio::spawn(publish_uptime(config.storage.path.clone(), config_tx.subscribe(), metrics.clone())),
+    ];
     let (observations, mut rx) = mpsc::channel(8192);
     let mut daemon = Daemon {
         path: path.to_path_buf(),
-        config_tx: watch::Sender::new(config.clone()),
+        config_tx,
         config: config.clone(),
         metrics: metrics.clone(),
         verdict: Arc::new(RwLock::new(verdict)),
         healthy: Arc::new(AtomicBool::new(false)),
+        history,
         toolkit,
         feed: Some(feed),
         plan,
         schedule: None,
         observations,
         http: None,
-        sinks: Sinks { metrics },
+        sinks: Sinks { metrics, store, incidents },
     };
     daemon.http = Some(HttpServer::start(config.server.listen, daemon.app_state()).await?);
     daemon.schedule = Some(start_schedule(&daemon.toolkit, &daemon.plan, daemon.observations.clone()));
@@ -314,6 +403,6 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
         }
     }
     info!("stopping");
-    daemon.shutdown().await;
+    daemon.shutdown(tracker, background).await;
     Ok(())
 }

@@ -5,38 +5,8 @@
 # /metrics throughout.
 source "$(dirname "$0")/lib.sh"
 
-DNS_PORT=$(free_port)
 HTTP_PORT=$(free_port)
-mkdir -p "$WORK/knot"
-
-cat >"$WORK/chat.test.zone" <<ZONE
-\$ORIGIN chat.test.
-\$TTL 60
-@    SOA ns1.chat.test. hostmaster.chat.test. 1 3600 600 86400 60
-@    NS  ns1.chat.test.
-ns1  A   127.0.0.1
-web  A   192.0.2.10
-ZONE
-
-cat >"$WORK/knot.conf" <<CONF
-server:
-    rundir: "$WORK/knot"
-    listen: [ 127.0.0.1@$DNS_PORT ]
-database:
-    storage: "$WORK/knot"
-log:
-  - target: stderr
-    any: warning
-zone:
-  - domain: chat.test
-    file: "$WORK/chat.test.zone"
-    zonefile-sync: -1
-    journal-content: none
-CONF
-
-spawn knotd knotd -c "$WORK/knot.conf"
-KNOT_PID=$LAST_PID
-wait_until "knot answering for chat.test" 20 kdig +timeout=1 +retry=0 @127.0.0.1 -p "$DNS_PORT" web.chat.test A
+start_knot
 
 cat >"$WORK/config.toml" <<CONF
 [monitor]
@@ -67,7 +37,7 @@ start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
 wait_until "whatsapp up against knot" 20 service_is whatsapp up
 
 log "purging the zone: knot answers SERVFAIL"
-knotc -c "$WORK/knot.conf" -f zone-purge chat.test +expire >/dev/null
+knotc -c "$KNOT_CONF" -f zone-purge chat.test +expire >/dev/null
 wait_until "probe result dns_servfail" 20 probe_result_is whatsapp auth dns_servfail
 wait_until "whatsapp down" 20 service_is whatsapp down
 cause=$(service_field whatsapp .cause.summary)
@@ -77,7 +47,7 @@ case "$cause" in
 esac
 
 log "reloading the zone"
-knotc -c "$WORK/knot.conf" -b reload >/dev/null
+knotc -c "$KNOT_CONF" -b reload >/dev/null
 wait_until "whatsapp up after reload" 20 service_is whatsapp up
 
 log "stopping knot (SIGSTOP): no answer at all"

@@ -89,3 +89,37 @@ service_is() {
 probe_result_is() {
   [ "$(service_field "$1" ".probes[] | select(.id == \"$2\") | .last_result")" = "$3" ]
 }
+
+# start_knot: Knot DNS serving chat.test on a free port; sets DNS_PORT,
+# KNOT_PID and KNOT_CONF. Purge: knotc -c "$KNOT_CONF" -f zone-purge chat.test +expire
+start_knot() {
+  DNS_PORT=$(free_port)
+  mkdir -p "$WORK/knot"
+  cat >"$WORK/chat.test.zone" <<ZONE
+\$ORIGIN chat.test.
+\$TTL 60
+@    SOA ns1.chat.test. hostmaster.chat.test. 1 3600 600 86400 60
+@    NS  ns1.chat.test.
+ns1  A   127.0.0.1
+web  A   192.0.2.10
+ZONE
+  KNOT_CONF="$WORK/knot.conf"
+  cat >"$KNOT_CONF" <<CONF
+server:
+    rundir: "$WORK/knot"
+    listen: [ 127.0.0.1@$DNS_PORT ]
+database:
+    storage: "$WORK/knot"
+log:
+  - target: stderr
+    any: warning
+zone:
+  - domain: chat.test
+    file: "$WORK/chat.test.zone"
+    zonefile-sync: -1
+    journal-content: none
+CONF
+  spawn knotd knotd -c "$KNOT_CONF"
+  KNOT_PID=$LAST_PID
+  wait_until "knot answering for chat.test" 20 kdig +timeout=1 +retry=0 @127.0.0.1 -p "$DNS_PORT" web.chat.test A
+}

@@ -7,6 +7,7 @@ pub mod bgp;
 pub mod daemon;
 pub mod dns;
 pub mod http;
+pub mod smtp;
 
 use std::future::Future;
 use std::time::Duration;

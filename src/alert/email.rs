@@ -1,0 +1,145 @@
+//! E-mail delivery from the outbox, through lettre (smtp://, smtp+starttls://,
+//! smtps://; the password comes from the environment).
+//!
+//! The worker takes due messages from the outbox, sends each, and records
+//! the outcome: sent (never sent again) or failed (tried again after a
+//! capped exponential backoff: 1 s, 2 s, 4 s … 60 s). It wakes when the
+//! incident tracker commits an alert, when the next retry is due, or when
+//! the config changes. The Message-ID stored with each alert is stable, so
+//! a message resent after a crash between SMTP's "250" and our commit is
+//! recognisable as the same one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use crate::config::{Config, Email, SmtpSecurity};
+use crate::metrics::Metrics;
+use crate::store::{OutboxRow, Store};
+
+/// The channel name in the outbox and the metrics.
+pub const CHANNEL: &str = "email";
+/// Longest wait between attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long one SMTP conversation may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Delay before attempt `attempts + 1`.
+pub fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.min(6)).min(MAX_BACKOFF)
+}
+
+fn transport(email: &Email) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let builder = match email.security {
+        SmtpSecurity::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(email.host.as_str()),
+        SmtpSecurity::StartTls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&email.host).map_err(|e| e.to_string())?
+        }
+        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&email.host).map_err(|e| e.to_string())?,
+    };
+    let mut builder = builder.port(email.port).timeout(Some(SMTP_TIMEOUT));
+    if let Some(user) = &email.username {
+        let password = match &email.password_env {
+            Some(var) => {
+                std::env::var(var).map_err(|_| format!("environment variable {var} (password_env) is not set"))?
+            }
+            None => String::new(),
+        };
+        builder = builder.credentials(Credentials::new(user.clone(), password));
+    }
+    Ok(builder.build())
+}
+
+fn message(email: &Email, row: &OutboxRow) -> Result<Message, String> {
+    let parse = |s: &str| s.parse::<Mailbox>().map_err(|e| format!("bad address {s:?}: {e}"));
+    let mut builder = Message::builder().from(parse(&email.from)?);
+    for to in &email.to {
+        builder = builder.to(parse(to)?);
+    }
+    builder
+        .subject(row.subject.clone())
+        .message_id(Some(row.message_id.clone()))
+        .date(crate::time::from_unix(row.created_at))
+        .multipart(MultiPart::alternative_plain_html(row.body_text.clone(), row.body_html.clone()))
+        .map_err(|e| e.to_string())
+}
+
+/// Tries every due message once; returns when to look again.
+async fn deliver_due(store: &Store, email: &Email, metrics: &Metrics) -> Duration {
+    let now = crate::time::unix(std::time::SystemTime::now());
+    let due = match store.due_messages(now, CHANNEL).await {
+        Ok(due) => due,
+        Err(e) => {
+            warn!("cannot read the outbox: {e}");
+            return Duration::from_secs(5);
+        }
+    };
+    if !due.is_empty() {
+        let transport = transport(email);
+        for row in due {
+            let outcome = match (&transport, message(email, &row)) {
+                (Ok(t), Ok(m)) => t.send(m).await.map(|_| ()).map_err(|e| e.to_string()),
+                (Err(e), _) => Err(e.clone()),
+                (_, Err(e)) => Err(e),
+            };
+            let now = crate::time::unix(std::time::SystemTime::now());
+            match outcome {
+                Ok(()) => {
+                    metrics.count_alert(CHANNEL, &row.event, true);
+                    info!(outbox = row.id, event = %row.event, subject = %row.subject, "alert e-mailed");
+                    if let Err(e) = store.mark_sent(row.id, now).await {
+                        warn!("sent, but cannot record it: {e}");
+                    }
+                }
+                Err(why) => {
+                    metrics.count_alert(CHANNEL, &row.event, false);
+                    let delay = backoff(row.attempts);
+                    warn!(outbox = row.id, smtp = %email.smtp_url, "alert delivery failed ({why}); retrying in {}", humantime::format_duration(delay));
+                    if let Err(e) = store.mark_failed(row.id, now + delay.as_secs() as i64, why).await {
+                        warn!("cannot record the failure: {e}");
+                    }
+                }
+            }
+        }
+    }
+    match store.pending(CHANNEL).await {
+        Ok((count, next)) => {
+            metrics.set_alert_queue(CHANNEL, count);
+            let now = crate::time::unix(std::time::SystemTime::now());
+            next.map_or(Duration::from_secs(60), |at| Duration::from_secs((at - now).clamp(0, 60) as u64))
+        }
+        Err(_) => Duration::from_secs(5),
+    }
+}
+
+/// Delivers the outbox until aborted.
+pub async fn run(store: Store, mut config: watch::Receiver<Arc<Config>>, metrics: Arc<Metrics>, wake: Arc<Notify>) {
+    loop {
+        let current = config.borrow_and_update().clone();
+        let wait = match &current.alerts.email {
+            Some(email) => deliver_due(&store, email, &metrics).await,
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            changed = config.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps_at_half_a_minute() {
+        let delays: Vec<u64> = (0..9).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30, 30, 30]);
+    }
+}

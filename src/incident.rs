@@ -1,0 +1,449 @@
+//! Incidents: derived from service status changes, grouped by root cause,
+//! and turned into alerts in the outbox.
+//!
+//! A service entering `down` or `degraded` opens an incident (or continues
+//! the one still open from before a restart, without a second alert); `up`
+//! ends it; `unknown` neither opens nor ends one. Services that go down
+//! within `group_wait` of each other with the same root cause key form one
+//! group and one alert. Alerts are rendered, committed to the outbox with
+//! the incidents marked as notified (one transaction), and only then handed
+//! to delivery — so a restart neither loses nor repeats one. While the
+//! monitor is offline nothing is alerted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::alert::render::{self, Member, Rendered};
+use crate::config::{Config, Kind, NotifyOn};
+use crate::probe::result_word;
+use crate::store::{Incident, NewIncident, NewMessage, Store};
+use crate::verdict::{ProbeState, ProbeStatus, RootCause, ServiceState, ServiceStatus};
+
+/// One probe as an alert shows it.
+#[derive(Debug, Clone)]
+pub struct ProbeLine {
+    /// Probe id.
+    pub id: String,
+    /// Kind.
+    pub kind: Kind,
+    /// What it probes.
+    pub target: String,
+    /// Confirmed state.
+    pub status: ProbeStatus,
+    /// Last result word, if it ran.
+    pub last_result: Option<&'static str>,
+    /// Last detail.
+    pub detail: String,
+}
+
+/// A service at the moment its status changed.
+#[derive(Debug, Clone)]
+pub struct ServiceSnapshot {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// New status.
+    pub status: ServiceStatus,
+    /// Previous status.
+    pub from: ServiceStatus,
+    /// Unix seconds.
+    pub at: i64,
+    /// Root cause.
+    pub cause: Option<RootCause>,
+    /// Its probes.
+    pub probes: Vec<ProbeLine>,
+}
+
+impl ServiceSnapshot {
+    /// From a verdict `ServiceChanged` event.
+    pub fn new(service: &ServiceState, probes: &[&ProbeState], from: ServiceStatus, at: i64) -> ServiceSnapshot {
+        ServiceSnapshot {
+            id: service.id.clone(),
+            name: service.name.clone(),
+            status: service.status,
+            from,
+            at,
+            cause: service.cause.clone(),
+            probes: probes
+                .iter()
+                .map(|p| ProbeLine {
+                    id: p.probe.spec.id.clone(),
+                    kind: p.probe.kind(),
+                    target: p.probe.spec.check.target(),
+                    status: p.status,
+                    last_result: p.last.as_ref().map(|l| result_word(l.finding.result)),
+                    detail: p.last.as_ref().map(|l| l.finding.detail.clone()).unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What the tracker is told.
+#[derive(Debug, Clone)]
+pub enum TrackerInput {
+    /// A service's status (or cause) changed.
+    Service(ServiceSnapshot),
+    /// The monitor went offline or came back.
+    Online(bool),
+}
+
+/// Which kind of alert a pending group will send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertEvent {
+    /// Services went down.
+    Down,
+    /// Services became degraded.
+    Degraded,
+    /// Services are still down.
+    Reminder,
+    /// Services recovered.
+    Recovered,
+}
+
+impl AlertEvent {
+    /// The word in metrics and Message-IDs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::Down => "down",
+            AlertEvent::Degraded => "degraded",
+            AlertEvent::Reminder => "reminder",
+            AlertEvent::Recovered => "recovered",
+        }
+    }
+}
+
+/// Alerts waiting for `group_wait` to pass.
+struct Pending {
+    event: AlertEvent,
+    key: String,
+    deadline: Instant,
+    group: i64,
+    members: Vec<(Incident, ServiceSnapshot)>,
+}
+
+/// Tracks incidents; run with [`Tracker::run`].
+pub struct Tracker {
+    store: Store,
+    config: watch::Receiver<Arc<Config>>,
+    open: HashMap<String, Incident>,
+    latest: HashMap<String, ServiceSnapshot>,
+    pending: Vec<Pending>,
+    online: bool,
+    delivery: Arc<Notify>,
+}
+
+/// How often reminders are considered.
+const REMINDER_CHECK: Duration = Duration::from_secs(5);
+
+fn notify_on(config: &Config, status: ServiceStatus) -> bool {
+    let wanted = match status {
+        ServiceStatus::Down => NotifyOn::Down,
+        ServiceStatus::Degraded => NotifyOn::Degraded,
+        _ => return false,
+    };
+    config.alerts.email.as_ref().is_some_and(|e| e.notify_on.contains(&wanted))
+}
+
+impl Tracker {
+    /// A tracker continuing the incidents open in `store`. `delivery` is
+    /// woken whenever an alert is committed.
+    pub async fn new(
+        store: Store,
+        config: watch::Receiver<Arc<Config>>,
+        delivery: Arc<Notify>,
+    ) -> Result<Tracker, crate::store::StoreError> {
+        let open = store.open_incidents().await?.into_iter().map(|i| (i.service.clone(), i)).collect::<HashMap<_, _>>();
+        if !open.is_empty() {
+            info!(incidents = open.len(), "continuing incidents open before the restart");
+        }
+        Ok(Tracker { store, config, open, latest: HashMap::new(), pending: Vec::new(), online: true, delivery })
+    }
+
+    /// Runs until `input` closes, then sends what is pending.
+    pub async fn run(mut self, mut input: mpsc::UnboundedReceiver<TrackerInput>) {
+        let mut reminders = tokio::time::interval(REMINDER_CHECK);
+        loop {
+            let next = self.pending.iter().map(|p| p.deadline).min();
+            tokio::select! {
+                message = input.recv() => match message {
+                    Some(TrackerInput::Service(snapshot)) => self.service(snapshot).await,
+                    Some(TrackerInput::Online(online)) => self.online = online,
+                    None => {
+                        self.flush_pending(true).await;
+                        return;
+                    }
+                },
+                () = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => self.flush_pending(false).await,
+                _ = reminders.tick() => self.reminders().await,
+            }
+        }
+    }
+
+    async fn service(&mut self, snapshot: ServiceSnapshot) {
+        let config = self.config.borrow().clone();
+        self.latest.insert(snapshot.id.clone(), snapshot.clone());
+        match snapshot.status {
+            ServiceStatus::Down | ServiceStatus::Degraded => self.failing(&config, snapshot).await,
+            ServiceStatus::Up => self.recovered(&config, snapshot).await,
+            ServiceStatus::Unknown => {}
+        }
+    }
+
+    async fn failing(&mut self, config: &Config, snapshot: ServiceSnapshot) {
+        let Some(cause) = snapshot.cause.clone() else { return };
+        let incident = match self.open.get(&snapshot.id).cloned() {
+            Some(mut incident) => {
+                if snapshot.status == ServiceStatus::Down && incident.status != ServiceStatus::Down {
+                    let escalated = self
+                        .store
+                        .escalate_incident(
+                            incident.id,
+                            ServiceStatus::Down,
+                            cause.layer.to_string(),
+                            cause.summary.clone(),
+                            cause.key.clone(),
+                        )
+                        .await;
+                    if let Err(e) = escalated {
+                        warn!("{e}");
+                    }
+                    incident.status = ServiceStatus::Down;
+                    incident.cause_layer = cause.layer.to_string();
+                    incident.cause_summary = cause.summary.clone();
+                    incident.cause_key = cause.key.clone();
+                    self.open.insert(snapshot.id.clone(), incident.clone());
+                }
+                incident
+            }
+            None => {
+                let new = NewIncident {
+                    service: snapshot.id.clone(),
+                    status: snapshot.status,
+                    started_at: snapshot.at,
+                    cause_layer: cause.layer.to_string(),
+                    cause_summary: cause.summary.clone(),
+                    cause_key: cause.key.clone(),
+                };
+                let id = match self.store.open_incident(new.clone()).await {
+                    Ok(id) => id,
+                    Err(e) => {
+                        warn!("cannot record the incident of {}: {e}", snapshot.id);
+                        return;
+                    }
+                };
+                info!(service = %snapshot.id, incident = id, cause = %cause.summary, "incident opened");
+                let incident = Incident {
+                    id,
+                    service: new.service,
+                    status: new.status,
+                    started_at: new.started_at,
+                    ended_at: None,
+                    cause_layer: new.cause_layer,
+                    cause_summary: new.cause_summary,
+                    cause_key: new.cause_key,
+                    group_id: None,
+                    notified: None,
+                    last_reminder_at: None,
+                };
+                self.open.insert(snapshot.id.clone(), incident.clone());
+                incident
+            }
+        };
+        let already = incident.notified.as_deref();
+        let wanted =
+            notify_on(config, snapshot.status) && already != Some("down") && already != Some(snapshot.status.as_str());
+        if !wanted {
+            return;
+        }
+        let event = if snapshot.status == ServiceStatus::Down { AlertEvent::Down } else { AlertEvent::Degraded };
+        // Still waiting in another pending group (e.g. degraded → down)?
+        // Move it to the group of the worse event.
+        for p in &mut self.pending {
+            p.members.retain(|(i, _)| i.id != incident.id);
+        }
+        self.pending.retain(|p| !p.members.is_empty());
+        self.join(config, event, cause.key.clone(), incident, snapshot).await;
+    }
+
+    async fn recovered(&mut self, config: &Config, snapshot: ServiceSnapshot) {
+        let Some(incident) = self.open.remove(&snapshot.id) else { return };
+        if let Err(e) = self.store.close_incident(incident.id, snapshot.at).await {
+            warn!("cannot close the incident of {}: {e}", snapshot.id);
+        }
+        info!(service = %snapshot.id, incident = incident.id, "incident ended");
+        let was_pending = self.pending.iter().any(|p| p.members.iter().any(|(i, _)| i.id == incident.id));
+        for p in &mut self.pending {
+            p.members.retain(|(i, _)| i.id != incident.id);
+        }
+        self.pending.retain(|p| !p.members.is_empty());
+        let told = incident.notified.is_some() && !was_pending;
+        let send_recovery = config.alerts.email.as_ref().is_some_and(|e| e.send_recovery);
+        if told && send_recovery {
+            let key = format!("group-{}", incident.group_id.unwrap_or(incident.id));
+            let mut ended = incident;
+            ended.ended_at = Some(snapshot.at);
+            self.join(config, AlertEvent::Recovered, key, ended, snapshot).await;
+        }
+    }
+
+    /// Adds an incident to the pending group of (event, key), or starts one.
+    async fn join(
+        &mut self,
+        config: &Config,
+        event: AlertEvent,
+        key: String,
+        mut incident: Incident,
+        snapshot: ServiceSnapshot,
+    ) {
+        let now = Instant::now();
+        let group = match self.pending.iter_mut().find(|p| p.event == event && p.key == key && p.deadline > now) {
+            Some(p) => {
+                let group = p.group;
+                incident.group_id = Some(incident.group_id.unwrap_or(group));
+                p.members.push((incident.clone(), snapshot));
+                group
+            }
+            None => {
+                let group =
+                    if event == AlertEvent::Recovered { incident.group_id.unwrap_or(incident.id) } else { incident.id };
+                incident.group_id = Some(incident.group_id.unwrap_or(group));
+                self.pending.push(Pending {
+                    event,
+                    key,
+                    deadline: now + config.alerts.group_wait,
+                    group,
+                    members: vec![(incident.clone(), snapshot)],
+                });
+                group
+            }
+        };
+        if event != AlertEvent::Recovered {
+            if let Err(e) = self.store.set_group(incident.id, group).await {
+                warn!("{e}");
+            }
+            if let Some(open) = self.open.get_mut(&incident.service) {
+                open.group_id = Some(group);
+            }
+        }
+    }
+
+    /// Sends the pending groups whose `group_wait` has passed (all of them
+    /// when `all`).
+    async fn flush_pending(&mut self, all: bool) {
+        let now = Instant::now();
+        let (due, later): (Vec<Pending>, Vec<Pending>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|p| all || p.deadline <= now);
+        self.pending = later;
+        for group in due {
+            if !self.online && group.event != AlertEvent::Recovered {
+                warn!(event = group.event.as_str(), "alert suppressed: the monitor is offline");
+                continue;
+            }
+            self.send(group.event, group.group, group.members, None).await;
+        }
+    }
+
+    /// Renders and commits one alert about `members`.
+    async fn send(
+        &mut self,
+        event: AlertEvent,
+        group: i64,
+        members: Vec<(Incident, ServiceSnapshot)>,
+        reminder: Option<u64>,
+    ) {
+        let config = self.config.borrow().clone();
+        if config.alerts.email.is_none() {
+            return;
+        }
+        let now = crate::time::unix(std::time::SystemTime::now());
+        let members: Vec<Member> =
+            members.into_iter().map(|(incident, snapshot)| Member { incident, snapshot }).collect();
+        let Rendered { subject, text, html } = render::render(event, &members, &config, now);
+        let vantage: String = config
+            .monitor
+            .vantage
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .collect();
+        let suffix = reminder.map(|k| format!("-{k}")).unwrap_or_default();
+        let message = NewMessage {
+            channel: "email".into(),
+            event: event.as_str().into(),
+            message_id: format!("<{}-{group}{suffix}@{vantage}.chatpulse>", event.as_str()),
+            subject,
+            body_text: text,
+            body_html: html,
+            created_at: now,
+        };
+        let level = match event {
+            AlertEvent::Down | AlertEvent::Reminder => Some("down"),
+            AlertEvent::Degraded => Some("degraded"),
+            AlertEvent::Recovered => None,
+        };
+        let marks: Vec<(i64, String)> =
+            level.map(|l| members.iter().map(|m| (m.incident.id, l.to_string())).collect()).unwrap_or_default();
+        let reminder_at = (event != AlertEvent::Recovered && event != AlertEvent::Degraded).then_some(now);
+        match self.store.enqueue(message, marks.clone(), reminder_at).await {
+            Ok(Some(id)) => {
+                info!(outbox = id, event = event.as_str(), services = members.len(), "alert queued");
+                for member in &members {
+                    if let Some(open) = self.open.get_mut(&member.incident.service) {
+                        if let Some(l) = level {
+                            open.notified = Some(l.into());
+                        }
+                        if reminder_at.is_some() {
+                            open.last_reminder_at = reminder_at;
+                        }
+                    }
+                }
+                self.delivery.notify_one();
+            }
+            Ok(None) => info!(event = event.as_str(), "alert already queued before; not queued twice"),
+            Err(e) => warn!("cannot queue the alert: {e}"),
+        }
+    }
+
+    async fn reminders(&mut self) {
+        let config = self.config.borrow().clone();
+        let Some(repeat) = config.alerts.email.as_ref().and_then(|e| e.repeat) else { return };
+        if !self.online {
+            return;
+        }
+        let now = crate::time::unix(std::time::SystemTime::now());
+        let mut groups: HashMap<i64, Vec<(Incident, ServiceSnapshot)>> = HashMap::new();
+        for incident in self.open.values() {
+            let still_down = self.latest.get(&incident.service).is_none_or(|s| s.status == ServiceStatus::Down);
+            let due = incident.last_reminder_at.is_some_and(|last| now - last >= repeat.as_secs() as i64);
+            if incident.notified.as_deref() == Some("down") && still_down && due {
+                let snapshot = self.latest.get(&incident.service).cloned().unwrap_or_else(|| placeholder(incident));
+                groups.entry(incident.group_id.unwrap_or(incident.id)).or_default().push((incident.clone(), snapshot));
+            }
+        }
+        for (group, members) in groups {
+            let started = members.iter().map(|(i, _)| i.started_at).min().unwrap_or(now);
+            let nth = ((now - started).max(0) as u64) / repeat.as_secs().max(1);
+            self.send(AlertEvent::Reminder, group, members, Some(nth)).await;
+        }
+    }
+}
+
+/// A snapshot for an incident continued from before a restart whose service
+/// has not been judged yet.
+fn placeholder(incident: &Incident) -> ServiceSnapshot {
+    ServiceSnapshot {
+        id: incident.service.clone(),
+        name: incident.service.clone(),
+        status: incident.status,
+        from: incident.status,
+        at: incident.started_at,
+        cause: None,
+        probes: Vec::new(),
+    }
+}

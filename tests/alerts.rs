@@ -1,0 +1,231 @@
+//! E-mail alerts end to end with the real binary, a real DNS server and a
+//! real SMTP listener: one DOWN e-mail naming the root cause, one recovery
+//! with the duration, one grouped e-mail for three services, delivery after
+//! SMTP comes back, no duplicate after kill -9, nothing while offline.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::daemon::Daemon;
+use support::dns::{Mode, TestDns};
+use support::smtp::SmtpServer;
+use support::wait_for;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn dns_service(id: &str, name: &str, query: &str, dns: &TestDns) -> String {
+    format!(
+        "[[service]]\nid = \"{id}\"\nname = \"{name}\"\n  [[service.probe]]\n  kind = \"dns\"\n  id = \"dns\"\n  query = \"{query}\"\n  server = \"{}\"\n",
+        dns.addr
+    )
+}
+
+fn config(dir: &Path, smtp_port: u16, extra: &str, services: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[monitor]
+vantage = "test-vantage"
+interval = "200ms"
+timeout = "150ms"
+fail_after = 2
+recover_after = 2
+[server]
+listen = "127.0.0.1:0"
+[storage]
+path = "{db}"
+[alerts]
+group_wait = "1s"
+[alerts.email]
+smtp = "smtp://127.0.0.1:{smtp_port}"
+from = "chatpulse@example.org"
+to = ["oncall@example.org", "backup@example.org"]
+repeat = "0s"
+{extra}
+{services}"#,
+        db = dir.join("history.db").display(),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn until_status(daemon: &Daemon, id: &str, status: &str) {
+    wait_for(&format!("{id} {status}"), DEADLINE, || async {
+        (daemon.service(id).await?["status"] == status).then_some(())
+    })
+    .await;
+}
+
+async fn until_mails(smtp: &SmtpServer, n: usize) -> Vec<support::smtp::Mail> {
+    wait_for(&format!("{n} e-mails"), Duration::from_secs(45), || async {
+        let mails = smtp.mails();
+        (mails.len() >= n).then_some(mails)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_outage_sends_one_down_email_with_the_cause_and_one_recovery_with_the_duration() {
+    let dns = TestDns::start().await;
+    let smtp = SmtpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), smtp.addr.port(), "", &dns_service("whatsapp", "WhatsApp", "web.chat.test", &dns));
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    until_status(&daemon, "whatsapp", "up").await;
+
+    dns.set_mode(Mode::ServFail);
+    let mails = until_mails(&smtp, 1).await;
+    let down = &mails[0];
+    let subject = down.subject();
+    assert!(subject.starts_with("[chatpulse] WhatsApp DOWN — dns: web.chat.test A @"), "{subject}");
+    assert!(subject.contains("SERVFAIL"), "{subject}");
+    assert_eq!(down.to, vec!["<oncall@example.org>", "<backup@example.org>"]);
+    let message_id = down.header("Message-ID").unwrap();
+    assert!(message_id.starts_with("<down-") && message_id.ends_with("@test-vantage.chatpulse>"), "{message_id}");
+    assert!(down.header("Content-Type").unwrap().starts_with("multipart/alternative"));
+    assert!(down.data.contains("text/plain") && down.data.contains("text/html"));
+    for needle in ["test-vantage", "Root cause: dns:", "(UTC)", "dns_servfail", "Status page: http://127.0.0.1:"] {
+        assert!(down.data.contains(needle), "{needle} missing from:\n{}", down.data);
+    }
+
+    dns.set_mode(Mode::Normal);
+    let mails = until_mails(&smtp, 2).await;
+    let recovered = mails[1].subject();
+    assert!(recovered.starts_with("[chatpulse] WhatsApp recovered after "), "{recovered}");
+    // Everything queued before the recovery has been delivered by now.
+    let subjects = smtp.subjects();
+    assert_eq!(subjects.iter().filter(|s| s.contains("DOWN")).count(), 1, "{subjects:?}");
+    assert_eq!(daemon.metric(r#"chatpulse_alerts_sent_total{channel="email",event="down"}"#).await, Some(1.0));
+    wait_for("recovery counted", DEADLINE, || async {
+        (daemon.metric(r#"chatpulse_alerts_sent_total{channel="email",event="recovered"}"#).await? == 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(daemon.metric(r#"chatpulse_alert_queue_length{channel="email"}"#).await, Some(0.0));
+    let incidents = daemon.json("/api/v1/incidents?service=whatsapp").await.unwrap();
+    let incident = &incidents["incidents"][0];
+    assert_eq!(incident["status"], "down");
+    assert_eq!(incident["cause"]["layer"], "dns");
+    assert!(incident["ended_at"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_services_broken_by_one_dns_server_get_one_grouped_email() {
+    let dns = TestDns::start().await;
+    let smtp = SmtpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let services = [
+        dns_service("whatsapp", "WhatsApp", "web.chat.test", &dns),
+        dns_service("instagram", "Instagram", "www.chat.test", &dns),
+        dns_service("messenger", "Messenger", "ns1.chat.test", &dns),
+    ]
+    .concat();
+    let path = config(dir.path(), smtp.addr.port(), "", &services);
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    for id in ["whatsapp", "instagram", "messenger"] {
+        until_status(&daemon, id, "up").await;
+    }
+    dns.set_mode(Mode::Refused);
+    let mails = until_mails(&smtp, 1).await;
+    let subject = mails[0].subject();
+    assert!(subject.starts_with("[chatpulse] 3 services DOWN (Instagram, Messenger, WhatsApp) — dns: "), "{subject}");
+    let incidents = daemon.json("/api/v1/incidents").await.unwrap();
+    let groups: std::collections::HashSet<String> =
+        incidents["incidents"].as_array().unwrap().iter().map(|i| i["group"].to_string()).collect();
+    assert_eq!(groups.len(), 1, "one incident group: {incidents}");
+
+    dns.set_mode(Mode::Normal);
+    let mails = until_mails(&smtp, 2).await;
+    assert!(mails[1].subject().starts_with("[chatpulse] 3 services recovered (Instagram, Messenger, WhatsApp) after "));
+    assert_eq!(smtp.subjects().iter().filter(|s| s.contains("DOWN")).count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_waits_for_an_smtp_server_that_comes_up_30_s_later_and_arrives_once() {
+    let dns = TestDns::start().await;
+    let port = support::http::closed_port().await.port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), port, "", &dns_service("signal", "Signal", "web.chat.test", &dns));
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    until_status(&daemon, "signal", "up").await;
+    dns.set_mode(Mode::ServFail);
+    until_status(&daemon, "signal", "down").await;
+    wait_for("a failed delivery attempt", DEADLINE, || async {
+        (daemon.metric(r#"chatpulse_alert_failures_total{channel="email",event="down"}"#).await? >= 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(daemon.metric(r#"chatpulse_alert_queue_length{channel="email"}"#).await, Some(1.0));
+    let outage_started = tokio::time::Instant::now();
+    tokio::time::sleep_until(outage_started + Duration::from_secs(30)).await;
+    // Deliberately late: the SMTP server only now comes up.
+    let smtp = SmtpServer::start_on(port).await;
+    let mails = until_mails(&smtp, 1).await;
+    assert!(mails[0].subject().starts_with("[chatpulse] Signal DOWN — dns: "));
+    wait_for("queue drained", DEADLINE, || async {
+        (daemon.metric(r#"chatpulse_alert_queue_length{channel="email"}"#).await? == 0.0).then_some(())
+    })
+    .await;
+    assert_eq!(smtp.mails().len(), 1, "delivered once");
+    assert_eq!(daemon.metric(r#"chatpulse_alerts_sent_total{channel="email",event="down"}"#).await, Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_an_incident_neither_repeats_the_alert_nor_loses_the_recovery() {
+    let dns = TestDns::start().await;
+    let smtp = SmtpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), smtp.addr.port(), "", &dns_service("telegram", "Telegram", "web.chat.test", &dns));
+    let mut daemon = Daemon::start(dir.path(), &path, &[]).await;
+    until_status(&daemon, "telegram", "up").await;
+    dns.set_mode(Mode::ServFail);
+    until_mails(&smtp, 1).await;
+    daemon.signal("KILL");
+    daemon.child.wait().await.unwrap();
+
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    until_status(&daemon, "telegram", "down").await;
+    dns.set_mode(Mode::Normal);
+    let mails = until_mails(&smtp, 2).await;
+    assert!(mails[1].subject().starts_with("[chatpulse] Telegram recovered after "), "{:?}", smtp.subjects());
+    assert_eq!(smtp.subjects().iter().filter(|s| s.contains("DOWN")).count(), 1, "{:?}", smtp.subjects());
+    let incidents = daemon.json("/api/v1/incidents?service=telegram").await.unwrap();
+    assert_eq!(incidents["incidents"].as_array().unwrap().len(), 1, "the incident continued: {incidents}");
+    drop(daemon);
+    let db = rusqlite::Connection::open(dir.path().join("history.db")).unwrap();
+    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_monitor_is_offline_nothing_is_alerted_and_uptime_is_untouched() {
+    let dns = TestDns::start().await;
+    let guard_dns = TestDns::start().await;
+    let smtp = SmtpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let guard = format!("[[guard]]\nkind = \"dns\"\nquery = \"ns1.chat.test\"\nserver = \"{}\"\n", guard_dns.addr);
+    let path =
+        config(dir.path(), smtp.addr.port(), &guard, &dns_service("whatsapp", "WhatsApp", "web.chat.test", &dns));
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    until_status(&daemon, "whatsapp", "up").await;
+    // Our own connectivity goes: the guard and the platform fail together.
+    guard_dns.set_mode(Mode::Silent);
+    dns.set_mode(Mode::Silent);
+    wait_for("monitor offline", DEADLINE, || async {
+        (daemon.metric("chatpulse_monitor_online").await? == 0.0).then_some(())
+    })
+    .await;
+    until_status(&daemon, "whatsapp", "unknown").await;
+    let failures = r#"chatpulse_probe_runs_total{service="whatsapp",probe="dns",kind="dns",result="dns_timeout"}"#;
+    wait_for("many failed runs while offline", DEADLINE, || async {
+        (daemon.metric(failures).await? >= 6.0).then_some(())
+    })
+    .await;
+    assert_eq!(daemon.service("whatsapp").await.unwrap()["status"], "unknown");
+    assert!(smtp.mails().is_empty());
+    let incidents = daemon.json("/api/v1/incidents").await.unwrap();
+    assert_eq!(incidents["incidents"].as_array().unwrap().len(), 0);
+    let uptime = daemon.json("/api/v1/services/whatsapp/uptime?window=1h").await.unwrap();
+    assert_eq!(uptime["down_seconds"], 0);
+    assert!(uptime["unknown_seconds"].as_i64().unwrap() > 0);
+}

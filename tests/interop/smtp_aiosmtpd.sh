@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# chatpulse's e-mail alerts into a real SMTP server (python3-aiosmtpd,
+# Maildir handler): a Knot zone purged makes the service go down — one DOWN
+# e-mail naming the DNS root cause; the zone reloaded — one recovery e-mail.
+source "$(dirname "$0")/lib.sh"
+
+HTTP_PORT=$(free_port)
+SMTP_PORT=$(free_port)
+start_knot
+mkdir -p "$WORK/mail/tmp" "$WORK/mail/new" "$WORK/mail/cur"
+spawn aiosmtpd /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$WORK/mail"
+smtp_ready() { /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1)"; }
+wait_until "aiosmtpd listening" 20 smtp_ready
+
+cat >"$WORK/config.toml" <<CONF
+[monitor]
+vantage = "interop"
+interval = "300ms"
+timeout = "250ms"
+fail_after = 2
+recover_after = 2
+[server]
+listen = "127.0.0.1:$HTTP_PORT"
+[storage]
+path = "$WORK/history.db"
+[alerts]
+group_wait = "1s"
+[alerts.email]
+smtp = "smtp://127.0.0.1:$SMTP_PORT"
+from = "chatpulse@example.org"
+to = ["oncall@example.org"]
+[[service]]
+id = "whatsapp"
+name = "WhatsApp"
+  [[service.probe]]
+  kind = "dns"
+  query = "web.chat.test"
+  server = "127.0.0.1:$DNS_PORT"
+  recursion = false
+CONF
+
+start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
+wait_until "whatsapp up" 20 service_is whatsapp up
+
+mails() { ls "$WORK/mail/new" | wc -l; }
+has_mails() { [ "$(mails)" -ge "$1" ]; }
+subject_of() { /usr/bin/python3 -c "
+import email, email.header, sys
+m = email.message_from_binary_file(open(sys.argv[1], 'rb'))
+print(str(email.header.make_header(email.header.decode_header(m['Subject']))))
+" "$1"; }
+
+knotc -c "$KNOT_CONF" -f zone-purge chat.test +expire >/dev/null
+wait_until "the DOWN e-mail in the Maildir" 30 has_mails 1
+first=$(ls -tr "$WORK/mail/new" | head -1)
+subject=$(subject_of "$WORK/mail/new/$first")
+case "$subject" in
+  "[chatpulse] WhatsApp DOWN — dns: web.chat.test A @127.0.0.1:$DNS_PORT: SERVFAIL"*) log "ok: \"$subject\"" ;;
+  *) fail "unexpected subject: \"$subject\"" ;;
+esac
+grep -qi '^Message-ID: <down-' "$WORK/mail/new/$first" || fail "no stable Message-ID"
+grep -qi 'multipart/alternative' "$WORK/mail/new/$first" || fail "not multipart/alternative"
+
+knotc -c "$KNOT_CONF" -b reload >/dev/null
+wait_until "the recovery e-mail" 30 has_mails 2
+second=$(ls -tr "$WORK/mail/new" | tail -1)
+subject=$(subject_of "$WORK/mail/new/$second")
+case "$subject" in
+  "[chatpulse] WhatsApp recovered after "*) log "ok: \"$subject\"" ;;
+  *) fail "unexpected subject: \"$subject\"" ;;
+esac
+[ "$(mails)" -eq 2 ] || fail "expected exactly 2 e-mails, got $(mails)"
+log "PASS"
