@@ -20,17 +20,23 @@
 //! - [`bgp`]: the visibility engine and its feeds (RIS Live, MRT, BGP sessions).
 //! - [`scheduler`]: when probes run (intervals, spread, concurrency).
 //! - [`verdict`]: probe states, service status, root cause, guard.
+//! - [`store`]: SQLite history: status changes, run-length results, rollups, incidents, outbox.
+//! - [`incident`]: incidents from status changes, grouped by root cause, into the outbox.
+//! - [`alert`]: what an alert says and how it leaves the outbox (e-mail).
 //! - [`metrics`]: the Prometheus families.
 //! - [`api`]: HTTP routes: /metrics, /healthz, /api/v1/…, status page.
 //! - [`cmd`]: the subcommands behind `main.rs`.
 //! - [`time`]: how times and durations are shown and stored.
 
+pub mod alert;
 pub mod api;
 pub mod bgp;
 pub mod cmd;
 pub mod config;
+pub mod incident;
 pub mod metrics;
 pub mod probe;
 pub mod scheduler;
+pub mod store;
 pub mod time;
 pub mod verdict;

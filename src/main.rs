@@ -53,6 +53,30 @@ enum Command {
     },
     /// Check the config and print what would be monitored.
     Validate,
+    /// Uptime per service from the history store.
+    Uptime {
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// How far back (humantime: 30d, 24h).
+        #[arg(long, default_value = "30d")]
+        window: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Incidents from the history store.
+    Incidents {
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// How far back (humantime: 30d, 24h).
+        #[arg(long, default_value = "30d")]
+        since: String,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Replay MRT files through the BGP engine: visibility timeline and alerts.
     Replay {
         /// One JSON object per line.
@@ -140,6 +164,16 @@ fn main() -> ExitCode {
     }
 }
 
+fn history_result(result: Result<(), chatpulse::cmd::uptime::HistoryError>) -> anyhow::Result<ExitCode> {
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("chatpulse: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
 fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = match load(cli) {
         Ok(c) => c,
@@ -155,6 +189,20 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             chatpulse::cmd::check::print(&rows, *json, &mut std::io::stdout().lock())?;
             Ok(if chatpulse::cmd::check::all_passed(&rows) { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Uptime { service, window, json } => history_result(chatpulse::cmd::uptime::uptime(
+            &config,
+            service.as_deref(),
+            window,
+            *json,
+            &mut std::io::stdout().lock(),
+        )),
+        Command::Incidents { service, since, json } => history_result(chatpulse::cmd::uptime::incidents(
+            &config,
+            service.as_deref(),
+            since,
+            *json,
+            &mut std::io::stdout().lock(),
+        )),
         Command::Replay { json, files } => {
             use chatpulse::cmd::replay;
             if let Err(e) = replay::check_readable(files) {

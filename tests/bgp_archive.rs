@@ -6,7 +6,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
@@ -66,7 +66,11 @@ async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let engine = Engine::new(BgpSource::Mrt, vec![watched], board.clone(), Some(metrics.clone()));
     let _engine = tokio::spawn(run_engine(engine, rx, config.stale_after));
-    let _source = tokio::spawn(chatpulse::bgp::archive::run(config, vec![watched], tx));
+    // The archive's "now": 2002-07-22 23:55 UTC, so the newest RIB dump is
+    // the 16:00 one and the update files follow from 16:05.
+    const NOW: i64 = 1_027_382_100;
+    let clock: chatpulse::bgp::archive::Clock = Arc::new(|| NOW);
+    let _source = tokio::spawn(chatpulse::bgp::archive::run_with_clock(config, vec![watched], tx, clock));
 
     let expected = reference_peers("213.202.64.0/18");
     assert!(expected > 1);
@@ -76,9 +80,9 @@ async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
     })
     .await;
     // The dump asked for is the newest 8-hour one.
-    let now = chatpulse::time::unix(SystemTime::now());
-    let newest = file_url(&base, "bview", now - now.rem_euclid(8 * 3600));
-    assert!(log.lock().unwrap().iter().any(|l| newest.ends_with(l.as_str())), "{:?}", log.lock().unwrap());
+    let log_now = log.lock().unwrap().clone();
+    assert_eq!(log_now[0], "/rrc00/2002.07/bview.20020722.1600.gz", "{log_now:?}");
+    assert!(file_url(&base, "bview", NOW - NOW.rem_euclid(8 * 3600)).ends_with(&log_now[0]));
     // Then the update files after it, in order, one per 5 minutes.
     wait_for("update files requested", Duration::from_secs(30), || async {
         let log = log.lock().unwrap();
@@ -86,7 +90,8 @@ async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
     })
     .await;
     let updates: Vec<String> = log.lock().unwrap().iter().filter(|l| l.contains("updates.")).cloned().collect();
-    assert!(updates[0] < updates[1], "in time order: {updates:?}");
+    assert_eq!(updates[0], "/rrc00/2002.07/updates.20020722.1605.gz");
+    assert_eq!(updates[1], "/rrc00/2002.07/updates.20020722.1610.gz", "one file per 5 minutes, in order");
     wait_for("the update file counted", Duration::from_secs(30), || async {
         metrics.render().lines().any(|l| l.starts_with("chatpulse_bgp_updates_total{source=\"mrt\"}")).then_some(())
     })

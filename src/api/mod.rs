@@ -5,6 +5,7 @@
 //! task behind a lock), the metrics registry, and the history store through
 //! its read-only handle. Errors are JSON `{"error": "..."}` with 400 or 404.
 
+pub mod history;
 mod services;
 
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// True while the scheduler runs.
     pub healthy: Arc<AtomicBool>,
+    /// The history store, read-only.
+    pub history: Arc<crate::store::Reader>,
 }
 
 /// A JSON error response.
@@ -68,6 +71,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/api/v1/services", get(services::list))
+        .route("/api/v1/services/{id}/uptime", get(history::uptime))
+        .route("/api/v1/services/{id}/history", get(history::history))
+        .route("/api/v1/incidents", get(history::incidents))
         .fallback(not_found)
         .with_state(state)
 }

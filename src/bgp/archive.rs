@@ -46,11 +46,19 @@ enum Fetched {
     Missing,
 }
 
+/// The time the archive is read against (Unix seconds).
+pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
 /// Runs until the engine is gone.
 pub async fn run(config: Bgp, watched: Vec<Prefix>, tx: FeedSender) {
+    run_with_clock(config, watched, tx, std::sync::Arc::new(|| unix(SystemTime::now()))).await;
+}
+
+/// [`run`] with an explicit clock (tests replay an archive's past).
+pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, clock: Clock) {
     let client = reqwest::Client::new();
     loop {
-        let Some(mut cursor) = seed(&client, &config, &watched, &tx).await else {
+        let Some(mut cursor) = seed(&client, &config, &watched, &tx, clock()).await else {
             if tx.send(FeedEvent::Healthy(false)).await.is_err() {
                 return;
             }
@@ -61,7 +69,7 @@ pub async fn run(config: Bgp, watched: Vec<Prefix>, tx: FeedSender) {
             return;
         }
         loop {
-            let now = unix(SystemTime::now());
+            let now = clock();
             let next = cursor + UPDATE_PERIOD;
             if next + UPDATE_PERIOD > now {
                 tokio::time::sleep(POLL).await;
@@ -92,8 +100,7 @@ pub async fn run(config: Bgp, watched: Vec<Prefix>, tx: FeedSender) {
 }
 
 /// Seeds from the newest RIB dump; returns its time.
-async fn seed(client: &reqwest::Client, config: &Bgp, watched: &[Prefix], tx: &FeedSender) -> Option<i64> {
-    let now = unix(SystemTime::now());
+async fn seed(client: &reqwest::Client, config: &Bgp, watched: &[Prefix], tx: &FeedSender, now: i64) -> Option<i64> {
     let newest = now - now.rem_euclid(DUMP_PERIOD);
     for t in (0..4).map(|k| newest - k * DUMP_PERIOD) {
         let url = file_url(&config.mrt_url, "bview", t);

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod replay;
 pub mod run;
+pub mod uptime;
 pub mod validate;
 
 use std::io::Write;

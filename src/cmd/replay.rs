@@ -312,7 +312,7 @@ fn observe(
         };
         let (down, degraded, recovery) = (judges.notify_down, judges.notify_degraded, judges.notify_recovery);
         judges.verdict.observe(&observation, &mut |event| {
-            if let Event::ServiceChanged { service, from, at } = event {
+            if let Event::ServiceChanged { service, from, at, .. } = event {
                 let event = match (from, service.status) {
                     (f, ServiceStatus::Down) if f != ServiceStatus::Down && down => "down",
                     (ServiceStatus::Up | ServiceStatus::Unknown, ServiceStatus::Degraded) if degraded => "degraded",
