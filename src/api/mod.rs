@@ -7,6 +7,7 @@
 
 pub mod history;
 mod services;
+mod status_page;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +69,7 @@ impl IntoResponse for ApiError {
 /// Every route.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(status_page::page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/api/v1/services", get(services::list))

@@ -1,0 +1,220 @@
+//! `GET /`: the status page. Server-rendered HTML that works without
+//! JavaScript, reads well on a phone (no horizontal scrolling at 390 px) and
+//! refreshes itself: per service its state, root cause, since when, a 90-day
+//! uptime bar from the history store, and its latest incidents; a banner
+//! while the monitor is offline or the BGP feed is down.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::response::Html;
+
+use super::AppState;
+use crate::probe::{Reason, result_word};
+use crate::store::uptime::Bucket;
+use crate::store::{Incident, Reader};
+use crate::time::{from_unix, human, rfc3339, unix};
+use crate::verdict::{ServiceStatus, Verdict};
+
+/// Days in the uptime bar.
+const BAR_DAYS: i64 = 90;
+/// Incidents listed per service.
+const INCIDENTS_SHOWN: usize = 3;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+const STYLE: &str = r#"
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;background:#f4f6f9}
+header,main,footer{max-width:860px;margin:0 auto;padding:12px 16px}
+h1{font-size:1.3em;margin:8px 0 0}
+h2{font-size:1.1em;margin:0}
+p{margin:4px 0}
+.meta,.small{color:#5b6574;font-size:.9em}
+.banner{max-width:860px;margin:8px auto;padding:10px 16px;border-radius:6px;font-weight:600}
+.banner.offline{background:#fdecea;color:#8a1c12}
+.banner.feed{background:#fff4e0;color:#7a4b00}
+.service{background:#fff;border-radius:8px;padding:14px 16px;margin:12px 0;box-shadow:0 1px 2px rgba(0,0,0,.08);border-left:6px solid #9aa3ae}
+.service.up{border-left-color:#1f9d55}.service.degraded{border-left-color:#e3a008}.service.down{border-left-color:#d93025}
+.head{display:flex;flex-wrap:wrap;gap:8px;align-items:center;justify-content:space-between}
+.badge{font-size:.8em;font-weight:700;padding:2px 8px;border-radius:10px;color:#fff;background:#9aa3ae}
+.badge.up{background:#1f9d55}.badge.degraded{background:#e3a008}.badge.down{background:#d93025}
+.cause{font-weight:600}
+.cause,.small,li{overflow-wrap:anywhere}
+.bar{display:flex;gap:1px;height:26px;margin:10px 0 4px}
+.bar span{flex:1 1 0;min-width:0;border-radius:1px;background:#d5d9df}
+.bar .up{background:#1f9d55}.bar .degraded{background:#e3a008}.bar .down{background:#d93025}
+ul{margin:6px 0 0;padding-left:18px}
+details{margin-top:6px}
+"#;
+
+struct ServiceView {
+    id: String,
+    name: String,
+    status: ServiceStatus,
+    since: SystemTime,
+    cause: Option<String>,
+    probes: Vec<(String, String, &'static str, String)>,
+}
+
+fn gather(verdict: &Verdict) -> (Vec<ServiceView>, bool) {
+    let probes = verdict.probes();
+    let feed_down = probes.iter().any(|p| {
+        p.last.as_ref().is_some_and(|l| {
+            l.finding.result == Err(Reason::BgpUnknown) && l.finding.visibility.as_ref().is_some_and(|v| !v.feed_up)
+        })
+    });
+    let services = verdict
+        .services()
+        .iter()
+        .map(|s| ServiceView {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            status: s.status,
+            since: s.since,
+            cause: s.cause.as_ref().map(|c| c.summary.clone()),
+            probes: s
+                .probes
+                .iter()
+                .map(|&i| {
+                    let p = &probes[i];
+                    let last = p.last.as_ref();
+                    (
+                        p.probe.spec.id.clone(),
+                        p.probe.spec.check.target(),
+                        last.map_or("not run yet", |l| result_word(l.finding.result)),
+                        last.map(|l| l.finding.detail.clone()).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    (services, feed_down)
+}
+
+/// History per service: the daily buckets and the latest incidents.
+fn history(reader: &Reader, services: &[ServiceView], now: i64) -> Vec<(Vec<Bucket>, Vec<Incident>, Option<f64>)> {
+    let day = 86_400;
+    let to = now - now.rem_euclid(day) + day;
+    let from = to - BAR_DAYS * day;
+    services
+        .iter()
+        .map(|s| {
+            let buckets = reader.history(&s.id, from, to, day, now).unwrap_or_default();
+            let incidents = reader.incidents(Some(&s.id), from).unwrap_or_default();
+            let ratio = reader.uptime(&s.id, now - BAR_DAYS * day, now, now).ok().and_then(|u| u.ratio);
+            (buckets, incidents, ratio)
+        })
+        .collect()
+}
+
+fn render(
+    vantage: &str,
+    online: bool,
+    feed_down: bool,
+    services: &[ServiceView],
+    history: &[(Vec<Bucket>, Vec<Incident>, Option<f64>)],
+    now: i64,
+) -> String {
+    let mut html = String::with_capacity(16 * 1024);
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta http-equiv=\"refresh\" content=\"30\"><title>chatpulse — status</title><style>{STYLE}</style></head><body>"
+    );
+    let _ = write!(
+        html,
+        "<header><h1>chatpulse status</h1><p class=\"meta\">vantage <b>{}</b> · updated {} UTC · refreshes every 30 s</p></header>",
+        escape(vantage),
+        rfc3339(from_unix(now)).replace('T', " ").trim_end_matches('Z')
+    );
+    if !online {
+        html.push_str("<div class=\"banner offline\" role=\"alert\">This monitor is offline: every guard probe fails, so the states below are unknown. The problem is probably on our side, not the platforms'.</div>");
+    }
+    if feed_down {
+        html.push_str("<div class=\"banner feed\" role=\"alert\">The BGP feed is down or stale: routing visibility is unknown until it is back.</div>");
+    }
+    html.push_str("<main>");
+    for (s, (buckets, incidents, ratio)) in services.iter().zip(history) {
+        let status = s.status.as_str();
+        let since = unix(s.since);
+        let _ = write!(
+            html,
+            "<section class=\"service {status}\" id=\"{id}\"><div class=\"head\"><h2>{name}</h2><span class=\"badge {status}\">{label}</span></div><p class=\"small\">since {since_text} UTC ({ago})</p>",
+            id = escape(&s.id),
+            name = escape(&s.name),
+            label = status.to_uppercase(),
+            since_text = rfc3339(s.since).replace('T', " ").trim_end_matches('Z'),
+            ago = human(std::time::Duration::from_secs((now - since).max(0) as u64)),
+        );
+        if let Some(cause) = &s.cause {
+            let _ = write!(html, "<p class=\"cause\">Root cause: {}</p>", escape(cause));
+        }
+        let _ = write!(html, "<div class=\"bar\" role=\"img\" aria-label=\"uptime of the last {BAR_DAYS} days\">");
+        for b in buckets {
+            let day = rfc3339(from_unix(b.start));
+            let share = b.ratio.map_or_else(|| "no data".to_string(), |r| format!("{:.2}%", r * 100.0));
+            let _ = write!(
+                html,
+                "<span class=\"{}\" title=\"{} {}: {share}\"></span>",
+                b.status.as_str(),
+                &day[..10],
+                b.status.as_str()
+            );
+        }
+        let overall = ratio.map_or_else(|| "no data yet".to_string(), |r| format!("{:.3}% uptime", r * 100.0));
+        let _ = write!(html, "</div><p class=\"small\">{BAR_DAYS} days: {overall}</p>");
+        if !incidents.is_empty() {
+            html.push_str("<ul class=\"incidents\">");
+            for i in incidents.iter().take(INCIDENTS_SHOWN) {
+                let end = i.ended_at.map_or_else(
+                    || "ongoing".to_string(),
+                    |e| format!("lasted {}", human(std::time::Duration::from_secs((e - i.started_at).max(0) as u64))),
+                );
+                let _ = write!(
+                    html,
+                    "<li><b>{}</b> {} UTC, {end}: {}</li>",
+                    i.status.as_str(),
+                    rfc3339(from_unix(i.started_at)).replace('T', " ").trim_end_matches('Z'),
+                    escape(&i.cause_summary)
+                );
+            }
+            html.push_str("</ul>");
+        }
+        html.push_str("<details><summary>Probes</summary><ul>");
+        for (id, target, result, detail) in &s.probes {
+            let _ = write!(
+                html,
+                "<li><b>{}</b> {}: {result}<br><span class=\"small\">{}</span></li>",
+                escape(id),
+                escape(target),
+                escape(detail)
+            );
+        }
+        html.push_str("</ul></details></section>");
+    }
+    html.push_str("</main><footer class=\"small\">chatpulse · <a href=\"/api/v1/services\">JSON</a> · <a href=\"/metrics\">metrics</a></footer></body></html>");
+    html
+}
+
+/// The handler.
+pub async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
+    let vantage = state.config.borrow().monitor.vantage.clone();
+    let (services, feed_down, online) = {
+        let verdict = state.verdict.read().await;
+        let (services, feed_down) = gather(&verdict);
+        (services, feed_down, verdict.online())
+    };
+    let reader = state.history.clone();
+    let now = unix(SystemTime::now());
+    let page = tokio::task::spawn_blocking(move || {
+        let history = history(&reader, &services, now);
+        render(&vantage, online, feed_down, &services, &history, now)
+    })
+    .await
+    .unwrap_or_else(|_| "<!doctype html><title>chatpulse</title><p>The status page failed to render.</p>".into());
+    Html(page)
+}
