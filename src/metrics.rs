@@ -438,6 +438,42 @@ impl Metrics {
         self.config_reload_ok.set(i64::from(ok));
     }
 
+    /// Every sample name chatpulse can export (`chatpulse_probe_runs_total`,
+    /// `chatpulse_probe_duration_seconds_bucket`, ...): each family is given
+    /// one placeholder series in a fresh registry, which is then rendered and
+    /// read back. Dashboards and alert rules are checked against this.
+    pub fn exported_names() -> std::collections::BTreeSet<String> {
+        let m = Metrics::new();
+        let probe = ProbeLabels { service: "s".into(), probe: "p".into(), kind: "dns".into() };
+        let run = RunLabels { service: "s".into(), probe: "p".into(), kind: "dns".into(), result: "ok".into() };
+        let http = HttpLabels { service: "s".into(), probe: "p".into() };
+        let bgp = BgpLabels { service: "s".into(), probe: "p".into(), prefix: "10.0.0.0/8".into() };
+        let source = SourceLabels { source: "session".into() };
+        let alert = AlertLabels { channel: "email".into(), event: "down".into() };
+        drop(m.probe_success.get_or_create(&probe));
+        drop(m.probe_up.get_or_create(&probe));
+        drop(m.probe_duration.get_or_create(&probe));
+        drop(m.probe_runs.get_or_create(&run));
+        drop(m.http_status.get_or_create(&http));
+        drop(m.bgp_visibility.get_or_create(&bgp));
+        drop(m.bgp_peers_seeing.get_or_create(&bgp));
+        drop(m.bgp_peers_total.get_or_create(&bgp));
+        drop(m.bgp_feed_up.get_or_create(&source));
+        drop(m.bgp_updates.get_or_create(&source));
+        drop(m.bgp_malformed.get_or_create(&source));
+        m.set_service_status("s", ServiceStatus::Up);
+        m.set_uptime("s", "30d", 1.0);
+        drop(m.alerts_sent.get_or_create(&alert));
+        drop(m.alert_failures.get_or_create(&alert));
+        m.set_alert_queue("email", 0);
+        m.render()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
         use std::sync::atomic::Ordering;
@@ -481,36 +517,42 @@ mod tests {
 
     #[test]
     fn every_spec_metric_is_exported_under_its_spec_name() {
+        let names = Metrics::exported_names();
+        for series in SPEC_SERIES {
+            let name = series.trim_end_matches(['{', ' ']);
+            assert!(names.contains(name), "{name} missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn a_judged_run_updates_the_probe_families() {
         let config = crate::config::Config::parse(
             std::path::Path::new("t.toml"),
-            "[[service]]\nid = \"s\"\nname = \"S\"\n[[service.probe]]\nkind = \"http\"\nurl = \"http://x/\"\n[[service.probe]]\nkind = \"bgp\"\nprefix = \"10.0.0.0/8\"\n",
+            "[[service]]\nid = \"s\"\nname = \"S\"\n[[service.probe]]\nkind = \"http\"\nurl = \"http://x/\"\n",
         )
         .unwrap();
         let plan = crate::probe::plan(&config);
         let metrics = Metrics::new();
         metrics.install(&plan);
         let mut verdict = crate::verdict::Verdict::new(&config, &plan, SystemTime::now());
-        for probe in &plan {
-            let mut finding = Finding::ok("fine");
-            finding.visibility = Some(Box::new(crate::bgp::Visibility::unknown("10.0.0.0/8".parse().unwrap())));
-            let o = Observation {
-                probe: probe.clone(),
-                at: SystemTime::now(),
-                duration: Duration::from_millis(5),
-                lateness: Duration::ZERO,
-                finding,
-            };
-            verdict.observe(&o, &mut |e| metrics.record(&e));
-        }
-        metrics.set_feed_up("ris-live", true);
-        metrics.add_bgp_updates("ris-live", 3);
-        metrics.set_uptime("s", "30d", 0.5);
-        metrics.count_alert("email", "down", true);
-        metrics.count_alert("email", "down", false);
-        metrics.set_alert_queue("email", 0);
+        let mut finding = Finding::fail(crate::probe::Reason::HttpStatus, "503");
+        finding.http_status = Some(503);
+        let o = Observation {
+            probe: plan[0].clone(),
+            at: SystemTime::now(),
+            duration: Duration::from_millis(5),
+            lateness: Duration::ZERO,
+            finding,
+        };
+        verdict.observe(&o, &mut |e| metrics.record(&e));
         let text = metrics.render();
-        for name in SPEC_SERIES {
-            assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing from:\n{text}");
-        }
+        assert!(text.contains(r#"chatpulse_probe_success{service="s",probe="http-1",kind="http"} 0"#), "{text}");
+        assert!(text.contains(r#"chatpulse_http_status_code{service="s",probe="http-1"} 503"#), "{text}");
+        assert!(
+            text.contains(
+                r#"chatpulse_probe_runs_total{service="s",probe="http-1",kind="http",result="http_status"} 1"#
+            ),
+            "{text}"
+        );
     }
 }
