@@ -123,3 +123,12 @@ CONF
   KNOT_PID=$LAST_PID
   wait_until "knot answering for chat.test" 20 kdig +timeout=1 +retry=0 @127.0.0.1 -p "$DNS_PORT" web.chat.test A
 }
+
+# npm_tools: installs tests/interop/node's pinned packages (once).
+npm_tools() {
+  local dir="$ROOT/tests/interop/node"
+  if [ ! -d "$dir/node_modules/@grafana/schema" ] || [ ! -d "$dir/node_modules/playwright-core" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund >/dev/null 2>&1) || fail "npm ci in tests/interop/node failed"
+  fi
+  NODE_TOOLS=$dir
+}

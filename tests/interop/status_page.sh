@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Headless Chromium (Debian) loads the status page of a running chatpulse
+# with one service down: the page shows that service, its state and cause;
+# at 390 px there is no horizontal scroll; a screenshot goes to
+# tests/interop/out/status-page-390.png.
+source "$(dirname "$0")/lib.sh"
+npm_tools
+
+HTTP_PORT=$(free_port)
+BROKEN_PORT=$(free_port)
+start_knot
+cat >"$WORK/config.toml" <<CONF
+[monitor]
+vantage = "interop-phone"
+interval = "500ms"
+timeout = "400ms"
+fail_after = 2
+[server]
+listen = "127.0.0.1:$HTTP_PORT"
+[storage]
+path = "$WORK/history.db"
+[[service]]
+id = "whatsapp"
+name = "WhatsApp"
+  [[service.probe]]
+  kind = "dns"
+  query = "web.chat.test"
+  server = "127.0.0.1:$DNS_PORT"
+[[service]]
+id = "signal"
+name = "Signal"
+  [[service.probe]]
+  kind = "http"
+  url = "http://127.0.0.1:$BROKEN_PORT/a/rather/long/path/that/must/wrap/on/a/phone/instead/of/scrolling"
+CONF
+start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
+wait_until "signal down" 20 service_is signal down
+wait_until "whatsapp up" 20 service_is whatsapp up
+
+shot="$OUT/status-page-390.png"
+node "$NODE_TOOLS/status_page.mjs" "$CP_URL/" "$shot" >"$WORK/measured.json" 2>"$WORK/chromium.log" \
+  || fail "Chromium could not load the status page: $(tail -5 "$WORK/chromium.log")"
+m() { jq -r "$1" "$WORK/measured.json"; }
+[ "$(m '.services[] | select(.id=="signal") | .state')" = "DOWN" ] || fail "signal not shown DOWN: $(cat "$WORK/measured.json")"
+case "$(m '.services[] | select(.id=="signal") | .cause')" in
+  "Root cause: http: http://127.0.0.1:$BROKEN_PORT/"*) log "ok: the cause is shown" ;;
+  *) fail "no root cause for signal: $(m '.services[] | select(.id=="signal") | .cause')" ;;
+esac
+[ "$(m '.services[] | select(.id=="whatsapp") | .state')" = "UP" ] || fail "whatsapp not shown UP"
+[ "$(m '.services[] | select(.id=="signal") | .bar')" = "90" ] || fail "no 90-day bar"
+scroll=$(m .scrollWidth); client=$(m .clientWidth)
+[ "$scroll" -le "$client" ] || fail "horizontal scroll at 390 px: scrollWidth $scroll > clientWidth $client"
+log "ok: no horizontal scroll at 390 px (scrollWidth $scroll, clientWidth $client)"
+[ -s "$shot" ] || fail "no screenshot"
+log "ok: screenshot in $shot"
+log "PASS"
