@@ -8,19 +8,7 @@ source "$(dirname "$0")/lib.sh"
 HTTP_PORT=$(free_port)
 start_knot
 
-cat >"$WORK/config.toml" <<CONF
-[monitor]
-vantage = "interop"
-interval = "300ms"
-timeout = "250ms"
-fail_after = 2
-recover_after = 2
-
-[server]
-listen = "127.0.0.1:$HTTP_PORT"
-
-[storage]
-path = "$WORK/history.db"
+{ config_header "$HTTP_PORT"; cat <<CONF
 
 [[service]]
 id = "whatsapp"
@@ -32,6 +20,7 @@ name = "WhatsApp"
   server = "127.0.0.1:$DNS_PORT"
   recursion = false
 CONF
+} >"$WORK/config.toml"
 
 start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
 wait_until "whatsapp up against knot" 20 service_is whatsapp up

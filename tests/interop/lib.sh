@@ -132,3 +132,20 @@ npm_tools() {
   fi
   NODE_TOOLS=$dir
 }
+
+# config_header HTTP_PORT [VANTAGE]: the [monitor], [server] and [storage]
+# sections every interop config starts with (fast probes, quick verdicts).
+config_header() {
+  cat <<CONF
+[monitor]
+vantage = "${2:-interop}"
+interval = "300ms"
+timeout = "250ms"
+fail_after = 2
+recover_after = 2
+[server]
+listen = "127.0.0.1:$1"
+[storage]
+path = "$WORK/history.db"
+CONF
+}

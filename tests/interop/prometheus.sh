@@ -10,15 +10,7 @@ PROM_PORT=$(free_port)
 BROKEN_PORT=$(free_port)   # nothing listens there
 start_knot
 
-cat >"$WORK/config.toml" <<CONF
-[monitor]
-interval = "500ms"
-timeout = "400ms"
-fail_after = 2
-[server]
-listen = "127.0.0.1:$HTTP_PORT"
-[storage]
-path = "$WORK/history.db"
+{ config_header "$HTTP_PORT"; cat <<CONF
 [[service]]
 id = "whatsapp"
 name = "WhatsApp"
@@ -40,6 +32,7 @@ name = "Signal"
   kind = "http"
   url = "http://127.0.0.1:$BROKEN_PORT/"
 CONF
+} >"$WORK/config.toml"
 start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
 wait_until "signal down, the others up" 20 bash -c "[ \"\$(curl -sf $CP_URL/api/v1/services | jq -c '[.services[] | .status]')\" = '[\"up\",\"up\",\"down\"]' ]"
 

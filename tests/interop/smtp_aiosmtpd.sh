@@ -12,17 +12,7 @@ spawn aiosmtpd /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aios
 smtp_ready() { /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $SMTP_PORT), 1)"; }
 wait_until "aiosmtpd listening" 20 smtp_ready
 
-cat >"$WORK/config.toml" <<CONF
-[monitor]
-vantage = "interop"
-interval = "300ms"
-timeout = "250ms"
-fail_after = 2
-recover_after = 2
-[server]
-listen = "127.0.0.1:$HTTP_PORT"
-[storage]
-path = "$WORK/history.db"
+{ config_header "$HTTP_PORT"; cat <<CONF
 [alerts]
 group_wait = "1s"
 [alerts.email]
@@ -38,6 +28,7 @@ name = "WhatsApp"
   server = "127.0.0.1:$DNS_PORT"
   recursion = false
 CONF
+} >"$WORK/config.toml"
 
 start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
 wait_until "whatsapp up" 20 service_is whatsapp up

@@ -9,16 +9,7 @@ npm_tools
 HTTP_PORT=$(free_port)
 BROKEN_PORT=$(free_port)
 start_knot
-cat >"$WORK/config.toml" <<CONF
-[monitor]
-vantage = "interop-phone"
-interval = "500ms"
-timeout = "400ms"
-fail_after = 2
-[server]
-listen = "127.0.0.1:$HTTP_PORT"
-[storage]
-path = "$WORK/history.db"
+{ config_header "$HTTP_PORT" interop-phone; cat <<CONF
 [[service]]
 id = "whatsapp"
 name = "WhatsApp"
@@ -33,6 +24,7 @@ name = "Signal"
   kind = "http"
   url = "http://127.0.0.1:$BROKEN_PORT/a/rather/long/path/that/must/wrap/on/a/phone/instead/of/scrolling"
 CONF
+} >"$WORK/config.toml"
 start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
 wait_until "signal down" 20 service_is signal down
 wait_until "whatsapp up" 20 service_is whatsapp up
