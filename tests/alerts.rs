@@ -229,3 +229,49 @@ async fn while_the_monitor_is_offline_nothing_is_alerted_and_uptime_is_untouched
     assert_eq!(uptime["down_seconds"], 0);
     assert!(uptime["unknown_seconds"].as_i64().unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_on_repeat_and_send_recovery_are_honoured() {
+    let dns = TestDns::start().await;
+    let http = support::http::TestHttp::start().await;
+    let smtp = SmtpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let service = format!(
+        "[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"web.chat.test\"\n  server = \"{}\"\n  [[service.probe]]\n  kind = \"http\"\n  url = \"{}\"\n",
+        dns.addr,
+        http.url("/switch")
+    );
+    let path = config(dir.path(), smtp.addr.port(), "", &service);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("repeat = \"0s\"", "repeat = \"2s\"\nnotify_on = [\"down\", \"degraded\"]\nsend_recovery = false");
+    std::fs::write(&path, text).unwrap();
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    until_status(&daemon, "whatsapp", "up").await;
+
+    // DNS fails, the web endpoint still answers: degraded, and told.
+    dns.set_mode(Mode::ServFail);
+    let mails = until_mails(&smtp, 1).await;
+    assert!(mails[0].subject().starts_with("[chatpulse] WhatsApp DEGRADED — dns: "), "{:?}", smtp.subjects());
+    // Now the endpoint fails too: down, told again, then reminded.
+    http.knobs.switch_status.store(503, std::sync::atomic::Ordering::SeqCst);
+    let mails = until_mails(&smtp, 3).await;
+    assert!(mails[1].subject().starts_with("[chatpulse] WhatsApp DOWN — dns: "), "{:?}", smtp.subjects());
+    let reminder = mails[2].subject();
+    assert!(reminder.starts_with("[chatpulse] WhatsApp still DOWN ("), "{reminder}");
+    assert!(mails[2].header("Message-ID").unwrap().starts_with("<reminder-"));
+
+    // Repaired: no recovery e-mail (send_recovery = false). A new outage
+    // afterwards proves everything queued before it has been delivered.
+    dns.set_mode(Mode::Normal);
+    http.knobs.switch_status.store(0, std::sync::atomic::Ordering::SeqCst);
+    until_status(&daemon, "whatsapp", "up").await;
+    let before = smtp.mails().len();
+    dns.set_mode(Mode::Refused);
+    let mails = wait_for("the next outage's e-mail", Duration::from_secs(45), || async {
+        let mails = smtp.mails();
+        mails.iter().skip(before).any(|m| m.subject().contains("DEGRADED")).then_some(mails)
+    })
+    .await;
+    assert!(mails.iter().all(|m| !m.subject().contains("recovered")), "{:?}", smtp.subjects());
+}
