@@ -144,21 +144,36 @@ pub struct Sinks {
     metrics: Arc<Metrics>,
     store: Store,
     incidents: mpsc::UnboundedSender<TrackerInput>,
+    /// Runs not yet handed to the store (sent in batches: one wake-up of
+    /// the writer thread per batch, not per run).
+    runs: Vec<RunRecord>,
+    /// The previous result per plan index: a repeat's detail is not stored.
+    last_result: Vec<Option<&'static str>>,
 }
 
 impl Sinks {
+    /// Hands the runs gathered so far to the store.
+    fn flush_runs(&mut self) {
+        self.store.record_runs(std::mem::take(&mut self.runs));
+    }
+
     fn accept(&mut self, event: &Event<'_>) {
         self.metrics.record(event);
         match event {
             Event::Observed { observation, .. } => {
                 let probe = &observation.probe;
-                self.store.record_run(RunRecord {
+                let result = result_word(observation.finding.result);
+                if self.last_result.len() <= probe.index {
+                    self.last_result.resize(probe.index + 1, None);
+                }
+                let repeat = self.last_result[probe.index].replace(result) == Some(result);
+                self.runs.push(RunRecord {
                     service: probe.service.clone(),
                     probe: probe.spec.id.clone(),
                     at: unix(observation.at),
-                    result: result_word(observation.finding.result),
+                    result,
                     duration_ms: observation.duration.as_secs_f64() * 1e3,
-                    detail: observation.finding.detail.clone(),
+                    detail: if repeat { String::new() } else { observation.finding.detail.clone() },
                 });
             }
             Event::ServiceChanged { service, probes, from, at } if service.status != *from => {
@@ -294,6 +309,8 @@ impl Daemon {
             }
         }
         self.metrics.install(&plan);
+        self.sinks.flush_runs();
+        self.sinks.last_result.clear();
         self.schedule = Some(start_schedule(&self.toolkit, &plan, self.observations.clone()));
         self.plan = plan;
         self.config = new.clone();
@@ -316,6 +333,7 @@ impl Daemon {
         }
         // Alerts still waiting for group_wait are committed to the outbox
         // (delivered at the next start if not now).
+        self.sinks.flush_runs();
         let Sinks { store, incidents, .. } = self.sinks;
         drop(incidents);
         let _ = tokio::time::timeout(Duration::from_secs(10), tracker).await;
@@ -380,7 +398,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
         schedule: None,
         observations,
         http: None,
-        sinks: Sinks { metrics, store, incidents },
+        sinks: Sinks { metrics, store, incidents, runs: Vec::new(), last_result: Vec::new() },
     };
     daemon.http = Some(HttpServer::start(config.server.listen, daemon.app_state()).await?);
     daemon.schedule = Some(start_schedule(&daemon.toolkit, &daemon.plan, daemon.observations.clone()));
@@ -394,9 +412,11 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
         "monitoring; metrics on http://{addr}/metrics"
     );
 
+    let mut store_tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             Some(observation) = rx.recv() => daemon.handle(observation, &mut rx).await,
+            _ = store_tick.tick() => daemon.sinks.flush_runs(),
             _ = hangup.recv() => daemon.reload().await,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,

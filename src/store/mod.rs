@@ -146,11 +146,11 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, now: i64) {
+    fn commit(&mut self, now: i64, force_runs: bool) {
         if !self.in_batch {
             self.begin();
         }
-        if let Err(e) = self.flush_rollups().and_then(|()| self.set_heartbeat(now)) {
+        if let Err(e) = self.flush_runs(now, force_runs).and_then(|()| self.set_heartbeat(now)) {
             error!("history store: {e}");
         }
         if let Err(e) = self.conn.execute_batch("COMMIT") {
@@ -184,7 +184,7 @@ fn writer_loop(mut writer: Writer, rx: sync_mpsc::Receiver<Msg>) {
             Ok(Msg::Urgent(job)) => {
                 writer.begin();
                 job(&mut writer);
-                writer.commit(now());
+                writer.commit(now(), false);
                 batch_opened = None;
             }
             Ok(Msg::Stop(services, at, done)) => {
@@ -192,22 +192,22 @@ fn writer_loop(mut writer: Writer, rx: sync_mpsc::Receiver<Msg>) {
                 if let Err(e) = writer.mark_stopped(&services, at) {
                     error!("history store: {e}");
                 }
-                writer.commit(at);
+                writer.commit(at, true);
                 let _ = done.send(());
                 return;
             }
             Err(sync_mpsc::RecvTimeoutError::Timeout) => {
                 // Also the heartbeat: about once a second, even when idle.
-                writer.commit(now());
+                writer.commit(now(), false);
                 batch_opened = None;
             }
             Err(sync_mpsc::RecvTimeoutError::Disconnected) => {
-                writer.commit(now());
+                writer.commit(now(), true);
                 return;
             }
         }
         if batch_opened.is_some_and(|t| t.elapsed() >= BATCH_WINDOW) {
-            writer.commit(now());
+            writer.commit(now(), false);
             batch_opened = None;
         }
     }
@@ -255,9 +255,19 @@ impl Store {
 
     /// Records a probe run (batched).
     pub fn record_run(&self, run: RunRecord) {
+        self.record_runs(vec![run]);
+    }
+
+    /// Records probe runs (one job for many: fewer wake-ups of the writer).
+    pub fn record_runs(&self, runs: Vec<RunRecord>) {
+        if runs.is_empty() {
+            return;
+        }
         self.job(move |w| {
-            if let Err(e) = w.record_run(&run) {
-                error!("history store: {e}");
+            for run in &runs {
+                if let Err(e) = w.record_run(run) {
+                    error!("history store: {e}");
+                }
             }
         });
     }
@@ -271,15 +281,16 @@ impl Store {
         });
     }
 
-    /// Commits everything queued so far.
+    /// Commits everything queued so far, aggregated runs included.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.urgent(|_| Ok(())).await
+        self.urgent(|w| w.flush_runs(now(), true)).await
     }
 
     /// Applies retention as of `now` and gives the freed space back to the
     /// filesystem (VACUUM). Retention otherwise runs hourly on its own.
     pub async fn compact(&self, now: i64) -> Result<(), StoreError> {
         self.urgent(move |w| {
+            w.flush_runs(now, true)?;
             w.apply_retention(now)?;
             w.conn.execute_batch("COMMIT; VACUUM; BEGIN")?;
             Ok(())
@@ -294,5 +305,79 @@ impl Store {
         if self.tx.send(Msg::Stop(services, at, done)).is_ok() {
             let _ = wait.recv_timeout(Duration::from_secs(10));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RETENTION: Retention =
+        Retention { raw: Duration::from_secs(14 * 86_400), rollup: Duration::from_secs(400 * 86_400) };
+
+    fn run(at: i64, result: &'static str) -> RunRecord {
+        RunRecord {
+            service: "s".into(),
+            probe: "p".into(),
+            at,
+            result,
+            duration_ms: 2.0,
+            detail: format!("{result} at {at}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn repeated_results_extend_one_row_and_roll_up_per_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let store = Store::open(&path, RETENTION).unwrap();
+        // Recent times: older rows would fall to retention at the first commit.
+        let t = now() - 400;
+        let results = ["ok", "ok", "ok", "ok", "ok", "dns_servfail", "dns_servfail", "dns_servfail", "ok", "ok"];
+        store.record_runs(results.iter().enumerate().map(|(i, r)| run(t + 30 * i as i64, r)).collect());
+        store.flush().await.unwrap();
+        let db = Connection::open(&path).unwrap();
+        let rows: Vec<(String, i64, i64, i64, String)> = db
+            .prepare("SELECT result, first_at, last_at, runs, detail FROM probe_runs ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        assert_eq!((rows[0].0.as_str(), rows[0].1, rows[0].2, rows[0].3), ("ok", t, t + 120, 5));
+        assert_eq!(
+            (rows[1].0.as_str(), rows[1].3, rows[1].4.as_str()),
+            ("dns_servfail", 3, format!("dns_servfail at {}", t + 150).as_str())
+        );
+        assert_eq!(rows[2].3, 2);
+        let (runs, failures): (i64, i64) = db
+            .query_row("SELECT sum(runs), sum(failures) FROM probe_daily", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((runs, failures), (10, 3));
+        store.stop(Vec::new(), t + 300);
+    }
+
+    #[tokio::test]
+    async fn time_after_the_last_heartbeat_of_a_dead_process_is_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let now = now();
+        let first = Store::open(&path, RETENTION).unwrap();
+        first.record_status(StatusRecord {
+            service: "s".into(),
+            at: now - 100,
+            status: ServiceStatus::Up,
+            cause: None,
+        });
+        first.flush().await.unwrap();
+        // As if killed: its last heartbeat said it was alive at now - 50, and
+        // it never marked its services unknown.
+        first.stop(Vec::new(), now - 50);
+        let second = Store::open(&path, RETENTION).unwrap();
+        second.flush().await.unwrap();
+        let uptime = Reader::open(&path).unwrap().uptime("s", now - 100, now, now).unwrap();
+        assert_eq!((uptime.observed, uptime.unknown), (50, 50));
+        second.stop(vec!["s".into()], now);
     }
 }
