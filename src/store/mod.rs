@@ -54,6 +54,9 @@ pub enum StoreError {
     /// The writer thread is gone.
     #[error("history store: the writer stopped")]
     Stopped,
+    /// The batch holding the operation could not be committed.
+    #[error("history store: the write could not be committed (see the log)")]
+    NotCommitted,
     /// The writer thread could not start.
     #[error("history store: cannot start the writer thread: {0}")]
     Thread(std::io::Error),
@@ -108,12 +111,15 @@ pub(crate) struct Writer {
 }
 
 type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+/// Runs in the writer and returns what to do once the batch is committed
+/// (told whether the commit succeeded): the answer goes out only then.
+type UrgentJob = Box<dyn FnOnce(&mut Writer) -> Box<dyn FnOnce(bool) + Send> + Send>;
 
 enum Msg {
     /// Batched with others.
     Job(Job),
     /// Committed (with everything before it) before it runs its reply.
-    Urgent(Job),
+    Urgent(UrgentJob),
     /// Commit, mark the monitor stopped at this time, and end.
     Stop(Vec<String>, i64, sync_mpsc::Sender<()>),
 }
@@ -146,17 +152,22 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, now: i64, force_runs: bool) {
+    /// Commits the batch; false when it could not be (it is rolled back).
+    fn commit(&mut self, now: i64, force_runs: bool) -> bool {
         if !self.in_batch {
             self.begin();
         }
         if let Err(e) = self.flush_runs(now, force_runs).and_then(|()| self.set_heartbeat(now)) {
             error!("history store: {e}");
         }
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
-            error!("history store: commit failed: {e}");
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
+        let committed = match self.conn.execute_batch("COMMIT") {
+            Ok(()) => true,
+            Err(e) => {
+                error!("history store: commit failed: {e}");
+                let _ = self.conn.execute_batch("ROLLBACK");
+                false
+            }
+        };
         self.in_batch = false;
         if now - self.last_retention >= 3600 {
             self.last_retention = now;
@@ -164,6 +175,7 @@ impl Writer {
                 error!("history store: retention failed: {e}");
             }
         }
+        committed
     }
 }
 
@@ -183,8 +195,9 @@ fn writer_loop(mut writer: Writer, rx: sync_mpsc::Receiver<Msg>) {
             }
             Ok(Msg::Urgent(job)) => {
                 writer.begin();
-                job(&mut writer);
-                writer.commit(now(), false);
+                let answer = job(&mut writer);
+                let committed = writer.commit(now(), false);
+                answer(committed);
                 batch_opened = None;
             }
             Ok(Msg::Stop(services, at, done)) => {
@@ -246,8 +259,11 @@ impl Store {
         f: impl FnOnce(&mut Writer) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |w| {
-            let _ = reply.send(f(w));
+        let job: UrgentJob = Box::new(move |w| {
+            let result = f(w);
+            Box::new(move |committed: bool| {
+                let _ = reply.send(if committed { result } else { Err(StoreError::NotCommitted) });
+            })
         });
         self.tx.send(Msg::Urgent(job)).map_err(|_| StoreError::Stopped)?;
         answer.await.map_err(|_| StoreError::Stopped)?
