@@ -92,6 +92,9 @@ pub enum TrackerInput {
     Service(ServiceSnapshot),
     /// The monitor went offline or came back.
     Online(bool),
+    /// The config now has these services (after a reload): incidents of
+    /// the others end, without alerts.
+    Services(Vec<String>),
 }
 
 /// Which kind of alert a pending group will send.
@@ -163,7 +166,11 @@ impl Tracker {
         if !open.is_empty() {
             info!(incidents = open.len(), "continuing incidents open before the restart");
         }
-        Ok(Tracker { store, config, open, latest: HashMap::new(), pending: Vec::new(), online: true, delivery })
+        let ids: Vec<String> = config.borrow().services.iter().map(|s| s.id.clone()).collect();
+        let mut tracker =
+            Tracker { store, config, open, latest: HashMap::new(), pending: Vec::new(), online: true, delivery };
+        tracker.retain_services(&ids).await;
+        Ok(tracker)
     }
 
     /// Runs until `input` closes, then sends what is pending.
@@ -175,6 +182,7 @@ impl Tracker {
                 message = input.recv() => match message {
                     Some(TrackerInput::Service(snapshot)) => self.service(snapshot).await,
                     Some(TrackerInput::Online(online)) => self.online = online,
+                    Some(TrackerInput::Services(ids)) => self.retain_services(&ids).await,
                     None => {
                         self.flush_pending(true).await;
                         return;
@@ -184,6 +192,25 @@ impl Tracker {
                 _ = reminders.tick() => self.reminders().await,
             }
         }
+    }
+
+    /// Ends the incidents of services no longer configured (no alert: the
+    /// operator removed them, they did not recover).
+    async fn retain_services(&mut self, ids: &[String]) {
+        let now = crate::time::unix(std::time::SystemTime::now());
+        let gone: Vec<Incident> = self.open.values().filter(|i| !ids.contains(&i.service)).cloned().collect();
+        for incident in gone {
+            if let Err(e) = self.store.close_incident(incident.id, now).await {
+                warn!("{e}");
+            }
+            info!(service = %incident.service, incident = incident.id, "incident ended: the service left the config");
+            self.open.remove(&incident.service);
+            self.latest.remove(&incident.service);
+        }
+        for p in &mut self.pending {
+            p.members.retain(|(i, _)| ids.contains(&i.service));
+        }
+        self.pending.retain(|p| !p.members.is_empty());
     }
 
     async fn service(&mut self, snapshot: ServiceSnapshot) {
@@ -200,21 +227,25 @@ impl Tracker {
         let Some(cause) = snapshot.cause.clone() else { return };
         let incident = match self.open.get(&snapshot.id).cloned() {
             Some(mut incident) => {
-                if snapshot.status == ServiceStatus::Down && incident.status != ServiceStatus::Down {
-                    let escalated = self
+                let escalates = snapshot.status == ServiceStatus::Down && incident.status != ServiceStatus::Down;
+                let cause_moved = incident.cause_key != cause.key || incident.cause_summary != cause.summary;
+                // Once an alert is out, the incident keeps the cause it told.
+                if escalates || (cause_moved && incident.notified.is_none()) {
+                    let status = if escalates { ServiceStatus::Down } else { incident.status };
+                    let updated = self
                         .store
                         .escalate_incident(
                             incident.id,
-                            ServiceStatus::Down,
+                            status,
                             cause.layer.to_string(),
                             cause.summary.clone(),
                             cause.key.clone(),
                         )
                         .await;
-                    if let Err(e) = escalated {
+                    if let Err(e) = updated {
                         warn!("{e}");
                     }
-                    incident.status = ServiceStatus::Down;
+                    incident.status = status;
                     incident.cause_layer = cause.layer.to_string();
                     incident.cause_summary = cause.summary.clone();
                     incident.cause_key = cause.key.clone();
@@ -372,7 +403,16 @@ impl Tracker {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
             .collect();
-        let suffix = reminder.map(|k| format!("-{k}")).unwrap_or_default();
+        // One Message-ID per incident event: reminders by their number, a
+        // recovery by the first incident it reports (services of one group
+        // may recover at different times).
+        let suffix = match (event, reminder) {
+            (_, Some(k)) => format!("-{k}"),
+            (AlertEvent::Recovered, None) => {
+                format!("-{}", members.iter().map(|m| m.incident.id).min().unwrap_or(group))
+            }
+            _ => String::new(),
+        };
         let message = NewMessage {
             channel: "email".into(),
             event: event.as_str().into(),

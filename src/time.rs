@@ -5,9 +5,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// `2021-10-04T15:39:00Z`.
+/// `2021-10-04T15:39:00Z` (times before 1970 show as the epoch: nothing
+/// chatpulse records is that old, and formatting must never panic).
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    humantime::format_rfc3339_seconds(t.max(UNIX_EPOCH)).to_string()
 }
 
 /// Seconds since the Unix epoch (negative before it).
@@ -65,6 +66,18 @@ pub fn parse_window(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// The start of a window of `secs` ending at `now`; refused when it would
+/// begin before 1970 (nothing was recorded then).
+pub fn window_start(now: i64, secs: i64) -> Result<i64, String> {
+    if secs > now {
+        return Err(format!(
+            "a window of {} reaches back before 1970",
+            humantime::format_duration(Duration::from_secs(secs.max(0) as u64))
+        ));
+    }
+    Ok(now - secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +96,11 @@ mod tests {
             let (y, mo, d, h, mi) = utc_parts(secs);
             assert!(rfc3339(from_unix(secs)).starts_with(&format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}")));
         }
+    }
+
+    #[test]
+    fn times_before_the_epoch_format_without_panicking() {
+        assert_eq!(rfc3339(from_unix(-86_400 * 365 * 60)), "1970-01-01T00:00:00Z");
     }
 
     #[test]

@@ -247,6 +247,8 @@ impl Verdict {
                 (p.index, kept.and_then(|(_, ok)| *ok))
             })
             .collect();
+        // Offline only while every remaining guard's latest run failed.
+        self.online = !self.guard_ok.iter().all(|(_, ok)| *ok == Some(false)) || self.guard_ok.is_empty();
     }
 
     /// Switches to a new config, keeping the state of every probe whose
@@ -268,7 +270,11 @@ impl Verdict {
                 online: self.online,
             },
         );
+        let was_online = old.online;
         self.install(config, plan, now, Some(old));
+        if self.online != was_online {
+            emit(Event::OnlineChanged { online: self.online, at: now });
+        }
         for i in 0..self.services.len() {
             self.judge_service(i, now, emit);
         }
@@ -647,6 +653,26 @@ name = "WhatsApp"
         }
         assert_eq!(rig.probe(1), ProbeStatus::Unknown);
         assert_eq!(rig.service().status, ServiceStatus::Up);
+    }
+
+    #[test]
+    fn a_reload_without_guards_brings_an_offline_monitor_back_online() {
+        let mut rig = Rig::new();
+        rig.all_ok();
+        rig.run(0, Err(Reason::DnsTimeout));
+        assert!(!rig.verdict.online());
+        let without_guards = CONFIG
+            .replace("[[guard]]\nkind = \"dns\"\nquery = \".\"\nrecord = \"NS\"\nserver = \"127.0.0.1:5301\"\n", "");
+        let config = Config::parse(Path::new("t.toml"), &without_guards).unwrap();
+        let plan = crate::probe::plan(&config);
+        let mut changes = Vec::new();
+        rig.verdict.reconfigure(&config, &plan, rig.clock, &mut |e| {
+            if let Event::OnlineChanged { online, .. } = e {
+                changes.push(online);
+            }
+        });
+        assert!(rig.verdict.online());
+        assert_eq!(changes, vec![true]);
     }
 
     #[test]

@@ -74,13 +74,14 @@ async fn ris_server() -> RisServer {
     RisServer { url, commands, connections, subscriptions, answer_pings }
 }
 
-/// A looking glass answering `peers` routes to every prefix asked about.
-async fn looking_glass(peers: usize) -> String {
+/// A looking glass answering routes from peers 10.0.0.1..=N to every prefix
+/// asked about, N read from `peers` at each request.
+async fn looking_glass(peers: Arc<AtomicUsize>) -> String {
     let app = axum::Router::new().route(
         "/data/looking-glass/data.json",
         axum::routing::get(move |Query(q): Query<std::collections::HashMap<String, String>>| async move {
             let prefix = q.get("resource").cloned().unwrap_or_default();
-            let routes: Vec<serde_json::Value> = (1..=peers)
+            let routes: Vec<serde_json::Value> = (1..=peers.load(Ordering::SeqCst))
                 .map(|i| {
                     // Numbers as strings for half of them, as RIPEstat does at times.
                     let origin = if i % 2 == 0 { serde_json::json!("32934") } else { serde_json::json!(32934) };
@@ -98,6 +99,7 @@ async fn looking_glass(peers: usize) -> String {
 
 struct Rig {
     server: RisServer,
+    seed_peers: Arc<AtomicUsize>,
     board: VisibilityBoard,
     metrics: Arc<Metrics>,
     watched: Prefix,
@@ -106,7 +108,8 @@ struct Rig {
 
 async fn rig(watched: &str, stale_after: Duration) -> Rig {
     let server = ris_server().await;
-    let seed_url = looking_glass(12).await;
+    let seed_peers = Arc::new(AtomicUsize::new(12));
+    let seed_url = looking_glass(seed_peers.clone()).await;
     let watched: Prefix = watched.parse().unwrap();
     let config = Bgp {
         source: BgpSource::RisLive,
@@ -125,7 +128,7 @@ async fn rig(watched: &str, stale_after: Duration) -> Rig {
         tokio::spawn(run_engine(engine, rx, stale_after)),
         tokio::spawn(run(RisLive::new(&config, &[watched]), tx)),
     ];
-    Rig { server, board, metrics, watched, _tasks: tasks }
+    Rig { server, seed_peers, board, metrics, watched, _tasks: tasks }
 }
 
 impl Rig {
@@ -220,13 +223,19 @@ async fn a_dropped_connection_is_re_established_and_reseeded() {
         rig.send(withdrawal(&format!("10.0.0.{i}"), WATCHED));
     }
     rig.until("the withdrawals", |v| v.peers_seeing == 1).await;
+    // While disconnected the last peer withdraws too (the looking glass
+    // knows); the reconnection must see that, and still judge it.
+    rig.seed_peers.store(0, Ordering::SeqCst);
     let _ = rig.server.commands.send(Command::Drop);
     wait_for("a second connection", Duration::from_secs(10), || async {
         (rig.server.connections.load(Ordering::SeqCst) >= 2).then_some(())
     })
     .await;
-    // The new connection re-seeds from the looking glass: what was missed
-    // while disconnected cannot linger.
-    rig.until("reseeded", |v| v.feed_up && v.peers_seeing == 12).await;
+    rig.until("reseeded", |v| v.feed_up && v.peers_seeing == 0 && v.peers_total == 12).await;
+    assert_eq!(rig.judge(), Err(Reason::BgpInvisible), "a withdrawal across a reconnect is still a withdrawal");
     assert_eq!(rig.server.subscriptions.lock().unwrap().len(), 2, "subscribed again");
+    // And when the routes come back, the re-seed shows them.
+    rig.seed_peers.store(12, Ordering::SeqCst);
+    let _ = rig.server.commands.send(Command::Drop);
+    rig.until("reseeded with every route", |v| v.feed_up && v.peers_seeing == 12).await;
 }

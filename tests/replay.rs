@@ -179,4 +179,38 @@ fn unreadable_or_garbage_input_exits_2_with_one_sentence() {
     let out = replay(&config, &[cut.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ends inside a record"));
+    // Not MRT at all (bgpdump's text output): refused, not a huge allocation.
+    let text = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ris/updates.20160811.1600.gz.bgp.gz");
+    let out = replay(&config, &[text.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is this an MRT file?"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_origin_switch_with_unchanged_peer_counts_is_on_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let mut data = Vec::new();
+    for i in 1..=12u8 {
+        let announce = bgp::announce(&["129.134.30.0/23"], &[64_500 + u32::from(i), 32934]);
+        data.extend(mrt_record(T0 + u32::from(i), [10, 0, 0, i], 64_500 + u32::from(i), &announce));
+    }
+    // Peer 1 now hears the prefix from AS666: same number of peers seeing.
+    let hijack = bgp::announce(&["129.134.30.0/23"], &[64_501, 666]);
+    data.extend(mrt_record(T0 + 100, [10, 0, 0, 1], 64_501, &hijack));
+    let file = dir.path().join("hijack.mrt");
+    std::fs::write(&file, data).unwrap();
+    let out = replay(&config, &["--json", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let last = lines.iter().rfind(|l| l["prefix"] == "129.134.30.0/23").unwrap();
+    assert_eq!((last["peers_seeing"].as_u64(), last["peers_total"].as_u64()), (Some(12), Some(12)));
+    assert_eq!(last["state"], "bgp_origin_mismatch");
+    assert_eq!(last["time"], "2021-10-04T15:25:00Z");
 }

@@ -138,6 +138,20 @@ async fn sighup_with_a_bad_config_keeps_the_old_one_and_sigterm_stops_cleanly() 
     assert_eq!(signal["name"], "Signal Messenger");
     assert_eq!(signal["status"], "down", "unchanged probes keep their state across a reload");
 
+    // The service removed from the config: gone from the API, its incident ended.
+    let incidents = daemon.json("/api/v1/incidents?service=signal").await.unwrap();
+    assert!(incidents["incidents"][0]["ended_at"].is_null(), "open while down: {incidents}");
+    let without_signal = good[..good.find("[[service]]\nid = \"signal\"").unwrap()].to_string();
+    std::fs::write(&path, without_signal).unwrap();
+    daemon.signal("HUP");
+    wait_for("signal gone", deadline, || async { daemon.service("signal").await.is_none().then_some(()) }).await;
+    let incidents = wait_for("the incident ended", deadline, || async {
+        let doc = daemon.json("/api/v1/incidents").await?;
+        doc["incidents"][0]["ended_at"].is_string().then_some(doc)
+    })
+    .await;
+    assert_eq!(incidents["incidents"][0]["service"], "signal");
+
     daemon.signal("TERM");
     let status = tokio::time::timeout(Duration::from_secs(10), daemon.child.wait()).await.unwrap().unwrap();
     assert_eq!(status.code(), Some(0));

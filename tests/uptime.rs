@@ -106,6 +106,9 @@ async fn cli_reports_exact_uptime_excluding_the_offline_gap() {
     let bad = cli(&path, &["uptime", "--window", "fortnight"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).starts_with("chatpulse: --window: \"fortnight\""));
+    let ancient = cli(&path, &["uptime", "--window", "60y"]);
+    assert_eq!(ancient.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&ancient.stderr).contains("reaches back before 1970"));
     let unknown = cli(&path, &["uptime", "--service", "nosuch"]);
     assert_eq!(unknown.status.code(), Some(2));
     let missing = tempfile::tempdir().unwrap();
@@ -163,6 +166,8 @@ async fn api_serves_uptime_history_and_incidents_with_json_errors() {
     assert!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"].as_str().unwrap().starts_with("window:")
     );
+    let (code, _) = daemon.get("/api/v1/services/steady/uptime?window=60y").await.unwrap();
+    assert_eq!(code, 400);
     let (code, _) = daemon.get("/api/v1/services/steady/history?window=400d&step=1s").await.unwrap();
     assert_eq!(code, 400);
     let (code, _) = daemon.get("/api/v1/incidents?service=nosuch").await.unwrap();

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{ApiError, AppState};
 use crate::store::Incident;
-use crate::time::{from_unix, parse_window, rfc3339, unix};
+use crate::time::{from_unix, parse_window, rfc3339, unix, window_start};
 
 /// Most buckets one history request may ask for.
 const MAX_BUCKETS: i64 = 20_000;
@@ -64,7 +64,8 @@ pub async fn uptime(
     known_service(&state, &id)?;
     let (window, secs) = param(&query, "window", "30d")?;
     let now = unix(std::time::SystemTime::now());
-    let (from, to) = (now - secs, now);
+    let from = window_start(now, secs).map_err(|why| ApiError::bad_request(format!("window: {why}")))?;
+    let to = now;
     let reader = state.history.clone();
     let service = id.clone();
     let report = blocking(move || reader.report(&service, from, to, now)).await?;
@@ -118,6 +119,7 @@ pub async fn history(
         return Err(ApiError::bad_request(format!("step: too small for the window (more than {MAX_BUCKETS} buckets)")));
     }
     let now = unix(std::time::SystemTime::now());
+    window_start(now, window).map_err(|why| ApiError::bad_request(format!("window: {why}")))?;
     // Buckets on a grid of `step`, the last one containing now.
     let to = now - now.rem_euclid(step) + step;
     let from = to - (window + step - 1) / step * step;
@@ -191,6 +193,7 @@ pub async fn incidents(
     let (_, since) = param(&query, "since", "30d")?;
     let now = unix(std::time::SystemTime::now());
     let reader = state.history.clone();
-    let list = blocking(move || reader.incidents(service.as_deref(), now - since)).await?;
+    let since = window_start(now, since).map_err(|why| ApiError::bad_request(format!("since: {why}")))?;
+    let list = blocking(move || reader.incidents(service.as_deref(), since)).await?;
     Ok(Json(IncidentsView { incidents: list.into_iter().map(|i| IncidentView::new(i, now)).collect() }))
 }

@@ -11,7 +11,6 @@
 //! delay (RIS publishes a file a few minutes after it closes).
 
 use std::io::Read;
-use std::sync::mpsc as sync_mpsc;
 use std::time::{Duration, SystemTime};
 
 use tracing::{info, warn};
@@ -120,28 +119,28 @@ async fn seed(client: &reqwest::Client, config: &Bgp, watched: &[Prefix], tx: &F
     None
 }
 
+/// A piece of the body, or the reason the download failed.
+type Chunk = Result<Vec<u8>, String>;
+
 /// Bytes from the network, as a blocking `Read` for the MRT parser thread.
+/// The async side awaits room in the channel, so a slow parser slows the
+/// download, never the runtime.
 struct ChunkReader {
-    chunks: sync_mpsc::Receiver<bytes_chunk::Chunk>,
+    chunks: tokio::sync::mpsc::Receiver<Chunk>,
     current: Vec<u8>,
     at: usize,
-}
-
-mod bytes_chunk {
-    /// A piece of the body, or the reason the download failed.
-    pub type Chunk = Result<Vec<u8>, String>;
 }
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.at == self.current.len() {
-            match self.chunks.recv() {
-                Ok(Ok(chunk)) => {
+            match self.chunks.blocking_recv() {
+                Some(Ok(chunk)) => {
                     self.current = chunk;
                     self.at = 0;
                 }
-                Ok(Err(why)) => return Err(std::io::Error::other(why)),
-                Err(_) => return Ok(0),
+                Some(Err(why)) => return Err(std::io::Error::other(why)),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len() - self.at);
@@ -160,7 +159,7 @@ async fn fetch(client: &reqwest::Client, url: &str, watched: &[Prefix], tx: &Fee
     if !response.status().is_success() {
         return Err(format!("HTTP {}", response.status()));
     }
-    let (chunk_tx, chunk_rx) = sync_mpsc::sync_channel::<bytes_chunk::Chunk>(64);
+    let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Chunk>(64);
     let watched = watched.to_vec();
     let events = tx.clone();
     let parser = tokio::task::spawn_blocking(move || -> Result<u64, String> {
@@ -195,13 +194,13 @@ async fn fetch(client: &reqwest::Client, url: &str, watched: &[Prefix], tx: &Fee
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if chunk_tx.send(Ok(chunk.to_vec())).is_err() {
+                if chunk_tx.send(Ok(chunk.to_vec())).await.is_err() {
                     break;
                 }
             }
             Ok(None) => break,
             Err(e) => {
-                let _ = chunk_tx.send(Err(e.to_string()));
+                let _ = chunk_tx.send(Err(e.to_string())).await;
                 break;
             }
         }

@@ -47,7 +47,8 @@ pub enum FeedEvent {
     PeerUp(PeerKey),
     /// A peer's session went away: its routes go, it leaves the denominator.
     PeerDown(PeerKey),
-    /// Forget everything (the source reconnected and will seed again).
+    /// Forget the routes (the source reconnected and will seed again); the
+    /// peers that counted keep counting.
     Reset,
     /// The source is (or is no longer) connected and seeded.
     Healthy(bool),
@@ -66,7 +67,6 @@ pub struct Engine {
     board: VisibilityBoard,
     watched: Vec<Prefix>,
     source: &'static str,
-    denominator: Denominator,
     healthy: bool,
     stale: bool,
     metrics: Option<Arc<Metrics>>,
@@ -86,7 +86,6 @@ impl Engine {
             board,
             watched,
             source: source.as_str(),
-            denominator,
             healthy: false,
             stale: false,
             metrics,
@@ -141,7 +140,7 @@ impl Engine {
                 self.publish(None);
             }
             FeedEvent::Reset => {
-                self.rib = Rib::new(Interest::Watched(self.watched.clone()), self.denominator);
+                self.rib.forget_routes();
                 self.publish(None);
             }
             FeedEvent::Healthy(healthy) => {

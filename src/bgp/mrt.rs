@@ -14,6 +14,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::prefix::Prefix;
 use super::wire::{self, Codec, Origin, Update};
 
+/// The largest record accepted. Real records are at most a few hundred KiB
+/// (a RIB entry with every peer of a collector); a larger length means the
+/// input is not MRT, and trusting it would allocate gigabytes.
+const MAX_RECORD: usize = 16 << 20;
+
 /// Who sent a route: the peer's address and AS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Peer {
@@ -145,6 +150,9 @@ impl<R: Read> Reader<R> {
         }
         let time = be32(&header[0..4]);
         let (kind, subtype, len) = (be16(&header[4..6]), be16(&header[6..8]), be32(&header[8..12]) as usize);
+        if len > MAX_RECORD {
+            return Err(MrtError::Format("a record claims more than 16 MiB (is this an MRT file?)", self.offset));
+        }
         self.record.resize(len, 0);
         if read_full(&mut self.input, &mut self.record)? != len {
             return Err(MrtError::Format("the file ends inside a record", self.offset));

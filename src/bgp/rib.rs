@@ -130,6 +130,14 @@ impl Rib {
         held
     }
 
+    /// Forgets every route but remembers which peers counted for each
+    /// watched prefix: after a reconnect the feed re-seeds the routes, and a
+    /// withdrawal that happened meanwhile must still read as one (a peer
+    /// without a route is not seeing), not as "too few peers to judge".
+    pub fn forget_routes(&mut self) {
+        self.routes.clear();
+    }
+
     /// `peer` has a route to `prefix` from `origin` (replacing any earlier
     /// one). Returns false when the prefix is not of interest.
     pub fn announce(&mut self, peer: PeerId, prefix: Prefix, origin: Origin) -> bool {
@@ -272,6 +280,18 @@ mod tests {
         rib.announce(peers[0], p("129.134.30.0/23"), Some(32934));
         rib.announce(peers[1], p("129.134.30.0/24"), Some(666));
         assert_eq!(rib.visibility(p("129.134.30.0/23"), true).origins, vec![(666, 1), (32934, 1)]);
+    }
+
+    #[test]
+    fn forgetting_routes_keeps_the_denominator() {
+        let (mut rib, peers) = rib();
+        for &peer in &peers {
+            rib.announce(peer, p("129.134.30.0/23"), Some(32934));
+        }
+        rib.forget_routes();
+        rib.announce(peers[0], p("129.134.30.0/23"), Some(32934));
+        let v = rib.visibility(p("129.134.30.0/23"), true);
+        assert_eq!((v.peers_seeing, v.peers_total), (1, 4));
     }
 
     #[test]

@@ -53,11 +53,13 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Registry> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs the listener (and dialers) until the engine is gone.
+/// Runs the listener (and dialers) until the engine is gone. Every session
+/// task belongs to this future: aborting it (a reload, a stop) closes them.
 pub async fn run(config: BgpSession, tx: FeedSender) {
     let shared: Shared = Arc::default();
+    let mut sessions = tokio::task::JoinSet::new();
     for peer in config.peers.iter().filter(|p| p.port.is_some()) {
-        tokio::spawn(dial(config.clone(), peer.clone(), shared.clone(), tx.clone()));
+        sessions.spawn(dial(config.clone(), peer.clone(), shared.clone(), tx.clone()));
     }
     let listener = loop {
         match TcpListener::bind(config.listen).await {
@@ -70,17 +72,19 @@ pub async fn run(config: BgpSession, tx: FeedSender) {
     };
     info!("BGP session: listening on {} for {} peers", config.listen, config.peers.len());
     loop {
+        // Reap finished sessions so the set does not grow.
+        while sessions.try_join_next().is_some() {}
         let Ok((stream, from)) = listener.accept().await else { continue };
         if tx.is_closed() {
             return;
         }
         match config.peers.iter().find(|p| p.address == from.ip()) {
             Some(peer) => {
-                tokio::spawn(serve(stream, config.clone(), peer.clone(), shared.clone(), tx.clone()));
+                sessions.spawn(serve(stream, config.clone(), peer.clone(), shared.clone(), tx.clone()));
             }
             None => {
                 warn!("BGP session: refused a connection from {from}: not a configured peer");
-                tokio::spawn(async move {
+                sessions.spawn(async move {
                     let mut stream = stream;
                     let reject = Notification::new(code::CEASE, code::CEASE_REJECTED, &[]);
                     let _ = stream.write_all(&reject.encode()).await;

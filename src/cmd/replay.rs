@@ -175,7 +175,7 @@ pub fn replay(
     }
     let mut judges = judges(config);
     let mut rib = Rib::new(Interest::Watched(watched.clone()), Denominator::Carriers);
-    let mut last: Vec<(usize, usize)> = vec![(0, 0); watched.len()];
+    let mut last: Vec<Option<crate::bgp::Visibility>> = vec![None; watched.len()];
     let mut summaries: Vec<PrefixSummary> = watched
         .iter()
         .map(|p| PrefixSummary { prefix: p.to_string(), changes: 0, min_ratio: 1.0, final_state: "bgp_unknown".into() })
@@ -202,10 +202,12 @@ pub fn replay(
                     continue;
                 }
                 let v = rib.visibility(*w, true);
-                if (v.peers_seeing, v.peers_total) == last[i] {
+                // Any change counts: an origin switching with the same number
+                // of peers is exactly what a backtest must catch.
+                if last[i].as_ref() == Some(&v) {
                     continue;
                 }
-                last[i] = (v.peers_seeing, v.peers_total);
+                last[i] = Some(v.clone());
                 let at = from_unix(i64::from(time));
                 let state = judges
                     .checks

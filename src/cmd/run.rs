@@ -176,15 +176,19 @@ impl Sinks {
                     detail: if repeat { String::new() } else { observation.finding.detail.clone() },
                 });
             }
-            Event::ServiceChanged { service, probes, from, at } if service.status != *from => {
-                let cause = service.cause.as_ref().map(|c| c.summary.as_str()).unwrap_or("");
-                info!(service = %service.id, from = from.as_str(), to = service.status.as_str(), cause, "service status changed");
-                self.store.record_status(StatusRecord {
-                    service: service.id.clone(),
-                    at: unix(*at),
-                    status: service.status,
-                    cause: service.cause.as_ref().map(|c| (c.layer.to_string(), c.summary.clone())),
-                });
+            Event::ServiceChanged { service, probes, from, at } => {
+                if service.status != *from {
+                    let cause = service.cause.as_ref().map(|c| c.summary.as_str()).unwrap_or("");
+                    info!(service = %service.id, from = from.as_str(), to = service.status.as_str(), cause, "service status changed");
+                    self.store.record_status(StatusRecord {
+                        service: service.id.clone(),
+                        at: unix(*at),
+                        status: service.status,
+                        cause: service.cause.as_ref().map(|c| (c.layer.to_string(), c.summary.clone())),
+                    });
+                }
+                // Cause changes too: an incident not yet told about takes the
+                // root cause known by the time its alert goes out.
                 let snapshot = ServiceSnapshot::new(service, probes, *from, unix(*at));
                 let _ = self.incidents.send(TrackerInput::Service(snapshot));
             }
@@ -290,16 +294,27 @@ impl Daemon {
                 Some(Feed::start(&new.bgp, new.watched_prefixes(), self.toolkit.bgp.clone(), self.metrics.clone()));
         }
         let plan = probe::plan(&new);
+        // A probe gone, or changed (its prefix, say): its old series go;
+        // install() below creates the current ones.
         for old in &self.plan {
-            if !plan.iter().any(|p| p.service == old.service && p.spec.id == old.spec.id) {
+            if !plan.iter().any(|p| p.service == old.service && p.spec == old.spec) {
                 self.metrics.forget_probe(old);
             }
         }
+        let now = unix(SystemTime::now());
         for old in &self.config.services {
             if !new.services.iter().any(|s| s.id == old.id) {
                 self.metrics.forget_service(&old.id);
+                // Not watched any more: from now on its history is unknown.
+                self.sinks.store.record_status(StatusRecord {
+                    service: old.id.clone(),
+                    at: now,
+                    status: ServiceStatus::Unknown,
+                    cause: None,
+                });
             }
         }
+        let _ = self.sinks.incidents.send(TrackerInput::Services(new.services.iter().map(|s| s.id.clone()).collect()));
         {
             let mut verdict = self.verdict.write().await;
             let sinks = &mut self.sinks;

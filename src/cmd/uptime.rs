@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::api::history::{IncidentView, UptimeView};
 use crate::config::Config;
 use crate::store::{Reader, StoreError};
-use crate::time::{from_unix, human, parse_window, rfc3339, unix};
+use crate::time::{from_unix, human, parse_window, rfc3339, unix, window_start};
 
 /// What a history command could not do.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +65,8 @@ pub fn uptime(
     let selected = services(config, only)?;
     let reader = Reader::open(&config.storage.path)?;
     let now = unix(std::time::SystemTime::now());
-    let (from, to) = (now - length, now);
+    let from = window_start(now, length).map_err(|why| HistoryError::BadArgument { flag: "--window", why })?;
+    let to = now;
     let mut views = Vec::new();
     let mut rows = Vec::new();
     for service in selected {
@@ -105,7 +106,8 @@ pub fn incidents(
     }
     let reader = Reader::open(&config.storage.path)?;
     let now = unix(std::time::SystemTime::now());
-    let list = reader.incidents(only, now - length)?;
+    let since = window_start(now, length).map_err(|why| HistoryError::BadArgument { flag: "--since", why })?;
+    let list = reader.incidents(only, since)?;
     if json {
         let views: Vec<IncidentView> = list.into_iter().map(|i| IncidentView::new(i, now)).collect();
         writeln!(out, "{}", serde_json::json!({ "incidents": views }))?;

@@ -598,7 +598,8 @@ fn read_monitor(root: &Section<'_, '_>) -> Result<Monitor, ConfigError> {
         monitor.vantage = v.value.to_string();
     }
     monitor.interval = t.duration("interval", false)?.unwrap_or(monitor.interval);
-    monitor.timeout = t.duration("timeout", false)?.unwrap_or(monitor.timeout);
+    // Unset, the timeout fits the interval (a 2 s interval gets a 2 s timeout).
+    monitor.timeout = t.duration("timeout", false)?.unwrap_or(monitor.timeout.min(monitor.interval));
     monitor.fail_after = t.int("fail_after", 1..1001)?.map_or(monitor.fail_after, |n| n as u32);
     monitor.recover_after = t.int("recover_after", 1..1001)?.map_or(monitor.recover_after, |n| n as u32);
     if monitor.timeout > monitor.interval {
@@ -975,6 +976,15 @@ mod tests {
             err,
             "config.toml:8: service \"whatsapp\" probe 1: \"record\": unknown record type \"AAA\" (expected one of A AAAA CNAME NS SOA TXT MX)"
         );
+    }
+
+    #[test]
+    fn a_short_interval_gets_a_timeout_that_fits() {
+        let c = parse(&format!("[monitor]\ninterval = \"2s\"\n{MINIMAL}")).unwrap();
+        assert_eq!(c.monitor.timeout, Duration::from_secs(2));
+        assert_eq!(c.services[0].probes[0].timeout, Duration::from_secs(2));
+        let err = parse(&format!("[monitor]\ninterval = \"2s\"\ntimeout = \"3s\"\n{MINIMAL}")).unwrap_err();
+        assert!(err.to_string().starts_with("config.toml:3: [monitor]: \"timeout\" must not be longer"), "{err}");
     }
 
     #[test]
