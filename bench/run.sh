@@ -26,6 +26,7 @@ TCK=$(getconf CLK_TCK)
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 wait_http() { for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
 DNS_PORT=$(port); HTTP_PORT=$(port)
@@ -53,7 +54,7 @@ chatpulse_config() {
   done
 }
 
-# run_chatpulse NAME N_DNS N_HTTP INTERVAL SECONDS -> "cpu_s runs rss_mib p99_s"
+# run_chatpulse NAME N_DNS N_HTTP INTERVAL SECONDS -> "cpu_s runs peak_rss_mib p99_s steady_rss_mib"
 run_chatpulse() {
   local name=$1 listen
   listen=$(port)
@@ -64,6 +65,7 @@ run_chatpulse() {
   wait_http "http://127.0.0.1:$listen/healthz"
   # Let every probe start (first runs are spread over one interval).
   sleep "$(( ${4%s} + 2 ))"
+  local steady; steady=$(rss_mib "$pid")
   curl -sf "http://127.0.0.1:$listen/metrics" >"$WORK/$name.before"
   local t0; t0=$(cpu_ticks "$pid")
   sleep "$5"
@@ -72,7 +74,7 @@ run_chatpulse() {
   local rss; rss=$(peak_rss_mib "$pid")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   read -r runs p99 < <(/usr/bin/python3 "$ROOT/bench/metrics.py" "$WORK/$name.before" "$WORK/$name.after")
-  echo "$(echo "scale=3; ($t1 - $t0) / $TCK" | bc) $runs $rss $p99"
+  echo "$(echo "scale=3; ($t1 - $t0) / $TCK" | bc) $runs $rss $p99 $steady"
 }
 
 # run_blackbox NAME MODULE TARGET SECONDS -> "cpu_s probes rss_mib"
@@ -121,7 +123,7 @@ read -r cp_http_cpu cp_http_runs cp_http_rss _ < <(run_chatpulse http 0 1000 10s
 echo "== blackbox_exporter: HTTP /probe at 100/s for ${DURATION}s"
 read -r bb_http_cpu bb_http_runs bb_http_rss < <(run_blackbox bbhttp http_x "http://127.0.0.1:$HTTP_PORT/" "$DURATION")
 echo "== chatpulse: 10,000 probes (5,000 DNS + 5,000 HTTP) at 10 s for $((DURATION * 2))s"
-read -r big_cpu big_runs big_rss big_p99 < <(run_chatpulse big 5000 5000 10s "$((DURATION * 2))")
+read -r big_cpu big_runs big_rss big_p99 big_steady < <(run_chatpulse big 5000 5000 10s "$((DURATION * 2))")
 
 cat >"$OUT/results.md" <<MD
 Run on $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, DURATION=${DURATION}s. Command: \`bench/run.sh\`.
@@ -139,7 +141,8 @@ chatpulse with 10,000 probes at a 10 s interval (1,000 probes/s, half DNS, half 
 | measurement | value |
 |---|---|
 | CPU, share of one core | $(echo "scale=1; 100 * $big_cpu / ($DURATION * 2)" | bc) % |
-| peak RSS | $big_rss MiB |
+| RSS before the first /metrics scrape (steady state) | $big_steady MiB |
+| peak RSS (VmHWM, including two 17 MB /metrics scrapes) | $big_rss MiB |
 | probes completed in $((DURATION * 2)) s | $big_runs |
 | p99 scheduling lateness (histogram bucket bound) | $(/usr/bin/python3 -c "print(f'{float(\"$big_p99\") * 1000:g} ms')") |
 MD
