@@ -115,8 +115,11 @@ impl EncodeMetric for UntypedGauge {
     }
 }
 
+/// Probe durations: 1 ms to the 5 s default timeout. Each bucket is a line
+/// per probe on every scrape (10,000 probes: 10,000 lines per bucket), so
+/// there are no more than the percentiles need.
 fn duration_histogram() -> Histogram {
-    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+    Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
 }
 
 /// One probe's series handles, resolved once per plan: a run then updates

@@ -32,9 +32,24 @@ use crate::probe::{Finding, Observation, Probe, ProbeRef, Reason};
 /// How many probe runs may be in flight at once.
 pub const MAX_CONCURRENT_RUNS: usize = 512;
 
-/// First runs are placed on this grid: probes due within one slot start
-/// together, which costs a little smoothness and saves a wake-up per probe.
-const SLOT: Duration = Duration::from_millis(100);
+/// First runs are placed on a grid of slots holding about this many runs:
+/// probes due in the same slot start together and share a wake-up of the
+/// process (which, at low rates, costs more than the probe itself), while a
+/// slot stays small enough that its last probe starts only a few
+/// milliseconds late.
+const RUNS_PER_SLOT: f64 = 25.0;
+/// The slot length's bounds.
+const SLOT_MIN: Duration = Duration::from_millis(1);
+const SLOT_MAX: Duration = Duration::from_millis(250);
+
+/// The slot length for `probes`: RUNS_PER_SLOT runs at their total rate.
+fn slot_length(probes: &[(Arc<ProbeRef>, Box<dyn Probe>)]) -> Duration {
+    let rate: f64 = probes.iter().map(|(p, _)| 1.0 / p.spec.interval.as_secs_f64().max(1e-3)).sum();
+    if rate <= 0.0 {
+        return SLOT_MAX;
+    }
+    Duration::from_secs_f64(RUNS_PER_SLOT / rate).clamp(SLOT_MIN, SLOT_MAX)
+}
 
 /// Slack beyond a probe's own timeout before the scheduler gives up on a run.
 const TIMEOUT_SLACK: Duration = Duration::from_secs(2);
@@ -50,6 +65,7 @@ impl Schedule {
     pub fn start(probes: Vec<(Arc<ProbeRef>, Box<dyn Probe>)>, out: mpsc::Sender<Observation>) -> Schedule {
         let origin = Instant::now();
         let total = probes.len().max(1) as f64;
+        let slot = slot_length(&probes).as_nanos();
         let mut due = BinaryHeap::with_capacity(probes.len());
         let mut triggers: Triggers = SelectAll::new();
         let slots: Vec<Slot> = probes
@@ -57,10 +73,9 @@ impl Schedule {
             .enumerate()
             .map(|(i, (info, probe))| {
                 // Even spread: probe i of n starts i/n of the way into its
-                // interval, on a grid of SLOT so runs due close together share
-                // one wake-up of the process.
+                // interval, rounded down to the slot grid.
                 let offset = info.spec.interval.mul_f64(i as f64 / total);
-                let offset = Duration::from_nanos((offset.as_nanos() / SLOT.as_nanos() * SLOT.as_nanos()) as u64);
+                let offset = Duration::from_nanos((offset.as_nanos() / slot * slot) as u64);
                 due.push(Reverse((origin + offset, i)));
                 if let Some(rx) = probe.trigger() {
                     triggers.push(Box::pin(futures_util::stream::unfold(rx, move |mut rx| async move {
