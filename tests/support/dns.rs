@@ -101,9 +101,21 @@ impl TestDns {
         let mut catalog = Catalog::new();
         catalog.upsert(origin.into(), vec![Arc::new(zone)]);
         let mode = Arc::new(AtomicU8::new(Mode::Normal as u8));
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on the same port: the port the OS picks for UDP may be
+        // taken for TCP (say, by a connection in TIME_WAIT); try another.
+        let mut attempts = 0;
+        let (udp, tcp, addr) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            match TcpListener::bind(addr).await {
+                Ok(tcp) => break (udp, tcp, addr),
+                Err(e) if attempts < 20 => {
+                    attempts += 1;
+                    let _ = e;
+                }
+                Err(e) => panic!("no free UDP+TCP port pair: {e}"),
+            }
+        };
         let mut server = Server::new(Switchable { catalog, mode: mode.clone() });
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 64);
