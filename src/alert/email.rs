@@ -62,10 +62,10 @@ fn message(email: &Email, row: &OutboxRow) -> Result<Message, String> {
         builder = builder.to(parse(to)?);
     }
     builder
-        .subject(row.subject.clone())
-        .message_id(Some(row.message_id.clone()))
-        .date(crate::time::from_unix(row.created_at))
-        .multipart(MultiPart::alternative_plain_html(row.body_text.clone(), row.body_html.clone()))
+        .subject(row.message.subject.clone())
+        .message_id(Some(row.message.message_id.clone()))
+        .date(crate::time::from_unix(row.message.created_at))
+        .multipart(MultiPart::alternative_plain_html(row.message.body_text.clone(), row.message.body_html.clone()))
         .map_err(|e| e.to_string())
 }
 
@@ -90,14 +90,14 @@ async fn deliver_due(store: &Store, email: &Email, metrics: &Metrics) -> Duratio
             let now = crate::time::unix(std::time::SystemTime::now());
             match outcome {
                 Ok(()) => {
-                    metrics.count_alert(CHANNEL, &row.event, true);
-                    info!(outbox = row.id, event = %row.event, subject = %row.subject, "alert e-mailed");
+                    metrics.count_alert(CHANNEL, &row.message.event, true);
+                    info!(outbox = row.id, event = %row.message.event, subject = %row.message.subject, "alert e-mailed");
                     if let Err(e) = store.mark_sent(row.id, now).await {
                         warn!("sent, but cannot record it: {e}");
                     }
                 }
                 Err(why) => {
-                    metrics.count_alert(CHANNEL, &row.event, false);
+                    metrics.count_alert(CHANNEL, &row.message.event, false);
                     let delay = backoff(row.attempts);
                     warn!(outbox = row.id, smtp = %email.smtp_url, "alert delivery failed ({why}); retrying in {}", humantime::format_duration(delay));
                     if let Err(e) = store.mark_failed(row.id, now + delay.as_secs() as i64, why).await {

@@ -76,22 +76,10 @@ pub struct NewMessage {
 pub struct OutboxRow {
     /// Row id.
     pub id: i64,
-    /// Channel.
-    pub channel: String,
-    /// Event.
-    pub event: String,
-    /// Message-ID.
-    pub message_id: String,
-    /// Subject.
-    pub subject: String,
-    /// Text body.
-    pub body_text: String,
-    /// HTML body.
-    pub body_html: String,
     /// Delivery attempts so far.
     pub attempts: u32,
-    /// When it was enqueued.
-    pub created_at: i64,
+    /// The alert, as enqueued.
+    pub message: NewMessage,
 }
 
 pub(crate) const INCIDENT_COLUMNS: &str = "id, service, status, started_at, ended_at, cause_layer, cause_summary, cause_key, group_id, notified, last_reminder_at";
@@ -229,14 +217,16 @@ impl Store {
                 .query_map(params![channel, now], |r| {
                     Ok(OutboxRow {
                         id: r.get(0)?,
-                        channel: r.get(1)?,
-                        event: r.get(2)?,
-                        message_id: r.get(3)?,
-                        subject: r.get(4)?,
-                        body_text: r.get(5)?,
-                        body_html: r.get(6)?,
                         attempts: r.get(7)?,
-                        created_at: r.get(8)?,
+                        message: NewMessage {
+                            channel: r.get(1)?,
+                            event: r.get(2)?,
+                            message_id: r.get(3)?,
+                            subject: r.get(4)?,
+                            body_text: r.get(5)?,
+                            body_html: r.get(6)?,
+                            created_at: r.get(8)?,
+                        },
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
