@@ -148,11 +148,7 @@ impl Store {
 
     /// Sets an incident's group.
     pub async fn set_group(&self, incident: i64, group: i64) -> Result<(), StoreError> {
-        self.urgent(move |w| {
-            w.conn.execute("UPDATE incidents SET group_id = ?2 WHERE id = ?1", params![incident, group])?;
-            Ok(())
-        })
-        .await
+        self.write("UPDATE incidents SET group_id = ?2 WHERE id = ?1", vec![incident.into(), group.into()]).await
     }
 
     /// Raises an incident to `down`, with the cause it has now.
@@ -164,23 +160,16 @@ impl Store {
         summary: String,
         key: String,
     ) -> Result<(), StoreError> {
-        self.urgent(move |w| {
-            w.conn.execute(
-                "UPDATE incidents SET status = ?2, cause_layer = ?3, cause_summary = ?4, cause_key = ?5 WHERE id = ?1",
-                params![id, status.as_str(), layer, summary, key],
-            )?;
-            Ok(())
-        })
+        self.write(
+            "UPDATE incidents SET status = ?2, cause_layer = ?3, cause_summary = ?4, cause_key = ?5 WHERE id = ?1",
+            vec![id.into(), status.as_str().to_string().into(), layer.into(), summary.into(), key.into()],
+        )
         .await
     }
 
     /// Ends an incident.
     pub async fn close_incident(&self, id: i64, at: i64) -> Result<(), StoreError> {
-        self.urgent(move |w| {
-            w.conn.execute("UPDATE incidents SET ended_at = ?2 WHERE id = ?1", params![id, at])?;
-            Ok(())
-        })
-        .await
+        self.write("UPDATE incidents SET ended_at = ?2 WHERE id = ?1", vec![id.into(), at.into()]).await
     }
 
     /// Every incident still open.
@@ -250,23 +239,26 @@ impl Store {
 
     /// Records a delivery.
     pub async fn mark_sent(&self, id: i64, at: i64) -> Result<(), StoreError> {
-        self.urgent(move |w| {
-            w.conn.execute(
-                "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
-                params![id, at],
-            )?;
-            Ok(())
-        })
+        self.write(
+            "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            vec![id.into(), at.into()],
+        )
         .await
     }
 
     /// Records a failed attempt and when to try again.
     pub async fn mark_failed(&self, id: i64, next_attempt_at: i64, error: String) -> Result<(), StoreError> {
+        self.write(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+            vec![id.into(), next_attempt_at.into(), error.into()],
+        )
+        .await
+    }
+
+    /// Runs one write statement and commits it.
+    async fn write(&self, sql: &'static str, values: Vec<rusqlite::types::Value>) -> Result<(), StoreError> {
         self.urgent(move |w| {
-            w.conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
-                params![id, next_attempt_at, error],
-            )?;
+            w.conn.execute(sql, rusqlite::params_from_iter(values))?;
             Ok(())
         })
         .await
