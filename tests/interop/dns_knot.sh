@@ -8,18 +8,9 @@ source "$(dirname "$0")/lib.sh"
 HTTP_PORT=$(free_port)
 start_knot
 
-{ config_header "$HTTP_PORT"; cat <<CONF
-
-[[service]]
-id = "whatsapp"
-name = "WhatsApp"
-  [[service.probe]]
-  kind = "dns"
-  id = "auth"
-  query = "web.chat.test"
-  server = "127.0.0.1:$DNS_PORT"
-  recursion = false
-CONF
+{
+  config_header "$HTTP_PORT"
+  dns_service whatsapp WhatsApp web.chat.test 'id = "auth"' 'recursion = false'
 } >"$WORK/config.toml"
 
 start_chatpulse "$WORK/config.toml" "$HTTP_PORT"

@@ -149,3 +149,18 @@ listen = "127.0.0.1:$1"
 path = "$WORK/history.db"
 CONF
 }
+
+# dns_service ID NAME QUERY [LINE...]: a [[service]] with one dns probe asking
+# the knot of start_knot for QUERY; each LINE (TOML) is added to the probe.
+dns_service() {
+  local id=$1 name=$2 query=$3 line
+  shift 3
+  printf '[[service]]\nid = "%s"\nname = "%s"\n  [[service.probe]]\n  kind = "dns"\n' "$id" "$name"
+  printf '  query = "%s"\n  server = "127.0.0.1:%s"\n' "$query" "$DNS_PORT"
+  for line in "$@"; do printf '  %s\n' "$line"; done
+}
+
+# http_service ID NAME URL: a [[service]] with one http probe of URL.
+http_service() {
+  printf '[[service]]\nid = "%s"\nname = "%s"\n  [[service.probe]]\n  kind = "http"\n  url = "%s"\n' "$1" "$2" "$3"
+}

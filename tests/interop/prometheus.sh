@@ -10,31 +10,16 @@ PROM_PORT=$(free_port)
 BROKEN_PORT=$(free_port)   # nothing listens there
 start_knot
 
-{ config_header "$HTTP_PORT"; cat <<CONF
-[[service]]
-id = "whatsapp"
-name = "WhatsApp"
-  [[service.probe]]
-  kind = "dns"
-  query = "web.chat.test"
-  server = "127.0.0.1:$DNS_PORT"
-[[service]]
-id = "telegram"
-name = "Telegram"
-  [[service.probe]]
-  kind = "dns"
-  query = "ns1.chat.test"
-  server = "127.0.0.1:$DNS_PORT"
-[[service]]
-id = "signal"
-name = "Signal"
-  [[service.probe]]
-  kind = "http"
-  url = "http://127.0.0.1:$BROKEN_PORT/"
-CONF
+{
+  config_header "$HTTP_PORT"
+  dns_service whatsapp WhatsApp web.chat.test
+  dns_service telegram Telegram ns1.chat.test
+  http_service signal Signal "http://127.0.0.1:$BROKEN_PORT/"
 } >"$WORK/config.toml"
 start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
-wait_until "signal down, the others up" 20 bash -c "[ \"\$(curl -sf $CP_URL/api/v1/services | jq -c '[.services[] | .status]')\" = '[\"up\",\"up\",\"down\"]' ]"
+wait_until "signal down" 20 service_is signal down
+wait_until "whatsapp up" 20 service_is whatsapp up
+wait_until "telegram up" 20 service_is telegram up
 
 cat >"$WORK/prometheus.yml" <<CONF
 global:

@@ -19,15 +19,8 @@ group_wait = "1s"
 smtp = "smtp://127.0.0.1:$SMTP_PORT"
 from = "chatpulse@example.org"
 to = ["oncall@example.org"]
-[[service]]
-id = "whatsapp"
-name = "WhatsApp"
-  [[service.probe]]
-  kind = "dns"
-  query = "web.chat.test"
-  server = "127.0.0.1:$DNS_PORT"
-  recursion = false
 CONF
+  dns_service whatsapp WhatsApp web.chat.test 'recursion = false'
 } >"$WORK/config.toml"
 
 start_chatpulse "$WORK/config.toml" "$HTTP_PORT"

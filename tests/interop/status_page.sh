@@ -9,21 +9,10 @@ npm_tools
 HTTP_PORT=$(free_port)
 BROKEN_PORT=$(free_port)
 start_knot
-{ config_header "$HTTP_PORT" interop-phone; cat <<CONF
-[[service]]
-id = "whatsapp"
-name = "WhatsApp"
-  [[service.probe]]
-  kind = "dns"
-  query = "web.chat.test"
-  server = "127.0.0.1:$DNS_PORT"
-[[service]]
-id = "signal"
-name = "Signal"
-  [[service.probe]]
-  kind = "http"
-  url = "http://127.0.0.1:$BROKEN_PORT/a/rather/long/path/that/must/wrap/on/a/phone/instead/of/scrolling"
-CONF
+{
+  config_header "$HTTP_PORT" interop-phone
+  dns_service whatsapp WhatsApp web.chat.test
+  http_service signal Signal "http://127.0.0.1:$BROKEN_PORT/a/rather/long/path/that/must/wrap/on/a/phone/instead/of/scrolling"
 } >"$WORK/config.toml"
 start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
 wait_until "signal down" 20 service_is signal down
