@@ -28,30 +28,28 @@ wait_until "whatsapp up" 20 service_is whatsapp up
 
 mails() { ls "$WORK/mail/new" | wc -l; }
 has_mails() { [ "$(mails)" -ge "$1" ]; }
-subject_of() { /usr/bin/python3 -c "
+# mail N: the file of the Nth e-mail delivered, oldest first.
+mail() { echo "$WORK/mail/new/$(ls -tr "$WORK/mail/new" | sed -n "${1}p")"; }
+# expect_subject N PREFIX: the Nth e-mail's decoded Subject starts with PREFIX.
+expect_subject() {
+  local subject
+  subject=$(/usr/bin/python3 -c "
 import email, email.header, sys
 m = email.message_from_binary_file(open(sys.argv[1], 'rb'))
 print(str(email.header.make_header(email.header.decode_header(m['Subject']))))
-" "$1"; }
+" "$(mail "$1")")
+  [[ "$subject" == "$2"* ]] || fail "unexpected subject of e-mail $1: \"$subject\""
+  log "ok: \"$subject\""
+}
 
 knotc -c "$KNOT_CONF" -f zone-purge chat.test +expire >/dev/null
 wait_until "the DOWN e-mail in the Maildir" 30 has_mails 1
-first=$(ls -tr "$WORK/mail/new" | head -1)
-subject=$(subject_of "$WORK/mail/new/$first")
-case "$subject" in
-  "[chatpulse] WhatsApp DOWN — dns: web.chat.test A @127.0.0.1:$DNS_PORT: SERVFAIL"*) log "ok: \"$subject\"" ;;
-  *) fail "unexpected subject: \"$subject\"" ;;
-esac
-grep -qi '^Message-ID: <down-' "$WORK/mail/new/$first" || fail "no stable Message-ID"
-grep -qi 'multipart/alternative' "$WORK/mail/new/$first" || fail "not multipart/alternative"
+expect_subject 1 "[chatpulse] WhatsApp DOWN — dns: web.chat.test A @127.0.0.1:$DNS_PORT: SERVFAIL"
+grep -qi '^Message-ID: <down-' "$(mail 1)" || fail "no stable Message-ID"
+grep -qi 'multipart/alternative' "$(mail 1)" || fail "not multipart/alternative"
 
 knotc -c "$KNOT_CONF" -b reload >/dev/null
 wait_until "the recovery e-mail" 30 has_mails 2
-second=$(ls -tr "$WORK/mail/new" | tail -1)
-subject=$(subject_of "$WORK/mail/new/$second")
-case "$subject" in
-  "[chatpulse] WhatsApp recovered after "*) log "ok: \"$subject\"" ;;
-  *) fail "unexpected subject: \"$subject\"" ;;
-esac
+expect_subject 2 "[chatpulse] WhatsApp recovered after "
 [ "$(mails)" -eq 2 ] || fail "expected exactly 2 e-mails, got $(mails)"
 log "PASS"
