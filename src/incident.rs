@@ -50,8 +50,6 @@ pub struct ServiceSnapshot {
     pub name: String,
     /// New status.
     pub status: ServiceStatus,
-    /// Previous status.
-    pub from: ServiceStatus,
     /// Unix seconds.
     pub at: i64,
     /// Root cause.
@@ -62,12 +60,11 @@ pub struct ServiceSnapshot {
 
 impl ServiceSnapshot {
     /// From a verdict `ServiceChanged` event.
-    pub fn new(service: &ServiceState, probes: &[&ProbeState], from: ServiceStatus, at: i64) -> ServiceSnapshot {
+    pub fn new(service: &ServiceState, probes: &[&ProbeState], at: i64) -> ServiceSnapshot {
         ServiceSnapshot {
             id: service.id.clone(),
             name: service.name.clone(),
             status: service.status,
-            from,
             at,
             cause: service.cause.clone(),
             probes: probes
@@ -481,7 +478,6 @@ fn placeholder(incident: &Incident) -> ServiceSnapshot {
         id: incident.service.clone(),
         name: incident.service.clone(),
         status: incident.status,
-        from: incident.status,
         at: incident.started_at,
         cause: None,
         probes: Vec::new(),

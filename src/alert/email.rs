@@ -3,7 +3,7 @@
 //!
 //! The worker takes due messages from the outbox, sends each, and records
 //! the outcome: sent (never sent again) or failed (tried again after a
-//! capped exponential backoff: 1 s, 2 s, 4 s … 60 s). It wakes when the
+//! capped exponential backoff: 1 s, 2 s, 4 s … 30 s). It wakes when the
 //! incident tracker commits an alert, when the next retry is due, or when
 //! the config changes. The Message-ID stored with each alert is stable, so
 //! a message resent after a crash between SMTP's "250" and our commit is

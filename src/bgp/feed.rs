@@ -180,11 +180,6 @@ impl Engine {
             self.publish(None);
         }
     }
-
-    /// The engine's routes.
-    pub fn rib(&self) -> &Rib {
-        &self.rib
-    }
 }
 
 /// Applies events until every sender is gone, marking the feed stale after

@@ -106,12 +106,4 @@ impl VisibilityBoard {
     pub fn current(&self, prefix: Prefix) -> Visibility {
         self.sender(prefix).borrow().clone()
     }
-
-    /// The watched prefixes.
-    pub fn prefixes(&self) -> Vec<Prefix> {
-        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        let mut list: Vec<Prefix> = channels.keys().copied().collect();
-        list.sort();
-        list
-    }
 }

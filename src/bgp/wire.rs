@@ -131,31 +131,32 @@ impl Notification {
 
 impl std::fmt::Display for Notification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use code::*;
         let name = match (self.code, self.subcode) {
-            (1, 1) => "connection not synchronized",
-            (1, 2) => "bad message length",
-            (1, 3) => "bad message type",
-            (2, 1) => "unsupported version number",
-            (2, 2) => "bad peer AS",
-            (2, 3) => "bad BGP identifier",
-            (2, 4) => "unsupported optional parameter",
-            (2, 6) => "unacceptable hold time",
-            (2, _) => "OPEN message error",
-            (3, 1) => "malformed attribute list",
-            (3, 2) => "unrecognized well-known attribute",
-            (3, 3) => "missing well-known attribute",
-            (3, 4) => "attribute flags error",
-            (3, 5) => "attribute length error",
-            (3, 9) => "optional attribute error",
-            (3, 10) => "invalid network field",
-            (3, 11) => "malformed AS_PATH",
-            (3, _) => "UPDATE message error",
-            (4, _) => "hold timer expired",
-            (5, _) => "finite state machine error",
-            (6, 2) => "administrative shutdown",
-            (6, 5) => "connection rejected",
-            (6, 7) => "connection collision resolution",
-            (6, _) => "cease",
+            (HEADER, HEADER_SYNC) => "connection not synchronized",
+            (HEADER, HEADER_LENGTH) => "bad message length",
+            (HEADER, HEADER_TYPE) => "bad message type",
+            (OPEN, OPEN_VERSION) => "unsupported version number",
+            (OPEN, OPEN_PEER_AS) => "bad peer AS",
+            (OPEN, OPEN_BGP_ID) => "bad BGP identifier",
+            (OPEN, OPEN_OPTIONAL) => "unsupported optional parameter",
+            (OPEN, OPEN_HOLD_TIME) => "unacceptable hold time",
+            (OPEN, _) => "OPEN message error",
+            (UPDATE, UPDATE_ATTRIBUTE_LIST) => "malformed attribute list",
+            (UPDATE, UPDATE_UNRECOGNIZED) => "unrecognized well-known attribute",
+            (UPDATE, UPDATE_MISSING) => "missing well-known attribute",
+            (UPDATE, UPDATE_FLAGS) => "attribute flags error",
+            (UPDATE, UPDATE_LENGTH) => "attribute length error",
+            (UPDATE, UPDATE_OPTIONAL) => "optional attribute error",
+            (UPDATE, UPDATE_NETWORK) => "invalid network field",
+            (UPDATE, UPDATE_AS_PATH) => "malformed AS_PATH",
+            (UPDATE, _) => "UPDATE message error",
+            (HOLD_TIMER, _) => "hold timer expired",
+            (FSM, _) => "finite state machine error",
+            (CEASE, CEASE_SHUTDOWN) => "administrative shutdown",
+            (CEASE, CEASE_REJECTED) => "connection rejected",
+            (CEASE, CEASE_COLLISION) => "connection collision resolution",
+            (CEASE, _) => "cease",
             _ => "error",
         };
         write!(f, "{name} ({}/{})", self.code, self.subcode)
@@ -243,8 +244,6 @@ pub struct Open {
     pub families: Vec<Family>,
     /// Sender supports messages up to 65535 bytes (RFC 8654).
     pub extended_message: bool,
-    /// Codes of capabilities we do not use (tolerated).
-    pub other_capabilities: Vec<u8>,
 }
 
 impl Open {
@@ -259,7 +258,6 @@ impl Open {
             four_byte_as: true,
             families: vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
             extended_message: true,
-            other_capabilities: Vec::new(),
         }
     }
 
@@ -313,7 +311,6 @@ impl Open {
             four_byte_as: false,
             families: Vec::new(),
             extended_message: false,
-            other_capabilities: Vec::new(),
         };
         let malformed = || Notification::new(code::OPEN, 0, &[]);
         while !params.is_empty() {
@@ -339,16 +336,11 @@ impl Open {
                         open.four_byte_as = true;
                         open.asn = u32::from_be_bytes([cval[0], cval[1], cval[2], cval[3]]);
                     }
-                    _ => open.other_capabilities.push(ccode),
+                    _ => {} // tolerated, not used
                 }
             }
         }
         Ok(open)
-    }
-
-    /// The families this OPEN allows (IPv4 unicast when none is announced).
-    pub fn effective_families(&self) -> Vec<Family> {
-        if self.families.is_empty() { vec![Family::Ipv4Unicast] } else { self.families.clone() }
     }
 }
 

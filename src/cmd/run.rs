@@ -189,7 +189,7 @@ impl Sinks {
                 }
                 // Cause changes too: an incident not yet told about takes the
                 // root cause known by the time its alert goes out.
-                let snapshot = ServiceSnapshot::new(service, probes, *from, unix(*at));
+                let snapshot = ServiceSnapshot::new(service, probes, unix(*at));
                 let _ = self.incidents.send(TrackerInput::Service(snapshot));
             }
             Event::OnlineChanged { online, .. } => {

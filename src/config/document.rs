@@ -14,17 +14,16 @@ use toml::de::{DeTable, DeValue};
 
 use super::ConfigError;
 
-/// The source text plus its line index.
-pub(crate) struct Document<'t> {
+/// The source file's name plus its line index.
+pub(crate) struct Document {
     file: String,
     line_starts: Vec<usize>,
-    _text: &'t str,
 }
 
-impl<'t> Document<'t> {
-    pub(crate) fn new(file: &str, text: &'t str) -> Self {
+impl Document {
+    pub(crate) fn new(file: &str, text: &str) -> Self {
         let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        Document { file: file.to_string(), line_starts, _text: text }
+        Document { file: file.to_string(), line_starts }
     }
 
     /// 1-based line of a byte offset.
@@ -41,7 +40,7 @@ impl<'t> Document<'t> {
 
 /// One TOML table being read, with the keys it may contain.
 pub(crate) struct Section<'d, 't> {
-    doc: &'d Document<'t>,
+    doc: &'d Document,
     context: String,
     table: &'d DeTable<'t>,
     span: Range<usize>,
@@ -53,13 +52,9 @@ pub(crate) struct At<T> {
     pub(crate) span: Range<usize>,
 }
 
-fn describe(value: &DeValue<'_>) -> &'static str {
-    value.type_str()
-}
-
 impl<'d, 't> Section<'d, 't> {
     /// The document root.
-    pub(crate) fn root(doc: &'d Document<'t>, table: &'d Spanned<DeTable<'t>>) -> Self {
+    pub(crate) fn root(doc: &'d Document, table: &'d Spanned<DeTable<'t>>) -> Self {
         Section { doc, context: String::new(), table: table.get_ref(), span: table.span() }
     }
 
@@ -114,7 +109,7 @@ impl<'d, 't> Section<'d, 't> {
     }
 
     fn wrong_type(&self, key: &str, value: &Spanned<DeValue<'t>>, want: &str) -> ConfigError {
-        self.error(&value.span(), format!("\"{key}\" must be {want}, not {}", describe(value.get_ref())))
+        self.error(&value.span(), format!("\"{key}\" must be {want}, not {}", value.get_ref().type_str()))
     }
 
     /// A string value.

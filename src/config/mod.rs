@@ -502,11 +502,6 @@ impl Config {
         read_config(&root, path)
     }
 
-    /// Every probe with its service (guards have none), in config order.
-    pub fn probe_count(&self) -> usize {
-        self.guards.len() + self.services.iter().map(|s| s.probes.len()).sum::<usize>()
-    }
-
     /// The `bgp` probes' prefixes, without repeats.
     pub fn watched_prefixes(&self) -> Vec<Prefix> {
         let mut seen = Vec::new();

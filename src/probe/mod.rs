@@ -91,11 +91,6 @@ impl Reason {
         }
     }
 
-    /// Parses the word back (for the store).
-    pub fn from_word(word: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|r| r.as_str() == word)
-    }
-
     /// True when the run says nothing about the target (no verdict either way).
     pub fn is_inconclusive(self) -> bool {
         self == Reason::BgpUnknown

@@ -126,7 +126,8 @@ impl Writer {
         Ok(())
     }
 
-    /// Records a status change (ignored if it repeats the last one).
+    /// Records a status change. An `unknown` that repeats the last status is
+    /// ignored (a clean stop already wrote it; start-up reports it again).
     pub(crate) fn record_status(&mut self, status: &StatusRecord) -> Result<(), StoreError> {
         let last: Option<String> = self
             .conn

@@ -128,7 +128,6 @@ enum Msg {
 #[derive(Clone)]
 pub struct Store {
     tx: sync_mpsc::Sender<Msg>,
-    path: PathBuf,
 }
 
 /// How long a batch may stay open.
@@ -240,12 +239,7 @@ impl Store {
             .name("chatpulse-store".into())
             .spawn(move || writer_loop(writer, rx))
             .map_err(StoreError::Thread)?;
-        Ok(Store { tx, path: path.to_path_buf() })
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Store { tx })
     }
 
     fn job(&self, job: impl FnOnce(&mut Writer) + Send + 'static) {

@@ -1,7 +1,7 @@
 //! Reading history: status rows, uptime, buckets and incidents, over a
 //! read-only connection (used by the CLI and the API while `run` writes).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -28,7 +28,6 @@ const ALIVE_SLACK: i64 = 15;
 /// A read-only view of the store.
 pub struct Reader {
     conn: Mutex<Connection>,
-    path: PathBuf,
 }
 
 impl Reader {
@@ -47,12 +46,7 @@ impl Reader {
         if version == 0 {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
-        Ok(Reader { conn: Mutex::new(conn), path: path.to_path_buf() })
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Reader { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -131,15 +125,5 @@ impl Reader {
             .collect();
         let mttr = (!repaired.is_empty()).then(|| repaired.iter().sum::<i64>() as f64 / repaired.len() as f64);
         Ok(Report { uptime, incidents: incidents.len(), mttr_seconds: mttr })
-    }
-
-    /// Services with any recorded history.
-    pub fn services(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
-        let rows = conn
-            .prepare("SELECT DISTINCT service FROM service_status ORDER BY service")?
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
     }
 }
