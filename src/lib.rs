@@ -27,12 +27,14 @@
 //! - [`api`]: HTTP routes: /metrics, /healthz, /api/v1/…, status page.
 //! - [`cmd`]: the subcommands behind `main.rs`.
 //! - [`time`]: how times and durations are shown and stored.
+//! - [`html`]: escaping text into the HTML of e-mails and the status page.
 
 pub mod alert;
 pub mod api;
 pub mod bgp;
 pub mod cmd;
 pub mod config;
+pub mod html;
 pub mod incident;
 pub mod metrics;
 pub mod probe;

@@ -11,6 +11,13 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t.max(UNIX_EPOCH)).to_string()
 }
 
+/// `2021-10-04 15:39:00`: [`rfc3339`] for reading on a page labelled UTC.
+pub fn utc_text(t: SystemTime) -> String {
+    let mut text = rfc3339(t);
+    text.pop(); // the `Z`
+    text.replacen('T', " ", 1)
+}
+
 /// Seconds since the Unix epoch (negative before it).
 pub fn unix(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {

@@ -21,7 +21,8 @@ async fn synthesise(db: &Path) -> i64 {
         Store::open(db, Retention { raw: Duration::from_secs(14 * 86400), rollup: Duration::from_secs(400 * 86400) })
             .unwrap();
     let now = unix(SystemTime::now());
-    let rows: [(&str, i64, ServiceStatus); 8] = [
+    let rows: [(&str, i64, ServiceStatus); 9] = [
+        ("steady", now - 48 * H, Down),
         ("steady", now - 24 * H, Up),
         ("steady", now - 10 * H, Down),
         ("steady", now - 9 * H, Up),
@@ -157,6 +158,13 @@ async fn api_serves_uptime_history_and_incidents_with_json_errors() {
     assert!((lost - 3600.0).abs() < 1.0, "{lost}");
     let incidents = daemon.json("/api/v1/incidents?service=steady&since=2d").await.unwrap();
     assert_eq!(incidents["incidents"][0]["status"], "down");
+
+    // The uptime gauges, one per window: the day before yesterday was down.
+    for (window, expected) in [("1d", 23.0 / 24.0), ("7d", 23.0 / 48.0), ("30d", 23.0 / 48.0)] {
+        let series = format!("chatpulse_service_uptime_ratio{{service=\"steady\",window=\"{window}\"}}");
+        let ratio = wait_for(&series, Duration::from_secs(10), || daemon.metric(&series)).await;
+        assert!((ratio - expected).abs() < 1e-3, "{series} = {ratio}");
+    }
 
     let (code, body) = daemon.get("/api/v1/services/nosuch/uptime").await.unwrap();
     assert_eq!(code, 404);

@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use crate::config::Config;
+use crate::html::escape;
 use crate::incident::{AlertEvent, ServiceSnapshot};
 use crate::store::Incident;
 use crate::time::{from_unix, human, rfc3339};
@@ -28,10 +29,6 @@ pub struct Rendered {
     pub text: String,
     /// HTML body.
     pub html: String,
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// The status page URL for a listen address.

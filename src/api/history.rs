@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Serialize;
 
+use super::services::CauseView;
 use super::{ApiError, AppState};
 use crate::store::Incident;
 use crate::time::{from_unix, parse_window, rfc3339, unix, window_start};
@@ -138,12 +139,6 @@ pub async fn history(
             })
             .collect(),
     }))
-}
-
-#[derive(Serialize)]
-struct CauseView {
-    layer: String,
-    summary: String,
 }
 
 /// One incident as the API shows it.

@@ -19,10 +19,11 @@ pub struct ServicesView {
     services: Vec<ServiceView>,
 }
 
+/// A root cause as the API shows it (services and incidents).
 #[derive(Serialize)]
-struct CauseView {
-    layer: String,
-    summary: String,
+pub(super) struct CauseView {
+    pub(super) layer: String,
+    pub(super) summary: String,
 }
 
 #[derive(Serialize)]
@@ -70,7 +71,7 @@ fn service_view(verdict: &Verdict, service: &ServiceState) -> ServiceView {
     }
 }
 
-/// Builds the view (also used by the status page).
+/// Builds the view.
 pub fn view(vantage: &str, verdict: &Verdict) -> ServicesView {
     ServicesView {
         vantage: vantage.to_string(),

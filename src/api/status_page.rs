@@ -12,20 +12,17 @@ use axum::extract::State;
 use axum::response::Html;
 
 use super::AppState;
+use crate::html::escape;
 use crate::probe::{Reason, result_word};
-use crate::store::uptime::Bucket;
+use crate::store::uptime::{self, Bucket};
 use crate::store::{Incident, Reader};
-use crate::time::{from_unix, human, rfc3339, unix};
+use crate::time::{from_unix, human, rfc3339, unix, utc_text};
 use crate::verdict::{ServiceStatus, Verdict};
 
 /// Days in the uptime bar.
 const BAR_DAYS: i64 = 90;
 /// Incidents listed per service.
 const INCIDENTS_SHOWN: usize = 3;
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 const STYLE: &str = r#"
 *{box-sizing:border-box}
@@ -96,17 +93,21 @@ fn gather(verdict: &Verdict) -> (Vec<ServiceView>, bool) {
     (services, feed_down)
 }
 
-/// History per service: the daily buckets and the latest incidents.
+/// History per service: the daily buckets of the bar (today's ends in the
+/// future, which is unknown), the uptime over the last [`BAR_DAYS`] days, and
+/// the latest incidents. One status read per service serves both.
 fn history(reader: &Reader, services: &[ServiceView], now: i64) -> Vec<(Vec<Bucket>, Vec<Incident>, Option<f64>)> {
     let day = 86_400;
     let to = now - now.rem_euclid(day) + day;
     let from = to - BAR_DAYS * day;
+    let window = now - BAR_DAYS * day;
     services
         .iter()
         .map(|s| {
-            let buckets = reader.history(&s.id, from, to, day, now).unwrap_or_default();
+            let spans = reader.spans(&s.id, window, to, now).unwrap_or_default();
+            let buckets = uptime::buckets(&spans, from, to, day);
+            let ratio = uptime::summarize(&spans).ratio;
             let incidents = reader.incidents(Some(&s.id), from).unwrap_or_default();
-            let ratio = reader.uptime(&s.id, now - BAR_DAYS * day, now, now).ok().and_then(|u| u.ratio);
             (buckets, incidents, ratio)
         })
         .collect()
@@ -129,7 +130,7 @@ fn render(
         html,
         "<header><h1>chatpulse status</h1><p class=\"meta\">vantage <b>{}</b> · updated {} UTC · refreshes every 30 s</p></header>",
         escape(vantage),
-        rfc3339(from_unix(now)).replace('T', " ").trim_end_matches('Z')
+        utc_text(from_unix(now))
     );
     if !online {
         html.push_str("<div class=\"banner offline\" role=\"alert\">This monitor is offline: every guard probe fails, so the states below are unknown. The problem is probably on our side, not the platforms'.</div>");
@@ -147,7 +148,7 @@ fn render(
             id = escape(&s.id),
             name = escape(&s.name),
             label = status.to_uppercase(),
-            since_text = rfc3339(s.since).replace('T', " ").trim_end_matches('Z'),
+            since_text = utc_text(s.since),
             ago = human(std::time::Duration::from_secs((now - since).max(0) as u64)),
         );
         if let Some(cause) = &s.cause {
@@ -178,7 +179,7 @@ fn render(
                     html,
                     "<li><b>{}</b> {} UTC, {end}: {}</li>",
                     i.status.as_str(),
-                    rfc3339(from_unix(i.started_at)).replace('T', " ").trim_end_matches('Z'),
+                    utc_text(from_unix(i.started_at)),
                     escape(&i.cause_summary)
                 );
             }

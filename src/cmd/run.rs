@@ -27,7 +27,7 @@ use crate::metrics::UPTIME_WINDOWS;
 use crate::probe::result_word;
 use crate::probe::{self, Observation, ProbeRef, Toolkit};
 use crate::scheduler::Schedule;
-use crate::store::{Reader, Retention, RunRecord, StatusRecord, Store};
+use crate::store::{Reader, Retention, RunRecord, StatusRecord, Store, uptime};
 use crate::time::unix;
 use crate::verdict::{Event, ServiceStatus, Verdict};
 
@@ -84,19 +84,21 @@ fn release_freed_memory() {
     }
 }
 
-/// Keeps `chatpulse_service_uptime_ratio{window}` current from the store.
-async fn publish_uptime(path: PathBuf, config: watch::Receiver<Arc<Config>>, metrics: Arc<Metrics>) {
+/// Keeps `chatpulse_service_uptime_ratio{window}` current from the store:
+/// one read of the longest window per service serves every window.
+async fn publish_uptime(history: Arc<Reader>, config: watch::Receiver<Arc<Config>>, metrics: Arc<Metrics>) {
+    let longest = UPTIME_WINDOWS.iter().map(|(_, secs)| *secs as i64).max().unwrap_or(0);
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         let services: Vec<String> = config.borrow().services.iter().map(|s| s.id.clone()).collect();
-        let (path, metrics) = (path.clone(), metrics.clone());
+        let (history, metrics) = (history.clone(), metrics.clone());
         let _ = tokio::task::spawn_blocking(move || {
-            let Ok(reader) = Reader::open(&path) else { return };
             let now = unix(SystemTime::now());
             for service in &services {
+                let Ok(spans) = history.spans(service, now - longest, now, now) else { continue };
                 for (window, secs) in UPTIME_WINDOWS {
-                    if let Ok(Some(ratio)) = reader.uptime(service, now - secs as i64, now, now).map(|u| u.ratio) {
+                    if let Some(ratio) = uptime::summarize(&uptime::clip(&spans, now - secs as i64, now)).ratio {
                         metrics.set_uptime(service, window, ratio);
                     }
                 }
@@ -396,7 +398,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     let tracker = tokio::spawn(tracker.run(incidents_rx));
     let background = vec![
         tokio::spawn(crate::alert::email::run(store.clone(), config_tx.subscribe(), metrics.clone(), delivery)),
-        tokio::spawn(publish_uptime(config.storage.path.clone(), config_tx.subscribe(), metrics.clone())),
+        tokio::spawn(publish_uptime(history.clone(), config_tx.subscribe(), metrics.clone())),
     ];
     let (observations, mut rx) = mpsc::channel(8192);
     let mut daemon = Daemon {

@@ -69,6 +69,16 @@ pub struct Uptime {
     pub ratio: Option<f64>,
 }
 
+/// The part of `spans` (sorted, not overlapping) inside `[from, to)`.
+pub fn clip(spans: &[Span], from: i64, to: i64) -> Vec<Span> {
+    spans
+        .iter()
+        .skip_while(|s| s.to <= from)
+        .take_while(|s| s.from < to)
+        .map(|s| Span { from: s.from.max(from), to: s.to.min(to), status: s.status })
+        .collect()
+}
+
 /// Sums spans.
 pub fn summarize(spans: &[Span]) -> Uptime {
     let mut u = Uptime::default();
@@ -117,16 +127,10 @@ pub fn buckets(spans: &[Span], from: i64, to: i64, step: i64) -> Vec<Bucket> {
     let mut i = 0;
     while start < to {
         let end = (start + step).min(to);
-        let mut inside = Vec::new();
         while i < spans.len() && spans[i].to <= start {
             i += 1;
         }
-        let mut j = i;
-        while j < spans.len() && spans[j].from < end {
-            let s = spans[j];
-            inside.push(Span { from: s.from.max(start), to: s.to.min(end), status: s.status });
-            j += 1;
-        }
+        let inside = clip(&spans[i..], start, end);
         let status = inside.iter().map(|s| s.status).max_by_key(|s| severity(*s)).unwrap_or(ServiceStatus::Unknown);
         out.push(Bucket { start, status, ratio: summarize(&inside).ratio });
         start = end;
@@ -179,5 +183,14 @@ mod tests {
         assert_eq!(statuses, vec![Up, Down, Down, Up]);
         assert_eq!(b[1].ratio, Some(40.0 / 60.0));
         assert_eq!(b[2].ratio, Some(50.0 / 60.0));
+    }
+
+    #[test]
+    fn a_window_clipped_from_a_longer_read_equals_reading_it_alone() {
+        let rows = [(-50 * H, Down), (-30 * H, Up), (-5 * H, Unknown), (-4 * H, Degraded), (-H, Down)];
+        let long = spans(&rows, -48 * H, 0, -H / 2);
+        for from in [-48 * H, -40 * H, -24 * H, -4 * H, -2 * H] {
+            assert_eq!(clip(&long, from, 0), spans(&rows, from, 0, -H / 2), "window from {from}");
+        }
     }
 }
