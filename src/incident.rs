@@ -204,10 +204,22 @@ impl Tracker {
             self.open.remove(&incident.service);
             self.latest.remove(&incident.service);
         }
+        self.unqueue(|i| !ids.contains(&i.service));
+    }
+
+    /// Takes the incidents matching `drop` out of the pending groups (and
+    /// the groups left empty); true if any was pending.
+    fn unqueue(&mut self, drop: impl Fn(&Incident) -> bool) -> bool {
+        let mut found = false;
         for p in &mut self.pending {
-            p.members.retain(|(i, _)| ids.contains(&i.service));
+            p.members.retain(|(i, _)| {
+                let hit = drop(i);
+                found |= hit;
+                !hit
+            });
         }
         self.pending.retain(|p| !p.members.is_empty());
+        found
     }
 
     async fn service(&mut self, snapshot: ServiceSnapshot) {
@@ -284,19 +296,17 @@ impl Tracker {
                 incident
             }
         };
-        let already = incident.notified.as_deref();
-        let wanted =
-            notify_on(config, snapshot.status) && already != Some("down") && already != Some(snapshot.status.as_str());
+        let already = incident.notified;
+        let wanted = notify_on(config, snapshot.status)
+            && already != Some(ServiceStatus::Down)
+            && already != Some(snapshot.status);
         if !wanted {
             return;
         }
         let event = if snapshot.status == ServiceStatus::Down { AlertEvent::Down } else { AlertEvent::Degraded };
         // Still waiting in another pending group (e.g. degraded → down)?
         // Move it to the group of the worse event.
-        for p in &mut self.pending {
-            p.members.retain(|(i, _)| i.id != incident.id);
-        }
-        self.pending.retain(|p| !p.members.is_empty());
+        self.unqueue(|i| i.id == incident.id);
         self.join(config, event, cause.key.clone(), incident, snapshot).await;
     }
 
@@ -306,11 +316,7 @@ impl Tracker {
             warn!("cannot close the incident of {}: {e}", snapshot.id);
         }
         info!(service = %snapshot.id, incident = incident.id, "incident ended");
-        let was_pending = self.pending.iter().any(|p| p.members.iter().any(|(i, _)| i.id == incident.id));
-        for p in &mut self.pending {
-            p.members.retain(|(i, _)| i.id != incident.id);
-        }
-        self.pending.retain(|p| !p.members.is_empty());
+        let was_pending = self.unqueue(|i| i.id == incident.id);
         let told = incident.notified.is_some() && !was_pending;
         let send_recovery = config.alerts.email.as_ref().is_some_and(|e| e.send_recovery);
         if told && send_recovery {
@@ -420,20 +426,20 @@ impl Tracker {
             created_at: now,
         };
         let level = match event {
-            AlertEvent::Down | AlertEvent::Reminder => Some("down"),
-            AlertEvent::Degraded => Some("degraded"),
+            AlertEvent::Down | AlertEvent::Reminder => Some(ServiceStatus::Down),
+            AlertEvent::Degraded => Some(ServiceStatus::Degraded),
             AlertEvent::Recovered => None,
         };
-        let marks: Vec<(i64, String)> =
-            level.map(|l| members.iter().map(|m| (m.incident.id, l.to_string())).collect()).unwrap_or_default();
+        let marks: Vec<(i64, ServiceStatus)> =
+            level.map(|l| members.iter().map(|m| (m.incident.id, l)).collect()).unwrap_or_default();
         let reminder_at = (event != AlertEvent::Recovered && event != AlertEvent::Degraded).then_some(now);
         match self.store.enqueue(message, marks.clone(), reminder_at).await {
             Ok(Some(id)) => {
                 info!(outbox = id, event = event.as_str(), services = members.len(), "alert queued");
                 for member in &members {
                     if let Some(open) = self.open.get_mut(&member.incident.service) {
-                        if let Some(l) = level {
-                            open.notified = Some(l.into());
+                        if level.is_some() {
+                            open.notified = level;
                         }
                         if reminder_at.is_some() {
                             open.last_reminder_at = reminder_at;
@@ -458,7 +464,7 @@ impl Tracker {
         for incident in self.open.values() {
             let still_down = self.latest.get(&incident.service).is_none_or(|s| s.status == ServiceStatus::Down);
             let due = incident.last_reminder_at.is_some_and(|last| now - last >= repeat.as_secs() as i64);
-            if incident.notified.as_deref() == Some("down") && still_down && due {
+            if incident.notified == Some(ServiceStatus::Down) && still_down && due {
                 let snapshot = self.latest.get(&incident.service).cloned().unwrap_or_else(|| placeholder(incident));
                 groups.entry(incident.group_id.unwrap_or(incident.id)).or_default().push((incident.clone(), snapshot));
             }

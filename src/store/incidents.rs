@@ -47,7 +47,7 @@ pub struct Incident {
     /// The incident group (the id of its first incident).
     pub group_id: Option<i64>,
     /// The highest status an alert was sent for (`degraded`/`down`).
-    pub notified: Option<String>,
+    pub notified: Option<ServiceStatus>,
     /// When the last reminder went out.
     pub last_reminder_at: Option<i64>,
 }
@@ -86,6 +86,7 @@ pub(crate) const INCIDENT_COLUMNS: &str = "id, service, status, started_at, ende
 
 pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
     let status: String = r.get(2)?;
+    let notified: Option<String> = r.get(9)?;
     Ok(Incident {
         id: r.get(0)?,
         service: r.get(1)?,
@@ -96,7 +97,7 @@ pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         cause_summary: r.get(6)?,
         cause_key: r.get(7)?,
         group_id: r.get(8)?,
-        notified: r.get(9)?,
+        notified: notified.as_deref().and_then(ServiceStatus::from_word),
         last_reminder_at: r.get(10)?,
     })
 }
@@ -114,7 +115,7 @@ impl Writer {
     fn enqueue(
         &mut self,
         m: &NewMessage,
-        notified: &[(i64, String)],
+        notified: &[(i64, ServiceStatus)],
         reminder_at: Option<i64>,
     ) -> Result<Option<i64>, StoreError> {
         let exists: Option<i64> = self
@@ -131,7 +132,7 @@ impl Writer {
         )?;
         let id = self.conn.last_insert_rowid();
         for (incident, level) in notified {
-            self.conn.execute("UPDATE incidents SET notified = ?2 WHERE id = ?1", params![incident, level])?;
+            self.conn.execute("UPDATE incidents SET notified = ?2 WHERE id = ?1", params![incident, level.as_str()])?;
             if let Some(at) = reminder_at {
                 self.conn.execute("UPDATE incidents SET last_reminder_at = ?2 WHERE id = ?1", params![incident, at])?;
             }
@@ -187,7 +188,7 @@ impl Store {
     pub async fn enqueue(
         &self,
         message: NewMessage,
-        notified: Vec<(i64, String)>,
+        notified: Vec<(i64, ServiceStatus)>,
         reminder_at: Option<i64>,
     ) -> Result<Option<i64>, StoreError> {
         self.urgent(move |w| w.enqueue(&message, &notified, reminder_at)).await
