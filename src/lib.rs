@@ -27,6 +27,7 @@
 //! - [`api`]: HTTP routes: /metrics, /healthz, /api/v1/…, status page.
 //! - [`cmd`]: the subcommands behind `main.rs`.
 //! - [`time`]: how times and durations are shown and stored.
+//! - [`window`]: windows and steps of history queries, checked once for CLI and API.
 //! - [`html`]: escaping text into the HTML of e-mails and the status page.
 
 pub mod alert;
@@ -42,3 +43,4 @@ pub mod scheduler;
 pub mod store;
 pub mod time;
 pub mod verdict;
+pub mod window;

@@ -5,10 +5,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// `2021-10-04T15:39:00Z` (times before 1970 show as the epoch: nothing
-/// chatpulse records is that old, and formatting must never panic).
+/// The last second humantime (and RFC 3339 with a four-digit year) can show.
+const LAST_SHOWN: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+
+/// `2021-10-04T15:39:00Z`. Formatting never panics: times before 1970 show
+/// as the epoch and times after the year 9999 as its last second (nothing
+/// chatpulse records is either; a damaged store must not stop a page).
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t.max(UNIX_EPOCH)).to_string()
+    let clamped = from_unix(unix(t).clamp(0, LAST_SHOWN));
+    humantime::format_rfc3339_seconds(clamped).to_string()
 }
 
 /// `2021-10-04 15:39:00`: [`rfc3339`] for reading on a page labelled UTC.
@@ -18,21 +23,20 @@ pub fn utc_text(t: SystemTime) -> String {
     text.replacen('T', " ", 1)
 }
 
-/// Seconds since the Unix epoch (negative before it).
+/// Seconds since the Unix epoch (negative before it; saturating).
 pub fn unix(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
     }
 }
 
-/// The time `secs` seconds after the Unix epoch.
+/// The time `secs` seconds after the Unix epoch, saturating at what the
+/// platform's clock can hold instead of panicking.
 pub fn from_unix(secs: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    }
+    let d = Duration::from_secs(secs.unsigned_abs());
+    let t = if secs >= 0 { UNIX_EPOCH.checked_add(d) } else { UNIX_EPOCH.checked_sub(d) };
+    t.unwrap_or_else(|| if secs >= 0 { UNIX_EPOCH + Duration::from_secs(LAST_SHOWN as u64) } else { UNIX_EPOCH })
 }
 
 /// `5h 38m`, `2d 3h`, `45s`: the two largest units, for subjects and tables.
@@ -64,27 +68,6 @@ pub fn utc_parts(secs: i64) -> (i64, u32, u32, u32, u32) {
     (year, month, day, (rem / 3600) as u32, (rem / 60 % 60) as u32)
 }
 
-/// Parses a window like `30d` or `24h` (humantime), rejecting zero.
-pub fn parse_window(text: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(text) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(format!("\"{text}\" must be longer than zero")),
-        Err(e) => Err(format!("\"{text}\" is not a duration like 30d, 24h or 90m ({e})")),
-    }
-}
-
-/// The start of a window of `secs` ending at `now`; refused when it would
-/// begin before 1970 (nothing was recorded then).
-pub fn window_start(now: i64, secs: i64) -> Result<i64, String> {
-    if secs > now {
-        return Err(format!(
-            "a window of {} reaches back before 1970",
-            humantime::format_duration(Duration::from_secs(secs.max(0) as u64))
-        ));
-    }
-    Ok(now - secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,8 +89,16 @@ mod tests {
     }
 
     #[test]
-    fn times_before_the_epoch_format_without_panicking() {
+    fn any_stored_value_formats_without_panicking() {
         assert_eq!(rfc3339(from_unix(-86_400 * 365 * 60)), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(from_unix(i64::MIN)), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(from_unix(i64::MAX)), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(from_unix(LAST_SHOWN + 1)), "9999-12-31T23:59:59Z");
+        assert_eq!(utc_text(from_unix(i64::MAX)), "9999-12-31 23:59:59");
+        for secs in [i64::MIN, -1, 0, i64::MAX] {
+            let _ = utc_parts(secs);
+            let _ = human(Duration::from_secs(secs.unsigned_abs()));
+        }
     }
 
     #[test]

@@ -181,3 +181,54 @@ async fn api_serves_uptime_history_and_incidents_with_json_errors() {
     let (code, _) = daemon.get("/api/v1/incidents?service=nosuch").await.unwrap();
     assert_eq!(code, 404);
 }
+
+/// Window and step values that once wrapped, divided by zero or allocated
+/// until the kernel killed the monitor: each is a 400 naming its parameter
+/// (or exit 2 on the command line), and the monitor's memory stays flat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_windows_are_refused_and_memory_stays_flat() {
+    let dns = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    synthesise(&dir.path().join("history.db")).await;
+    let path = config(dir.path(), &dns);
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    wait_for("steady judged", Duration::from_secs(15), || async {
+        (daemon.service("steady").await?["status"] == "up").then_some(())
+    })
+    .await;
+    let before = daemon.rss_kib();
+    for (query, param) in [
+        ("/api/v1/services/steady/history?window=9223372036854775808s&step=1h", "window"),
+        ("/api/v1/services/steady/history?window=18446744073709551615s&step=1h", "window"),
+        ("/api/v1/services/steady/history?window=24h&step=500ms", "step"),
+        ("/api/v1/services/steady/history?window=24h&step=0s", "step"),
+        ("/api/v1/services/steady/history?window=100y&step=1s", "window"),
+        ("/api/v1/services/steady/history?window=30d&step=1s", "step"),
+        ("/api/v1/services/steady/uptime?window=300000000000y", "window"),
+        ("/api/v1/services/steady/uptime?window=101y", "window"),
+        ("/api/v1/incidents?since=9223372036854775808s", "since"),
+    ] {
+        let (code, body) = daemon.get(query).await.expect("the monitor answers");
+        assert_eq!(code, 400, "{query}: {body}");
+        let error = serde_json::from_str::<serde_json::Value>(&body).unwrap()["error"].as_str().unwrap().to_string();
+        assert!(error.starts_with(&format!("{param}: ")), "{query}: {error}");
+    }
+    let (code, _) = daemon.get("/healthz").await.expect("still serving");
+    assert_eq!(code, 200);
+    let grown = daemon.rss_kib().saturating_sub(before);
+    assert!(grown < 20 * 1024, "RSS grew by {grown} KiB");
+
+    for (flag, value) in [
+        ("--window", "300000000000y"),
+        ("--window", "18446744073709551615s"),
+        ("--window", "500ms"),
+        ("--since", "9223372036854775808s"),
+    ] {
+        let command = if flag == "--since" { "incidents" } else { "uptime" };
+        let out = cli(&path, &[command, flag, value]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.starts_with(&format!("chatpulse: {flag}: ")), "{flag} {value}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -12,15 +12,17 @@ use serde::Serialize;
 use super::services::CauseView;
 use super::{ApiError, AppState};
 use crate::store::Incident;
-use crate::time::{from_unix, parse_window, rfc3339, unix, window_start};
+use crate::time::{from_unix, rfc3339, unix};
+use crate::window::{Window, WindowError};
 
-/// Most buckets one history request may ask for.
-const MAX_BUCKETS: i64 = 20_000;
+fn param(query: &HashMap<String, String>, key: &str, default: &str) -> Result<Window, ApiError> {
+    Ok(Window::parse(key, query.get(key).map(String::as_str).unwrap_or(default))?)
+}
 
-fn param(query: &HashMap<String, String>, key: &str, default: &str) -> Result<(String, i64), ApiError> {
-    let text = query.get(key).map(String::as_str).unwrap_or(default);
-    let secs = parse_window(text).map_err(|why| ApiError::bad_request(format!("{key}: {why}")))?.as_secs() as i64;
-    Ok((text.to_string(), secs))
+impl From<WindowError> for ApiError {
+    fn from(e: WindowError) -> ApiError {
+        ApiError::bad_request(e.to_string())
+    }
 }
 
 fn known_service(state: &AppState, id: &str) -> Result<(), ApiError> {
@@ -63,14 +65,14 @@ pub async fn uptime(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<UptimeView>, ApiError> {
     known_service(&state, &id)?;
-    let (window, secs) = param(&query, "window", "30d")?;
+    let window = param(&query, "window", "30d")?;
     let now = unix(std::time::SystemTime::now());
-    let from = window_start(now, secs).map_err(|why| ApiError::bad_request(format!("window: {why}")))?;
+    let from = window.start("window", now)?;
     let to = now;
     let reader = state.history.clone();
     let service = id.clone();
     let report = blocking(move || reader.report(&service, from, to, now)).await?;
-    Ok(Json(UptimeView::new(id, window, from, to, &report)))
+    Ok(Json(UptimeView::new(id, window.text().to_string(), from, to, &report)))
 }
 
 impl UptimeView {
@@ -114,22 +116,16 @@ pub async fn history(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<HistoryView>, ApiError> {
     known_service(&state, &id)?;
-    let (_, window) = param(&query, "window", "24h")?;
-    let (step_text, step) = param(&query, "step", "5m")?;
-    if window / step > MAX_BUCKETS {
-        return Err(ApiError::bad_request(format!("step: too small for the window (more than {MAX_BUCKETS} buckets)")));
-    }
+    let window = param(&query, "window", "24h")?;
+    let step = param(&query, "step", "5m")?;
     let now = unix(std::time::SystemTime::now());
-    window_start(now, window).map_err(|why| ApiError::bad_request(format!("window: {why}")))?;
-    // Buckets on a grid of `step`, the last one containing now.
-    let to = now - now.rem_euclid(step) + step;
-    let from = to - (window + step - 1) / step * step;
+    let grid = window.buckets(&step, now)?;
     let reader = state.history.clone();
     let service = id.clone();
-    let buckets = blocking(move || reader.history(&service, from, to, step, now)).await?;
+    let buckets = blocking(move || reader.history(&service, grid.from, grid.to, grid.step, now)).await?;
     Ok(Json(HistoryView {
         service: id,
-        step: step_text,
+        step: step.text().to_string(),
         buckets: buckets
             .into_iter()
             .map(|b| BucketView {
@@ -185,10 +181,9 @@ pub async fn incidents(
     if let Some(id) = &service {
         known_service(&state, id)?;
     }
-    let (_, since) = param(&query, "since", "30d")?;
     let now = unix(std::time::SystemTime::now());
+    let since = param(&query, "since", "30d")?.start("since", now)?;
     let reader = state.history.clone();
-    let since = window_start(now, since).map_err(|why| ApiError::bad_request(format!("since: {why}")))?;
     let list = blocking(move || reader.incidents(service.as_deref(), since)).await?;
     Ok(Json(IncidentsView { incidents: list.into_iter().map(|i| IncidentView::new(i, now)).collect() }))
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::api::history::{IncidentView, UptimeView};
 use crate::config::Config;
 use crate::store::{Reader, StoreError};
-use crate::time::{from_unix, human, parse_window, rfc3339, unix, window_start};
+use crate::time::{from_unix, human, rfc3339, unix};
+use crate::window::{Window, WindowError};
 
 /// What a history command could not do.
 #[derive(Debug, thiserror::Error)]
@@ -17,13 +18,8 @@ pub enum HistoryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bad `--window` or `--since`.
-    #[error("{flag}: {why}")]
-    BadArgument {
-        /// The flag.
-        flag: &'static str,
-        /// Why.
-        why: String,
-    },
+    #[error(transparent)]
+    BadArgument(#[from] WindowError),
     /// `--service` names no configured service.
     #[error("no service \"{0}\" in the config")]
     UnknownService(String),
@@ -60,12 +56,10 @@ pub fn uptime(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), HistoryError> {
-    let length =
-        parse_window(window).map_err(|why| HistoryError::BadArgument { flag: "--window", why })?.as_secs() as i64;
+    let now = unix(std::time::SystemTime::now());
+    let from = Window::parse("--window", window)?.start("--window", now)?;
     let selected = services(config, only)?;
     let reader = Reader::open(&config.storage.path)?;
-    let now = unix(std::time::SystemTime::now());
-    let from = window_start(now, length).map_err(|why| HistoryError::BadArgument { flag: "--window", why })?;
     let to = now;
     let mut views = Vec::new();
     let mut rows = Vec::new();
@@ -99,15 +93,13 @@ pub fn incidents(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), HistoryError> {
-    let length =
-        parse_window(since).map_err(|why| HistoryError::BadArgument { flag: "--since", why })?.as_secs() as i64;
+    let now = unix(std::time::SystemTime::now());
+    let from = Window::parse("--since", since)?.start("--since", now)?;
     if let Some(id) = only {
         services(config, Some(id))?;
     }
     let reader = Reader::open(&config.storage.path)?;
-    let now = unix(std::time::SystemTime::now());
-    let since = window_start(now, length).map_err(|why| HistoryError::BadArgument { flag: "--since", why })?;
-    let list = reader.incidents(only, since)?;
+    let list = reader.incidents(only, from)?;
     if json {
         let views: Vec<IncidentView> = list.into_iter().map(|i| IncidentView::new(i, now)).collect();
         writeln!(out, "{}", serde_json::json!({ "incidents": views }))?;
