@@ -185,6 +185,45 @@ async fn a_silent_peer_is_dropped_when_the_hold_timer_expires() {
 }
 
 #[tokio::test]
+async fn a_peer_stalling_mid_update_gets_hold_timer_expired_and_the_feed_goes_down() {
+    let rig = rig().await;
+    let mut peer = rig.speaker().await;
+    peer.establish(PEER_AS, 3).await;
+    peer.send(&bgp::announce(&[WATCHED], &[PEER_AS, 32934])).await;
+    rig.seen("the announcement", |seeing, _, up| seeing == 1 && up).await;
+    // Half an UPDATE: a full header promising a body that never comes.
+    let update = bgp::withdraw(&[WATCHED]);
+    let started = tokio::time::Instant::now();
+    peer.send(&update[..update.len() - 2]).await;
+    assert_eq!(peer.notification().await, Some((4, 0)), "Hold Timer Expired");
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
+    rig.seen("the session down", |_, total, up| total == 0 && !up).await;
+}
+
+#[tokio::test]
+async fn a_peer_stalling_inside_its_open_is_dropped_at_the_open_deadline_not_later() {
+    let rig = rig().await;
+    let mut peer = rig.speaker().await;
+    let open = bgp::open(4, PEER_AS, 90, [192, 0, 2, 99]);
+    peer.send(&open[..open.len() - 3]).await;
+    let (kind, _) = peer.read().await.expect("chatpulse sends its OPEN");
+    assert_eq!(kind, 1);
+    // The whole OPEN exchange is bounded (30 s): the stall is cut with Hold
+    // Timer Expired at that deadline rather than held open any longer.
+    let started = tokio::time::Instant::now();
+    let cut = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            if let Some(code) = peer.notification().await {
+                return code;
+            }
+        }
+    })
+    .await;
+    assert_eq!(cut.expect("cut within 40 s"), (4, 0));
+    assert!(started.elapsed() < Duration::from_secs(32), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn chatpulse_sends_keepalives_at_a_third_of_the_hold_time() {
     let rig = rig().await;
     let mut peer = rig.speaker().await;

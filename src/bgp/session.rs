@@ -31,6 +31,9 @@ use crate::config::{BgpPeer, BgpSession};
 pub const HOLD_TIME: u16 = 90;
 /// How long a new connection may take to get through OPEN/KEEPALIVE.
 const OPEN_DEADLINE: Duration = Duration::from_secs(30);
+/// First and longest pause after a failed accept (e.g. out of descriptors).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Time between dial attempts to a peer with a `port`.
 const CONNECT_RETRY: Duration = Duration::from_secs(5);
 
@@ -71,10 +74,28 @@ pub async fn run(config: BgpSession, tx: FeedSender) {
         }
     };
     info!("BGP session: listening on {} for {} peers", config.listen, config.peers.len());
+    let mut accept_backoff = ACCEPT_BACKOFF_MIN;
+    let mut last_accept_warning: Option<Instant> = None;
     loop {
         // Reap finished sessions so the set does not grow.
         while sessions.try_join_next().is_some() {}
-        let Ok((stream, from)) = listener.accept().await else { continue };
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => {
+                accept_backoff = ACCEPT_BACKOFF_MIN;
+                accepted
+            }
+            Err(e) => {
+                // Out of file descriptors (EMFILE) or similar: retrying at
+                // once would spin a core. Back off, and say so once a minute.
+                if last_accept_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    warn!("BGP session: cannot accept a connection on {} ({e}); backing off", config.listen);
+                    last_accept_warning = Some(Instant::now());
+                }
+                tokio::time::sleep(accept_backoff).await;
+                accept_backoff = (accept_backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
         if tx.is_closed() {
             return;
         }
@@ -141,20 +162,33 @@ impl Conn {
         }
     }
 
-    /// Reads one message (type, body). Past `deadline` (the hold timer) the
-    /// session is over, so a read cut short there loses nothing.
+    /// Reads one message (type, body). `deadline` (the hold timer, or the
+    /// OPEN deadline) covers the whole message, not just its header: a peer
+    /// that stalls mid-message gets "hold timer expired" like a silent one.
+    /// Past it the session is over, so a read cut short there loses nothing.
+    /// With no hold timer a message must still arrive within [`HOLD_TIME`]
+    /// once its header has.
     async fn read(&mut self, deadline: Option<Instant>) -> Result<(u8, &[u8]), End> {
-        let mut header = [0u8; wire::HEADER_LEN];
-        let reader = &mut self.reader;
-        let read = async { reader.read_exact(&mut header).await.map(|_| ()) };
-        let outcome = match deadline {
-            Some(d) => timeout_at(d, read).await.map_err(|_| End::Sent(Notification::new(code::HOLD_TIMER, 0, &[])))?,
-            None => read.await,
+        let expired = || End::Sent(Notification::new(code::HOLD_TIMER, 0, &[]));
+        let max_len = self.max_len;
+        let (reader, buf) = (&mut self.reader, &mut self.buf);
+        let whole = async {
+            let mut header = [0u8; wire::HEADER_LEN];
+            reader.read_exact(&mut header).await.map_err(|e| End::Closed(format!("read failed: {e}")))?;
+            let (len, kind) = wire::parse_header(&header, max_len).map_err(End::Sent)?;
+            buf.resize(len - wire::HEADER_LEN, 0);
+            let body = reader.read_exact(buf);
+            let body_deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(HOLD_TIME.into()));
+            timeout_at(body_deadline, body)
+                .await
+                .map_err(|_| expired())?
+                .map_err(|e| End::Closed(format!("read failed: {e}")))?;
+            Ok(kind)
         };
-        outcome.map_err(|e| End::Closed(format!("read failed: {e}")))?;
-        let (len, kind) = wire::parse_header(&header, self.max_len).map_err(End::Sent)?;
-        self.buf.resize(len - wire::HEADER_LEN, 0);
-        self.reader.read_exact(&mut self.buf).await.map_err(|e| End::Closed(format!("read failed: {e}")))?;
+        let kind = match deadline {
+            Some(d) => timeout_at(d, whole).await.map_err(|_| expired())??,
+            None => whole.await?,
+        };
         Ok((kind, &self.buf))
     }
 
