@@ -106,6 +106,9 @@ pub fn overrunning_attributes(prefix: &str) -> Vec<u8> {
     raw(2, &update_body(&[], &attrs, &[prefix]))
 }
 
+/// The longest one connect or write of the test speaker may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One BGP connection from the test's side.
 pub struct Speaker {
     stream: TcpStream,
@@ -116,7 +119,8 @@ impl Speaker {
     pub async fn connect(to: SocketAddr, from: IpAddr) -> Speaker {
         let socket = TcpSocket::new_v4().unwrap();
         socket.bind(SocketAddr::new(from, 0)).unwrap();
-        Speaker { stream: socket.connect(to).await.unwrap() }
+        let connect = tokio::time::timeout(IO_TIMEOUT, socket.connect(to));
+        Speaker { stream: connect.await.expect("the speaker connects within the timeout").unwrap() }
     }
 
     /// Wraps an accepted connection.
@@ -126,7 +130,8 @@ impl Speaker {
 
     /// Writes bytes.
     pub async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
+        let write = tokio::time::timeout(IO_TIMEOUT, self.stream.write_all(bytes));
+        write.await.expect("the write completes within the timeout").unwrap();
     }
 
     /// The next message (type, body), or None when the connection closed or

@@ -65,7 +65,7 @@ impl Daemon {
 
     /// GET a path; the body as text, or None if the request failed.
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let response = reqwest::get(format!("{}{path}", self.base)).await.ok()?;
+        let response = super::http_client().get(format!("{}{path}", self.base)).send().await.ok()?;
         let status = response.status().as_u16();
         Some((status, response.text().await.ok()?))
     }
@@ -86,6 +86,17 @@ impl Daemon {
     pub async fn service(&self, id: &str) -> Option<serde_json::Value> {
         let doc = self.json("/api/v1/services").await?;
         doc["services"].as_array()?.iter().find(|s| s["id"] == id).cloned()
+    }
+
+    /// Resident memory of the process in KiB (Linux `VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("still running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc readable");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS present")
     }
 
     /// Sends a signal by name (HUP, TERM, KILL).

@@ -13,7 +13,8 @@ use std::future::Future;
 use std::time::Duration;
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics with `what`
-/// after `deadline`.
+/// after `deadline`. The deadline also bounds each attempt: a check that
+/// hangs (a request to a stuck server) cannot hold the test past it.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
@@ -21,7 +22,7 @@ where
 {
     let end = tokio::time::Instant::now() + deadline;
     loop {
-        if let Some(value) = check().await {
+        if let Ok(Some(value)) = tokio::time::timeout_at(end, check()).await {
             return value;
         }
         if tokio::time::Instant::now() >= end {
@@ -29,4 +30,12 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The longest any single request or exchange in a test may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A reqwest client whose every request is bounded by [`REQUEST_TIMEOUT`].
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("a plain reqwest client builds")
 }
