@@ -121,10 +121,22 @@ fn parse_cli() -> Result<Cli, ExitCode> {
                 }
             }
             _ => {
-                // One sentence, not clap's usage block.
+                // One sentence, not clap's usage block, but with everything
+                // clap said before it: the missing argument's name, the
+                // "similar argument" tip.
                 let rendered = e.render().to_string();
-                let first = rendered.lines().next().unwrap_or("invalid arguments");
-                let sentence = first.trim_start_matches("error: ");
+                let said = rendered.split("\nUsage:").next().unwrap_or_default();
+                let mut sentence = String::new();
+                for line in said.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    let line = line.trim_start_matches("error: ");
+                    if !sentence.is_empty() {
+                        sentence.push_str(if line.starts_with("tip:") { "; " } else { " " });
+                    }
+                    sentence.push_str(line);
+                }
+                if sentence.is_empty() {
+                    sentence.push_str("invalid arguments");
+                }
                 eprintln!("chatpulse: {sentence} (see chatpulse --help)");
                 ExitCode::from(2)
             }
@@ -153,8 +165,21 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     init_logging(&cli);
-    // bgpkit-style dependency trees can pull in a second rustls provider;
-    // pinning ours makes every TLS client use aws-lc-rs.
+    // A panic is a bug, never a user's fault: log it as one line without a
+    // backtrace (RUST_BACKTRACE=1 is common on servers, and resolving one
+    // costs a hundred megabytes). The HTTP server answers such a request 500.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!("internal error (a bug in chatpulse, please report it): {what}{at}");
+    }));
+    // One process-wide rustls provider, so no TLS client (reqwest, lettre,
+    // the websocket, the tls probe) has to choose between two at run time.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match dispatch(&cli) {
         Ok(code) => code,

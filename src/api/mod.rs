@@ -6,6 +6,7 @@
 //! its read-only handle. Errors are JSON `{"error": "..."}` with 400 or 404.
 
 pub mod history;
+pub mod serve;
 mod services;
 mod status_page;
 
@@ -77,7 +78,34 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/services/{id}/history", get(history::history))
         .route("/api/v1/incidents", get(history::incidents))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// Every error status is JSON `{"error": "…"}` (SPEC section 5), whatever
+/// produced it (an extractor's rejection, a 405): text bodies become the
+/// message. `/healthz` keeps its one plain line for probes and load balancers.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let plain = request.uri().path() == "/healthz";
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if plain || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_lowercase() } else { text };
+    ApiError { status, message }.into_response()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError { status: StatusCode::METHOD_NOT_ALLOWED, message: "method not allowed: only GET is served".into() }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

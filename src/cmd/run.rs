@@ -119,19 +119,15 @@ struct HttpServer {
 }
 
 impl HttpServer {
-    async fn start(addr: SocketAddr, state: Arc<AppState>) -> Result<HttpServer, RunError> {
+    async fn start(server: &crate::config::Server, state: Arc<AppState>) -> Result<HttpServer, RunError> {
+        let addr = server.listen;
         let listener = TcpListener::bind(addr).await.map_err(|source| RunError::Bind { addr, source })?;
         let addr = listener.local_addr().unwrap_or(addr);
         let (stop, stopped) = oneshot::channel::<()>();
         let app = api::router(state);
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                error!("HTTP server failed: {e}");
-            }
-        });
+        let task = tokio::spawn(api::serve::serve(listener, app, server.max_connections, async move {
+            let _ = stopped.await;
+        }));
         Ok(HttpServer { addr, stop, task })
     }
 
@@ -267,7 +263,7 @@ impl Daemon {
             return;
         }
         if new.server.listen != self.config.server.listen {
-            match HttpServer::start(new.server.listen, self.app_state()).await {
+            match HttpServer::start(&new.server, self.app_state()).await {
                 Ok(server) => {
                     if let Some(old) = self.http.replace(server) {
                         old.stop().await;
@@ -417,7 +413,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
         http: None,
         sinks: Sinks { metrics, store, incidents, runs: Vec::new(), last_result: Vec::new() },
     };
-    daemon.http = Some(HttpServer::start(config.server.listen, daemon.app_state()).await?);
+    daemon.http = Some(HttpServer::start(&config.server, daemon.app_state()).await?);
     daemon.schedule = Some(start_schedule(&daemon.toolkit, &daemon.plan, daemon.observations.clone()));
     daemon.healthy.store(true, Ordering::Relaxed);
     release_freed_memory();

@@ -112,6 +112,10 @@ pub struct Monitor {
 pub struct Server {
     /// Where /metrics, the API and the status page are served.
     pub listen: SocketAddr,
+    /// Connections served at once; more are closed at accept.
+    pub max_connections: usize,
+    /// Base of links in alerts; `None` = `http://{listen}`.
+    pub public_url: Option<String>,
 }
 
 /// `[storage]`.
@@ -614,10 +618,19 @@ fn parse_socket_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, S
 }
 
 fn read_server(root: &Section<'_, '_>) -> Result<Server, ConfigError> {
-    let mut server = Server { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) };
+    let mut server =
+        Server { listen: SocketAddr::from(([127, 0, 0, 1], 9464)), max_connections: 256, public_url: None };
     if let Some(t) = root.table("server", "[server]")? {
-        t.allow_only(&["listen"])?;
+        t.allow_only(&["listen", "max_connections", "public_url"])?;
         server.listen = t.parsed("listen", |s| parse_socket_addr(s, None))?.unwrap_or(server.listen);
+        server.max_connections = t.int("max_connections", 1..65_536)?.map_or(server.max_connections, |n| n as usize);
+        server.public_url = t.parsed("public_url", |s| {
+            let u = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err(format!("\"{s}\" must start with http:// or https://"));
+            }
+            Ok(s.trim_end_matches('/').to_string())
+        })?;
     }
     Ok(server)
 }

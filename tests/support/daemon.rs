@@ -24,7 +24,19 @@ impl Daemon {
     /// Starts `chatpulse run` on `config` (whose `[server] listen` should use
     /// port 0) in `dir`, and waits until it serves HTTP.
     pub async fn start(dir: &Path, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_chatpulse"));
+        Daemon::launch(Command::new(env!("CARGO_BIN_EXE_chatpulse")), dir, config, extra_env).await
+    }
+
+    /// As [`Daemon::start`], with at most `nofile` file descriptors (as a
+    /// systemd unit's `LimitNOFILE` would set), through `prlimit`, which
+    /// execs chatpulse in its own process.
+    pub async fn start_with_fd_limit(dir: &Path, config: &Path, nofile: u32) -> Daemon {
+        let mut command = Command::new("prlimit");
+        command.arg(format!("--nofile={nofile}:{nofile}")).arg("--").arg(env!("CARGO_BIN_EXE_chatpulse"));
+        Daemon::launch(command, dir, config, &[]).await
+    }
+
+    async fn launch(mut command: Command, dir: &Path, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
         command
             .arg("--config")
             .arg(config)

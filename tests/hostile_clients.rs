@@ -1,0 +1,129 @@
+//! Clients of the monitor's own HTTP port are anyone on the network: with
+//! the shipped unit's 1024-descriptor limit, a flood of idle connections
+//! must not starve the probes (a false outage any client could cause), and
+//! the monitor must answer again once the idle ones are timed out. Every
+//! error status is JSON.
+
+mod support;
+
+use std::time::Duration;
+
+use support::daemon::Daemon;
+use support::dns::TestDns;
+use support::http::TestHttp;
+use support::wait_for;
+
+fn config(dir: &std::path::Path, dns: &TestDns, http: &TestHttp) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    let text = format!(
+        r#"
+[monitor]
+interval = "500ms"
+timeout = "400ms"
+fail_after = 2
+recover_after = 1
+
+[server]
+listen = "127.0.0.1:0"
+
+[storage]
+path = "{db}"
+
+[[service]]
+id = "steady"
+name = "Steady"
+  [[service.probe]]
+  kind = "dns"
+  query = "web.chat.test"
+  server = "{dns}"
+  [[service.probe]]
+  kind = "http"
+  url = "{url}"
+"#,
+        db = dir.join("history.db").display(),
+        dns = dns.addr,
+        url = http.url("/ok"),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn runs(daemon: &Daemon, kind: &str, result: &str) -> f64 {
+    let series = format!(
+        "chatpulse_probe_runs_total{{service=\"steady\",probe=\"{kind}-1\",kind=\"{kind}\",result=\"{result}\"}}"
+    );
+    daemon.metric(&series).await.unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_idle_connections_is_no_outage_and_is_shed() {
+    let dns = TestDns::start().await;
+    let http = TestHttp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), &dns, &http);
+    let daemon = Daemon::start_with_fd_limit(dir.path(), &path, 1024).await;
+    wait_for("steady up", Duration::from_secs(15), || async {
+        (daemon.service("steady").await?["status"] == "up").then_some(())
+    })
+    .await;
+    let (dns_ok, http_ok) = (runs(&daemon, "dns", "ok").await, runs(&daemon, "http", "ok").await);
+
+    // 1,100 connections that never send a byte: more than the process has
+    // descriptors. The listener holds at most max_connections of them.
+    let addr = daemon.base.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..1_100 {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await
+        {
+            idle.push(stream);
+        }
+    }
+    // Probes go on through the flood: nothing fails for want of a socket.
+    let hold = tokio::time::Instant::now() + Duration::from_secs(4);
+    while tokio::time::Instant::now() < hold {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The monitor sheds the idle ones by the header deadline and answers again.
+    let health = wait_for("/healthz answering during the flood", Duration::from_secs(20), || async {
+        daemon.get("/healthz").await.map(|(code, _)| code)
+    })
+    .await;
+    assert_eq!(health, 200);
+    let service = daemon.service("steady").await.expect("API answers");
+    assert_eq!(service["status"], "up", "a false outage: {service}");
+    assert!(runs(&daemon, "dns", "ok").await > dns_ok + 4.0, "DNS probes stalled");
+    assert!(runs(&daemon, "http", "ok").await > http_ok + 4.0, "HTTP probes stalled");
+    for kind in ["dns", "http"] {
+        for result in ["dns_timeout", "http_connect", "http_timeout"] {
+            assert_eq!(runs(&daemon, kind, result).await, 0.0, "{kind} {result} during the flood");
+        }
+    }
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_status_is_json() {
+    let dns = TestDns::start().await;
+    let http = TestHttp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), &dns, &http);
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    let client = support::http_client();
+    for (method, route, code) in [
+        ("POST", "/api/v1/services", 405),
+        ("DELETE", "/api/v1/incidents", 405),
+        ("GET", "/api/v1/nothing", 404),
+        ("GET", "/api/v1/services/steady/uptime?window=%ZZ", 400),
+    ] {
+        let response = client
+            .request(method.parse().unwrap(), format!("{}{route}", daemon.base))
+            .send()
+            .await
+            .expect("the monitor answers");
+        assert_eq!(response.status().as_u16(), code, "{method} {route}");
+        let text = response.text().await.expect("a body");
+        let body: serde_json::Value = serde_json::from_str(&text).expect("a JSON body");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{method} {route}: {body}");
+    }
+}
