@@ -9,7 +9,7 @@ use std::time::Duration;
 use chatpulse::config::{HttpCheck, HttpMethod, StatusRange};
 use chatpulse::probe::http::{HttpProbe, client};
 use chatpulse::probe::{Finding, Probe, Reason};
-use support::http::{HUGE, TestHttp, closed_port, self_signed_tls};
+use support::http::{HUGE, TestHttp, closed_port, raw_http, self_signed_tls};
 
 fn check(url: String, body_contains: Option<&str>) -> HttpCheck {
     HttpCheck {
@@ -17,6 +17,8 @@ fn check(url: String, body_contains: Option<&str>) -> HttpCheck {
         method: HttpMethod::Get,
         expect_status: vec![StatusRange { low: 200, high: 399 }],
         body_contains: body_contains.map(str::to_string),
+        user_agent: chatpulse::config::DEFAULT_USER_AGENT.to_string(),
+        max_redirects: 5,
     }
 }
 
@@ -110,4 +112,57 @@ async fn closed_port_is_http_connect() {
     let f = run(check(format!("http://{port}/"), None), T).await;
     assert_eq!(f.result, Err(Reason::HttpConnect), "{}", f.detail);
     assert!(f.detail.to_lowercase().contains("refused"), "{}", f.detail);
+}
+
+#[tokio::test]
+async fn redirects_are_followed_up_to_max_redirects() {
+    let http = TestHttp::start().await;
+    let f = run(check(http.url("/redirect?to=/ok"), Some("WhatsApp")), T).await;
+    assert_eq!(f.result, Ok(()), "{}", f.detail);
+    let f = run(check(http.url("/loop"), None), T).await;
+    assert_eq!(f.result, Err(Reason::HttpRedirect), "{}", f.detail);
+    assert!(f.detail.contains("more than 5 redirects"), "{}", f.detail);
+    // max_redirects = 0: the 302 itself is judged.
+    let mut c = check(http.url("/redirect?to=/ok"), None);
+    c.max_redirects = 0;
+    assert_eq!(run(c.clone(), T).await.http_status, Some(302));
+    c.expect_status = vec![StatusRange { low: 200, high: 200 }];
+    assert_eq!(run(c, T).await.result, Err(Reason::HttpStatus));
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_scheme_is_refused_before_connecting() {
+    let http = TestHttp::start().await;
+    let f = run(check(http.url("/redirect?to=ftp://127.0.0.1/file"), None), T).await;
+    assert_eq!(f.result, Err(Reason::HttpRedirect), "{}", f.detail);
+    assert!(f.detail.contains("scheme \"ftp\""), "{}", f.detail);
+}
+
+#[tokio::test]
+async fn answers_that_are_not_http_are_http_protocol() {
+    let many_headers: String = (0..10_000).map(|i| format!("x-h{i}: v\r\n")).collect();
+    for (what, reply) in [
+        ("an invalid status line", b"HTTP/1.1 abc nonsense\r\n\r\n".to_vec()),
+        ("garbage", b"\x00\x01\x02 this is not http at all\r\n\r\n".to_vec()),
+        ("HTTP/0.9 (a body without a status line)", b"<html>hello</html>\n".to_vec()),
+        ("10,000 headers", format!("HTTP/1.1 200 OK\r\n{many_headers}\r\nok").into_bytes()),
+    ] {
+        let (addr, _task) = raw_http(reply).await;
+        let f = run(check(format!("http://{addr}/"), None), T).await;
+        assert_eq!(f.result, Err(Reason::HttpProtocol), "{what}: {}", f.detail);
+    }
+}
+
+#[tokio::test]
+async fn credentials_in_the_url_are_never_shown() {
+    let http = TestHttp::start().await;
+    let url = http.url("/status/503").replace("http://", "http://admin:hunter2@");
+    let f = run(check(url.clone(), None), T).await;
+    assert_eq!(f.result, Err(Reason::HttpStatus));
+    assert!(f.detail.contains("admin:***@") && !f.detail.contains("hunter2"), "{}", f.detail);
+    let closed = closed_port().await;
+    let f = run(check(format!("http://admin:hunter2@{closed}/"), None), T).await;
+    assert!(!f.detail.contains("hunter2"), "{}", f.detail);
+    let target = chatpulse::config::Check::Http(check(url, None)).target();
+    assert!(target.contains("admin:***@") && !target.contains("hunter2"), "{target}");
 }

@@ -44,12 +44,18 @@ struct Route {
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
     /// The request failed.
-    #[error("looking glass request for {prefix} failed: {source}")]
+    #[error("the RIPEstat looking glass could not be asked about {prefix}: {why}")]
     Http {
         /// The prefix asked about.
         prefix: Prefix,
-        /// Why.
-        source: reqwest::Error,
+        /// Why, in the innermost error's words.
+        why: String,
+    },
+    /// The answer was larger than [`MAX_ANSWER`].
+    #[error("the RIPEstat looking glass answer for {prefix} is larger than {} MiB; not read", MAX_ANSWER >> 20)]
+    TooLarge {
+        /// The prefix asked about.
+        prefix: Prefix,
     },
     /// The answer was not the looking glass's JSON.
     #[error("looking glass answer for {prefix} is not understood: {why}")]
@@ -60,6 +66,10 @@ pub enum SeedError {
         why: String,
     },
 }
+
+/// The largest looking-glass answer read (a /23 seen by every RIS peer is
+/// about 1 MiB); a body that never ends is cut here.
+pub const MAX_ANSWER: usize = 32 << 20;
 
 /// Parses an AS number that may be a JSON number or a string.
 pub fn asn(value: &serde_json::Value) -> Option<u32> {
@@ -84,14 +94,21 @@ pub async fn looking_glass(
     prefix: Prefix,
 ) -> Result<Vec<FeedEvent>, SeedError> {
     let url = format!("{seed_url}/data/looking-glass/data.json?resource={prefix}");
-    let response = client
+    let failed = |e: reqwest::Error| SeedError::Http { prefix, why: crate::error_text::root_cause(&e) };
+    let mut response = client
         .get(url)
         .timeout(Duration::from_secs(30))
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|source| SeedError::Http { prefix, source })?;
-    let body = response.bytes().await.map_err(|source| SeedError::Http { prefix, source })?;
+        .map_err(failed)?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(SeedError::TooLarge { prefix });
+        }
+        body.extend_from_slice(&chunk);
+    }
     let answer: Answer = serde_json::from_slice(&body).map_err(|e| SeedError::Format { prefix, why: e.to_string() })?;
     let mut events = Vec::new();
     for rrc in answer.data.rrcs {

@@ -2,6 +2,7 @@
 //! a table or JSON. Exit 0 when all passed, 1 when any failed.
 //! `bgp_unknown` is shown but does not fail the round: it is never an outage.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -51,29 +52,37 @@ pub struct CheckRow {
     pub duration_ms: f64,
     /// What came back.
     pub detail: String,
+    /// The run said nothing about the target (`bgp_unknown`,
+    /// `probe_resource`): shown, but not a failure of the round.
+    #[serde(skip)]
+    pub inconclusive: bool,
 }
 
 /// Seeds `board` for a one-shot judgement: with RIS Live as the source, the
 /// RIPEstat looking glass gives every RIS peer's current route at once. The
-/// other sources need a running feed (`chatpulse run`). Returns why the
-/// board stays unknown, if it does.
-async fn seed_board(config: &Config, prefixes: &[Prefix], board: &VisibilityBoard) -> Option<String> {
+/// other sources need a running feed (`chatpulse run`). Returns, per prefix
+/// left unknown, why.
+async fn seed_board(config: &Config, prefixes: &[Prefix], board: &VisibilityBoard) -> HashMap<Prefix, String> {
+    let mut problems = HashMap::new();
     if prefixes.is_empty() {
-        return None;
+        return problems;
     }
     if config.bgp.source != BgpSource::RisLive {
-        return Some(format!("the {} feed is followed only by `chatpulse run`", config.bgp.source.as_str()));
+        let why = format!("the {} feed is followed only by `chatpulse run`", config.bgp.source.as_str());
+        return prefixes.iter().map(|p| (*p, why.clone())).collect();
     }
     let mut engine = Engine::new(config.bgp.source, prefixes.to_vec(), board.clone(), None);
     let client = reqwest::Client::new();
     for prefix in prefixes {
         match seed::looking_glass(&client, &config.bgp.seed_url, *prefix).await {
             Ok(events) => events.into_iter().for_each(|e| engine.apply(e)),
-            Err(e) => return Some(e.to_string()),
+            Err(e) => {
+                problems.insert(*prefix, e.to_string());
+            }
         }
     }
     engine.apply(FeedEvent::Healthy(true));
-    None
+    problems
 }
 
 /// Runs one round and returns the rows in config order.
@@ -98,15 +107,15 @@ pub async fn round(config: &Config, service: Option<&str>) -> Result<Vec<CheckRo
         }
     }
     let board = VisibilityBoard::new(&prefixes, config.bgp.min_peers);
-    let feed_problem = seed_board(config, &prefixes, &board).await;
-    let feed_problem = feed_problem.as_ref();
+    let problems = seed_board(config, &prefixes, &board).await;
+    let problems = &problems;
     let toolkit = Toolkit::new(board)?;
     let runs = futures_util::stream::iter(selected.into_iter().map(|info| {
         let probe = toolkit.build(&info);
         async move {
             let (_, duration, mut finding) = run_once(&info, probe.as_ref()).await;
-            if let (Check::Bgp(b), Err(Reason::BgpUnknown), Some(why)) =
-                (&info.spec.check, finding.result, feed_problem.as_ref())
+            if let (Check::Bgp(b), Err(Reason::BgpUnknown)) = (&info.spec.check, finding.result)
+                && let Some(why) = problems.get(&b.prefix)
             {
                 finding.detail = format!("{}: {why}", b.prefix);
             }
@@ -117,6 +126,7 @@ pub async fn round(config: &Config, service: Option<&str>) -> Result<Vec<CheckRo
                 target: info.spec.check.target(),
                 result: result_word(finding.result).to_string(),
                 duration_ms: (duration.as_secs_f64() * 1e6).round() / 1e3,
+                inconclusive: finding.result.is_err_and(Reason::is_inconclusive),
                 detail: finding.detail,
             }
         }
@@ -127,9 +137,32 @@ pub async fn round(config: &Config, service: Option<&str>) -> Result<Vec<CheckRo
     Ok(runs)
 }
 
-/// True when no row failed (`bgp_unknown` does not count as a failure).
+impl CheckRow {
+    fn failed(&self) -> bool {
+        self.result != "ok" && !self.inconclusive
+    }
+}
+
+/// True when no row failed (`bgp_unknown` and `probe_resource` do not count).
 pub fn all_passed(rows: &[CheckRow]) -> bool {
-    rows.iter().all(|r| r.result == "ok" || r.result == "bgp_unknown")
+    !rows.iter().any(CheckRow::failed)
+}
+
+/// `text` safe to print on a terminal: control characters (CR, LF, ESC…)
+/// from a DNS TXT record or a server's error become visible escapes
+/// instead of moving the cursor or recolouring the screen.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Prints the rows as a table or as one JSON document.
@@ -145,15 +178,15 @@ pub fn print(rows: &[CheckRow], json: bool, out: &mut dyn Write) -> std::io::Res
                 r.service.clone(),
                 r.probe.clone(),
                 r.kind.clone(),
-                r.target.clone(),
+                printable(&r.target),
                 r.result.clone(),
                 format!("{:.1} ms", r.duration_ms),
-                r.detail.clone(),
+                printable(&r.detail),
             ]
         })
         .collect();
     super::print_table(out, &["SERVICE", "PROBE", "KIND", "TARGET", "RESULT", "DURATION", "DETAIL"], &table)?;
-    let failed = rows.iter().filter(|r| r.result != "ok" && r.result != "bgp_unknown").count();
+    let failed = rows.iter().filter(|r| r.failed()).count();
     writeln!(out)?;
     if failed == 0 {
         writeln!(out, "all {} probes passed", rows.len())

@@ -436,9 +436,34 @@ pub struct HttpCheck {
     pub expect_status: Vec<StatusRange>,
     /// Text the body must contain (read up to the body cap).
     pub body_contains: Option<String>,
+    /// The User-Agent sent.
+    pub user_agent: String,
+    /// Redirects followed (0 = a 3xx is judged as it is).
+    pub max_redirects: u32,
+}
+
+/// The User-Agent of http probes unless `user_agent` says otherwise: it
+/// names the tool, so a platform's operators can tell what is knocking.
+pub const DEFAULT_USER_AGENT: &str = concat!("chatpulse/", env!("CARGO_PKG_VERSION"), " (messaging outage monitor)");
+
+/// `url` with any password replaced by `***` (`http://admin:***@host/`),
+/// for everything a user or a log sees; the real URL is used only to connect.
+pub fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl HttpCheck {
+    /// The URL as shown anywhere: credentials redacted.
+    pub fn shown_url(&self) -> String {
+        redacted(&self.url)
+    }
+
     /// The host part of the URL (the grouping key for HTTP root causes).
     pub fn host(&self) -> String {
         reqwest::Url::parse(&self.url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
@@ -475,8 +500,8 @@ impl Check {
                 format!("{} {}{server}{mode}", d.query, d.record.as_str())
             }
             Check::Http(h) => match h.method {
-                HttpMethod::Get => h.url.clone(),
-                HttpMethod::Head => format!("HEAD {}", h.url),
+                HttpMethod::Get => h.shown_url(),
+                HttpMethod::Head => format!("HEAD {}", h.shown_url()),
             },
             Check::Bgp(b) => match b.origin {
                 Some(asn) => format!("{} AS{asn}", b.prefix),
@@ -811,7 +836,7 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
 
 const COMMON_PROBE_KEYS: [&str; 6] = ["kind", "id", "interval", "timeout", "fail_after", "recover_after"];
 const DNS_KEYS: [&str; 6] = ["query", "record", "server", "recursion", "expect_rcode", "expect_answer"];
-const HTTP_KEYS: [&str; 4] = ["url", "method", "expect_status", "body_contains"];
+const HTTP_KEYS: [&str; 6] = ["url", "method", "expect_status", "body_contains", "user_agent", "max_redirects"];
 const BGP_KEYS: [&str; 3] = ["prefix", "origin", "min_visibility"];
 
 fn read_probe(t: &Section<'_, '_>, monitor: &Monitor, earlier: &[Arc<ProbeSpec>]) -> Result<ProbeSpec, ConfigError> {
@@ -910,11 +935,12 @@ fn read_dns(t: &Section<'_, '_>) -> Result<DnsCheck, ConfigError> {
 fn read_http(t: &Section<'_, '_>) -> Result<HttpCheck, ConfigError> {
     let url = t.required_str("url")?;
     let parsed = reqwest::Url::parse(url.value)
-        .map_err(|e| t.error(&url.span, format!("\"url\": \"{}\" is not a URL ({e})", url.value)))?;
+        .map_err(|e| t.error(&url.span, format!("\"url\": \"{}\" is not a URL ({e})", redacted(url.value))))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-        return Err(
-            t.error(&url.span, format!("\"url\": \"{}\" must be an http:// or https:// URL with a host", url.value))
-        );
+        return Err(t.error(
+            &url.span,
+            format!("\"url\": \"{}\" must be an http:// or https:// URL with a host", redacted(url.value)),
+        ));
     }
     let method = t
         .parsed("method", |s| match s.to_ascii_uppercase().as_str() {
@@ -937,7 +963,15 @@ fn read_http(t: &Section<'_, '_>) -> Result<HttpCheck, ConfigError> {
     if body_contains.is_some() && method == HttpMethod::Head {
         return Err(t.error_at_key("body_contains", "\"body_contains\" cannot be checked with method HEAD (no body)"));
     }
-    Ok(HttpCheck { url: url.value.to_string(), method, expect_status, body_contains })
+    let user_agent = match t.str("user_agent")? {
+        Some(ua) if ua.value.trim().is_empty() || ua.value.contains(['\r', '\n']) => {
+            return Err(t.error(&ua.span, "\"user_agent\" must be one non-empty line"));
+        }
+        Some(ua) => ua.value.to_string(),
+        None => DEFAULT_USER_AGENT.to_string(),
+    };
+    let max_redirects = t.int("max_redirects", 0..21)?.map_or(5, |n| n as u32);
+    Ok(HttpCheck { url: url.value.to_string(), method, expect_status, body_contains, user_agent, max_redirects })
 }
 
 fn read_bgp_check(t: &Section<'_, '_>) -> Result<BgpCheck, ConfigError> {

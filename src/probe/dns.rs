@@ -5,8 +5,12 @@
 //! of the system configuration. Doing the exchange ourselves, rather than
 //! through a caching stub resolver, is what lets each failure keep its own
 //! name: a timeout is not a SERVFAIL is not an NXDOMAIN is not REFUSED.
-//! Replies that do not parse or do not match the question are ignored (as a
-//! resolver would) and mentioned in the detail if nothing valid follows.
+//! Replies that do not parse or do not match the question (ID, exactly our
+//! one question) are ignored (as a resolver would) and mentioned in the
+//! detail if nothing valid follows. Only records owned by the queried name,
+//! or by a name its CNAME chain leads to, count as the answer. A socket the
+//! monitor cannot open (out of descriptors) is `probe_resource`, not a
+//! failure of the server.
 
 use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -18,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
-use super::{Finding, Probe, Reason, RunFuture};
+use super::{Finding, Probe, Reason, RunFuture, is_resource_shortage};
 use crate::config::{DnsCheck, Rcode, RecordType};
 
 /// Largest UDP reply we accept (EDNS payload size we advertise).
@@ -41,6 +45,28 @@ fn wire_type(record: RecordType) -> WireType {
         RecordType::Mx => WireType::MX,
     }
 }
+
+/// Why an exchange produced no usable reply.
+struct Failure {
+    reason: Reason,
+    why: String,
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Failure {
+        Failure { reason: Reason::DnsTimeout, why }
+    }
+}
+
+/// An I/O error of ours: `probe_resource` when the monitor is short of
+/// descriptors or memory, else no answer.
+fn io_failure(what: &str, e: &std::io::Error) -> Failure {
+    let reason = if is_resource_shortage(e) { Reason::ProbeResource } else { Reason::DnsTimeout };
+    Failure { reason, why: format!("{what}: {e}") }
+}
+
+/// Most CNAMEs followed inside one answer.
+const MAX_CNAME_CHAIN: usize = 16;
 
 /// A configured dns probe, with its query pre-encoded.
 pub struct DnsProbe {
@@ -83,12 +109,15 @@ impl DnsProbe {
             Ok(Ok(reply)) if reply.metadata.truncation => {
                 match timeout_at(deadline, self.tcp(server, &query, id)).await {
                     Ok(Ok(reply)) => reply,
-                    Ok(Err(why)) => return self.no_answer(server, &why),
-                    Err(_) => return self.no_answer(server, "no answer over TCP after a truncated UDP reply"),
+                    Ok(Err(failure)) => return self.no_answer(server, failure),
+                    Err(_) => {
+                        return self
+                            .no_answer(server, "no answer over TCP after a truncated UDP reply".to_string().into());
+                    }
                 }
             }
             Ok(Ok(reply)) => reply,
-            Ok(Err(why)) => return self.no_answer(server, &why),
+            Ok(Err(failure)) => return self.no_answer(server, failure),
             Err(_) => {
                 let why = match ignored {
                     0 => format!("no answer within {}", humantime::format_duration(self.timeout)),
@@ -97,33 +126,33 @@ impl DnsProbe {
                         humantime::format_duration(self.timeout)
                     ),
                 };
-                return self.no_answer(server, &why);
+                return self.no_answer(server, why.into());
             }
         };
         self.judge(server, &reply)
     }
 
-    fn no_answer(&self, server: SocketAddr, why: &str) -> Finding {
+    fn no_answer(&self, server: SocketAddr, failure: Failure) -> Finding {
         Finding::fail(
-            Reason::DnsTimeout,
-            format!("{} {} @{server}: {why}", self.check.query, self.check.record.as_str()),
+            failure.reason,
+            format!("{} {} @{server}: {}", self.check.query, self.check.record.as_str(), failure.why),
         )
     }
 
-    async fn udp(&self, server: SocketAddr, query: &[u8], id: u16, ignored: &mut usize) -> Result<Message, String> {
+    async fn udp(&self, server: SocketAddr, query: &[u8], id: u16, ignored: &mut usize) -> Result<Message, Failure> {
         let local: SocketAddr =
             if server.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
-        let socket = UdpSocket::bind(local).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-        socket.connect(server).await.map_err(|e| format!("cannot reach the server: {e}"))?;
-        socket.send(query).await.map_err(|e| format!("cannot send the query: {e}"))?;
+        let socket = UdpSocket::bind(local).await.map_err(|e| io_failure("cannot open a UDP socket", &e))?;
+        socket.connect(server).await.map_err(|e| io_failure("cannot reach the server", &e))?;
+        socket.send(query).await.map_err(|e| io_failure("cannot send the query", &e))?;
         let mut buf = vec![0u8; usize::from(UDP_PAYLOAD) + 512];
         loop {
             let n = match socket.recv(&mut buf).await {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    return Err("server unreachable (nothing listens on that port)".into());
+                    return Err("server unreachable (nothing listens on that port)".to_string().into());
                 }
-                Err(e) => return Err(format!("receive failed: {e}")),
+                Err(e) => return Err(io_failure("receive failed", &e)),
             };
             match Message::from_vec(&buf[..n]) {
                 Ok(reply) if self.answers(&reply, id) => return Ok(reply),
@@ -132,27 +161,47 @@ impl DnsProbe {
         }
     }
 
-    async fn tcp(&self, server: SocketAddr, query: &[u8], id: u16) -> Result<Message, String> {
-        let mut stream = TcpStream::connect(server).await.map_err(|e| format!("TCP connect failed: {e}"))?;
+    async fn tcp(&self, server: SocketAddr, query: &[u8], id: u16) -> Result<Message, Failure> {
+        let mut stream = TcpStream::connect(server).await.map_err(|e| io_failure("TCP connect failed", &e))?;
         let len = u16::try_from(query.len()).map_err(|_| "query too long".to_string())?;
         let mut framed = len.to_be_bytes().to_vec();
         framed.extend_from_slice(query);
-        stream.write_all(&framed).await.map_err(|e| format!("TCP send failed: {e}"))?;
-        let reply_len = stream.read_u16().await.map_err(|e| format!("TCP receive failed: {e}"))?;
+        stream.write_all(&framed).await.map_err(|e| io_failure("TCP send failed", &e))?;
+        let reply_len = stream.read_u16().await.map_err(|e| io_failure("TCP receive failed", &e))?;
         let mut buf = vec![0u8; usize::from(reply_len)];
-        stream.read_exact(&mut buf).await.map_err(|e| format!("TCP receive failed: {e}"))?;
+        stream.read_exact(&mut buf).await.map_err(|e| io_failure("TCP receive failed", &e))?;
         match Message::from_vec(&buf) {
             Ok(reply) if self.answers(&reply, id) => Ok(reply),
-            Ok(_) => Err("the TCP reply does not match the question".into()),
-            Err(e) => Err(format!("malformed TCP reply: {e}")),
+            Ok(_) => Err("the TCP reply does not match the question".to_string().into()),
+            Err(e) => Err(format!("malformed TCP reply: {e}").into()),
         }
     }
 
-    /// True when `reply` is a response to our query (ID and question match).
+    /// True when `reply` is a response to our query: our ID, and exactly our
+    /// one question (a reply without a question proves nothing).
     fn answers(&self, reply: &Message, id: u16) -> bool {
         reply.metadata.id == id
             && reply.metadata.message_type == MessageType::Response
+            && reply.queries.len() == 1
             && reply.queries.iter().all(|q| q.query_type == self.record && q.name == self.name)
+    }
+
+    /// The queried name and every name its CNAME chain in `reply` leads to.
+    fn owners(&self, reply: &Message) -> Vec<Name> {
+        let mut owners = vec![self.name.clone()];
+        while owners.len() <= MAX_CNAME_CHAIN {
+            let next = reply.answers.iter().find_map(|r| match &r.data {
+                hickory_proto::rr::RData::CNAME(target) if owners.contains(&r.name) && !owners.contains(&target.0) => {
+                    Some(target.0.clone())
+                }
+                _ => None,
+            });
+            match next {
+                Some(name) => owners.push(name),
+                None => break,
+            }
+        }
+        owners
     }
 
     fn judge(&self, server: SocketAddr, reply: &Message) -> Finding {
@@ -169,12 +218,19 @@ impl DnsProbe {
             let reason = if expected != Rcode::NoError { Reason::DnsUnexpectedRcode } else { reason };
             return Finding::fail(reason, format!("{what}: {} (expected {})", rcode_word(rcode), expected.as_str()));
         }
-        let matching = reply.answers.iter().filter(|r| r.record_type() == self.record);
+        let owners = self.owners(reply);
+        let of_type = reply.answers.iter().filter(|r| r.record_type() == self.record);
+        let matching = of_type.clone().filter(|r| owners.contains(&r.name));
         let count = matching.clone().count();
         if self.check.expect_answer && count == 0 {
+            let foreign = of_type.count();
+            let note = match foreign {
+                0 => String::new(),
+                n => format!(" ({n} owned by another name, ignored)"),
+            };
             return Finding::fail(
                 Reason::DnsNoAnswer,
-                format!("{what}: {} without any {} record", rcode_word(rcode), self.check.record.as_str()),
+                format!("{what}: {} without any {} record{note}", rcode_word(rcode), self.check.record.as_str()),
             );
         }
         let mut shown = matching.take(3).map(|r| r.data.to_string()).collect::<Vec<_>>().join(", ");

@@ -4,22 +4,33 @@
 //! new user would meet: name resolution, TCP, TLS, the response. The body is
 //! read only when `body_contains` asks for it, and never beyond
 //! [`BODY_CAP`], so a hostile or huge target cannot exhaust memory. Errors are
-//! told apart: timeout, connection, TLS, status, body.
+//! told apart: timeout, connection, TLS, status, body, redirect, protocol.
+//!
+//! Redirects are followed here, not by the HTTP client, so each hop is
+//! checked before anything connects to it: same scheme or an upgrade to
+//! https, at most `max_redirects`, and never to a loopback, link-local or
+//! private address unless the original target was one (a public site must
+//! not be able to point the monitor at its own network). A refused hop is
+//! `http_redirect`. URLs are shown with their password redacted.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use super::{Finding, Probe, Reason, RunFuture};
-use crate::config::{HttpCheck, HttpMethod};
+use tokio::time::Instant;
+
+use super::{Finding, Probe, Reason, RunFuture, is_resource_shortage};
+use crate::config::{HttpCheck, HttpMethod, redacted};
 
 /// The most of a body ever read.
 pub const BODY_CAP: usize = 1 << 20;
 
-/// The shared client: rustls, no connection reuse, up to 10 redirects.
+/// The shared client: rustls, no connection reuse, no automatic redirects
+/// (the probe follows them itself, under its policy).
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
-        .user_agent(concat!("chatpulse/", env!("CARGO_PKG_VERSION")))
+        .user_agent(crate::config::DEFAULT_USER_AGENT)
         .pool_max_idle_per_host(0)
-        .redirect(reqwest::redirect::Policy::limited(10))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 
@@ -29,14 +40,83 @@ pub struct HttpProbe {
     /// Parsed once: parsing (with IDNA) on every run costs more than the
     /// request's own user-space work.
     url: Option<reqwest::Url>,
+    /// The URL as shown (password redacted).
+    shown: String,
     timeout: Duration,
     client: reqwest::Client,
+}
+
+/// True for addresses a public site must not send the monitor to.
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64) // 100.64/10, carrier-grade NAT
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// The addresses `url`'s host stands for (an IP literal, or resolved).
+async fn addresses(url: &reqwest::Url, until: Instant) -> Result<Vec<IpAddr>, String> {
+    let host = url.host_str().ok_or("no host")?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let port = url.port_or_known_default().unwrap_or(80);
+    match tokio::time::timeout_at(until, tokio::net::lookup_host((bare, port))).await {
+        Ok(Ok(found)) => Ok(found.map(|a| a.ip()).collect()),
+        Ok(Err(e)) => Err(format!("{host} does not resolve ({e})")),
+        Err(_) => Err(format!("{host} did not resolve in time")),
+    }
 }
 
 impl HttpProbe {
     /// Prepares the probe.
     pub fn new(check: &HttpCheck, timeout: Duration, client: reqwest::Client) -> HttpProbe {
-        HttpProbe { check: check.clone(), url: reqwest::Url::parse(&check.url).ok(), timeout, client }
+        HttpProbe {
+            check: check.clone(),
+            url: reqwest::Url::parse(&check.url).ok(),
+            shown: check.shown_url(),
+            timeout,
+            client,
+        }
+    }
+
+    /// Whether the redirect from `from` (the original target was
+    /// `original`) to `to` may be followed; the refusal says why.
+    async fn allowed(
+        &self,
+        original: &reqwest::Url,
+        from: &reqwest::Url,
+        to: &reqwest::Url,
+        until: Instant,
+    ) -> Result<(), String> {
+        match (from.scheme(), to.scheme()) {
+            ("http", "http") | ("https", "https") | ("http", "https") => {}
+            ("https", "http") => return Err("a downgrade from https to http".into()),
+            (_, other) => return Err(format!("scheme \"{other}\" is not http or https")),
+        }
+        let target = addresses(to, until).await?;
+        if target.iter().copied().any(is_internal) {
+            let started_inside = addresses(original, until).await.is_ok_and(|a| a.into_iter().any(is_internal));
+            if !started_inside {
+                return Err(format!("{} is a loopback, link-local or private address", to.host_str().unwrap_or("?")));
+            }
+        }
+        Ok(())
     }
 
     async fn request(&self) -> Finding {
@@ -44,15 +124,47 @@ impl HttpProbe {
             HttpMethod::Get => reqwest::Method::GET,
             HttpMethod::Head => reqwest::Method::HEAD,
         };
-        let url = &self.check.url;
-        let Some(parsed) = self.url.clone() else {
+        let url = &self.shown;
+        let Some(original) = self.url.clone() else {
             return Finding::fail(Reason::HttpConnect, format!("{url}: not a valid URL"));
         };
-        // The client's timeout covers name resolution, connect, TLS, headers
-        // and body; the scheduler's safety net covers anything beyond.
-        let mut response = match self.client.request(method, parsed).timeout(self.timeout).send().await {
-            Ok(r) => r,
-            Err(e) => return self.failed(&e),
+        let until = Instant::now() + self.timeout;
+        let mut current = original.clone();
+        let mut hops = 0;
+        // The timeout covers name resolution, connect, TLS, headers, body
+        // and every redirect; the scheduler's safety net covers anything beyond.
+        let mut response = loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let request = self
+                .client
+                .request(method.clone(), current.clone())
+                .header(reqwest::header::USER_AGENT, &self.check.user_agent)
+                .timeout(left);
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) => return self.failed(&e),
+            };
+            if !response.status().is_redirection() || self.check.max_redirects == 0 {
+                break response;
+            }
+            let Some(location) = response.headers().get(reqwest::header::LOCATION) else { break response };
+            let refuse = |why: String| {
+                let mut f = Finding::fail(Reason::HttpRedirect, format!("{url}: redirect refused: {why}"));
+                f.http_status = Some(response.status().as_u16());
+                f
+            };
+            let next = match location.to_str().ok().and_then(|l| current.join(l).ok()) {
+                Some(next) => next,
+                None => return refuse("the Location header is not a URL".into()),
+            };
+            if hops == self.check.max_redirects {
+                return refuse(format!("more than {} redirects (max_redirects)", self.check.max_redirects));
+            }
+            if let Err(why) = self.allowed(&original, &current, &next, until).await {
+                return refuse(format!("to {}: {why}", redacted(next.as_str())));
+            }
+            hops += 1;
+            current = next;
         };
         let status = response.status().as_u16();
         let with_status = |mut f: Finding| {
@@ -102,20 +214,34 @@ impl HttpProbe {
     }
 
     fn failed(&self, e: &reqwest::Error) -> Finding {
-        let url = &self.check.url;
-        let cause = root_cause(e);
-        if e.is_timeout() {
-            Finding::fail(
-                Reason::HttpTimeout,
-                format!("{url}: no complete response within {}", humantime::format_duration(self.timeout)),
-            )
-        } else if is_tls(e) {
-            Finding::fail(Reason::HttpTls, format!("{url}: TLS failed: {cause}"))
-        } else if e.is_redirect() {
-            Finding::fail(Reason::HttpStatus, format!("{url}: {cause}"))
-        } else {
-            Finding::fail(Reason::HttpConnect, format!("{url}: {cause}"))
+        let url = &self.shown;
+        // Inner errors may quote the URL; never show its password.
+        let mut cause = root_cause(e);
+        if let Some(password) = self.url.as_ref().and_then(|u| u.password()) {
+            cause = cause.replace(password, "***");
         }
+        let reason =
+            if chain(e).iter().any(|err| err.downcast_ref::<std::io::Error>().is_some_and(is_resource_shortage)) {
+                Reason::ProbeResource
+            } else if e.is_timeout() {
+                return Finding::fail(
+                    Reason::HttpTimeout,
+                    format!("{url}: no complete response within {}", humantime::format_duration(self.timeout)),
+                );
+            } else if is_tls(e) {
+                return Finding::fail(Reason::HttpTls, format!("{url}: TLS failed: {cause}"));
+            } else if chain(e).iter().any(|err| err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse))
+            {
+                Reason::HttpProtocol
+            } else {
+                Reason::HttpConnect
+            };
+        let detail = match reason {
+            Reason::ProbeResource => format!("{url}: the monitor is out of sockets or memory ({cause})"),
+            Reason::HttpProtocol => format!("{url}: the answer is not valid HTTP ({cause})"),
+            _ => format!("{url}: {cause}"),
+        };
+        Finding::fail(reason, detail)
     }
 }
 
@@ -123,26 +249,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The error chain, descending into `io::Error`s (whose `source()` skips
-/// the error they wrap, which is where hyper-rustls puts TLS failures).
 fn chain(e: &reqwest::Error) -> Vec<&(dyn std::error::Error + 'static)> {
-    let mut out: Vec<&(dyn std::error::Error + 'static)> = vec![e];
-    while let Some(last) = out.last().copied() {
-        let next = match last.downcast_ref::<std::io::Error>() {
-            Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
-            None => last.source(),
-        };
-        match next {
-            Some(n) if out.len() < 16 => out.push(n),
-            _ => break,
-        }
-    }
-    out
+    crate::error_text::chain(e)
 }
 
-/// The innermost error message: the one that says what actually happened.
 fn root_cause(e: &reqwest::Error) -> String {
-    chain(e).last().map(|err| err.to_string()).unwrap_or_default()
+    crate::error_text::root_cause(e)
 }
 
 /// True when any error in the chain is a rustls error (handshake, certificate).
@@ -158,7 +270,29 @@ impl Probe for HttpProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::contains;
+    use super::{contains, is_internal};
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.2",
+            "10.0.0.1",
+            "169.254.169.254",
+            "192.168.1.1",
+            "172.16.0.1",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["157.240.1.35", "2a03:2880:f0fc:c:face:b00c:0:35", "192.0.2.1"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
 
     #[test]
     fn needle_search_handles_edges() {

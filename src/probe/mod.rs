@@ -44,6 +44,14 @@ pub enum Reason {
     HttpStatus,
     /// The body lacks `body_contains`.
     HttpBody,
+    /// A redirect that the policy refuses (scheme downgrade, an internal
+    /// address from a public target, too many, unreadable `Location`).
+    HttpRedirect,
+    /// The answer is not HTTP (bad status line, HTTP/0.9, oversized head).
+    HttpProtocol,
+    /// The monitor itself ran out of sockets or memory for this run:
+    /// no verdict either way, never an outage.
+    ProbeResource,
     /// Too few peers see the prefix or a covering one.
     BgpInvisible,
     /// Some peers see the prefix originated by another AS.
@@ -54,7 +62,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in SPEC order.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 17] = [
         Reason::DnsTimeout,
         Reason::DnsServfail,
         Reason::DnsNxdomain,
@@ -66,6 +74,9 @@ impl Reason {
         Reason::HttpTls,
         Reason::HttpStatus,
         Reason::HttpBody,
+        Reason::HttpRedirect,
+        Reason::HttpProtocol,
+        Reason::ProbeResource,
         Reason::BgpInvisible,
         Reason::BgpOriginMismatch,
         Reason::BgpUnknown,
@@ -85,6 +96,9 @@ impl Reason {
             Reason::HttpTls => "http_tls",
             Reason::HttpStatus => "http_status",
             Reason::HttpBody => "http_body",
+            Reason::HttpRedirect => "http_redirect",
+            Reason::HttpProtocol => "http_protocol",
+            Reason::ProbeResource => "probe_resource",
             Reason::BgpInvisible => "bgp_invisible",
             Reason::BgpOriginMismatch => "bgp_origin_mismatch",
             Reason::BgpUnknown => "bgp_unknown",
@@ -93,7 +107,7 @@ impl Reason {
 
     /// True when the run says nothing about the target (no verdict either way).
     pub fn is_inconclusive(self) -> bool {
-        self == Reason::BgpUnknown
+        matches!(self, Reason::BgpUnknown | Reason::ProbeResource)
     }
 }
 
@@ -240,4 +254,11 @@ pub enum ToolkitError {
     /// The HTTP client failed to build (TLS roots, crypto provider).
     #[error("cannot create the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+}
+
+/// True when an I/O error means the monitor itself is short of a resource
+/// (descriptors, buffers, memory), not that the target failed.
+pub fn is_resource_shortage(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+        || e.kind() == std::io::ErrorKind::OutOfMemory
 }

@@ -42,6 +42,14 @@ async fn status(Path(code): Path<u16>) -> impl IntoResponse {
     (StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT), "status page")
 }
 
+/// `/redirect?to=URL`: 302 to anywhere; `/loop`: 302 to itself.
+async fn redirect(
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> impl IntoResponse {
+    let to = q.get("to").cloned().unwrap_or_else(|| "/ok".into());
+    (StatusCode::FOUND, [(axum::http::header::LOCATION, to)], "moved")
+}
+
 async fn slow() -> &'static str {
     tokio::time::sleep(Duration::from_secs(30)).await;
     "too late"
@@ -82,6 +90,8 @@ impl TestHttp {
             .route("/slow", get(slow))
             .route("/switch", get(switch))
             .route("/huge", get(huge))
+            .route("/redirect", get(redirect))
+            .route("/loop", get(|| async { (StatusCode::FOUND, [(axum::http::header::LOCATION, "/loop")], "again") }))
             .with_state(knobs.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -130,4 +140,28 @@ pub async fn closed_port() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     addr
+}
+
+/// A hostile "HTTP" server: answers every connection with `reply` (whatever
+/// it is) once the request has arrived, then closes.
+pub async fn raw_http(reply: Vec<u8>) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply = Arc::new(reply);
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio::io::AsyncReadExt::read(&mut stream, &mut request),
+                )
+                .await;
+                let _ = stream.write_all(&reply).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (addr, task)
 }
