@@ -9,7 +9,10 @@ use std::time::Duration;
 use chatpulse::config::{DnsCheck, Rcode, RecordType};
 use chatpulse::probe::dns::DnsProbe;
 use chatpulse::probe::{Finding, Probe, Reason};
-use support::dns::{Mode, TestDns, garbage_dns};
+use hickory_server::proto::op::{Message, OpCode};
+use hickory_server::proto::rr::rdata::{A, TXT};
+use hickory_server::proto::rr::{Name, RData, Record};
+use support::dns::{Mode, TestDns, crafted_dns, garbage_dns};
 
 fn check(query: &str, record: RecordType, server: SocketAddr) -> DnsCheck {
     DnsCheck {
@@ -138,4 +141,91 @@ async fn truncated_udp_answer_is_retried_over_tcp() {
     let f = run(check("big.chat.test", RecordType::Txt, dns.addr), T).await;
     assert_eq!(f.result, Ok(()), "{}", f.detail);
     assert!(f.detail.contains("40 TXT"), "{}", f.detail);
+}
+
+/// A reply carrying the question it answers, plus `answers`.
+fn reply_to(query: &Message, answers: Vec<Record>) -> Message {
+    let mut reply = Message::response(0, OpCode::Query);
+    for q in &query.queries {
+        reply.add_query(q.clone());
+    }
+    for a in answers {
+        reply.add_answer(a);
+    }
+    reply
+}
+
+#[tokio::test]
+async fn a_reply_without_the_question_is_not_believed() {
+    let (addr, _task) = crafted_dns(|_| {
+        let mut reply = Message::response(0, OpCode::Query);
+        let name = Name::from_ascii("web.chat.test.").unwrap();
+        reply.add_answer(Record::from_rdata(name, 60, RData::A(A::new(192, 0, 2, 66))));
+        reply
+    })
+    .await;
+    let f = run(check("web.chat.test", RecordType::A, addr), Duration::from_millis(500)).await;
+    assert_eq!(f.result, Err(Reason::DnsTimeout), "{}", f.detail);
+    assert!(f.detail.contains("mismatched replies ignored"), "{}", f.detail);
+}
+
+#[tokio::test]
+async fn records_owned_by_another_name_are_no_answer() {
+    let (addr, _task) = crafted_dns(|query| {
+        let other = Name::from_ascii("elsewhere.example.").unwrap();
+        reply_to(query, vec![Record::from_rdata(other, 60, RData::A(A::new(192, 0, 2, 66)))])
+    })
+    .await;
+    let f = run(check("web.chat.test", RecordType::A, addr), T).await;
+    assert_eq!(f.result, Err(Reason::DnsNoAnswer), "{}", f.detail);
+    assert!(f.detail.contains("1 owned by another name"), "{}", f.detail);
+}
+
+#[tokio::test]
+async fn records_reached_through_the_cname_chain_count() {
+    let (addr, _task) = crafted_dns(|query| {
+        let asked = query.queries[0].name().clone();
+        let alias = Name::from_ascii("edge.cdn.example.").unwrap();
+        reply_to(
+            query,
+            vec![
+                Record::from_rdata(asked, 60, RData::CNAME(hickory_server::proto::rr::rdata::CNAME(alias.clone()))),
+                Record::from_rdata(alias, 60, RData::A(A::new(192, 0, 2, 7))),
+            ],
+        )
+    })
+    .await;
+    let f = run(check("web.chat.test", RecordType::A, addr), T).await;
+    assert_eq!(f.result, Ok(()), "{}", f.detail);
+    assert!(f.detail.contains("192.0.2.7"), "{}", f.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_prints_control_characters_from_a_txt_record_escaped() {
+    let (addr, _task) = crafted_dns(|query| {
+        let asked = query.queries[0].name().clone();
+        let text = "line1\r\nline2 \u{1b}[31mred\u{1b}[0m".to_string();
+        reply_to(query, vec![Record::from_rdata(asked, 60, RData::TXT(TXT::new(vec![text])))])
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[service]]\nid = \"t\"\nname = \"T\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"web.chat.test\"\n  record = \"TXT\"\n  server = \"{addr}\"\n"
+        ),
+    )
+    .unwrap();
+    let check = tokio::process::Command::new(env!("CARGO_BIN_EXE_chatpulse"))
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), check).await.expect("check finishes").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(!stdout.contains('\u{1b}') && !stdout.contains('\r'), "{stdout:?}");
+    assert!(stdout.contains("line1\\r\\nline2 \\u{1b}[31mred"), "{stdout}");
 }

@@ -153,3 +153,26 @@ pub async fn garbage_dns() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     });
     (addr, task)
 }
+
+/// A UDP "DNS server" that answers every parseable query with whatever
+/// `craft` makes of it (the reply gets the query's ID): for replies a real
+/// server would never send.
+pub async fn crafted_dns(
+    craft: fn(&hickory_server::proto::op::Message) -> hickory_server::proto::op::Message,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use hickory_server::proto::op::Message;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+            let mut reply = craft(&query);
+            reply.metadata.id = query.metadata.id;
+            if let Ok(bytes) = reply.to_vec() {
+                let _ = socket.send_to(&bytes, from).await;
+            }
+        }
+    });
+    (addr, task)
+}
