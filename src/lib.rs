@@ -27,6 +27,7 @@
 //! - [`api`]: HTTP routes: /metrics, /healthz, /api/v1/…, status page.
 //! - [`cmd`]: the subcommands behind `main.rs`.
 //! - [`error_text`]: the innermost cause of an error chain, for details and logs.
+//! - [`health`]: the monitor's own health, for `/healthz`.
 //! - [`time`]: how times and durations are shown and stored.
 //! - [`window`]: windows and steps of history queries, checked once for CLI and API.
 //! - [`html`]: escaping text into the HTML of e-mails and the status page.
@@ -37,6 +38,7 @@ pub mod bgp;
 pub mod cmd;
 pub mod config;
 pub mod error_text;
+pub mod health;
 pub mod html;
 pub mod incident;
 pub mod metrics;

@@ -330,7 +330,11 @@ impl Verdict {
     fn observe_guard(&mut self, observation: &Observation, at: SystemTime, emit: &mut dyn FnMut(Event<'_>)) {
         let index = observation.probe.index;
         let ok = observation.finding.result.is_ok();
-        if let Some(slot) = self.guard_ok.iter_mut().find(|(i, _)| *i == index) {
+        // A guard run the monitor could not even make (no socket) says
+        // nothing about connectivity: it neither takes the monitor offline
+        // nor brings it back.
+        let skipped = observation.finding.result == Err(Reason::ProbeResource);
+        if let Some(slot) = self.guard_ok.iter_mut().find(|(i, _)| *i == index).filter(|_| !skipped) {
             slot.1 = Some(ok);
         }
         let state = &mut self.probes[index];
@@ -409,6 +413,9 @@ fn step(state: &mut ProbeState, finding: &Finding, at: SystemTime) {
                 _ => ProbeStatus::Up,
             }
         }
+        // The monitor could not make the run (SPEC section 8): skipped, the
+        // state left exactly as it was.
+        Err(Reason::ProbeResource) => return,
         Err(reason) if reason.is_inconclusive() => {
             state.failures = 0;
             state.successes = 0;
@@ -653,6 +660,25 @@ name = "WhatsApp"
         }
         assert_eq!(rig.probe(1), ProbeStatus::Unknown);
         assert_eq!(rig.service().status, ServiceStatus::Up);
+    }
+
+    #[test]
+    fn a_run_short_of_sockets_is_skipped_and_changes_nothing() {
+        let mut rig = Rig::new();
+        rig.all_ok();
+        rig.run(2, Err(Reason::DnsServfail));
+        rig.run(2, Err(Reason::DnsServfail));
+        for _ in 0..10 {
+            rig.run(2, Err(Reason::ProbeResource));
+            rig.run(3, Err(Reason::ProbeResource));
+            rig.run(0, Err(Reason::ProbeResource));
+        }
+        assert_eq!((rig.probe(2), rig.probe(3)), (ProbeStatus::Up, ProbeStatus::Up));
+        assert!(rig.verdict.online(), "a guard run that could not be made is not a guard failure");
+        assert_eq!(rig.service().status, ServiceStatus::Up);
+        // The two failures before the shortage still count: a third confirms.
+        rig.run(2, Err(Reason::DnsServfail));
+        assert_eq!(rig.probe(2), ProbeStatus::Down);
     }
 
     #[test]

@@ -14,6 +14,10 @@ use support::http::TestHttp;
 use support::wait_for;
 
 fn config(dir: &std::path::Path, dns: &TestDns, http: &TestHttp) -> std::path::PathBuf {
+    config_with(dir, dns, http, "")
+}
+
+fn config_with(dir: &std::path::Path, dns: &TestDns, http: &TestHttp, server_extra: &str) -> std::path::PathBuf {
     let path = dir.join("config.toml");
     let text = format!(
         r#"
@@ -25,6 +29,7 @@ recover_after = 1
 
 [server]
 listen = "127.0.0.1:0"
+{server_extra}
 
 [storage]
 path = "{db}"
@@ -100,6 +105,56 @@ async fn a_flood_of_idle_connections_is_no_outage_and_is_shed() {
         }
     }
     drop(idle);
+}
+
+/// With the connection cap set above the descriptor limit (a misconfigured
+/// unit), the flood does exhaust descriptors: probe runs that cannot get a
+/// socket are `probe_resource` — skipped, never an outage — and /healthz
+/// (asked over a connection opened before the flood) names the shortage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn descriptor_exhaustion_is_probe_resource_not_an_outage() {
+    let dns = TestDns::start().await;
+    let http = TestHttp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_with(dir.path(), &dns, &http, "max_connections = 5000");
+    let daemon = Daemon::start_with_fd_limit(dir.path(), &path, 1024).await;
+    wait_for("steady up", Duration::from_secs(15), || async {
+        (daemon.service("steady").await?["status"] == "up").then_some(())
+    })
+    .await;
+    // A keep-alive connection from before the flood.
+    let kept = support::http_client();
+    let health = format!("{}/healthz", daemon.base);
+    assert_eq!(kept.get(&health).send().await.unwrap().status().as_u16(), 200);
+
+    let addr = daemon.base.trim_start_matches("http://").to_string();
+    let mut idle = Vec::new();
+    for _ in 0..1_100 {
+        if let Ok(Ok(stream)) =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await
+        {
+            idle.push(stream);
+        }
+    }
+    let said = wait_for("/healthz naming the shortage", Duration::from_secs(8), || async {
+        let response = kept.get(&health).send().await.ok()?;
+        let code = response.status().as_u16();
+        let text = response.text().await.ok()?;
+        (code == 503).then_some(text)
+    })
+    .await;
+    assert!(said.contains("out of sockets"), "{said}");
+    drop(idle);
+    let skipped = wait_for("probe_resource runs counted", Duration::from_secs(30), || async {
+        let n = runs(&daemon, "dns", "probe_resource").await + runs(&daemon, "http", "probe_resource").await;
+        (n > 0.0).then_some(n)
+    })
+    .await;
+    assert!(skipped > 0.0);
+    let service = daemon.service("steady").await.expect("API answers");
+    assert_eq!(service["status"], "up", "a false outage: {service}");
+    let incidents = daemon.json("/api/v1/incidents").await.expect("API answers");
+    assert_eq!(incidents["incidents"].as_array().map(Vec::len), Some(0), "{incidents}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

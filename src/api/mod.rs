@@ -11,7 +11,6 @@ mod services;
 mod status_page;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -32,8 +31,8 @@ pub struct AppState {
     pub verdict: Arc<RwLock<Verdict>>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
-    /// True while the scheduler runs.
-    pub healthy: Arc<AtomicBool>,
+    /// The monitor's own health.
+    pub health: Arc<crate::health::Health>,
     /// The history store, read-only.
     pub history: Arc<crate::store::Reader>,
 }
@@ -113,10 +112,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    if state.healthy.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "scheduler not running\n").into_response()
+    match state.health.fault(crate::time::unix(std::time::SystemTime::now())) {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(fault) => (StatusCode::SERVICE_UNAVAILABLE, format!("{fault}\n")).into_response(),
     }
 }
 

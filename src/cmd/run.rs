@@ -8,7 +8,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
@@ -21,11 +20,12 @@ use crate::api::{self, AppState};
 use crate::bgp::VisibilityBoard;
 use crate::bgp::feed::Feed;
 use crate::config::Config;
+use crate::health::Health;
 use crate::incident::{ServiceSnapshot, Tracker, TrackerInput};
 use crate::metrics::Metrics;
 use crate::metrics::UPTIME_WINDOWS;
 use crate::probe::result_word;
-use crate::probe::{self, Observation, ProbeRef, Toolkit};
+use crate::probe::{self, Observation, ProbeRef, Reason, Toolkit};
 use crate::scheduler::Schedule;
 use crate::store::{Reader, Retention, RunRecord, StatusRecord, Store, uptime};
 use crate::time::unix;
@@ -147,6 +147,8 @@ pub struct Sinks {
     runs: Vec<RunRecord>,
     /// The previous result per plan index: a repeat's detail is not stored.
     last_result: Vec<Option<&'static str>>,
+    /// The monitor's own health (probe runs short of sockets land here).
+    health: Arc<Health>,
 }
 
 impl Sinks {
@@ -165,6 +167,14 @@ impl Sinks {
                     self.last_result.resize(probe.index + 1, None);
                 }
                 let repeat = self.last_result[probe.index].replace(result) == Some(result);
+                if observation.finding.result == Err(Reason::ProbeResource)
+                    && self.health.resource_shortage(unix(observation.at), &observation.finding.detail)
+                {
+                    warn!(
+                        "the monitor is short of sockets or memory ({}): runs are skipped, not judged; raise the descriptor limit",
+                        observation.finding.detail
+                    );
+                }
                 self.runs.push(RunRecord {
                     service: probe.service.clone(),
                     probe: probe.spec.id.clone(),
@@ -210,7 +220,7 @@ struct Daemon {
     config_tx: watch::Sender<Arc<Config>>,
     metrics: Arc<Metrics>,
     verdict: Arc<RwLock<Verdict>>,
-    healthy: Arc<AtomicBool>,
+    health: Arc<Health>,
     history: Arc<Reader>,
     toolkit: Toolkit,
     feed: Option<Feed>,
@@ -231,7 +241,7 @@ impl Daemon {
             config: self.config_tx.subscribe(),
             verdict: self.verdict.clone(),
             metrics: self.metrics.clone(),
-            healthy: self.healthy.clone(),
+            health: self.health.clone(),
             history: self.history.clone(),
         })
     }
@@ -334,7 +344,7 @@ impl Daemon {
     }
 
     async fn shutdown(mut self, tracker: JoinHandle<()>, background: Vec<JoinHandle<()>>) {
-        self.healthy.store(false, Ordering::Relaxed);
+        self.health.set_running(false);
         if let Some(schedule) = self.schedule.take() {
             schedule.stop().await;
         }
@@ -397,13 +407,14 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
         tokio::spawn(publish_uptime(history.clone(), config_tx.subscribe(), metrics.clone())),
     ];
     let (observations, mut rx) = mpsc::channel(8192);
+    let health = Arc::new(Health::default());
     let mut daemon = Daemon {
         path: path.to_path_buf(),
         config_tx,
         config: config.clone(),
         metrics: metrics.clone(),
         verdict: Arc::new(RwLock::new(verdict)),
-        healthy: Arc::new(AtomicBool::new(false)),
+        health: health.clone(),
         history,
         toolkit,
         feed: Some(feed),
@@ -411,11 +422,11 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
         schedule: None,
         observations,
         http: None,
-        sinks: Sinks { metrics, store, incidents, runs: Vec::new(), last_result: Vec::new() },
+        sinks: Sinks { metrics, store, incidents, runs: Vec::new(), last_result: Vec::new(), health },
     };
     daemon.http = Some(HttpServer::start(&config.server, daemon.app_state()).await?);
     daemon.schedule = Some(start_schedule(&daemon.toolkit, &daemon.plan, daemon.observations.clone()));
-    daemon.healthy.store(true, Ordering::Relaxed);
+    daemon.health.set_running(true);
     release_freed_memory();
     let addr = daemon.http.as_ref().map(|h| h.addr).unwrap_or(config.server.listen);
     info!(
