@@ -28,6 +28,7 @@
 //! - [`cmd`]: the subcommands behind `main.rs`.
 //! - [`error_text`]: the innermost cause of an error chain, for details and logs.
 //! - [`health`]: the monitor's own health, for `/healthz`.
+//! - [`prefix`]: IP prefixes, as the config, the BGP engine and the probes see them.
 //! - [`time`]: how times and durations are shown and stored.
 //! - [`window`]: windows and steps of history queries, checked once for CLI and API.
 //! - [`html`]: escaping text into the HTML of e-mails and the status page.
@@ -42,6 +43,7 @@ pub mod health;
 pub mod html;
 pub mod incident;
 pub mod metrics;
+pub mod prefix;
 pub mod probe;
 pub mod scheduler;
 pub mod store;

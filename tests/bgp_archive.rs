@@ -13,9 +13,9 @@ use axum::http::StatusCode;
 use chatpulse::bgp::VisibilityBoard;
 use chatpulse::bgp::archive::file_url;
 use chatpulse::bgp::feed::{Engine, run_engine};
-use chatpulse::bgp::prefix::Prefix;
 use chatpulse::config::{Bgp, BgpSource};
 use chatpulse::metrics::Metrics;
+use chatpulse::prefix::Prefix;
 use support::wait_for;
 
 type Log = Arc<Mutex<Vec<String>>>;

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use chatpulse::bgp::mrt::{Element, Reader, decompress};
-use chatpulse::bgp::prefix::Prefix;
 use chatpulse::bgp::rib::{Denominator, Interest, PeerKey, Rib};
+use chatpulse::prefix::Prefix;
 
 type Table = HashMap<Prefix, BTreeSet<(IpAddr, Option<u32>)>>;
 

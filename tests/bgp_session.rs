@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use chatpulse::bgp::VisibilityBoard;
 use chatpulse::bgp::feed::{Engine, run_engine};
-use chatpulse::bgp::prefix::Prefix;
 use chatpulse::config::{BgpPeer, BgpSession, BgpSource};
 use chatpulse::metrics::Metrics;
+use chatpulse::prefix::Prefix;
 use support::bgp::{self, Speaker};
 use support::wait_for;
 use tokio::net::TcpListener;

@@ -17,9 +17,9 @@ use tracing::{info, warn};
 
 use super::feed::{FeedEvent, FeedSender};
 use super::mrt::{Element, Reader, decompress};
-use super::prefix::Prefix;
 use super::rib::PeerKey;
 use crate::config::Bgp;
+use crate::prefix::Prefix;
 use crate::time::{unix, utc_parts};
 
 /// Update files cover this long.

@@ -18,11 +18,11 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::VisibilityBoard;
-use super::prefix::Prefix;
 use super::rib::{Denominator, Interest, PeerKey, Rib};
 use super::wire::Origin;
 use crate::config::{Bgp, BgpSource};
 use crate::metrics::Metrics;
+use crate::prefix::Prefix;
 
 /// What a source tells the engine.
 #[derive(Debug, Clone)]

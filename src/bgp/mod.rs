@@ -9,7 +9,6 @@
 pub mod archive;
 pub mod feed;
 pub mod mrt;
-pub mod prefix;
 pub mod rib;
 pub mod ris_live;
 pub mod seed;
@@ -21,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use prefix::Prefix;
+use crate::prefix::Prefix;
 
 /// What the engine knows about one watched prefix right now.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,8 +11,8 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::prefix::Prefix;
 use super::wire::{self, Codec, Origin, Update};
+use crate::prefix::Prefix;
 
 /// The largest record accepted. Real records are at most a few hundred KiB
 /// (a RIB entry with every peer of a collector); a larger length means the

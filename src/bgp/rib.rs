@@ -15,8 +15,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::Visibility;
-use super::prefix::Prefix;
 use super::wire::Origin;
+use crate::prefix::Prefix;
 
 /// A peer, as the engine numbers them.
 pub type PeerId = u32;

@@ -15,10 +15,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
 use super::feed::{FeedEvent, FeedSender};
-use super::prefix::Prefix;
 use super::rib::PeerKey;
 use super::seed::{self, lenient_prefix};
 use crate::config::Bgp;
+use crate::prefix::Prefix;
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::feed::FeedEvent;
-use super::prefix::Prefix;
 use super::rib::PeerKey;
+use crate::prefix::Prefix;
 
 #[derive(Deserialize)]
 struct Answer {

@@ -10,7 +10,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::prefix::Prefix;
+use crate::prefix::Prefix;
 
 /// BGP message types.
 pub mod kind {

@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::bgp::VisibilityBoard;
 use crate::bgp::feed::{Engine, FeedEvent};
-use crate::bgp::prefix::Prefix;
 use crate::bgp::seed;
 use crate::config::{BgpSource, Check, Config};
+use crate::prefix::Prefix;
 use crate::probe::{self, ProbeRef, Reason, Toolkit, result_word};
 use crate::scheduler::run_once;
 

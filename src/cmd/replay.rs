@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::bgp::mrt::{Element, Reader, decompress};
-use crate::bgp::prefix::Prefix;
 use crate::bgp::rib::{Denominator, Interest, PeerKey, Rib};
 use crate::config::{BgpCheck, Check, Config, Kind, NotifyOn};
+use crate::prefix::Prefix;
 use crate::probe::{self, Observation, ProbeRef, result_word};
 use crate::time::{from_unix, rfc3339};
 use crate::verdict::{Event, ServiceStatus, Verdict};

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use document::{Document, Section};
 
-use crate::bgp::prefix::Prefix;
+use crate::prefix::Prefix;
 
 /// A config that cannot be used, as one sentence.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! IP prefixes as the BGP engine, the config and the probes see them.
+//! IP prefixes as the BGP engine, the config and the probes see them: a
+//! leaf type, so the config does not depend on the BGP engine for it.
 //!
 //! Both families live in one 128-bit space (IPv4 in the top 32 bits) so that
 //! "covers" and "is covered by" are one mask-and-compare for either family;
