@@ -7,7 +7,10 @@
 //!    by the engine after a full RIB dump, per watched prefix;
 //! 3. withdrawal to DOWN: time from a WITHDRAW written on a BGP session to the
 //!    bgp probe's DOWN transition in the verdict (fail_after = 1), through the
-//!    real session speaker, engine, scheduler trigger, probe and verdict.
+//!    real session speaker, engine, scheduler trigger, probe and verdict;
+//! 4. cost of one UPDATE under a watched prefix that already has 10, 10,000
+//!    or 100,000 more-specifics (an announce/withdraw of one more, applied
+//!    and published by the engine): it must not grow with the routes.
 
 #[path = "../tests/support/bgp.rs"]
 #[allow(dead_code)]
@@ -19,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use chatpulse::bgp::VisibilityBoard;
-use chatpulse::bgp::feed::{Engine, run_engine};
+use chatpulse::bgp::feed::{Engine, FeedEvent, run_engine};
 use chatpulse::bgp::mrt::{Element, Reader, decompress};
 use chatpulse::bgp::rib::{Denominator, Interest, PeerKey, Rib};
 use chatpulse::config::{BgpPeer, BgpSession, BgpSource, Config};
@@ -63,7 +66,7 @@ fn load(file: &Path, interest: Interest) -> (u64, f64, Rib) {
     let mut id = |rib: &mut Rib, ip| match peers.iter().find(|(p, _)| *p == ip) {
         Some((_, id)) => *id,
         None => {
-            let id = rib.peer(&PeerKey { collector: String::new(), ip });
+            let id = rib.peer(&PeerKey { collector: String::new(), ip }).expect("fewer peers than the cap");
             peers.push((ip, id));
             id
         }
@@ -148,8 +151,9 @@ fn memory_with_many_peers() {
         let before = LIVE.load(Ordering::Relaxed);
         let mut rib = Rib::new(Interest::Watched(watched.clone()), Denominator::Carriers);
         for p in 0..peers {
-            let id =
-                rib.peer(&PeerKey { collector: "rrc00".into(), ip: std::net::Ipv4Addr::from(0xc000_0200 + p).into() });
+            let id = rib
+                .peer(&PeerKey { collector: "rrc00".into(), ip: std::net::Ipv4Addr::from(0xc000_0200 + p).into() })
+                .expect("fewer peers than the cap");
             for w in &watched {
                 rib.announce(id, *w, Some(32934));
             }
@@ -235,7 +239,35 @@ fn withdrawal_to_down() {
     });
 }
 
+/// Announces `n` IPv6 /64s under a watched /32 (spread over peers so the
+/// per-peer cap does not refuse them), then times announce+withdraw pairs
+/// of one more /64 through the engine, publishing included.
+fn update_cost_under_many_routes() {
+    let watched: Prefix = "2a03:2880::/32".parse().unwrap();
+    for n in [10u32, 10_000, 100_000] {
+        let board = VisibilityBoard::new(&[watched], 1);
+        let mut engine = Engine::new(BgpSource::RisLive, vec![watched], board, None);
+        let key = |i: u32| PeerKey { collector: "rrc00".into(), ip: std::net::Ipv4Addr::from(0x0a00_0000 + i).into() };
+        for i in 0..n {
+            let j = i + 1;
+            let prefix =
+                Prefix::new(format!("2a03:2880:{:x}:{:x}::", j >> 16, j & 0xffff).parse().unwrap(), 64).unwrap();
+            engine.apply(FeedEvent::Announce { peer: key(i / 5_000), prefix, origin: Some(666) });
+        }
+        let probe: Prefix = "2a03:2880:ffff:ffff::/64".parse().unwrap();
+        let rounds = 20_000u32;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            engine.apply(FeedEvent::Announce { peer: key(0), prefix: probe, origin: Some(666) });
+            engine.apply(FeedEvent::Withdraw { peer: key(0), prefix: probe });
+        }
+        let per_update = started.elapsed().as_secs_f64() / f64::from(rounds * 2);
+        println!("update cost: {n} more-specifics under the watched prefix: {:.2} µs per UPDATE", per_update * 1e6);
+    }
+}
+
 fn main() {
+    update_cost_under_many_routes();
     replay_throughput();
     memory_per_prefix();
     memory_with_many_peers();

@@ -77,16 +77,16 @@ fn actual(mrt: &Path) -> (Table, u64) {
     reader
         .for_each(&mut |element| match element {
             Element::Announce { peer, prefix, origin, .. } => {
-                let id = rib.peer(&key(peer.ip));
+                let id = rib.peer(&key(peer.ip)).expect("fewer peers than the cap");
                 rib.announce(id, prefix, origin);
             }
             Element::Withdraw { peer, prefix, .. } => {
-                let id = rib.peer(&key(peer.ip));
+                let id = rib.peer(&key(peer.ip)).expect("fewer peers than the cap");
                 rib.withdraw(id, prefix);
             }
             Element::State { peer, new, .. } => {
                 if new != 6 {
-                    let id = rib.peer(&key(peer.ip));
+                    let id = rib.peer(&key(peer.ip)).expect("fewer peers than the cap");
                     rib.peer_down(id);
                 }
             }

@@ -31,6 +31,33 @@ const POLL: Duration = Duration::from_secs(60);
 /// A file still missing this long after its slot closed is skipped.
 const GIVE_UP: i64 = 3600;
 
+/// Limits on one download: an archive server that stalls, trickles or
+/// never stops sending cannot hold the feed or the memory for ever.
+#[derive(Clone, Copy)]
+struct Limits {
+    /// The whole download, headers to last byte.
+    total: Duration,
+    /// Most bytes read (compressed).
+    bytes: u64,
+}
+
+/// An update file holds five minutes of changes: a few MiB.
+const UPDATE_LIMITS: Limits = Limits { total: Duration::from_secs(300), bytes: 512 << 20 };
+/// A full-table RIB dump: a few hundred MiB.
+const DUMP_LIMITS: Limits = Limits { total: Duration::from_secs(3600), bytes: 8 << 30 };
+/// Connecting, and silence between two reads of a body.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The archive client: bounded connect and per-read silence.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
 /// The archive URL of the file of `kind` ("updates" or "bview") at `t`.
 pub fn file_url(base: &str, kind: &str, t: i64) -> String {
     let (y, mo, d, h, mi) = utc_parts(t);
@@ -55,7 +82,7 @@ pub async fn run(config: Bgp, watched: Vec<Prefix>, tx: FeedSender) {
 
 /// [`run`] with an explicit clock (tests replay an archive's past).
 pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, clock: Clock) {
-    let client = reqwest::Client::new();
+    let client = client();
     loop {
         let Some(mut cursor) = seed(&client, &config, &watched, &tx, clock()).await else {
             if tx.send(FeedEvent::Healthy(false)).await.is_err() {
@@ -75,7 +102,7 @@ pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, c
                 continue;
             }
             let url = file_url(&config.mrt_url, "updates", next);
-            match fetch(&client, &url, &watched, &tx).await {
+            match fetch(&client, &url, &watched, &tx, UPDATE_LIMITS).await {
                 Ok(Fetched::Applied(elements)) => {
                     info!(%url, elements, "MRT updates applied");
                     cursor = next;
@@ -106,7 +133,7 @@ async fn seed(client: &reqwest::Client, config: &Bgp, watched: &[Prefix], tx: &F
         if tx.send(FeedEvent::Reset).await.is_err() {
             return None;
         }
-        match fetch(client, &url, watched, tx).await {
+        match fetch(client, &url, watched, tx, DUMP_LIMITS).await {
             Ok(Fetched::Applied(elements)) => {
                 info!(%url, elements, "MRT RIB dump loaded");
                 return Some(t);
@@ -151,8 +178,15 @@ impl Read for ChunkReader {
 }
 
 /// Downloads `url` and applies the routes it holds for `watched`.
-async fn fetch(client: &reqwest::Client, url: &str, watched: &[Prefix], tx: &FeedSender) -> Result<Fetched, String> {
-    let mut response = client.get(url).send().await.map_err(|e| e.to_string())?;
+async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    watched: &[Prefix],
+    tx: &FeedSender,
+    limits: Limits,
+) -> Result<Fetched, String> {
+    let tell = |e: reqwest::Error| crate::error_text::root_cause(&e);
+    let mut response = client.get(url).timeout(limits.total).send().await.map_err(tell)?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(Fetched::Missing);
     }
@@ -191,16 +225,23 @@ async fn fetch(client: &reqwest::Client, url: &str, watched: &[Prefix], tx: &Fee
         let _ = events.blocking_send(FeedEvent::Alive);
         if closed { Err("the engine stopped".into()) } else { Ok(reader.stats.elements) }
     });
+    let mut received: u64 = 0;
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
+                received += chunk.len() as u64;
+                if received > limits.bytes {
+                    let why = format!("larger than {} MiB; not read further", limits.bytes >> 20);
+                    let _ = chunk_tx.send(Err(why)).await;
+                    break;
+                }
                 if chunk_tx.send(Ok(chunk.to_vec())).await.is_err() {
                     break;
                 }
             }
             Ok(None) => break,
             Err(e) => {
-                let _ = chunk_tx.send(Err(e.to_string())).await;
+                let _ = chunk_tx.send(Err(tell(e))).await;
                 break;
             }
         }

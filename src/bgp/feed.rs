@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::VisibilityBoard;
-use super::rib::{Denominator, Interest, PeerKey, Rib};
+use super::rib::{Denominator, Interest, MAX_MORE_SPECIFICS_PER_PEER, MAX_PEERS, PeerKey, Rib};
 use super::wire::Origin;
 use crate::config::{Bgp, BgpSource};
 use crate::metrics::Metrics;
@@ -70,6 +70,9 @@ pub struct Engine {
     healthy: bool,
     stale: bool,
     metrics: Option<Arc<Metrics>>,
+    /// Whether every peer that is up counts (our own sessions).
+    counts_up_peers: bool,
+    last_limit_warning: Option<Instant>,
 }
 
 impl Engine {
@@ -89,6 +92,8 @@ impl Engine {
             healthy: false,
             stale: false,
             metrics,
+            counts_up_peers: denominator == Denominator::UpPeers,
+            last_limit_warning: None,
         };
         engine.set_feed_gauge();
         engine
@@ -116,28 +121,48 @@ impl Engine {
     pub fn apply(&mut self, event: FeedEvent) {
         match event {
             FeedEvent::Announce { peer, prefix, origin } => {
-                let id = self.rib.peer(&peer);
                 self.count_update();
+                // Interest first: a route outside the watched space neither
+                // registers its peer nor costs more than this check.
+                if !self.rib.wants(&prefix) {
+                    return;
+                }
+                let Some(id) = self.rib.peer(&peer) else {
+                    self.warn_limit(format!("more than {MAX_PEERS} peers; routes from new ones are ignored"));
+                    return;
+                };
+                let capped = self.rib.capped();
                 if self.rib.announce(id, prefix, origin) {
                     self.publish(Some(prefix));
+                } else if self.rib.capped() > capped {
+                    self.warn_limit(format!(
+                        "peer {} holds {MAX_MORE_SPECIFICS_PER_PEER} more-specifics of a watched prefix; further ones are ignored",
+                        peer.ip
+                    ));
                 }
             }
             FeedEvent::Withdraw { peer, prefix } => {
-                let id = self.rib.peer(&peer);
                 self.count_update();
-                if self.rib.withdraw(id, prefix) {
+                if let Some(id) = self.rib.known_peer(&peer)
+                    && self.rib.withdraw(id, prefix)
+                {
                     self.publish(Some(prefix));
                 }
             }
             FeedEvent::PeerUp(peer) => {
-                let id = self.rib.peer(&peer);
-                self.rib.peer_up(id);
-                self.publish(None);
+                // Our own sessions count every peer that is up; a collector's
+                // peer counts once it carries something of interest.
+                let id = if self.counts_up_peers { self.rib.peer(&peer) } else { self.rib.known_peer(&peer) };
+                if let Some(id) = id {
+                    self.rib.peer_up(id);
+                    self.publish(None);
+                }
             }
             FeedEvent::PeerDown(peer) => {
-                let id = self.rib.peer(&peer);
-                self.rib.peer_down(id);
-                self.publish(None);
+                if let Some(id) = self.rib.known_peer(&peer) {
+                    self.rib.peer_down(id);
+                    self.publish(None);
+                }
             }
             FeedEvent::Reset => {
                 self.rib.forget_routes();
@@ -161,6 +186,19 @@ impl Engine {
                     m.add_bgp_malformed(self.source);
                 }
             }
+        }
+    }
+
+    /// Peers the engine knows.
+    pub fn peers_known(&self) -> usize {
+        self.rib.peers_known()
+    }
+
+    /// A limit was hit: said at most once a minute.
+    fn warn_limit(&mut self, what: String) {
+        if self.last_limit_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            warn!(source = self.source, "BGP engine limit: {what}");
+            self.last_limit_warning = Some(Instant::now());
         }
     }
 
@@ -200,8 +238,41 @@ pub async fn run_engine(mut engine: Engine, mut events: mpsc::Receiver<FeedEvent
 }
 
 /// The running feed; dropping it stops the source and the engine.
+///
+/// Source and engine run on a thread of their own, with their own runtime:
+/// the probes share one single-threaded runtime, and a flood of updates
+/// (or a peer's burst) must never delay a probe run.
 pub struct Feed {
     tasks: Vec<JoinHandle<()>>,
+    /// Dropping it ends the BGP thread's runtime.
+    _thread: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Starts the BGP thread and returns a handle to spawn on it and the means
+/// to stop it; `None` if no thread could be made (the caller's runtime
+/// then carries the feed).
+fn bgp_thread() -> Option<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>)> {
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new().name("bgp".into()).spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("cannot start the BGP runtime ({e}); BGP work shares the probe thread");
+                return;
+            }
+        };
+        if handle_tx.send(runtime.handle().clone()).is_ok() {
+            runtime.block_on(async {
+                let _ = stopped.await;
+            });
+        }
+    });
+    if let Err(e) = spawned {
+        warn!("cannot start the BGP thread ({e}); BGP work shares the probe thread");
+        return None;
+    }
+    handle_rx.recv().ok().map(|handle| (handle, stop))
 }
 
 impl Feed {
@@ -209,22 +280,26 @@ impl Feed {
     /// (nothing runs when there are none).
     pub fn start(config: &Bgp, watched: Vec<Prefix>, board: VisibilityBoard, metrics: Arc<Metrics>) -> Feed {
         if watched.is_empty() {
-            return Feed { tasks: Vec::new() };
+            return Feed { tasks: Vec::new(), _thread: None };
         }
+        let (runtime, stop) = match bgp_thread() {
+            Some((handle, stop)) => (handle, Some(stop)),
+            None => (tokio::runtime::Handle::current(), None),
+        };
         let (tx, rx) = mpsc::channel(4096);
         let engine = Engine::new(config.source, watched.clone(), board, Some(metrics));
-        let mut tasks = vec![tokio::spawn(run_engine(engine, rx, config.stale_after))];
+        let mut tasks = vec![runtime.spawn(run_engine(engine, rx, config.stale_after))];
         tasks.push(match config.source {
             BgpSource::RisLive => {
-                tokio::spawn(super::ris_live::run(super::ris_live::RisLive::new(config, &watched), tx))
+                runtime.spawn(super::ris_live::run(super::ris_live::RisLive::new(config, &watched), tx))
             }
-            BgpSource::Mrt => tokio::spawn(super::archive::run(config.clone(), watched, tx)),
+            BgpSource::Mrt => runtime.spawn(super::archive::run(config.clone(), watched, tx)),
             BgpSource::Session => match &config.session {
-                Some(session) => tokio::spawn(super::session::run(session.clone(), tx)),
-                None => tokio::spawn(async {}),
+                Some(session) => runtime.spawn(super::session::run(session.clone(), tx)),
+                None => runtime.spawn(async {}),
             },
         });
-        Feed { tasks }
+        Feed { tasks, _thread: stop }
     }
 
     /// Stops the source and the engine.

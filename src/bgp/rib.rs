@@ -10,6 +10,15 @@
 //! peer for that address space; a peer that goes away leaves it, which is not
 //! a withdrawal. With [`Interest::All`] every prefix is kept (for checking
 //! the engine against reference dumps).
+//!
+//! Cost: judging a watched prefix looks up its covering prefixes by length
+//! (at most 32 or 128 look-ups) and keeps the origins of its more-specifics
+//! as running counts, so an UPDATE costs the same whether 10 or 100,000
+//! more-specifics sit under the prefix. Each peer may hold at most
+//! [`MAX_MORE_SPECIFICS_PER_PEER`] more-specifics of watched prefixes and
+//! the engine knows at most [`MAX_PEERS`] peers: a peer flooding the watched
+//! space, or a feed inventing peer identities, cannot grow memory without
+//! bound. Only routes of interest register a peer.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -20,6 +29,50 @@ use crate::prefix::Prefix;
 
 /// A peer, as the engine numbers them.
 pub type PeerId = u32;
+
+/// Most peers the engine keeps (RIS has about 1,500; a session, a handful).
+pub const MAX_PEERS: usize = 20_000;
+
+/// Most strict more-specifics of watched prefixes one peer may hold.
+pub const MAX_MORE_SPECIFICS_PER_PEER: u32 = 10_000;
+
+/// Per watched prefix: the origins of its strict more-specifics, as counts
+/// of routes per (origin, peer), and the number of them per peer.
+#[derive(Debug, Default)]
+struct MoreSpecifics {
+    origins: HashMap<u32, HashMap<PeerId, u32>>,
+    per_peer: HashMap<PeerId, u32>,
+}
+
+impl MoreSpecifics {
+    fn add(&mut self, peer: PeerId, origin: Origin) {
+        *self.per_peer.entry(peer).or_default() += 1;
+        if let Some(asn) = origin {
+            *self.origins.entry(asn).or_default().entry(peer).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, peer: PeerId, origin: Origin) {
+        decrement(&mut self.per_peer, peer);
+        if let Some(asn) = origin
+            && let Some(peers) = self.origins.get_mut(&asn)
+        {
+            decrement(peers, peer);
+            if peers.is_empty() {
+                self.origins.remove(&asn);
+            }
+        }
+    }
+}
+
+fn decrement(counts: &mut HashMap<PeerId, u32>, peer: PeerId) {
+    if let Some(n) = counts.get_mut(&peer) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&peer);
+        }
+    }
+}
 
 /// Which prefixes the engine keeps.
 #[derive(Debug, Clone)]
@@ -77,6 +130,10 @@ pub struct Rib {
     routes: HashMap<Prefix, Vec<(PeerId, Origin)>>,
     /// Per watched prefix: peers that carried it or a covering prefix.
     carriers: HashMap<Prefix, HashSet<PeerId>>,
+    /// Per watched prefix with more-specifics: their origins.
+    more_specifics: HashMap<Prefix, MoreSpecifics>,
+    /// Announcements refused by the per-peer cap, since start.
+    capped: u64,
 }
 
 impl Rib {
@@ -89,18 +146,48 @@ impl Rib {
             by_key: HashMap::new(),
             routes: HashMap::new(),
             carriers: HashMap::new(),
+            more_specifics: HashMap::new(),
+            capped: 0,
         }
     }
 
-    /// The engine's number for a peer, registering it (as up) if new.
-    pub fn peer(&mut self, key: &PeerKey) -> PeerId {
+    /// True when routes to `prefix` matter.
+    pub fn wants(&self, prefix: &Prefix) -> bool {
+        self.interest.wants(prefix)
+    }
+
+    /// The engine's number for a known peer.
+    pub fn known_peer(&self, key: &PeerKey) -> Option<PeerId> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The engine's number for a peer, registering it (as up) if new;
+    /// `None` when [`MAX_PEERS`] are known already.
+    pub fn peer(&mut self, key: &PeerKey) -> Option<PeerId> {
         if let Some(&id) = self.by_key.get(key) {
-            return id;
+            return Some(id);
+        }
+        if self.peers.len() >= MAX_PEERS {
+            return None;
         }
         let id = self.peers.len() as PeerId;
         self.peers.push(PeerInfo { key: key.clone(), up: true });
         self.by_key.insert(key.clone(), id);
-        id
+        Some(id)
+    }
+
+    /// Announcements refused by the per-peer more-specifics cap so far.
+    pub fn capped(&self) -> u64 {
+        self.capped
+    }
+
+    /// The watched prefixes that strictly cover `prefix`.
+    fn watched_above(&self, prefix: Prefix) -> impl Iterator<Item = Prefix> + '_ {
+        let list: &[Prefix] = match &self.interest {
+            Interest::All => &[],
+            Interest::Watched(list) => list,
+        };
+        list.iter().copied().filter(move |w| w.covers(&prefix) && *w != prefix)
     }
 
     /// The key of a peer number.
@@ -117,17 +204,19 @@ impl Rib {
     /// denominator. Returns true if it held any route.
     pub fn peer_down(&mut self, peer: PeerId) -> bool {
         self.peers[peer as usize].up = false;
-        let mut held = false;
-        self.routes.retain(|_, peers| {
-            let before = peers.len();
-            peers.retain(|(p, _)| *p != peer);
-            held |= peers.len() != before;
-            !peers.is_empty()
-        });
+        let held: Vec<Prefix> = self
+            .routes
+            .iter()
+            .filter(|(_, routes)| routes.iter().any(|(p, _)| *p == peer))
+            .map(|(prefix, _)| *prefix)
+            .collect();
+        for prefix in &held {
+            self.withdraw(peer, *prefix);
+        }
         for carriers in self.carriers.values_mut() {
             carriers.remove(&peer);
         }
-        held
+        !held.is_empty()
     }
 
     /// Forgets every route but remembers which peers counted for each
@@ -136,6 +225,7 @@ impl Rib {
     /// without a route is not seeing), not as "too few peers to judge".
     pub fn forget_routes(&mut self) {
         self.routes.clear();
+        self.more_specifics.clear();
     }
 
     /// `peer` has a route to `prefix` from `origin` (replacing any earlier
@@ -144,11 +234,29 @@ impl Rib {
         if !self.interest.wants(&prefix) {
             return false;
         }
+        let above: Vec<Prefix> = self.watched_above(prefix).collect();
+        let previous = self.routes.get(&prefix).and_then(|r| r.iter().find(|(p, _)| *p == peer)).map(|r| r.1);
+        if previous.is_none()
+            && above.iter().any(|w| {
+                self.more_specifics.get(w).and_then(|m| m.per_peer.get(&peer)).copied().unwrap_or(0)
+                    >= MAX_MORE_SPECIFICS_PER_PEER
+            })
+        {
+            self.capped += 1;
+            return false;
+        }
         self.peers[peer as usize].up = true;
         let routes = self.routes.entry(prefix).or_default();
         match routes.iter_mut().find(|(p, _)| *p == peer) {
             Some(route) => route.1 = origin,
             None => routes.push((peer, origin)),
+        }
+        for w in above {
+            let index = self.more_specifics.entry(w).or_default();
+            if let Some(old) = previous {
+                index.remove(peer, old);
+            }
+            index.add(peer, origin);
         }
         if let Interest::Watched(watched) = &self.interest
             && prefix.length() > 0
@@ -164,9 +272,15 @@ impl Rib {
     pub fn withdraw(&mut self, peer: PeerId, prefix: Prefix) -> bool {
         let Some(routes) = self.routes.get_mut(&prefix) else { return false };
         let Some(at) = routes.iter().position(|(p, _)| *p == peer) else { return false };
-        routes.swap_remove(at);
+        let (_, origin) = routes.swap_remove(at);
         if routes.is_empty() {
             self.routes.remove(&prefix);
+        }
+        let above: Vec<Prefix> = self.watched_above(prefix).collect();
+        for w in above {
+            if let Some(index) = self.more_specifics.get_mut(&w) {
+                index.remove(peer, origin);
+            }
         }
         true
     }
@@ -181,6 +295,11 @@ impl Rib {
         self.routes.keys()
     }
 
+    /// Peers the engine knows (up or not).
+    pub fn peers_known(&self) -> usize {
+        self.peers.len()
+    }
+
     /// Peers currently up.
     pub fn peers_up(&self) -> usize {
         self.peers.iter().filter(|p| p.up).count()
@@ -188,24 +307,25 @@ impl Rib {
 
     /// How the engine sees `watched` now. `feed_up` is the source's health.
     pub fn visibility(&self, watched: Prefix, feed_up: bool) -> Visibility {
-        // For each peer, the most specific route covering `watched`.
+        // For each peer, the most specific route covering `watched`: the
+        // prefix itself, then its covering prefixes from the longest down
+        // (a default route says nothing about where the prefix is).
         let mut best: HashMap<PeerId, Prefix> = HashMap::new();
-        let mut origins: HashMap<u32, HashSet<PeerId>> = HashMap::new();
-        for (prefix, routes) in &self.routes {
-            if prefix.covers(&watched) && prefix.length() > 0 {
-                for (peer, _) in routes {
-                    let slot = best.entry(*peer).or_insert(*prefix);
-                    if prefix.length() > slot.length() {
-                        *slot = *prefix;
-                    }
-                }
+        for length in (1..=watched.length()).rev() {
+            let Some(covering) = Prefix::new(watched.addr(), length) else { continue };
+            for (peer, _) in self.routes_to(&covering) {
+                best.entry(*peer).or_insert(covering);
             }
-            if watched.covers(prefix) {
-                for (peer, origin) in routes {
-                    if let Some(asn) = origin {
-                        origins.entry(*asn).or_default().insert(*peer);
-                    }
-                }
+        }
+        let mut origins: HashMap<u32, HashSet<PeerId>> = HashMap::new();
+        for (peer, origin) in self.routes_to(&watched) {
+            if let Some(asn) = origin {
+                origins.entry(*asn).or_default().insert(*peer);
+            }
+        }
+        if let Some(index) = self.more_specifics.get(&watched) {
+            for (asn, peers) in &index.origins {
+                origins.entry(*asn).or_default().extend(peers.keys());
             }
         }
         let peers_total = match self.denominator {
@@ -242,7 +362,9 @@ mod tests {
     fn rib() -> (Rib, Vec<PeerId>) {
         let mut rib = Rib::new(Interest::Watched(vec![p("129.134.30.0/23")]), Denominator::Carriers);
         let peers = (1..=4)
-            .map(|i| rib.peer(&PeerKey { collector: "rrc00".into(), ip: format!("10.0.0.{i}").parse().unwrap() }))
+            .map(|i| {
+                rib.peer(&PeerKey { collector: "rrc00".into(), ip: format!("10.0.0.{i}").parse().unwrap() }).unwrap()
+            })
             .collect();
         (rib, peers)
     }
@@ -292,6 +414,41 @@ mod tests {
         rib.announce(peers[0], p("129.134.30.0/23"), Some(32934));
         let v = rib.visibility(p("129.134.30.0/23"), true);
         assert_eq!((v.peers_seeing, v.peers_total), (1, 4));
+    }
+
+    #[test]
+    fn more_specific_origins_follow_replacements_and_withdrawals() {
+        let (mut rib, peers) = rib();
+        rib.announce(peers[0], p("129.134.30.0/24"), Some(666));
+        rib.announce(peers[0], p("129.134.30.0/24"), Some(32934));
+        rib.announce(peers[1], p("129.134.31.0/24"), Some(666));
+        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).origins, vec![(666, 1), (32934, 1)]);
+        rib.withdraw(peers[1], p("129.134.31.0/24"));
+        rib.peer_down(peers[0]);
+        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).origins, vec![]);
+    }
+
+    #[test]
+    fn a_peer_flooding_more_specifics_is_capped() {
+        let mut rib = Rib::new(Interest::Watched(vec![p("2a03:2880::/32")]), Denominator::Carriers);
+        let peer = rib.peer(&PeerKey { collector: String::new(), ip: "10.0.0.1".parse().unwrap() }).unwrap();
+        let total = MAX_MORE_SPECIFICS_PER_PEER + 50;
+        for i in 0..total {
+            let prefix = Prefix::new(format!("2a03:2880:{:x}::", i).parse().unwrap(), 48).unwrap();
+            rib.announce(peer, prefix, Some(666));
+        }
+        assert_eq!(rib.capped(), 50);
+        assert_eq!(rib.visibility(p("2a03:2880::/32"), true).origins, vec![(666, 1)]);
+    }
+
+    #[test]
+    fn peers_beyond_the_cap_are_not_registered() {
+        let mut rib = Rib::new(Interest::Watched(vec![p("129.134.30.0/23")]), Denominator::Carriers);
+        for i in 0..MAX_PEERS as u32 {
+            assert!(rib.peer(&PeerKey { collector: String::new(), ip: std::net::Ipv4Addr::from(i).into() }).is_some());
+        }
+        let one_more = PeerKey { collector: String::new(), ip: "255.255.255.255".parse().unwrap() };
+        assert_eq!(rib.peer(&one_more), None);
     }
 
     #[test]

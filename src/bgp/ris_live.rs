@@ -6,6 +6,13 @@
 //! regularly and its pong counts as life, so a quiet prefix is not a stale
 //! feed. A dropped connection is retried with capped exponential backoff.
 //! Frames that are not understood are counted and skipped, never fatal.
+//!
+//! Against a server that misbehaves: the TCP and websocket handshake are
+//! bounded by [`CONNECT_TIMEOUT`] (or `stale_after`, if shorter); a connection silent for `stale_after`
+//! (not even a pong) is dropped and re-established; the backoff is reset
+//! only after a connection stayed up for [`STABLE_AFTER`], so a server that
+//! accepts and closes at once is not hammered; frames are capped at
+//! [`MAX_FRAME`].
 
 use std::time::Duration;
 
@@ -22,6 +29,14 @@ use crate::prefix::Prefix;
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// First wait after a failure.
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// TCP connect, TLS and the websocket handshake together.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A connection up this long has earned a fresh backoff.
+pub const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// Largest websocket message or frame accepted.
+pub const MAX_FRAME: usize = 16 << 20;
 
 /// What the source needs.
 #[derive(Clone)]
@@ -30,6 +45,8 @@ pub struct RisLive {
     seed_url: String,
     prefixes: Vec<Prefix>,
     ping_every: Duration,
+    stale_after: Duration,
+    connect_timeout: Duration,
     client: reqwest::Client,
 }
 
@@ -42,7 +59,13 @@ impl RisLive {
             prefixes: prefixes.to_vec(),
             // Often enough that a healthy, quiet feed never looks stale.
             ping_every: (config.stale_after / 3).clamp(Duration::from_millis(100), Duration::from_secs(30)),
-            client: reqwest::Client::new(),
+            stale_after: config.stale_after,
+            // A handshake slower than the feed may be silent is as bad as silence.
+            connect_timeout: CONNECT_TIMEOUT.min(config.stale_after),
+            client: reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
         }
     }
 }
@@ -142,13 +165,17 @@ fn subscription(prefix: Prefix) -> String {
 
 /// Runs until the engine is gone.
 pub async fn run(source: RisLive, tx: FeedSender) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = MIN_BACKOFF;
     loop {
-        match session(&source, &tx, &mut backoff).await {
+        let started = tokio::time::Instant::now();
+        match session(&source, &tx).await {
             Ok(()) => return,
             Err(why) => {
                 if tx.send(FeedEvent::Healthy(false)).await.is_err() {
                     return;
+                }
+                if started.elapsed() >= STABLE_AFTER {
+                    backoff = MIN_BACKOFF;
                 }
                 warn!(url = %source.url, "RIS Live: {why}; reconnecting in {}", humantime::format_duration(backoff));
             }
@@ -159,11 +186,21 @@ pub async fn run(source: RisLive, tx: FeedSender) {
 }
 
 /// One connection. `Ok` only when the engine has gone away.
-async fn session(source: &RisLive, tx: &FeedSender, backoff: &mut Duration) -> Result<(), String> {
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(source.url.as_str()).await.map_err(|e| format!("cannot connect: {e}"))?;
+async fn session(source: &RisLive, tx: &FeedSender) -> Result<(), String> {
+    let mut limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    limits.max_message_size = Some(MAX_FRAME);
+    limits.max_frame_size = Some(MAX_FRAME);
+    let connect = tokio_tungstenite::connect_async_with_config(source.url.as_str(), Some(limits), false);
+    let (mut ws, _) = tokio::time::timeout(source.connect_timeout, connect)
+        .await
+        .map_err(|_| format!("no websocket handshake within {}", humantime::format_duration(source.connect_timeout)))?
+        .map_err(|e| format!("cannot connect: {}", crate::error_text::root_cause(&e)))?;
     for prefix in &source.prefixes {
-        ws.send(Message::Text(subscription(*prefix).into())).await.map_err(|e| format!("cannot subscribe: {e}"))?;
+        let subscribe = ws.send(Message::Text(subscription(*prefix).into()));
+        tokio::time::timeout(source.connect_timeout, subscribe)
+            .await
+            .map_err(|_| "cannot subscribe: the server does not read".to_string())?
+            .map_err(|e| format!("cannot subscribe: {e}"))?;
     }
     let gone = |_| Ok::<(), String>(());
     if tx.send(FeedEvent::Reset).await.is_err() {
@@ -187,11 +224,18 @@ async fn session(source: &RisLive, tx: &FeedSender, backoff: &mut Duration) -> R
     if tx.send(FeedEvent::Healthy(true)).await.is_err() {
         return gone(());
     }
-    *backoff = Duration::from_secs(1);
     let mut ping = tokio::time::interval(source.ping_every);
+    let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            frame = ws.next() => {
+            frame = tokio::time::timeout_at(heard + source.stale_after, ws.next()) => {
+                let Ok(frame) = frame else {
+                    return Err(format!(
+                        "nothing received for {}, not even a pong",
+                        humantime::format_duration(source.stale_after)
+                    ));
+                };
+                heard = tokio::time::Instant::now();
                 let events = match frame {
                     None => return Err("connection closed".into()),
                     Some(Err(e)) => return Err(format!("connection lost: {e}")),
@@ -210,7 +254,11 @@ async fn session(source: &RisLive, tx: &FeedSender, backoff: &mut Duration) -> R
                 }
             }
             _ = ping.tick() => {
-                ws.send(Message::Text(r#"{"type":"ping"}"#.into())).await.map_err(|e| format!("cannot ping: {e}"))?;
+                let send = ws.send(Message::Text(r#"{"type":"ping"}"#.into()));
+                tokio::time::timeout(source.stale_after, send)
+                    .await
+                    .map_err(|_| "cannot ping: the server does not read".to_string())?
+                    .map_err(|e| format!("cannot ping: {e}"))?;
             }
         }
     }

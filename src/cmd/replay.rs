@@ -272,15 +272,15 @@ fn apply(rib: &mut Rib, element: Element) -> (u32, Option<Option<Prefix>>) {
     let key = |ip| PeerKey { collector: String::new(), ip };
     match element {
         Element::Announce { time, peer, prefix, origin } => {
-            let id = rib.peer(&key(peer.ip));
-            (time, rib.announce(id, prefix, origin).then_some(Some(prefix)))
+            let id = rib.wants(&prefix).then(|| rib.peer(&key(peer.ip))).flatten();
+            (time, id.is_some_and(|id| rib.announce(id, prefix, origin)).then_some(Some(prefix)))
         }
         Element::Withdraw { time, peer, prefix } => {
-            let id = rib.peer(&key(peer.ip));
-            (time, rib.withdraw(id, prefix).then_some(Some(prefix)))
+            let id = rib.known_peer(&key(peer.ip));
+            (time, id.is_some_and(|id| rib.withdraw(id, prefix)).then_some(Some(prefix)))
         }
         Element::State { time, peer, new } => {
-            let id = rib.peer(&key(peer.ip));
+            let Some(id) = rib.known_peer(&key(peer.ip)) else { return (time, None) };
             if new == 6 {
                 // Up, with no routes yet: nothing visible changes.
                 rib.peer_up(id);
