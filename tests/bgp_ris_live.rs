@@ -239,3 +239,134 @@ async fn a_dropped_connection_is_re_established_and_reseeded() {
     let _ = rig.server.commands.send(Command::Drop);
     rig.until("reseeded with every route", |v| v.feed_up && v.peers_seeing == 12).await;
 }
+
+/// A listener that accepts TCP and then says nothing; counts connections.
+async fn mute_listener() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/ws/", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            held.push(tcp);
+        }
+    });
+    (url, count)
+}
+
+/// A websocket server that completes the handshake and hangs up at once.
+async fn hang_up_server() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/ws/", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
+                // Let the client subscribe and seed, then close.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = ws.close(None).await;
+            }
+        }
+    });
+    (url, count)
+}
+
+fn source(url: &str, seed_url: String, stale_after: Duration) -> RisLive {
+    let config = Bgp {
+        source: BgpSource::RisLive,
+        ris_live_url: url.to_string(),
+        seed_url,
+        mrt_url: String::new(),
+        stale_after,
+        min_peers: 10,
+        session: None,
+    };
+    RisLive::new(&config, &[WATCHED.parse().unwrap()])
+}
+
+#[tokio::test]
+async fn a_server_that_never_completes_the_handshake_is_given_up_and_retried() {
+    let (url, connections) = mute_listener().await;
+    let seed_url = looking_glass(Arc::new(AtomicUsize::new(12))).await;
+    let (tx, mut rx) = mpsc::channel(1024);
+    let _task = tokio::spawn(run(source(&url, seed_url, Duration::from_secs(1)), tx));
+    let _drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    wait_for("a second connection attempt", Duration::from_secs(10), || async {
+        (connections.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_feed_gone_mute_after_seeding_is_reconnected() {
+    let rig = rig(WATCHED, Duration::from_millis(900)).await;
+    rig.until("seeded", |v| v.feed_up && v.peers_seeing == 12).await;
+    rig.server.answer_pings.store(false, Ordering::SeqCst);
+    wait_for("a reconnection after the silence", Duration::from_secs(10), || async {
+        (rig.server.connections.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_server_that_hangs_up_at_once_is_retried_with_growing_backoff() {
+    let (url, connections) = hang_up_server().await;
+    let seed_url = looking_glass(Arc::new(AtomicUsize::new(12))).await;
+    let (tx, mut rx) = mpsc::channel(1024);
+    let _task = tokio::spawn(run(source(&url, seed_url, Duration::from_secs(60)), tx));
+    let _drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let end = tokio::time::Instant::now() + Duration::from_secs(7);
+    while tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Waits of 1, 2 and 4 s: at most four connections in 7 s (one a second before).
+    let n = connections.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&n), "{n} connections in 7 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_looking_glass_answer_is_cut_at_the_cap() {
+    let app = axum::Router::new().route(
+        "/data/looking-glass/data.json",
+        axum::routing::get(|| async {
+            let chunk = bytes::Bytes::from(vec![b' '; 64 * 1024]);
+            let endless = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+            axum::body::Body::from_stream(endless)
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(30),
+        chatpulse::bgp::seed::looking_glass(&client, &url, WATCHED.parse().unwrap()),
+    )
+    .await
+    .expect("cut within 30 s");
+    let error = answer.expect_err("an endless answer is an error").to_string();
+    assert!(error.contains("larger than 32 MiB"), "{error}");
+}
+
+#[tokio::test]
+async fn peers_announcing_only_unwatched_space_are_not_kept() {
+    let watched: Prefix = WATCHED.parse().unwrap();
+    let board = VisibilityBoard::new(&[watched], 10);
+    let mut engine = Engine::new(BgpSource::RisLive, vec![watched], board, None);
+    for i in 0..200_000u32 {
+        engine.apply(chatpulse::bgp::feed::FeedEvent::Announce {
+            peer: chatpulse::bgp::rib::PeerKey { collector: "rrc00".into(), ip: std::net::Ipv4Addr::from(i).into() },
+            prefix: "192.0.2.0/24".parse().unwrap(),
+            origin: Some(64500),
+        });
+        engine.apply(chatpulse::bgp::feed::FeedEvent::PeerUp(chatpulse::bgp::rib::PeerKey {
+            collector: "rrc01".into(),
+            ip: std::net::Ipv4Addr::from(i).into(),
+        }));
+    }
+    assert_eq!(engine.peers_known(), 0);
+}
