@@ -88,6 +88,21 @@ pub fn announce(prefixes: &[&str], path: &[u32]) -> Vec<u8> {
     raw(2, &update_body(&[], &standard_attrs(path), prefixes))
 }
 
+/// Announces IPv6 `prefixes` with `path` (MP_REACH_NLRI, next hop 2001:db8::1).
+pub fn announce_v6(prefixes: &[&str], path: &[u32]) -> Vec<u8> {
+    let mut reach = vec![0, 2, 1, 16];
+    reach.extend_from_slice(&"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    reach.push(0);
+    for p in prefixes {
+        reach.extend_from_slice(&nlri(p));
+    }
+    let mut mp = vec![0x90, 14];
+    mp.extend_from_slice(&(reach.len() as u16).to_be_bytes());
+    mp.extend_from_slice(&reach);
+    let attrs = [attr(0x40, 1, &[0]), attr(0x40, 2, &as_path(path)), mp].concat();
+    raw(2, &update_body(&[], &attrs, &[]))
+}
+
 /// Withdraws IPv4 `prefixes`.
 pub fn withdraw(prefixes: &[&str]) -> Vec<u8> {
     raw(2, &update_body(prefixes, &[], &[]))
