@@ -1,8 +1,10 @@
-//! A configured BGP peer that floods the watched space: 30,000 IPv6
-//! more-specifics under a watched /32 from one peer. BGP work runs off the
-//! probe thread and costs the same per update however many routes sit under
-//! the prefix, so a healthy HTTP target on the same monitor is never judged
-//! late (`http_timeout`) or down while the flood is applied.
+//! BGP peers that misbehave, against the real binary with the `session`
+//! source: a configured peer that floods the watched space (30,000 IPv6
+//! more-specifics under a watched /32) must not delay the probes — BGP work
+//! runs off the probe thread and costs the same per update however many
+//! routes sit under the prefix; a peer that stalls mid-UPDATE gets "hold
+//! timer expired" and the feed goes down; 1,100 half-open connections under
+//! a 1024-descriptor limit neither spin a core nor stop the monitor.
 
 mod support;
 
@@ -13,11 +15,7 @@ use support::daemon::Daemon;
 use support::http::TestHttp;
 use support::wait_for;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_more_specifics_does_not_delay_the_probes() {
-    let http = TestHttp::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let bgp_port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+fn session_config(dir: &std::path::Path, bgp_port: u16, url: &str) -> std::path::PathBuf {
     let config = format!(
         r#"
 [monitor]
@@ -51,11 +49,44 @@ name = "Facebook"
   kind = "http"
   url = "{url}"
 "#,
-        db = dir.path().join("h.db").display(),
-        url = http.url("/ok"),
+        db = dir.join("h.db").display(),
     );
-    let path = dir.path().join("config.toml");
+    let path = dir.join("config.toml");
     std::fs::write(&path, config).unwrap();
+    path
+}
+
+async fn free_port() -> u16 {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
+}
+
+/// Connects to chatpulse's BGP port from 127.0.0.2 (the configured peer).
+async fn connect_peer(bgp_port: u16) -> Speaker {
+    wait_for("the BGP listener", Duration::from_secs(10), || async {
+        let socket = tokio::net::TcpSocket::new_v4().ok()?;
+        socket.bind("127.0.0.2:0".parse().ok()?).ok()?;
+        let connect = socket.connect(([127, 0, 0, 1], bgp_port).into());
+        let stream = tokio::time::timeout(Duration::from_secs(1), connect).await.ok()?.ok()?;
+        Some(Speaker::from_stream(stream))
+    })
+    .await
+}
+
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc readable");
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_more_specifics_does_not_delay_the_probes() {
+    let http = TestHttp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bgp_port = free_port().await;
+    let path = session_config(dir.path(), bgp_port, &http.url("/ok"));
     let daemon = Daemon::start(dir.path(), &path, &[]).await;
     let mut peer = wait_for("the BGP listener", Duration::from_secs(10), || async {
         let socket = tokio::net::TcpSocket::new_v4().ok()?;
@@ -98,4 +129,64 @@ name = "Facebook"
     let incidents = daemon.json("/api/v1/incidents").await.expect("the API answers");
     let http_down = incidents["incidents"].as_array().unwrap().iter().any(|i| i["cause"]["layer"] == "http");
     assert!(!http_down, "{incidents}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_stalling_mid_update_is_cut_and_the_feed_goes_down() {
+    let http = TestHttp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bgp_port = free_port().await;
+    let path = session_config(dir.path(), bgp_port, &http.url("/ok"));
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    let mut peer = connect_peer(bgp_port).await;
+    peer.establish(65001, 3).await;
+    peer.send(&bgp::announce_v6(&["2a03:2880::/32"], &[65001, 32934])).await;
+    let feed = "chatpulse_bgp_feed_up{source=\"session\"}";
+    wait_for("the feed up", Duration::from_secs(10), || async { (daemon.metric(feed).await? == 1.0).then_some(()) })
+        .await;
+    let update = bgp::announce_v6(&["2a03:2880:1::/48"], &[65001, 32934]);
+    let started = tokio::time::Instant::now();
+    peer.send(&update[..update.len() - 5]).await;
+    assert_eq!(peer.notification().await, Some((4, 0)), "Hold Timer Expired");
+    assert!(started.elapsed() < Duration::from_secs(6), "held {:?}", started.elapsed());
+    wait_for("the feed down", Duration::from_secs(10), || async { (daemon.metric(feed).await? == 0.0).then_some(()) })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_bgp_connections_beyond_the_descriptor_limit_do_not_spin_the_monitor() {
+    let http = TestHttp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bgp_port = free_port().await;
+    let path = session_config(dir.path(), bgp_port, &http.url("/ok"));
+    let daemon = Daemon::start_with_fd_limit(dir.path(), &path, 1024).await;
+    let pid = daemon.child.id().expect("running");
+    let _peer = connect_peer(bgp_port).await;
+    // 1,100 connections from the configured address that never send an OPEN.
+    let mut held = Vec::new();
+    for _ in 0..1_100 {
+        let Ok(socket) = tokio::net::TcpSocket::new_v4() else { continue };
+        if socket.bind("127.0.0.2:0".parse().unwrap()).is_err() {
+            continue;
+        }
+        let connect = socket.connect(([127, 0, 0, 1], bgp_port).into());
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
+            held.push(stream);
+        }
+    }
+    let before = cpu_seconds(pid);
+    let window = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < window {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let share = (cpu_seconds(pid) - before) / 5.0;
+    assert!(share < 0.5, "chatpulse used {:.0}% of a core while its descriptors were exhausted", share * 100.0);
+    drop(held);
+    let health = wait_for("/healthz answering again", Duration::from_secs(40), || async {
+        daemon.get("/healthz").await.map(|(code, _)| code)
+    })
+    .await;
+    assert!(health == 200 || health == 503, "{health}");
+    let service = daemon.service("facebook").await.expect("the API answers");
+    assert_ne!(service["status"], "down", "{service}");
 }
