@@ -31,8 +31,12 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// The status page URL for a listen address.
+/// The status page URL: `[server] public_url` when set (the address users
+/// reach, e.g. behind a reverse proxy), else the listen address.
 pub fn status_url(config: &Config) -> String {
+    if let Some(base) = &config.server.public_url {
+        return format!("{base}/");
+    }
     let listen = config.server.listen;
     if listen.ip().is_unspecified() {
         format!("http://localhost:{}/", listen.port())

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use super::feed::{FeedEvent, FeedSender};
 use super::mrt::{Element, Reader, decompress};
 use super::rib::PeerKey;
-use crate::config::Bgp;
+use crate::config::{Bgp, redacted};
 use crate::prefix::Prefix;
 use crate::time::{unix, utc_parts};
 
@@ -102,13 +102,14 @@ pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, c
                 continue;
             }
             let url = file_url(&config.mrt_url, "updates", next);
+            let shown = redacted(&url);
             match fetch(&client, &url, &watched, &tx, UPDATE_LIMITS).await {
                 Ok(Fetched::Applied(elements)) => {
-                    info!(%url, elements, "MRT updates applied");
+                    info!(url = %shown, elements, "MRT updates applied");
                     cursor = next;
                 }
                 Ok(Fetched::Missing) if now - next > GIVE_UP => {
-                    warn!(%url, "MRT update file never appeared; skipped");
+                    warn!(url = %shown, "MRT update file never appeared; skipped");
                     cursor = next;
                 }
                 Ok(Fetched::Missing) => tokio::time::sleep(POLL).await,
@@ -117,7 +118,7 @@ pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, c
                     return;
                 }
                 Err(why) => {
-                    warn!(%url, "MRT update file failed: {why}");
+                    warn!(url = %shown, "MRT update file failed: {why}");
                     tokio::time::sleep(POLL).await;
                 }
             }
@@ -130,19 +131,20 @@ async fn seed(client: &reqwest::Client, config: &Bgp, watched: &[Prefix], tx: &F
     let newest = now - now.rem_euclid(DUMP_PERIOD);
     for t in (0..4).map(|k| newest - k * DUMP_PERIOD) {
         let url = file_url(&config.mrt_url, "bview", t);
+        let shown = redacted(&url);
         if tx.send(FeedEvent::Reset).await.is_err() {
             return None;
         }
         match fetch(client, &url, watched, tx, DUMP_LIMITS).await {
             Ok(Fetched::Applied(elements)) => {
-                info!(%url, elements, "MRT RIB dump loaded");
+                info!(url = %shown, elements, "MRT RIB dump loaded");
                 return Some(t);
             }
             Ok(Fetched::Missing) => continue,
-            Err(why) => warn!(%url, "MRT RIB dump failed: {why}"),
+            Err(why) => warn!(url = %shown, "MRT RIB dump failed: {why}"),
         }
     }
-    warn!(url = %config.mrt_url, "no MRT RIB dump found in the last 32 hours");
+    warn!(url = %redacted(&config.mrt_url), "no MRT RIB dump found in the last 32 hours");
     None
 }
 

@@ -177,7 +177,7 @@ pub async fn run(source: RisLive, tx: FeedSender) {
                 if started.elapsed() >= STABLE_AFTER {
                     backoff = MIN_BACKOFF;
                 }
-                warn!(url = %source.url, "RIS Live: {why}; reconnecting in {}", humantime::format_duration(backoff));
+                warn!(url = %crate::config::redacted(&source.url), "RIS Live: {why}; reconnecting in {}", humantime::format_duration(backoff));
             }
         }
         tokio::time::sleep(backoff).await;
@@ -220,7 +220,7 @@ async fn session(source: &RisLive, tx: &FeedSender) -> Result<(), String> {
             Err(e) => return Err(format!("cannot seed: {e}")),
         }
     }
-    info!(url = %source.url, routes = seeded, "RIS Live connected and seeded");
+    info!(url = %crate::config::redacted(&source.url), routes = seeded, "RIS Live connected and seeded");
     if tx.send(FeedEvent::Healthy(true)).await.is_err() {
         return gone(());
     }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::config::{BgpSource, Config, Kind};
+use crate::config::{BgpSource, Config, Kind, redacted};
 
 /// Prints the monitoring plan of `config`.
 pub fn print_plan(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
@@ -20,8 +20,12 @@ pub fn print_plan(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
     let has_bgp = config.services.iter().flat_map(|s| &s.probes).any(|p| p.check.kind() == Kind::Bgp);
     if has_bgp {
         let source = match config.bgp.source {
-            BgpSource::RisLive => format!("ris-live {} (seeded from {})", config.bgp.ris_live_url, config.bgp.seed_url),
-            BgpSource::Mrt => format!("mrt {}", config.bgp.mrt_url),
+            BgpSource::RisLive => format!(
+                "ris-live {} (seeded from {})",
+                redacted(&config.bgp.ris_live_url),
+                redacted(&config.bgp.seed_url)
+            ),
+            BgpSource::Mrt => format!("mrt {}", redacted(&config.bgp.mrt_url)),
             BgpSource::Session => match &config.bgp.session {
                 Some(s) => format!("session on {} as AS{} with {} peers", s.listen, s.local_as, s.peers.len()),
                 None => "session".into(),

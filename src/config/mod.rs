@@ -161,7 +161,7 @@ pub enum NotifyOn {
 /// `[alerts.email]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Email {
-    /// The `smtp` URL as written (for messages).
+    /// The `smtp` URL as written, any password redacted (for messages).
     pub smtp_url: String,
     /// Transport security.
     pub security: SmtpSecurity,
@@ -730,7 +730,7 @@ fn read_alerts(root: &Section<'_, '_>) -> Result<Alerts, ConfigError> {
     }
     let repeat = e.duration("repeat", true)?.unwrap_or(Duration::from_secs(4 * 3600));
     alerts.email = Some(Email {
-        smtp_url: smtp.value.to_string(),
+        smtp_url: redacted(smtp.value),
         security,
         host,
         port,
@@ -1027,6 +1027,26 @@ mod tests {
         assert_eq!(c.services[0].probes[0].timeout, Duration::from_secs(2));
         let err = parse(&format!("[monitor]\ninterval = \"2s\"\ntimeout = \"3s\"\n{MINIMAL}")).unwrap_err();
         assert!(err.to_string().starts_with("config.toml:3: [monitor]: \"timeout\" must not be longer"), "{err}");
+    }
+
+    #[test]
+    fn server_limits_and_public_url_are_read() {
+        let c = parse(&format!(
+            "[server]\nlisten = \"127.0.0.1:9464\"\nmax_connections = 64\npublic_url = \"https://status.example.org/\"\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(c.server.max_connections, 64);
+        assert_eq!(crate::alert::render::status_url(&c), "https://status.example.org/");
+        assert_eq!(parse(MINIMAL).unwrap().server.max_connections, 256);
+        let err = parse(&format!("[server]\npublic_url = \"ftp://x\"\n{MINIMAL}")).unwrap_err().to_string();
+        assert!(err.contains("\"public_url\": \"ftp://x\" must start with http:// or https://"), "{err}");
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted_for_display() {
+        assert_eq!(redacted("http://admin:hunter2@example.org/x"), "http://admin:***@example.org/x");
+        assert_eq!(redacted("https://example.org/"), "https://example.org/");
+        assert_eq!(redacted("not a url"), "not a url");
     }
 
     #[test]
