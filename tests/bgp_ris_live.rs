@@ -17,6 +17,7 @@ use chatpulse::metrics::Metrics;
 use chatpulse::prefix::Prefix;
 use chatpulse::probe::Reason;
 use futures_util::{SinkExt, StreamExt};
+use support::ris::{hang_up_server, mute_listener};
 use support::wait_for;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -240,41 +241,6 @@ async fn a_dropped_connection_is_re_established_and_reseeded() {
     rig.until("reseeded with every route", |v| v.feed_up && v.peers_seeing == 12).await;
 }
 
-/// A listener that accepts TCP and then says nothing; counts connections.
-async fn mute_listener() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/v1/ws/", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((tcp, _)) = listener.accept().await {
-            c.fetch_add(1, Ordering::SeqCst);
-            held.push(tcp);
-        }
-    });
-    (url, count)
-}
-
-/// A websocket server that completes the handshake and hangs up at once.
-async fn hang_up_server() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/v1/ws/", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            c.fetch_add(1, Ordering::SeqCst);
-            if let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await {
-                // Let the client subscribe and seed, then close.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let _ = ws.close(None).await;
-            }
-        }
-    });
-    (url, count)
-}
-
 fn source(url: &str, seed_url: String, stale_after: Duration) -> RisLive {
     let config = Bgp {
         source: BgpSource::RisLive,
@@ -330,17 +296,7 @@ async fn a_server_that_hangs_up_at_once_is_retried_with_growing_backoff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_looking_glass_answer_is_cut_at_the_cap() {
-    let app = axum::Router::new().route(
-        "/data/looking-glass/data.json",
-        axum::routing::get(|| async {
-            let chunk = bytes::Bytes::from(vec![b' '; 64 * 1024]);
-            let endless = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
-            axum::body::Body::from_stream(endless)
-        }),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = support::ris::endless_looking_glass().await;
     let client = reqwest::Client::new();
     let answer = tokio::time::timeout(
         Duration::from_secs(30),

@@ -4,7 +4,9 @@
 //! runs off the probe thread and costs the same per update however many
 //! routes sit under the prefix; a peer that stalls mid-UPDATE gets "hold
 //! timer expired" and the feed goes down; 1,100 half-open connections under
-//! a 1024-descriptor limit neither spin a core nor stop the monitor.
+//! a 1024-descriptor limit neither spin a core nor stop the monitor; a RIS
+//! Live server that hangs up at once is not hammered, and a looking glass
+//! whose answer never ends does not grow the monitor's memory.
 
 mod support;
 
@@ -189,4 +191,58 @@ async fn half_open_bgp_connections_beyond_the_descriptor_limit_do_not_spin_the_m
     assert!(health == 200 || health == 503, "{health}");
     let service = daemon.service("facebook").await.expect("the API answers");
     assert_ne!(service["status"], "down", "{service}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_ris_live_and_looking_glass_cost_neither_memory_nor_a_storm() {
+    let http = TestHttp::start().await;
+    let (ws_url, connections) = support::ris::hang_up_server().await;
+    let seed_url = support::ris::endless_looking_glass().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let config = format!(
+        r#"
+[monitor]
+interval = "500ms"
+timeout = "400ms"
+[server]
+listen = "127.0.0.1:0"
+[storage]
+path = "{db}"
+[bgp]
+source = "ris-live"
+ris_live_url = "{ws_url}"
+seed_url = "{seed_url}"
+stale_after = "5s"
+[[service]]
+id = "facebook"
+name = "Facebook"
+  [[service.probe]]
+  kind = "bgp"
+  prefix = "129.134.30.0/23"
+  origin = 32934
+  [[service.probe]]
+  kind = "http"
+  url = "{url}"
+"#,
+        db = dir.path().join("h.db").display(),
+        url = http.url("/ok"),
+    );
+    std::fs::write(&path, config).unwrap();
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    let end = tokio::time::Instant::now() + Duration::from_secs(8);
+    let mut peak_kib = 0;
+    while tokio::time::Instant::now() < end {
+        peak_kib = peak_kib.max(daemon.rss_kib());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Each attempt reads at most 32 MiB of the endless answer, then backs
+    // off 1, 2, 4 s: a handful of connections, and bounded memory.
+    let n = connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=5).contains(&n), "{n} connections in 8 s");
+    assert!(peak_kib < 160 * 1024, "peak RSS {peak_kib} KiB");
+    let service = daemon.service("facebook").await.expect("the API answers");
+    assert_eq!(service["status"], "up", "{service}");
+    let bgp = &service["probes"][0];
+    assert_eq!(bgp["last_result"], "bgp_unknown", "{bgp}");
 }

@@ -72,6 +72,7 @@ pub async fn serve(
         }
     };
     let mut tasks = tokio::task::JoinSet::new();
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(stop);
     loop {
         while tasks.try_join_next().is_some() {}
@@ -101,13 +102,21 @@ pub async fn serve(
         }
         connections.0.fetch_add(1, Ordering::Relaxed);
         let slot = Slot(connections.clone());
-        tasks.spawn(connection(stream, peer, app.clone(), slot));
+        tasks.spawn(connection(stream, peer, app.clone(), slot, closing_rx.clone()));
     }
-    // Stopping: let the open connections finish what they are sending.
+    // Stopping: idle connections close now, busy ones finish what they are
+    // sending (for at most DRAIN).
+    let _ = closing.send(true);
     let _ = tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
 }
 
-async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, app: Router, _slot: Slot) {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    _slot: Slot,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) {
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let app = app.clone();
         async move {
@@ -129,11 +138,49 @@ async fn connection(stream: tokio::net::TcpStream, peer: SocketAddr, app: Router
             conn.as_mut().graceful_shutdown();
             tokio::time::timeout(DRAIN, conn.as_mut()).await.unwrap_or(Ok(()))
         }
+        _ = async { closing.wait_for(|c| *c).await.map(|_| ()) } => {
+            conn.as_mut().graceful_shutdown();
+            tokio::time::timeout(DRAIN, conn.as_mut()).await.unwrap_or(Ok(()))
+        }
     };
     if let Err(e) = outcome
         && !e.is_incomplete_message()
         && !e.is_timeout()
     {
         tracing::debug!(%peer, "HTTP connection ended: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn boom() -> &'static str {
+        if std::hint::black_box(true) {
+            panic!("a bug");
+        }
+        "never"
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_a_json_500_and_the_server_goes_on() {
+        let app = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/fine", axum::routing::get(|| async { "fine" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app, 8, async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        let boom = client.get(format!("http://{addr}/boom")).send().await.unwrap();
+        assert_eq!(boom.status().as_u16(), 500);
+        let body: serde_json::Value = serde_json::from_str(&boom.text().await.unwrap()).unwrap();
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("internal error")), "{body}");
+        let fine = client.get(format!("http://{addr}/fine")).send().await.unwrap();
+        assert_eq!(fine.text().await.unwrap(), "fine");
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(15), server).await.unwrap().unwrap();
     }
 }

@@ -125,7 +125,10 @@ struct PeerInfo {
 pub struct Rib {
     interest: Interest,
     denominator: Denominator,
-    peers: Vec<PeerInfo>,
+    /// Indexed by [`PeerId`]; `None` for a slot freed by a peer that went
+    /// down (its number is reused by the next new peer).
+    peers: Vec<Option<PeerInfo>>,
+    free: Vec<PeerId>,
     by_key: HashMap<PeerKey, PeerId>,
     routes: HashMap<Prefix, Vec<(PeerId, Origin)>>,
     /// Per watched prefix: peers that carried it or a covering prefix.
@@ -143,6 +146,7 @@ impl Rib {
             interest,
             denominator,
             peers: Vec::new(),
+            free: Vec::new(),
             by_key: HashMap::new(),
             routes: HashMap::new(),
             carriers: HashMap::new(),
@@ -167,11 +171,20 @@ impl Rib {
         if let Some(&id) = self.by_key.get(key) {
             return Some(id);
         }
-        if self.peers.len() >= MAX_PEERS {
+        if self.by_key.len() >= MAX_PEERS {
             return None;
         }
-        let id = self.peers.len() as PeerId;
-        self.peers.push(PeerInfo { key: key.clone(), up: true });
+        let info = Some(PeerInfo { key: key.clone(), up: true });
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.peers[id as usize] = info;
+                id
+            }
+            None => {
+                self.peers.push(info);
+                (self.peers.len() - 1) as PeerId
+            }
+        };
         self.by_key.insert(key.clone(), id);
         Some(id)
     }
@@ -192,18 +205,23 @@ impl Rib {
 
     /// The key of a peer number.
     pub fn peer_key(&self, peer: PeerId) -> &PeerKey {
-        &self.peers[peer as usize].key
+        &self.peers[peer as usize].as_ref().expect("only known peers hold routes or are looked up").key
     }
 
     /// Marks a peer up (a session came up: it starts with no routes).
     pub fn peer_up(&mut self, peer: PeerId) {
-        self.peers[peer as usize].up = true;
+        if let Some(Some(info)) = self.peers.get_mut(peer as usize) {
+            info.up = true;
+        }
     }
 
-    /// A peer's session went away: its routes go, and it leaves every
-    /// denominator. Returns true if it held any route.
+    /// A peer's session went away: its routes go, it leaves every
+    /// denominator, and the engine forgets it (a peer that comes back is
+    /// registered anew). Returns true if it held any route.
     pub fn peer_down(&mut self, peer: PeerId) -> bool {
-        self.peers[peer as usize].up = false;
+        let Some(info) = self.peers.get_mut(peer as usize).and_then(Option::take) else { return false };
+        self.by_key.remove(&info.key);
+        self.free.push(peer);
         let held: Vec<Prefix> = self
             .routes
             .iter()
@@ -245,7 +263,9 @@ impl Rib {
             self.capped += 1;
             return false;
         }
-        self.peers[peer as usize].up = true;
+        if let Some(Some(info)) = self.peers.get_mut(peer as usize) {
+            info.up = true;
+        }
         let routes = self.routes.entry(prefix).or_default();
         match routes.iter_mut().find(|(p, _)| *p == peer) {
             Some(route) => route.1 = origin,
@@ -297,12 +317,12 @@ impl Rib {
 
     /// Peers the engine knows (up or not).
     pub fn peers_known(&self) -> usize {
-        self.peers.len()
+        self.by_key.len()
     }
 
     /// Peers currently up.
     pub fn peers_up(&self) -> usize {
-        self.peers.iter().filter(|p| p.up).count()
+        self.peers.iter().flatten().filter(|p| p.up).count()
     }
 
     /// How the engine sees `watched` now. `feed_up` is the source's health.
@@ -449,6 +469,17 @@ mod tests {
         }
         let one_more = PeerKey { collector: String::new(), ip: "255.255.255.255".parse().unwrap() };
         assert_eq!(rib.peer(&one_more), None);
+    }
+
+    #[test]
+    fn a_peer_gone_down_is_forgotten_and_its_number_reused() {
+        let (mut rib, peers) = rib();
+        rib.announce(peers[0], p("129.134.30.0/23"), Some(32934));
+        rib.peer_down(peers[0]);
+        assert_eq!(rib.peers_known(), 3);
+        let again = PeerKey { collector: "rrc00".into(), ip: "10.0.0.9".parse().unwrap() };
+        assert_eq!(rib.peer(&again), Some(peers[0]));
+        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).peers_seeing, 0);
     }
 
     #[test]
