@@ -16,6 +16,7 @@ use chatpulse::bgp::feed::{Engine, run_engine};
 use chatpulse::config::{Bgp, BgpSource};
 use chatpulse::metrics::Metrics;
 use chatpulse::prefix::Prefix;
+use futures_util::StreamExt;
 use support::wait_for;
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -70,7 +71,8 @@ async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
     // the 16:00 one and the update files follow from 16:05.
     const NOW: i64 = 1_027_382_100;
     let clock: chatpulse::bgp::archive::Clock = Arc::new(|| NOW);
-    let _source = tokio::spawn(chatpulse::bgp::archive::run_with_clock(config, vec![watched], tx, clock));
+    let limits = chatpulse::bgp::archive::Limits::default();
+    let _source = tokio::spawn(chatpulse::bgp::archive::run_with_clock(config, vec![watched], tx, clock, limits));
 
     let expected = reference_peers("213.202.64.0/18");
     assert!(expected > 1);
@@ -94,6 +96,44 @@ async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
     assert_eq!(updates[1], "/rrc00/2002.07/updates.20020722.1610.gz", "one file per 5 minutes, in order");
     wait_for("the update file counted", Duration::from_secs(30), || async {
         metrics.render().lines().any(|l| l.starts_with("chatpulse_bgp_updates_total{source=\"mrt\"}")).then_some(())
+    })
+    .await;
+}
+
+/// An archive that sends the headers and a few bytes of every file, then
+/// goes silent: each download is given up after the read timeout and the
+/// source moves on (to the next older RIB dump) instead of hanging.
+#[tokio::test]
+async fn a_stalled_download_is_given_up() {
+    let log: Log = Arc::default();
+    let stalled = |State(log): State<Log>, UrlPath((month, file)): UrlPath<(String, String)>| async move {
+        log.lock().unwrap().push(format!("/rrc00/{month}/{file}"));
+        let trickle =
+            futures_util::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"\x1f\x8b")) })
+                .chain(futures_util::stream::pending());
+        axum::body::Body::from_stream(trickle)
+    };
+    let app = axum::Router::new().route("/rrc00/{month}/{file}", axum::routing::get(stalled)).with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/rrc00", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let config = Bgp {
+        source: BgpSource::Mrt,
+        ris_live_url: String::new(),
+        seed_url: String::new(),
+        mrt_url: base,
+        stale_after: Duration::from_secs(1200),
+        min_peers: 1,
+        session: None,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let _drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let limits = chatpulse::bgp::archive::Limits { read: Duration::from_millis(500), ..Default::default() };
+    let clock: chatpulse::bgp::archive::Clock = Arc::new(|| 1_027_382_100);
+    let watched: Prefix = "213.202.64.0/18".parse().unwrap();
+    let _source = tokio::spawn(chatpulse::bgp::archive::run_with_clock(config, vec![watched], tx, clock, limits));
+    wait_for("a second download after the first stalled", Duration::from_secs(10), || async {
+        (log.lock().unwrap().len() >= 2).then_some(())
     })
     .await;
 }

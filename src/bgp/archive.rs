@@ -31,29 +31,44 @@ const POLL: Duration = Duration::from_secs(60);
 /// A file still missing this long after its slot closed is skipped.
 const GIVE_UP: i64 = 3600;
 
-/// Limits on one download: an archive server that stalls, trickles or
-/// never stops sending cannot hold the feed or the memory for ever.
-#[derive(Clone, Copy)]
-struct Limits {
-    /// The whole download, headers to last byte.
-    total: Duration,
-    /// Most bytes read (compressed).
-    bytes: u64,
+/// Limits on downloads: an archive server that stalls, trickles or never
+/// stops sending cannot hold the feed or the memory for ever.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connecting to the archive.
+    pub connect: Duration,
+    /// Silence between two reads of a body.
+    pub read: Duration,
+    /// A whole update file, headers to last byte.
+    pub update_total: Duration,
+    /// Most bytes (compressed) of an update file.
+    pub update_bytes: u64,
+    /// A whole RIB dump.
+    pub dump_total: Duration,
+    /// Most bytes (compressed) of a RIB dump.
+    pub dump_bytes: u64,
 }
 
-/// An update file holds five minutes of changes: a few MiB.
-const UPDATE_LIMITS: Limits = Limits { total: Duration::from_secs(300), bytes: 512 << 20 };
-/// A full-table RIB dump: a few hundred MiB.
-const DUMP_LIMITS: Limits = Limits { total: Duration::from_secs(3600), bytes: 8 << 30 };
-/// Connecting, and silence between two reads of a body.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
+impl Default for Limits {
+    /// An update file holds five minutes of changes (a few MiB); a
+    /// full-table RIB dump a few hundred MiB.
+    fn default() -> Limits {
+        Limits {
+            connect: Duration::from_secs(15),
+            read: Duration::from_secs(60),
+            update_total: Duration::from_secs(300),
+            update_bytes: 512 << 20,
+            dump_total: Duration::from_secs(3600),
+            dump_bytes: 8 << 30,
+        }
+    }
+}
 
 /// The archive client: bounded connect and per-read silence.
-fn client() -> reqwest::Client {
+fn client(limits: &Limits) -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
+        .connect_timeout(limits.connect)
+        .read_timeout(limits.read)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
 }
@@ -77,14 +92,14 @@ pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// Runs until the engine is gone.
 pub async fn run(config: Bgp, watched: Vec<Prefix>, tx: FeedSender) {
-    run_with_clock(config, watched, tx, std::sync::Arc::new(|| unix(SystemTime::now()))).await;
+    run_with_clock(config, watched, tx, std::sync::Arc::new(|| unix(SystemTime::now())), Limits::default()).await;
 }
 
-/// [`run`] with an explicit clock (tests replay an archive's past).
-pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, clock: Clock) {
-    let client = client();
+/// [`run`] with an explicit clock (tests replay an archive's past) and limits.
+pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, clock: Clock, limits: Limits) {
+    let client = client(&limits);
     loop {
-        let Some(mut cursor) = seed(&client, &config, &watched, &tx, clock()).await else {
+        let Some(mut cursor) = seed(&client, &config, &watched, &tx, clock(), &limits).await else {
             if tx.send(FeedEvent::Healthy(false)).await.is_err() {
                 return;
             }
@@ -103,7 +118,7 @@ pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, c
             }
             let url = file_url(&config.mrt_url, "updates", next);
             let shown = redacted(&url);
-            match fetch(&client, &url, &watched, &tx, UPDATE_LIMITS).await {
+            match fetch(&client, &url, &watched, &tx, (limits.update_total, limits.update_bytes)).await {
                 Ok(Fetched::Applied(elements)) => {
                     info!(url = %shown, elements, "MRT updates applied");
                     cursor = next;
@@ -127,7 +142,14 @@ pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, c
 }
 
 /// Seeds from the newest RIB dump; returns its time.
-async fn seed(client: &reqwest::Client, config: &Bgp, watched: &[Prefix], tx: &FeedSender, now: i64) -> Option<i64> {
+async fn seed(
+    client: &reqwest::Client,
+    config: &Bgp,
+    watched: &[Prefix],
+    tx: &FeedSender,
+    now: i64,
+    limits: &Limits,
+) -> Option<i64> {
     let newest = now - now.rem_euclid(DUMP_PERIOD);
     for t in (0..4).map(|k| newest - k * DUMP_PERIOD) {
         let url = file_url(&config.mrt_url, "bview", t);
@@ -135,7 +157,7 @@ async fn seed(client: &reqwest::Client, config: &Bgp, watched: &[Prefix], tx: &F
         if tx.send(FeedEvent::Reset).await.is_err() {
             return None;
         }
-        match fetch(client, &url, watched, tx, DUMP_LIMITS).await {
+        match fetch(client, &url, watched, tx, (limits.dump_total, limits.dump_bytes)).await {
             Ok(Fetched::Applied(elements)) => {
                 info!(url = %shown, elements, "MRT RIB dump loaded");
                 return Some(t);
@@ -185,10 +207,10 @@ async fn fetch(
     url: &str,
     watched: &[Prefix],
     tx: &FeedSender,
-    limits: Limits,
+    (total, max_bytes): (Duration, u64),
 ) -> Result<Fetched, String> {
     let tell = |e: reqwest::Error| crate::error_text::root_cause(&e);
-    let mut response = client.get(url).timeout(limits.total).send().await.map_err(tell)?;
+    let mut response = client.get(url).timeout(total).send().await.map_err(tell)?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(Fetched::Missing);
     }
@@ -232,8 +254,8 @@ async fn fetch(
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 received += chunk.len() as u64;
-                if received > limits.bytes {
-                    let why = format!("larger than {} MiB; not read further", limits.bytes >> 20);
+                if received > max_bytes {
+                    let why = format!("larger than {} MiB; not read further", max_bytes >> 20);
                     let _ = chunk_tx.send(Err(why)).await;
                     break;
                 }
