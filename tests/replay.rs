@@ -214,3 +214,22 @@ fn an_origin_switch_with_unchanged_peer_counts_is_on_the_timeline() {
     assert_eq!(last["state"], "bgp_origin_mismatch");
     assert_eq!(last["time"], "2021-10-04T15:25:00Z");
 }
+
+#[test]
+fn update_files_alone_say_that_a_rib_dump_is_needed_first() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ris");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[service]]\nid = \"x\"\nname = \"X\"\n  [[service.probe]]\n  kind = \"bgp\"\n  prefix = \"129.134.30.0/23\"\n",
+    )
+    .unwrap();
+    let out = replay(&config, &[data.join("updates.20020722.2238.gz").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("129.134.30.0/23: 0 changes, no peer ever carried it"), "{text}");
+    assert!(!text.contains("lowest visibility 100.0%"), "{text}");
+    assert!(text.contains("hint:") && text.contains("RIB dump"), "{text}");
+    assert!(text.contains("replayed 1 file:"), "{text}");
+}

@@ -77,8 +77,8 @@ pub struct PrefixSummary {
     pub prefix: String,
     /// Visibility changes seen.
     pub changes: u64,
-    /// Lowest ratio seen once any peer counted.
-    pub min_ratio: f64,
+    /// Lowest ratio seen once any peer counted (`None`: no peer ever did).
+    pub min_ratio: Option<f64>,
     /// The last state.
     pub final_state: String,
 }
@@ -178,7 +178,7 @@ pub fn replay(
     let mut last: Vec<Option<crate::bgp::Visibility>> = vec![None; watched.len()];
     let mut summaries: Vec<PrefixSummary> = watched
         .iter()
-        .map(|p| PrefixSummary { prefix: p.to_string(), changes: 0, min_ratio: 1.0, final_state: "bgp_unknown".into() })
+        .map(|p| PrefixSummary { prefix: p.to_string(), changes: 0, min_ratio: None, final_state: "bgp_unknown".into() })
         .collect();
     let mut alerts = Vec::new();
     let started = Instant::now();
@@ -226,7 +226,7 @@ pub fn replay(
                 let summary = &mut summaries[i];
                 summary.changes += 1;
                 if v.peers_total > 0 {
-                    summary.min_ratio = summary.min_ratio.min(v.ratio());
+                    summary.min_ratio = Some(summary.min_ratio.map_or(v.ratio(), |m| m.min(v.ratio())));
                 }
                 summary.final_state = state.to_string();
                 if write_error.is_none()
@@ -358,20 +358,33 @@ fn print_summary(out: &mut dyn Write, summary: &Summary, json: bool) -> std::io:
         let cause = if alert.cause.is_empty() { String::new() } else { format!(" — {}", alert.cause) };
         writeln!(out, "ALERT {}  {} {}{cause}", alert.time, alert.service, alert.event.to_uppercase())?;
     }
+    let mut never_carried = false;
     for p in &summary.prefixes {
+        let changes = plural(p.changes, "change", "changes");
+        match p.min_ratio {
+            Some(ratio) => writeln!(
+                out,
+                "{}: {changes}, lowest visibility {:.1}%, finally {}",
+                p.prefix,
+                ratio * 100.0,
+                p.final_state
+            )?,
+            None => {
+                never_carried = true;
+                writeln!(out, "{}: {changes}, no peer ever carried it, finally {}", p.prefix, p.final_state)?
+            }
+        }
+    }
+    if never_carried {
         writeln!(
             out,
-            "{}: {} changes, lowest visibility {:.1}%, finally {}",
-            p.prefix,
-            p.changes,
-            p.min_ratio * 100.0,
-            p.final_state
+            "hint: visibility needs to know which peers carry a prefix; give a RIB dump (bview) of the same collector before its update files"
         )?;
     }
     writeln!(
         out,
-        "replayed {} files: {} records, {} elements ({} malformed) in {:.3} s, {:.0} elements/s; alerts that would have fired: {}",
-        summary.files,
+        "replayed {}: {} records, {} elements ({} malformed) in {:.3} s, {:.0} elements/s; alerts that would have fired: {}",
+        plural(summary.files as u64, "file", "files"),
         summary.records,
         summary.elements,
         summary.malformed,
@@ -379,6 +392,11 @@ fn print_summary(out: &mut dyn Write, summary: &Summary, json: bool) -> std::io:
         summary.elements_per_second,
         summary.alerts.len()
     )
+}
+
+/// "1 file", "2 files".
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Checks that every file can be opened before any work starts.
