@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use chatpulse::config::Config;
@@ -156,7 +155,10 @@ fn load(cli: &Cli) -> Result<Config, ExitCode> {
 /// run (which cost more CPU than the probes themselves). Blocking work
 /// (SQLite, MRT parsing) runs on its own threads.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -184,7 +186,9 @@ fn main() -> ExitCode {
     match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("chatpulse: {e:#}");
+            // Our errors carry their causes in their one sentence; the
+            // alternate form would repeat them.
+            eprintln!("chatpulse: {e}");
             ExitCode::from(2)
         }
     }
@@ -207,6 +211,10 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     };
     match &cli.command {
         Command::Validate => {
+            if let Err(e) = chatpulse::store::check_directory(&config.storage.path) {
+                eprintln!("chatpulse: {}: {e}", config.storage.path.display());
+                return Ok(ExitCode::from(2));
+            }
             chatpulse::cmd::validate::print_plan(&config, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }

@@ -212,3 +212,51 @@ async fn check_exits_0_when_all_pass_1_when_any_fails_2_on_bad_input() {
     let bad = write_config(dir.path(), "[[service]]\nid = \"x\"\n");
     assert_eq!(chatpulse(&bad, &["check"]).await.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_problems_are_one_sentence_each_and_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let once = |out: &Output, needle: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.matches(needle).count(), 1, "{stderr}");
+        assert!(!stderr.contains("database is locked"), "{stderr}");
+        stderr
+    };
+    // clap's own words survive: the missing argument, the similar flag.
+    let config = write_config(dir.path(), SERVICE);
+    once(&chatpulse(&config, &["replay"]).await, "<FILES>");
+    once(&chatpulse(&config, &["check", "--servce", "x"]).await, "similar argument exists: '--service'");
+
+    // validate refuses what run would refuse.
+    let missing = write_config(dir.path(), &format!("[storage]\npath = \"/nonexistent/dir/h.db\"\n{SERVICE}"));
+    once(&chatpulse(&missing, &["validate"]).await, "directory of the history store does not exist");
+    once(&chatpulse(&missing, &["run"]).await, "directory of the history store does not exist");
+
+    // Two monitors on one store: the second is refused before it does anything.
+    let db = dir.path().join("h.db");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[[service]]\nid = \"a\"\nname = \"A\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"x.test\"\n  server = \"127.0.0.1:9\"\n  interval = \"1h\"\n",
+            db.display()
+        ),
+    );
+    let first = support::daemon::Daemon::start(dir.path(), &config, &[]).await;
+    let second = tokio::time::timeout(std::time::Duration::from_secs(20), chatpulse(&config, &["run"]))
+        .await
+        .expect("the second run exits at once");
+    once(&second, "another `chatpulse run` is using this history store");
+
+    // A taken port: said once, not once per layer of the error.
+    let taken = first.base.trim_start_matches("http://").to_string();
+    let other = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nlisten = \"{taken}\"\n[storage]\npath = \"{}\"\n{SERVICE}",
+            dir.path().join("other.db").display()
+        ),
+    );
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), chatpulse(&other, &["run"])).await.unwrap();
+    once(&out, "Address already in use");
+}

@@ -178,7 +178,12 @@ pub fn replay(
     let mut last: Vec<Option<crate::bgp::Visibility>> = vec![None; watched.len()];
     let mut summaries: Vec<PrefixSummary> = watched
         .iter()
-        .map(|p| PrefixSummary { prefix: p.to_string(), changes: 0, min_ratio: None, final_state: "bgp_unknown".into() })
+        .map(|p| PrefixSummary {
+            prefix: p.to_string(),
+            changes: 0,
+            min_ratio: None,
+            final_state: "bgp_unknown".into(),
+        })
         .collect();
     let mut alerts = Vec::new();
     let started = Instant::now();

@@ -52,6 +52,14 @@ pub enum StoreError {
     #[error("no history at {0} (has `chatpulse run` used this config yet?)")]
     Missing(PathBuf),
     /// The writer thread is gone.
+    #[error(
+        "another `chatpulse run` is using this history store; two monitors cannot share one (give each its own [storage] path)"
+    )]
+    InUse(PathBuf),
+    /// The directory of the store does not exist.
+    #[error("the directory of the history store does not exist ([storage] path)")]
+    NoDirectory(PathBuf),
+    /// The writer thread is gone.
     #[error("history store: the writer stopped")]
     Stopped,
     /// The batch holding the operation could not be committed.
@@ -108,6 +116,8 @@ pub(crate) struct Writer {
     runs: history::RunState,
     retention: Retention,
     last_retention: i64,
+    /// Holds the one-writer lock on the store file.
+    _lock: std::fs::File,
 }
 
 type Job = Box<dyn FnOnce(&mut Writer) + Send>;
@@ -133,6 +143,15 @@ pub struct Store {
 /// How long a batch may stay open.
 const BATCH_WINDOW: Duration = Duration::from_secs(1);
 
+/// Refuses a store path whose directory does not exist (SQLite would say
+/// only "unable to open database file").
+pub fn check_directory(path: &Path) -> Result<(), StoreError> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(StoreError::NoDirectory(path.to_path_buf())),
+        _ => Ok(()),
+    }
+}
+
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -157,7 +176,7 @@ impl Writer {
             self.begin();
         }
         if let Err(e) = self.flush_runs(now, force_runs).and_then(|()| self.set_heartbeat(now)) {
-            error!("history store: {e}");
+            error!("{e}");
         }
         let committed = match self.conn.execute_batch("COMMIT") {
             Ok(()) => true,
@@ -230,9 +249,21 @@ impl Store {
     /// the monitor was not running between the previous run's last heartbeat
     /// and now.
     pub fn open(path: &Path, retention: Retention) -> Result<Store, StoreError> {
+        check_directory(path)?;
+        // One writer per store: an advisory lock on the file, held by the
+        // writer thread for as long as it runs (SQLite's own locks are
+        // fcntl locks and do not see it).
+        let lock =
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(
+                |e| StoreError::Sql(rusqlite::Error::InvalidPath(format!("{}: {e}", path.display()).into())),
+            )?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::InUse(path.to_path_buf()));
+        }
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn)?;
-        let mut writer = Writer { conn, in_batch: false, runs: Default::default(), retention, last_retention: 0 };
+        let mut writer =
+            Writer { conn, in_batch: false, runs: Default::default(), retention, last_retention: 0, _lock: lock };
         writer.close_gap()?;
         let (tx, rx) = sync_mpsc::channel();
         std::thread::Builder::new()
