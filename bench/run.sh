@@ -19,6 +19,11 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
+# What it compares against (not installed by CI, which does not run benchmarks).
+if ! command -v prometheus-blackbox-exporter >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus-blackbox-exporter
+fi
+
 cargo build --release --quiet --bin chatpulse --example bench
 CP=$ROOT/target/release/chatpulse
 BENCH=$ROOT/target/release/examples/bench

@@ -108,6 +108,10 @@ pub enum AlertEvent {
 }
 
 impl AlertEvent {
+    /// Every event.
+    pub const ALL: [AlertEvent; 4] =
+        [AlertEvent::Down, AlertEvent::Degraded, AlertEvent::Reminder, AlertEvent::Recovered];
+
     /// The word in metrics and Message-IDs.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -146,7 +146,7 @@ pub struct Metrics {
     bgp_feed_up: Family<SourceLabels, Gauge>,
     bgp_updates: Family<SourceLabels, Counter>,
     bgp_malformed: Family<SourceLabels, Counter>,
-    service_up: Family<ServiceLabels, Gauge>,
+    service_up: Family<ServiceLabels, Ratio>,
     service_status: Family<StatusLabels, Gauge>,
     service_uptime: Family<WindowLabels, Ratio>,
     monitor_online: Gauge,
@@ -232,7 +232,7 @@ impl Metrics {
             "Feed messages that could not be understood and were skipped",
             m.bgp_malformed.clone(),
         );
-        r.register("service_up", "0 only while the service is down", m.service_up.clone());
+        r.register("service_up", "1 up or degraded, 0 down, NaN while the status is unknown", m.service_up.clone());
         r.register("service_status", "1 on the service's current status", m.service_status.clone());
         r.register(
             "service_uptime_ratio",
@@ -359,7 +359,14 @@ impl Metrics {
     /// Sets the service's status families.
     pub fn set_service_status(&self, service: &str, status: ServiceStatus) {
         let labels = ServiceLabels { service: service.into() };
-        self.service_up.get_or_create(&labels).set(i64::from(status != ServiceStatus::Down));
+        // NaN while unknown: a dashboard must never show green for what
+        // nobody knows (the monitor offline, nothing confirmed yet).
+        let up = match status {
+            ServiceStatus::Unknown => f64::NAN,
+            ServiceStatus::Down => 0.0,
+            ServiceStatus::Up | ServiceStatus::Degraded => 1.0,
+        };
+        self.service_up.get_or_create(&labels).set(up);
         for s in ServiceStatus::ALL {
             let l = StatusLabels { service: service.into(), status: s.as_str().into() };
             self.service_status.get_or_create(&l).set(i64::from(s == status));
@@ -398,6 +405,25 @@ impl Metrics {
         }
         for window in UPTIME_WINDOWS {
             self.service_uptime.remove(&WindowLabels { service: service.into(), window: window.0.into() });
+        }
+    }
+
+    /// Creates the series whose labels the config already fixes, so they
+    /// exist from the first scrape (counters at 0) and `absent()` rules and
+    /// dashboards see them before the first event.
+    pub fn declare(&self, sources: &[&str], channels: &[&str], events: &[&str]) {
+        for source in sources {
+            let labels = SourceLabels { source: (*source).into() };
+            drop(self.bgp_updates.get_or_create(&labels));
+            drop(self.bgp_malformed.get_or_create(&labels));
+        }
+        for channel in channels {
+            drop(self.alert_queue.get_or_create(&ChannelLabels { channel: (*channel).into() }));
+            for event in events {
+                let labels = AlertLabels { channel: (*channel).into(), event: (*event).into() };
+                drop(self.alerts_sent.get_or_create(&labels));
+                drop(self.alert_failures.get_or_create(&labels));
+            }
         }
     }
 

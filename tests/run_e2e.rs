@@ -173,3 +173,73 @@ async fn run_with_a_bad_config_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(":2: [server]: \"listen\""));
 }
+
+/// While the monitor is offline (its only guard fails) the service is
+/// unknown, and `chatpulse_service_up` says NaN — never a green 1 — and
+/// every series the config fixes is there from the first scrape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_is_nan_and_configured_series_exist_from_the_first_scrape() {
+    let dir = tempfile::tempdir().unwrap();
+    let bgp_port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[storage]
+path = "{db}"
+[alerts.email]
+smtp = "smtp://127.0.0.1:9"
+from = "chatpulse@test.local"
+to = ["oncall@test.local"]
+[bgp]
+source = "session"
+[bgp.session]
+listen = "127.0.0.1:{bgp_port}"
+local_as = 65010
+router_id = "192.0.2.10"
+  [[bgp.session.peer]]
+  address = "127.0.0.2"
+  remote_as = 65001
+[[guard]]
+kind = "dns"
+query = "."
+record = "NS"
+server = "127.0.0.1:9"
+[[service]]
+id = "whatsapp"
+name = "WhatsApp"
+  [[service.probe]]
+  kind = "dns"
+  query = "web.chat.test"
+  server = "127.0.0.1:9"
+  [[service.probe]]
+  kind = "bgp"
+  prefix = "129.134.30.0/23"
+"#,
+        db = dir.path().join("h.db").display(),
+    );
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    let (_, text) = daemon.get("/metrics").await.expect("metrics served");
+    for series in [
+        "chatpulse_bgp_updates_total{source=\"session\"} 0",
+        "chatpulse_alerts_sent_total{channel=\"email\",event=\"down\"} 0",
+        "chatpulse_alert_failures_total{channel=\"email\",event=\"recovered\"} 0",
+        "chatpulse_alert_queue_length{channel=\"email\"} 0",
+        "chatpulse_service_status{service=\"whatsapp\",status=\"unknown\"} 1",
+    ] {
+        assert!(text.contains(series), "{series} missing from the first scrape:\n{text}");
+    }
+    let up = wait_for("service_up", Duration::from_secs(10), || {
+        daemon.metric(r#"chatpulse_service_up{service="whatsapp"}"#)
+    })
+    .await;
+    assert!(up.is_nan(), "service_up = {up} while unknown");
+    wait_for("offline", Duration::from_secs(10), || async {
+        (daemon.metric("chatpulse_monitor_online").await? == 0.0).then_some(())
+    })
+    .await;
+    let up = daemon.metric(r#"chatpulse_service_up{service="whatsapp"}"#).await.unwrap();
+    assert!(up.is_nan(), "service_up = {up} while offline");
+}

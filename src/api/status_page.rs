@@ -32,7 +32,7 @@ h1{font-size:1.3em;margin:8px 0 0}
 h2{font-size:1.1em;margin:0}
 p{margin:4px 0}
 .meta,.small{color:#5b6574;font-size:.9em}
-.banner{max-width:860px;margin:8px auto;padding:10px 16px;border-radius:6px;font-weight:600}
+.banner{margin:12px 0;padding:10px 16px;border-radius:8px;font-weight:600}
 .banner.offline{background:#fdecea;color:#8a1c12}
 .banner.feed{background:#fff4e0;color:#7a4b00}
 .service{background:#fff;border-radius:8px;padding:14px 16px;margin:12px 0;box-shadow:0 1px 2px rgba(0,0,0,.08);border-left:6px solid #9aa3ae}
@@ -132,13 +132,15 @@ fn render(
         escape(vantage),
         utc_text(from_unix(now))
     );
+    // Banners sit inside <main>, so they are exactly as wide as the cards
+    // on a desktop and keep the same margin from the screen edge on a phone.
+    html.push_str("<main>");
     if !online {
         html.push_str("<div class=\"banner offline\" role=\"alert\">This monitor is offline: every guard probe fails, so the states below are unknown. The problem is probably on our side, not the platforms'.</div>");
     }
     if feed_down {
         html.push_str("<div class=\"banner feed\" role=\"alert\">The BGP feed is down or stale: routing visibility is unknown until it is back.</div>");
     }
-    html.push_str("<main>");
     for (s, (buckets, incidents, ratio)) in services.iter().zip(history) {
         let status = s.status.as_str();
         let since = unix(s.since);

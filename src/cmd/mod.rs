@@ -9,6 +9,11 @@ pub mod validate;
 
 use std::io::Write;
 
+/// "1 file", "2 files".
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Prints rows as aligned columns; the last column is not padded.
 pub fn print_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
     let columns = header.len();

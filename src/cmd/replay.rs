@@ -356,6 +356,7 @@ fn print_change(out: &mut dyn Write, change: &Change, json: bool) -> std::io::Re
 }
 
 fn print_summary(out: &mut dyn Write, summary: &Summary, json: bool) -> std::io::Result<()> {
+    use super::plural;
     if json {
         return writeln!(out, "{}", serde_json::json!({ "summary": summary }));
     }
@@ -397,11 +398,6 @@ fn print_summary(out: &mut dyn Write, summary: &Summary, json: bool) -> std::io:
         summary.elements_per_second,
         summary.alerts.len()
     )
-}
-
-/// "1 file", "2 files".
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Checks that every file can be opened before any work starts.

@@ -137,6 +137,15 @@ impl HttpServer {
     }
 }
 
+/// The series the config fixes: the BGP source, the alert channels.
+fn declare(metrics: &Metrics, config: &Config) {
+    let sources: Vec<&str> =
+        if config.watched_prefixes().is_empty() { Vec::new() } else { vec![config.bgp.source.as_str()] };
+    let channels: Vec<&str> = config.alerts.email.iter().map(|_| crate::alert::email::CHANNEL).collect();
+    let events: Vec<&str> = crate::incident::AlertEvent::ALL.iter().map(|e| e.as_str()).collect();
+    metrics.declare(&sources, &channels, &events);
+}
+
 /// Where the verdict's events go.
 pub struct Sinks {
     metrics: Arc<Metrics>,
@@ -332,6 +341,7 @@ impl Daemon {
             }
         }
         self.metrics.install(&plan);
+        declare(&self.metrics, &new);
         self.sinks.flush_runs();
         self.sinks.last_result.clear();
         self.schedule = Some(start_schedule(&self.toolkit, &plan, self.observations.clone()));
@@ -340,7 +350,11 @@ impl Daemon {
         self.config_tx.send_replace(new);
         self.metrics.set_reload_ok(true);
         release_freed_memory();
-        info!(probes = self.plan.len(), "config reloaded");
+        info!(
+            probes = self.plan.len() - self.config.guards.len(),
+            guards = self.config.guards.len(),
+            "config reloaded"
+        );
     }
 
     async fn shutdown(mut self, tracker: JoinHandle<()>, background: Vec<JoinHandle<()>>) {
@@ -385,6 +399,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     let plan = probe::plan(&config);
     let verdict = Verdict::new(&config, &plan, SystemTime::now());
     metrics.install(&plan);
+    declare(&metrics, &config);
     for s in verdict.services() {
         metrics.set_service_status(&s.id, ServiceStatus::Unknown);
     }
@@ -431,7 +446,8 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     let addr = daemon.http.as_ref().map(|h| h.addr).unwrap_or(config.server.listen);
     info!(
         services = config.services.len(),
-        probes = daemon.plan.len(),
+        probes = daemon.plan.len() - config.guards.len(),
+        guards = config.guards.len(),
         vantage = %config.monitor.vantage,
         "monitoring; metrics on http://{addr}/metrics"
     );

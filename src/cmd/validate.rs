@@ -10,10 +10,11 @@ pub fn print_plan(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
     let probes: usize = config.services.iter().map(|s| s.probes.len()).sum();
     writeln!(
         out,
-        "{}: valid. {} services, {probes} probes, {} guards; vantage \"{}\"; HTTP on http://{}/",
+        "{}: valid. {}, {}, {}; vantage \"{}\"; HTTP on http://{}/",
         config.file.display(),
-        config.services.len(),
-        config.guards.len(),
+        super::plural(config.services.len() as u64, "service", "services"),
+        super::plural(probes as u64, "probe", "probes"),
+        super::plural(config.guards.len() as u64, "guard", "guards"),
         config.monitor.vantage,
         config.server.listen,
     )?;
