@@ -56,6 +56,18 @@ struct BgpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GuardLabels {
+    guard: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabels {
+    service: String,
+    layer: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     source: String,
 }
@@ -147,6 +159,11 @@ pub struct Metrics {
     bgp_updates: Family<SourceLabels, Counter>,
     bgp_malformed: Family<SourceLabels, Counter>,
     service_up: Family<ServiceLabels, Ratio>,
+    service_cause: Family<CauseLabels, Gauge>,
+    /// The cause series set per service, to remove it when the cause changes.
+    causes: std::sync::Mutex<std::collections::HashMap<String, CauseLabels>>,
+    guard_up: Family<GuardLabels, Gauge>,
+    tls_expiry: Family<HttpLabels, Gauge>,
     service_status: Family<StatusLabels, Gauge>,
     service_uptime: Family<WindowLabels, Ratio>,
     monitor_online: Gauge,
@@ -189,6 +206,10 @@ impl Metrics {
             bgp_updates: Family::default(),
             bgp_malformed: Family::default(),
             service_up: Family::default(),
+            service_cause: Family::default(),
+            causes: Default::default(),
+            guard_up: Family::default(),
+            tls_expiry: Family::default(),
             service_status: Family::default(),
             service_uptime: Family::default(),
             monitor_online: Gauge::default(),
@@ -234,6 +255,17 @@ impl Metrics {
         );
         r.register("service_up", "1 up or degraded, 0 down, NaN while the status is unknown", m.service_up.clone());
         r.register("service_status", "1 on the service's current status", m.service_status.clone());
+        r.register(
+            "service_cause",
+            "1 while the service has this root cause (layer and reasons of its lowest DOWN layer)",
+            m.service_cause.clone(),
+        );
+        r.register("guard_up", "Whether the guard probe's last run passed (own connectivity)", m.guard_up.clone());
+        r.register(
+            "tls_cert_expiry_timestamp_seconds",
+            "notAfter of the leaf certificate the tls probe last saw",
+            m.tls_expiry.clone(),
+        );
         r.register(
             "service_uptime_ratio",
             "Uptime over the window: (observed - down) / observed",
@@ -319,6 +351,15 @@ impl Metrics {
         if let Some(status) = &s.http_status {
             status.set(i64::from(finding.http_status.unwrap_or(0)));
         }
+        if let Some(at) = finding.cert_expiry {
+            let l = HttpLabels { service: probe.service.clone(), probe: probe.spec.id.clone() };
+            self.tls_expiry.get_or_create(&l).set(at);
+        }
+        if probe.is_guard() && finding.result != Err(crate::probe::Reason::ProbeResource) {
+            self.guard_up
+                .get_or_create(&GuardLabels { guard: probe.spec.id.clone() })
+                .set(i64::from(finding.result.is_ok()));
+        }
         if let Some(v) = &finding.visibility {
             let l = BgpLabels {
                 service: probe.service.clone(),
@@ -349,7 +390,10 @@ impl Metrics {
                     }
                 }
             }
-            Event::ServiceChanged { service, .. } => self.set_service_status(&service.id, service.status),
+            Event::ServiceChanged { service, .. } => {
+                self.set_service_status(&service.id, service.status);
+                self.set_cause(&service.id, service.cause.as_ref().map(|c| (c.layer.as_str(), c.reasons.as_str())));
+            }
             Event::OnlineChanged { online, .. } => {
                 self.monitor_online.set(i64::from(*online));
             }
@@ -373,6 +417,27 @@ impl Metrics {
         }
     }
 
+    /// `chatpulse_service_cause`: one series while the service has a root
+    /// cause, replaced when the cause changes, gone when it is over.
+    pub fn set_cause(&self, service: &str, cause: Option<(&str, &str)>) {
+        let mut causes = self.causes.lock().unwrap_or_else(|e| e.into_inner());
+        let new = cause.map(|(layer, reason)| CauseLabels {
+            service: service.into(),
+            layer: layer.into(),
+            reason: reason.into(),
+        });
+        if causes.get(service) == new.as_ref() {
+            return;
+        }
+        if let Some(old) = causes.remove(service) {
+            self.service_cause.remove(&old);
+        }
+        if let Some(labels) = new {
+            self.service_cause.get_or_create(&labels).set(1);
+            causes.insert(service.into(), labels);
+        }
+    }
+
     /// Drops every series of a probe that left the plan.
     pub fn forget_probe(&self, probe: &ProbeRef) {
         let labels = probe_labels(probe);
@@ -389,6 +454,10 @@ impl Metrics {
             });
         }
         self.http_status.remove(&HttpLabels { service: labels.service.clone(), probe: labels.probe.clone() });
+        self.tls_expiry.remove(&HttpLabels { service: labels.service.clone(), probe: labels.probe.clone() });
+        if probe.is_guard() {
+            self.guard_up.remove(&GuardLabels { guard: labels.probe.clone() });
+        }
         if let crate::config::Check::Bgp(b) = &probe.spec.check {
             let l = BgpLabels { service: labels.service, probe: labels.probe, prefix: b.prefix.to_string() };
             self.bgp_visibility.remove(&l);
@@ -399,6 +468,7 @@ impl Metrics {
 
     /// Drops every series of a service that left the config.
     pub fn forget_service(&self, service: &str) {
+        self.set_cause(service, None);
         self.service_up.remove(&ServiceLabels { service: service.into() });
         for s in ServiceStatus::ALL {
             self.service_status.remove(&StatusLabels { service: service.into(), status: s.as_str().into() });

@@ -114,6 +114,8 @@ pub async fn run_once(info: &ProbeRef, probe: &dyn Probe) -> (SystemTime, Durati
             let reason = match info.kind() {
                 Kind::Dns => Reason::DnsTimeout,
                 Kind::Http => Reason::HttpTimeout,
+                Kind::Tcp => Reason::TcpTimeout,
+                Kind::Tls => Reason::TlsHandshake,
                 Kind::Bgp => Reason::BgpUnknown,
             };
             Finding::fail(
@@ -268,6 +270,7 @@ mod tests {
             timeout: Duration::from_secs(30),
             fail_after: 1,
             recover_after: 1,
+            essential: false,
             check: Check::Dns(check),
         };
         Arc::new(ProbeRef { index, service: "s".into(), spec: Arc::new(spec) })

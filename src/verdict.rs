@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config::{Check, Config, Kind};
+use crate::config::{Check, Config, Layer};
 use crate::probe::{Finding, Observation, ProbeRef, Reason};
 
 /// A probe's confirmed state.
@@ -110,9 +110,11 @@ impl ServiceStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootCause {
     /// The layer.
-    pub layer: Kind,
+    pub layer: Layer,
     /// `layer: detail; detail` of the DOWN probes at that layer.
     pub summary: String,
+    /// The distinct reasons at that layer, sorted, comma-separated.
+    pub reasons: String,
     /// The root summary followed by the effects at higher layers
     /// (`bgp: ... → dns: dns_servfail → http: http_timeout`).
     pub chain: String,
@@ -439,9 +441,13 @@ pub fn service_status(probes: &[&ProbeState], online: bool) -> ServiceStatus {
     if !online || probes.iter().all(|p| p.status == ProbeStatus::Unknown) {
         return ServiceStatus::Unknown;
     }
-    let Some(top) = probes.iter().map(|p| p.probe.kind()).max() else { return ServiceStatus::Unknown };
-    let top_down = probes.iter().filter(|p| p.probe.kind() == top).all(|p| p.status == ProbeStatus::Down);
-    if top_down {
+    let layer = |p: &&&ProbeState| p.probe.kind().layer();
+    let Some(top) = probes.iter().map(|p| layer(&p)).max() else { return ServiceStatus::Unknown };
+    let top_down = probes.iter().filter(|p| layer(p) == top).all(|p| p.status == ProbeStatus::Down);
+    // An essential probe DOWN takes the service down by itself (an unknown
+    // one never counts).
+    let essential_down = probes.iter().any(|p| p.probe.spec.essential && p.status == ProbeStatus::Down);
+    if top_down || essential_down {
         ServiceStatus::Down
     } else if probes.iter().any(|p| p.status == ProbeStatus::Down) {
         ServiceStatus::Degraded
@@ -456,34 +462,38 @@ fn scope(probe: &ProbeRef) -> String {
         Check::Dns(d) => d.server.map_or_else(|| "system resolver".into(), |s| s.to_string()),
         Check::Http(h) => h.host(),
         Check::Bgp(b) => b.origin.map_or_else(|| b.prefix.to_string(), |asn| format!("AS{asn}")),
+        Check::Tcp(e) => e.host.clone(),
+        Check::Tls(t) => t.endpoint.host.clone(),
     }
 }
 
 /// The lowest layer with a DOWN probe, its details, and the chain above it.
 pub fn root_cause(probes: &[&ProbeState]) -> Option<RootCause> {
     let down: Vec<&&ProbeState> = probes.iter().filter(|p| p.status == ProbeStatus::Down).collect();
-    let layer = down.iter().map(|p| p.probe.kind()).min()?;
+    let layer = down.iter().map(|p| p.probe.kind().layer()).min()?;
     let failure_of = |p: &ProbeState| -> (Reason, String) {
         match &p.last_failure {
             Some(Finding { result: Err(reason), detail, .. }) => (*reason, detail.clone()),
             _ => (Reason::BgpUnknown, "failing".into()),
         }
     };
-    let at_root: Vec<&&ProbeState> = down.iter().copied().filter(|p| p.probe.kind() == layer).collect();
+    let at_root: Vec<&&ProbeState> = down.iter().copied().filter(|p| p.probe.kind().layer() == layer).collect();
     let details: Vec<String> = at_root.iter().map(|p| failure_of(p).1).collect();
     let summary = format!("{layer}: {}", details.join("; "));
     let key_parts: BTreeSet<String> =
         at_root.iter().map(|p| format!("{}@{}", failure_of(p).0, scope(&p.probe))).collect();
+    let reasons: BTreeSet<&str> = at_root.iter().map(|p| failure_of(p).0.as_str()).collect();
+    let reasons = reasons.into_iter().collect::<Vec<_>>().join(",");
     let key = format!("{layer}|{}", key_parts.into_iter().collect::<Vec<_>>().join(","));
     let mut chain = summary.clone();
-    for higher in [Kind::Dns, Kind::Http].into_iter().filter(|k| *k > layer) {
+    for higher in [Layer::Dns, Layer::Transport, Layer::Http].into_iter().filter(|k| *k > layer) {
         let reasons: BTreeSet<&str> =
-            down.iter().filter(|p| p.probe.kind() == higher).map(|p| failure_of(p).0.as_str()).collect();
+            down.iter().filter(|p| p.probe.kind().layer() == higher).map(|p| failure_of(p).0.as_str()).collect();
         if !reasons.is_empty() {
             chain.push_str(&format!(" → {higher}: {}", reasons.into_iter().collect::<Vec<_>>().join(", ")));
         }
     }
-    Some(RootCause { layer, summary, chain, key })
+    Some(RootCause { layer, summary, reasons, chain, key })
 }
 
 #[cfg(test)]
@@ -530,7 +540,11 @@ name = "WhatsApp"
 
     impl Rig {
         fn new() -> Rig {
-            let config = Config::parse(Path::new("t.toml"), CONFIG).unwrap();
+            Rig::with(CONFIG)
+        }
+
+        fn with(text: &str) -> Rig {
+            let config = Config::parse(Path::new("t.toml"), text).unwrap();
             let plan = crate::probe::plan(&config);
             let clock = SystemTime::UNIX_EPOCH + Duration::from_secs(1_633_361_000);
             Rig { verdict: Verdict::new(&config, &plan, clock), plan, clock, events: Vec::new() }
@@ -548,7 +562,7 @@ name = "WhatsApp"
                 at: self.clock,
                 duration: Duration::from_millis(3),
                 lateness: Duration::ZERO,
-                finding: Finding { result, detail, http_status: None, visibility: None },
+                finding: Finding { result, detail, http_status: None, visibility: None, cert_expiry: None },
             };
             let events = &mut self.events;
             self.verdict.observe(&observation, &mut |e| {
@@ -620,7 +634,7 @@ name = "WhatsApp"
         }
         assert_eq!(rig.service().status, ServiceStatus::Degraded);
         let cause = rig.service().cause.clone().unwrap();
-        assert_eq!(cause.layer, Kind::Dns);
+        assert_eq!(cause.layer, Layer::Dns);
         assert_eq!(cause.summary, "dns: dns_servfail failed");
         // One of two http probes down: still degraded.
         for _ in 0..3 {
@@ -632,7 +646,7 @@ name = "WhatsApp"
         }
         assert_eq!(rig.service().status, ServiceStatus::Down);
         let cause = rig.service().cause.clone().unwrap();
-        assert_eq!(cause.layer, Kind::Dns, "root cause is the lowest layer with a DOWN probe");
+        assert_eq!(cause.layer, Layer::Dns, "root cause is the lowest layer with a DOWN probe");
         assert_eq!(cause.chain, "dns: dns_servfail failed → http: http_connect, http_timeout");
         assert_eq!(cause.key, "dns|dns_servfail@127.0.0.1:5300");
     }
@@ -646,7 +660,7 @@ name = "WhatsApp"
             rig.run(1, Err(Reason::BgpInvisible));
         }
         let cause = rig.service().cause.clone().unwrap();
-        assert_eq!(cause.layer, Kind::Bgp);
+        assert_eq!(cause.layer, Layer::Bgp);
         assert_eq!(cause.key, "bgp|bgp_invisible@AS32934");
         assert!(cause.chain.starts_with("bgp: bgp_invisible failed → dns: dns_servfail"), "{}", cause.chain);
     }
@@ -660,6 +674,29 @@ name = "WhatsApp"
         }
         assert_eq!(rig.probe(1), ProbeStatus::Unknown);
         assert_eq!(rig.service().status, ServiceStatus::Up);
+    }
+
+    #[test]
+    fn an_essential_probe_down_takes_the_service_down_and_transport_sits_between_dns_and_http() {
+        let text = CONFIG.replace(
+            "  [[service.probe]]\n  kind = \"http\"\n  url = \"https://web.whatsapp.com/\"\n",
+            "  [[service.probe]]\n  kind = \"tcp\"\n  address = \"g.whatsapp.net:5222\"\n  essential = true\n",
+        );
+        let mut rig = Rig::with(&text);
+        rig.all_ok();
+        for _ in 0..3 {
+            rig.run(3, Err(Reason::TcpConnect));
+        }
+        // The web page still answers, but users cannot chat: down.
+        assert_eq!(rig.service().status, ServiceStatus::Down);
+        let cause = rig.service().cause.clone().unwrap();
+        assert_eq!((cause.layer, cause.reasons.as_str()), (Layer::Transport, "tcp_connect"));
+        for _ in 0..3 {
+            rig.run(2, Err(Reason::DnsServfail));
+        }
+        let cause = rig.service().cause.clone().unwrap();
+        assert_eq!(cause.layer, Layer::Dns, "dns is below transport");
+        assert!(cause.chain.ends_with("→ transport: tcp_connect"), "{}", cause.chain);
     }
 
     #[test]

@@ -43,14 +43,18 @@ pub enum ConfigError {
     },
 }
 
-/// The three layers a service is watched at, bottom up.
+/// The kinds of probe (the `kind` key and label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
-    /// Routing: is the prefix visible in the global table?
+    /// Is the prefix visible in the global routing table?
     Bgp,
-    /// Naming: does the name resolve?
+    /// Does the name resolve?
     Dns,
-    /// Service: does the endpoint answer?
+    /// Can a TCP connection be opened?
+    Tcp,
+    /// Can a TLS session be set up, with a certificate we trust?
+    Tls,
+    /// Does the endpoint answer HTTP as expected?
     Http,
 }
 
@@ -60,8 +64,52 @@ impl Kind {
         match self {
             Kind::Bgp => "bgp",
             Kind::Dns => "dns",
+            Kind::Tcp => "tcp",
+            Kind::Tls => "tls",
             Kind::Http => "http",
         }
+    }
+
+    /// The layer a probe of this kind watches.
+    pub fn layer(self) -> Layer {
+        match self {
+            Kind::Bgp => Layer::Bgp,
+            Kind::Dns => Layer::Dns,
+            Kind::Tcp | Kind::Tls => Layer::Transport,
+            Kind::Http => Layer::Http,
+        }
+    }
+}
+
+/// The layers a service is watched at, bottom up (README, "What a run can
+/// say"): the root cause of a failure is the lowest layer with a DOWN probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layer {
+    /// Routing.
+    Bgp,
+    /// Naming.
+    Dns,
+    /// Connections and TLS (tcp and tls probes).
+    Transport,
+    /// The application's HTTP endpoints.
+    Http,
+}
+
+impl Layer {
+    /// The word used in causes, the API and e-mail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Bgp => "bgp",
+            Layer::Dns => "dns",
+            Layer::Transport => "transport",
+            Layer::Http => "http",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -274,6 +322,8 @@ pub struct ProbeSpec {
     pub fail_after: u32,
     /// Consecutive successes before UP again.
     pub recover_after: u32,
+    /// This probe DOWN makes its service `down` by itself.
+    pub essential: bool,
     /// What is checked.
     pub check: Check,
 }
@@ -287,6 +337,55 @@ pub enum Check {
     Http(HttpCheck),
     /// A prefix's visibility in BGP.
     Bgp(BgpCheck),
+    /// A TCP connection.
+    Tcp(Endpoint),
+    /// A TCP connection and a TLS handshake.
+    Tls(TlsCheck),
+}
+
+/// `address` of a tcp or tls probe: `host:port`, `ip:port` or `[v6]:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// As written.
+    pub address: String,
+    /// The host part (a name or an IP address, without brackets).
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    fn parse(text: &str) -> Result<Endpoint, String> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(Endpoint { address: text.to_string(), host: addr.ip().to_string(), port: addr.port() });
+        }
+        let bad = || {
+            format!("\"{text}\" is not host:port (like g.whatsapp.net:5222, 149.154.167.51:443 or [2001:db8::1]:443)")
+        };
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+        if host.is_empty() || host.contains(':') || hickory_proto::rr::Name::from_utf8(host).is_err() {
+            return Err(bad());
+        }
+        Ok(Endpoint { address: text.to_string(), host: host.to_string(), port })
+    }
+}
+
+/// `kind = "tls"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsCheck {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// SNI and the name the certificate must carry.
+    pub server_name: String,
+    /// Trust exactly these roots (PEM, resolved against the config's directory).
+    pub ca_file: Option<PathBuf>,
+    /// With `ca_file`: trust the system's roots as well.
+    pub system_roots: bool,
+    /// ALPN protocols offered, in order.
+    pub alpn: Vec<String>,
+    /// A leaf certificate expiring sooner than this many days is `tls_expiring`.
+    pub min_cert_days: Option<u32>,
 }
 
 /// DNS record types a probe can ask for.
@@ -488,6 +587,8 @@ impl Check {
             Check::Dns(_) => Kind::Dns,
             Check::Http(_) => Kind::Http,
             Check::Bgp(_) => Kind::Bgp,
+            Check::Tcp(_) => Kind::Tcp,
+            Check::Tls(_) => Kind::Tls,
         }
     }
 
@@ -507,6 +608,9 @@ impl Check {
                 Some(asn) => format!("{} AS{asn}", b.prefix),
                 None => b.prefix.to_string(),
             },
+            Check::Tcp(e) => e.address.clone(),
+            Check::Tls(t) if t.server_name == t.endpoint.host => format!("{} (TLS)", t.endpoint.address),
+            Check::Tls(t) => format!("{} (TLS, name {})", t.endpoint.address, t.server_name),
         }
     }
 }
@@ -546,6 +650,8 @@ impl Config {
 }
 
 fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigError> {
+    // `ca_file` paths are relative to the config file's directory.
+    let base = path.parent().unwrap_or(Path::new("."));
     root.allow_only(&["monitor", "server", "storage", "alerts", "bgp", "guard", "service"])?;
     let monitor = read_monitor(root)?;
     let server = read_server(root)?;
@@ -555,9 +661,14 @@ fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigErro
 
     let mut guards = Vec::new();
     for guard in root.tables("guard", |i| format!("guard {}", i + 1))?.iter() {
-        let probe = read_probe(guard, &monitor, &guards)?;
+        let probe = read_probe(guard, &monitor, &guards, base)?;
         if probe.check.kind() == Kind::Bgp {
-            return Err(guard.error_at_key("kind", "a guard must be of kind \"dns\" or \"http\""));
+            return Err(guard.error_at_key("kind", "a guard must be of kind \"dns\", \"http\", \"tcp\" or \"tls\""));
+        }
+        if probe.essential {
+            return Err(
+                guard.error_at_key("essential", "a guard cannot be essential (it watches the monitor, not a service)")
+            );
         }
         guards.push(Arc::new(probe));
     }
@@ -589,7 +700,7 @@ fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigErro
             return Err(table.error_here("has no [[service.probe]]: a service needs at least one probe"));
         }
         for probe in probe_tables.iter() {
-            let spec = read_probe(probe, &monitor, &probes)?;
+            let spec = read_probe(probe, &monitor, &probes, base)?;
             probes.push(Arc::new(spec));
         }
         services.push(Service { id: id.value.to_string(), name: name.value.to_string(), probes });
@@ -834,28 +945,41 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
     Ok(bgp)
 }
 
-const COMMON_PROBE_KEYS: [&str; 6] = ["kind", "id", "interval", "timeout", "fail_after", "recover_after"];
+const COMMON_PROBE_KEYS: [&str; 7] = ["kind", "id", "interval", "timeout", "fail_after", "recover_after", "essential"];
 const DNS_KEYS: [&str; 6] = ["query", "record", "server", "recursion", "expect_rcode", "expect_answer"];
 const HTTP_KEYS: [&str; 6] = ["url", "method", "expect_status", "body_contains", "user_agent", "max_redirects"];
 const BGP_KEYS: [&str; 3] = ["prefix", "origin", "min_visibility"];
+const TCP_KEYS: [&str; 1] = ["address"];
+const TLS_KEYS: [&str; 6] = ["address", "server_name", "ca_file", "system_roots", "alpn", "min_cert_days"];
 
-fn read_probe(t: &Section<'_, '_>, monitor: &Monitor, earlier: &[Arc<ProbeSpec>]) -> Result<ProbeSpec, ConfigError> {
+fn read_probe(
+    t: &Section<'_, '_>,
+    monitor: &Monitor,
+    earlier: &[Arc<ProbeSpec>],
+    base: &Path,
+) -> Result<ProbeSpec, ConfigError> {
     let kind = t.required_str("kind")?;
     let (kind_value, kind_keys): (Kind, &[&str]) = match kind.value {
         "dns" => (Kind::Dns, &DNS_KEYS),
         "http" => (Kind::Http, &HTTP_KEYS),
         "bgp" => (Kind::Bgp, &BGP_KEYS),
+        "tcp" => (Kind::Tcp, &TCP_KEYS),
+        "tls" => (Kind::Tls, &TLS_KEYS),
         other => {
             return Err(t.error(
                 &kind.span,
-                format!("\"kind\": \"{other}\" is not a probe kind (expected \"dns\", \"http\" or \"bgp\")"),
+                format!(
+                    "\"kind\": \"{other}\" is not a probe kind (expected \"dns\", \"http\", \"bgp\", \"tcp\" or \"tls\")"
+                ),
             ));
         }
     };
     let known: Vec<&str> = COMMON_PROBE_KEYS.iter().chain(kind_keys).copied().collect();
     t.allow_only(&known).map_err(|_| {
-        let stray =
-            [DNS_KEYS.as_slice(), &HTTP_KEYS, &BGP_KEYS].concat().into_iter().find(|k| t.has(k) && !known.contains(k));
+        let stray = [DNS_KEYS.as_slice(), &HTTP_KEYS, &BGP_KEYS, &TCP_KEYS, &TLS_KEYS]
+            .concat()
+            .into_iter()
+            .find(|k| t.has(k) && !known.contains(k));
         match stray {
             Some(k) => t.error_at_key(k, format!("key \"{k}\" does not apply to a {} probe", kind.value)),
             None => t.allow_only(&known).expect_err("allow_only failed above"),
@@ -866,6 +990,8 @@ fn read_probe(t: &Section<'_, '_>, monitor: &Monitor, earlier: &[Arc<ProbeSpec>]
         Kind::Dns => Check::Dns(read_dns(t)?),
         Kind::Http => Check::Http(read_http(t)?),
         Kind::Bgp => Check::Bgp(read_bgp_check(t)?),
+        Kind::Tcp => Check::Tcp(read_endpoint(t)?),
+        Kind::Tls => Check::Tls(read_tls(t, base)?),
     };
 
     let n = earlier.iter().filter(|p| p.check.kind() == kind_value).count() + 1;
@@ -895,7 +1021,51 @@ fn read_probe(t: &Section<'_, '_>, monitor: &Monitor, earlier: &[Arc<ProbeSpec>]
         timeout,
         fail_after: t.int("fail_after", 1..1001)?.map_or(monitor.fail_after, |n| n as u32),
         recover_after: t.int("recover_after", 1..1001)?.map_or(monitor.recover_after, |n| n as u32),
+        essential: t.bool("essential")?.unwrap_or(false),
         check,
+    })
+}
+
+fn read_endpoint(t: &Section<'_, '_>) -> Result<Endpoint, ConfigError> {
+    let address = t.required_str("address")?;
+    Endpoint::parse(address.value).map_err(|why| t.error(&address.span, format!("\"address\": {why}")))
+}
+
+fn read_tls(t: &Section<'_, '_>, base: &Path) -> Result<TlsCheck, ConfigError> {
+    let endpoint = read_endpoint(t)?;
+    let server_name = match t.str("server_name")? {
+        Some(name) => {
+            if rustls::pki_types::ServerName::try_from(name.value).is_err() {
+                return Err(t.error(&name.span, format!("\"server_name\": \"{}\" is not a host name", name.value)));
+            }
+            name.value.to_string()
+        }
+        None => endpoint.host.clone(),
+    };
+    let ca_file = match t.str("ca_file")? {
+        Some(file) => {
+            let path = base.join(file.value);
+            let certs = crate::probe::tls::read_roots(&path)
+                .map_err(|why| t.error(&file.span, format!("\"ca_file\": {why}")))?;
+            if certs.is_empty() {
+                return Err(t.error(&file.span, format!("\"ca_file\": {} holds no PEM certificate", path.display())));
+            }
+            Some(path)
+        }
+        None => None,
+    };
+    let system_roots = t.bool("system_roots")?;
+    if system_roots.is_some() && ca_file.is_none() {
+        return Err(t.error_at_key("system_roots", "\"system_roots\" only applies with \"ca_file\""));
+    }
+    let alpn = t.str_list("alpn")?.map(|l| l.iter().map(|a| a.value.to_string()).collect()).unwrap_or_default();
+    Ok(TlsCheck {
+        endpoint,
+        server_name,
+        ca_file,
+        system_roots: system_roots.unwrap_or(false),
+        alpn,
+        min_cert_days: t.int("min_cert_days", 0..3651)?.map(|n| n as u32),
     })
 }
 
@@ -1041,6 +1211,50 @@ mod tests {
         let err = parse(&format!("[server]\npublic_url = \"ftp://x\"\n{MINIMAL}")).unwrap_err().to_string();
         assert!(err.contains("\"public_url\": \"ftp://x\" must start with http:// or https://"), "{err}");
     }
+
+    #[test]
+    fn tcp_and_tls_probes_and_guards_are_read() {
+        let dir = tempfile_dir();
+        std::fs::write(dir.join("root.pem"), TEST_ROOT_PEM).unwrap();
+        let text = format!(
+            "[[guard]]\nkind = \"tls\"\naddress = \"[2001:db8::1]:443\"\n{MINIMAL}  [[service.probe]]\n  kind = \"tcp\"\n  address = \"g.whatsapp.net:5222\"\n  essential = true\n  [[service.probe]]\n  kind = \"tls\"\n  address = \"chat.signal.org:443\"\n  ca_file = \"root.pem\"\n  alpn = [\"h2\"]\n  min_cert_days = 7\n"
+        );
+        let c = Config::parse(&dir.join("config.toml"), &text).unwrap();
+        let Check::Tls(guard) = &c.guards[0].check else { panic!("tls guard expected") };
+        assert_eq!((guard.endpoint.host.as_str(), guard.endpoint.port), ("2001:db8::1", 443));
+        let probes = &c.services[0].probes;
+        let Check::Tcp(tcp) = &probes[1].check else { panic!("tcp expected") };
+        assert_eq!((tcp.host.as_str(), tcp.port, probes[1].essential), ("g.whatsapp.net", 5222, true));
+        let Check::Tls(tls) = &probes[2].check else { panic!("tls expected") };
+        assert_eq!(tls.server_name, "chat.signal.org");
+        assert_eq!(tls.ca_file.as_deref(), Some(dir.join("root.pem").as_path()), "relative to the config");
+        assert_eq!((tls.min_cert_days, tls.system_roots), (Some(7), false));
+        for (bad, message) in [
+            ("  [[service.probe]]\n  kind = \"tcp\"\n  address = \"no-port.example\"\n", "is not host:port"),
+            (
+                "  [[service.probe]]\n  kind = \"tls\"\n  address = \"x.org:443\"\n  ca_file = \"missing.pem\"\n",
+                "cannot read",
+            ),
+            (
+                "  [[service.probe]]\n  kind = \"tcp\"\n  address = \"x.org:1\"\n  alpn = [\"h2\"]\n",
+                "does not apply to a tcp probe",
+            ),
+        ] {
+            let err = Config::parse(&dir.join("config.toml"), &format!("{MINIMAL}{bad}")).unwrap_err().to_string();
+            assert!(err.contains(message), "{err}");
+        }
+        let essential_guard = format!("[[guard]]\nkind = \"tcp\"\naddress = \"x.org:1\"\nessential = true\n{MINIMAL}");
+        assert!(parse(&essential_guard).unwrap_err().to_string().contains("a guard cannot be essential"));
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("chatpulse-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A self-signed certificate (rcgen), only parsed here.
+    const TEST_ROOT_PEM: &str = include_str!("../../tests/data/test-root.pem");
 
     #[test]
     fn passwords_in_urls_are_redacted_for_display() {

@@ -9,6 +9,8 @@
 pub mod bgp;
 pub mod dns;
 pub mod http;
+pub mod tcp;
+pub mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -34,6 +36,18 @@ pub enum Reason {
     DnsNoAnswer,
     /// Another rcode than the expected one (and not one of the above).
     DnsUnexpectedRcode,
+    /// No TCP connection before the deadline.
+    TcpTimeout,
+    /// The connection was refused or the network unreachable.
+    TcpConnect,
+    /// The name in `address` did not resolve.
+    TcpResolve,
+    /// The TLS handshake failed (protocol, alert, no shared ALPN/cipher).
+    TlsHandshake,
+    /// The certificate was rejected: chain, name or validity.
+    TlsCert,
+    /// The leaf certificate expires within `min_cert_days`.
+    TlsExpiring,
     /// No complete HTTP response within the timeout.
     HttpTimeout,
     /// No TCP connection (refused, unreachable, name not resolvable).
@@ -62,13 +76,19 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in SPEC order.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 23] = [
         Reason::DnsTimeout,
         Reason::DnsServfail,
         Reason::DnsNxdomain,
         Reason::DnsRefused,
         Reason::DnsNoAnswer,
         Reason::DnsUnexpectedRcode,
+        Reason::TcpTimeout,
+        Reason::TcpConnect,
+        Reason::TcpResolve,
+        Reason::TlsHandshake,
+        Reason::TlsCert,
+        Reason::TlsExpiring,
         Reason::HttpTimeout,
         Reason::HttpConnect,
         Reason::HttpTls,
@@ -91,6 +111,12 @@ impl Reason {
             Reason::DnsRefused => "dns_refused",
             Reason::DnsNoAnswer => "dns_no_answer",
             Reason::DnsUnexpectedRcode => "dns_unexpected_rcode",
+            Reason::TcpTimeout => "tcp_timeout",
+            Reason::TcpConnect => "tcp_connect",
+            Reason::TcpResolve => "tcp_resolve",
+            Reason::TlsHandshake => "tls_handshake",
+            Reason::TlsCert => "tls_cert",
+            Reason::TlsExpiring => "tls_expiring",
             Reason::HttpTimeout => "http_timeout",
             Reason::HttpConnect => "http_connect",
             Reason::HttpTls => "http_tls",
@@ -136,17 +162,19 @@ pub struct Finding {
     pub http_status: Option<u16>,
     /// The visibility a bgp probe judged (boxed: most findings have none).
     pub visibility: Option<Box<Visibility>>,
+    /// The leaf certificate's notAfter (Unix seconds), from a tls probe.
+    pub cert_expiry: Option<i64>,
 }
 
 impl Finding {
     /// A passing run.
     pub fn ok(detail: impl Into<String>) -> Finding {
-        Finding { result: Ok(()), detail: detail.into(), http_status: None, visibility: None }
+        Finding { result: Ok(()), detail: detail.into(), http_status: None, visibility: None, cert_expiry: None }
     }
 
     /// A failing run.
     pub fn fail(reason: Reason, detail: impl Into<String>) -> Finding {
-        Finding { result: Err(reason), detail: detail.into(), http_status: None, visibility: None }
+        Finding { result: Err(reason), detail: detail.into(), http_status: None, visibility: None, cert_expiry: None }
     }
 }
 
@@ -244,6 +272,8 @@ impl Toolkit {
             Check::Dns(check) => Box::new(dns::DnsProbe::new(check, spec.timeout, self.system_resolver)),
             Check::Http(check) => Box::new(http::HttpProbe::new(check, spec.timeout, self.http.clone())),
             Check::Bgp(check) => Box::new(bgp::BgpProbe::new(check, self.bgp.clone())),
+            Check::Tcp(endpoint) => Box::new(tcp::TcpProbe::new(endpoint, spec.timeout)),
+            Check::Tls(check) => Box::new(tls::TlsProbe::new(check, spec.timeout)),
         }
     }
 }

@@ -221,9 +221,12 @@ fn writer_loop(mut writer: Writer, rx: sync_mpsc::Receiver<Msg>) {
             Ok(Msg::Stop(services, at, done)) => {
                 writer.begin();
                 if let Err(e) = writer.mark_stopped(&services, at) {
-                    error!("history store: {e}");
+                    error!("{e}");
                 }
                 writer.commit(at, true);
+                // Close the store (and release its one-writer lock) before
+                // saying so: a successor may open it the moment we answer.
+                drop(writer);
                 let _ = done.send(());
                 return;
             }
@@ -307,7 +310,7 @@ impl Store {
         self.job(move |w| {
             for run in &runs {
                 if let Err(e) = w.record_run(run) {
-                    error!("history store: {e}");
+                    error!("{e}");
                 }
             }
         });
@@ -317,7 +320,7 @@ impl Store {
     pub fn record_status(&self, status: StatusRecord) {
         self.job(move |w| {
             if let Err(e) = w.record_status(&status) {
-                error!("history store: {e}");
+                error!("{e}");
             }
         });
     }

@@ -1,0 +1,149 @@
+//! The tls probe: a TCP connection (shared with the tcp probe) and a TLS
+//! handshake with SNI `server_name`, offering `alpn`, verifying the chain
+//! against the system's roots — or exactly the roots of `ca_file` (Signal's
+//! chat service chains to Signal's own CA), or both with `system_roots`.
+//!
+//! A certificate rejected (chain, name, validity) is `tls_cert`; any other
+//! handshake failure `tls_handshake`; a leaf expiring within
+//! `min_cert_days` is `tls_expiring`. The leaf's notAfter is reported on
+//! every successful run (`chatpulse_tls_cert_expiry_timestamp_seconds`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::time::{Instant, timeout_at};
+
+use super::tcp::connect;
+use super::{Finding, Probe, Reason, RunFuture};
+use crate::config::TlsCheck;
+
+/// The certificates of a PEM file; the error says why it cannot be used.
+pub fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not a PEM certificate file ({e})", path.display()))
+}
+
+/// The roots the system trusts (empty if none can be read).
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    rustls_native_certs::load_native_certs().certs
+}
+
+/// A configured tls probe.
+pub struct TlsProbe {
+    check: TlsCheck,
+    timeout: Duration,
+    /// `None` when the configured roots could not be loaded (every run says why).
+    config: Result<Arc<rustls::ClientConfig>, String>,
+}
+
+impl TlsProbe {
+    /// Prepares the probe: loads its roots once.
+    pub fn new(check: &TlsCheck, timeout: Duration) -> TlsProbe {
+        TlsProbe { check: check.clone(), timeout, config: client_config(check) }
+    }
+}
+
+fn client_config(check: &TlsCheck) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let mut certs = Vec::new();
+    if let Some(file) = &check.ca_file {
+        certs.extend(read_roots(file)?);
+    }
+    if check.ca_file.is_none() || check.system_roots {
+        certs.extend(system_roots());
+    }
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err("no usable root certificate to verify against".into());
+    }
+    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    config.alpn_protocols = check.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// The leaf certificate's notAfter, as Unix seconds.
+pub fn not_after(leaf: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
+impl TlsProbe {
+    async fn handshake(&self) -> Finding {
+        let address = &self.check.endpoint.address;
+        let config = match &self.config {
+            Ok(c) => c.clone(),
+            Err(why) => return Finding::fail(Reason::TlsCert, format!("{address}: {why}")),
+        };
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let (stream, reached) = match connect(&self.check.endpoint, deadline).await {
+            Ok(connected) => connected,
+            Err(failed) => return failed,
+        };
+        let Ok(name) = ServerName::try_from(self.check.server_name.clone()) else {
+            return Finding::fail(Reason::TlsHandshake, format!("{address}: bad server name"));
+        };
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let tls = match timeout_at(deadline, connector.connect(name, stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                let rustls_error = crate::error_text::chain(&e)
+                    .into_iter()
+                    .find_map(|err| err.downcast_ref::<rustls::Error>().cloned());
+                let (reason, why) = match rustls_error {
+                    Some(rustls::Error::InvalidCertificate(cert)) => {
+                        (Reason::TlsCert, format!("certificate rejected: {cert:?}"))
+                    }
+                    Some(other) => (Reason::TlsHandshake, other.to_string()),
+                    None => (Reason::TlsHandshake, crate::error_text::root_cause(&e)),
+                };
+                return Finding::fail(reason, format!("{address} ({reached}): TLS failed: {why}"));
+            }
+            Err(_) => {
+                return Finding::fail(
+                    Reason::TlsHandshake,
+                    format!(
+                        "{address} ({reached}): no TLS handshake within {}",
+                        humantime::format_duration(self.timeout)
+                    ),
+                );
+            }
+        };
+        let (_, session) = tls.get_ref();
+        let expiry = session.peer_certificates().and_then(|chain| chain.first()).and_then(|leaf| not_after(leaf));
+        let protocol =
+            session.alpn_protocol().map(|p| format!(", ALPN {}", String::from_utf8_lossy(p))).unwrap_or_default();
+        let elapsed = started.elapsed().as_millis();
+        let mut finding = match (expiry, self.check.min_cert_days) {
+            (Some(at), Some(days)) => {
+                let now = crate::time::unix(SystemTime::now());
+                let left = (at - now) / 86_400;
+                if at - now < i64::from(days) * 86_400 {
+                    Finding::fail(
+                        Reason::TlsExpiring,
+                        format!(
+                            "{address}: the certificate expires in {left} days ({}), under min_cert_days = {days}",
+                            crate::time::rfc3339(crate::time::from_unix(at))
+                        ),
+                    )
+                } else {
+                    Finding::ok(format!("{address}: TLS in {elapsed} ms{protocol}, certificate valid {left} more days"))
+                }
+            }
+            _ => Finding::ok(format!("{address}: TLS in {elapsed} ms{protocol}")),
+        };
+        finding.cert_expiry = expiry;
+        finding
+    }
+}
+
+impl Probe for TlsProbe {
+    fn run(&self) -> RunFuture<'_> {
+        Box::pin(self.handshake())
+    }
+}

@@ -1,0 +1,187 @@
+//! The tcp and tls probes against real listeners on loopback: a port that
+//! accepts, one that refuses, one whose accept queue is full (SYNs dropped:
+//! the black hole a firewall makes), a name that does not resolve; a TLS
+//! server with a certificate from a private CA (trusted only through
+//! `ca_file`), a leaf that expires in two days, and a server that does not
+//! speak TLS.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatpulse::config::{Endpoint, TlsCheck};
+use chatpulse::probe::tcp::TcpProbe;
+use chatpulse::probe::tls::TlsProbe;
+use chatpulse::probe::{Finding, Probe, Reason};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+const T: Duration = Duration::from_secs(2);
+
+fn endpoint(addr: SocketAddr) -> Endpoint {
+    Endpoint { address: addr.to_string(), host: addr.ip().to_string(), port: addr.port() }
+}
+
+async fn tcp(endpoint: Endpoint, timeout: Duration) -> Finding {
+    tokio::time::timeout(timeout * 3, TcpProbe::new(&endpoint, timeout).run())
+        .await
+        .expect("the probe keeps its timeout")
+}
+
+#[tokio::test]
+async fn a_listening_port_passes_and_a_closed_one_is_tcp_connect() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let f = tcp(endpoint(listener.local_addr().unwrap()), T).await;
+    assert_eq!(f.result, Ok(()), "{}", f.detail);
+    let closed = support::http::closed_port().await;
+    let f = tcp(endpoint(closed), T).await;
+    assert_eq!(f.result, Err(Reason::TcpConnect), "{}", f.detail);
+    assert!(f.detail.contains("refused"), "{}", f.detail);
+}
+
+#[tokio::test]
+async fn a_port_that_drops_connections_is_tcp_timeout() {
+    // Backlog 1 and nobody accepting: once the queue is full the kernel
+    // drops further SYNs, as a firewall's drop rule would.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let started = tokio::time::Instant::now();
+    let f = tcp(endpoint(addr), Duration::from_millis(700)).await;
+    assert_eq!(f.result, Err(Reason::TcpTimeout), "{}", f.detail);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(listener);
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_tcp_resolve() {
+    let e = Endpoint { address: "no-such-host.invalid:443".into(), host: "no-such-host.invalid".into(), port: 443 };
+    let f = tcp(e, Duration::from_secs(8)).await;
+    assert_eq!(f.result, Err(Reason::TcpResolve), "{}", f.detail);
+}
+
+/// A private CA and a leaf for `localhost` valid `days` more days.
+struct Pki {
+    ca_pem: String,
+    leaf: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+fn pki(days: i64) -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "chatpulse test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        leaf: leaf_cert.der().clone(),
+        key: rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    }
+}
+
+/// A TLS server presenting `pki`'s leaf, offering h2; answers nothing after.
+async fn tls_server(pki: &Pki) -> SocketAddr {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![pki.leaf.clone()], pki.key.clone_key())
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(stream).await {
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn tls_check(addr: SocketAddr, ca_file: Option<PathBuf>, min_cert_days: Option<u32>) -> TlsCheck {
+    TlsCheck {
+        endpoint: Endpoint {
+            address: format!("localhost:{}", addr.port()),
+            host: "localhost".into(),
+            port: addr.port(),
+        },
+        server_name: "localhost".into(),
+        ca_file,
+        system_roots: false,
+        alpn: vec!["h2".into(), "http/1.1".into()],
+        min_cert_days,
+    }
+}
+
+async fn tls(check: TlsCheck) -> Finding {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    tokio::time::timeout(T * 3, TlsProbe::new(&check, T).run()).await.expect("the probe keeps its timeout")
+}
+
+#[tokio::test]
+async fn a_private_ca_is_trusted_through_ca_file_and_only_there() {
+    let pki = pki(90);
+    let addr = tls_server(&pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+
+    let f = tls(tls_check(addr, Some(ca.clone()), Some(7))).await;
+    assert_eq!(f.result, Ok(()), "{}", f.detail);
+    assert!(f.detail.contains("ALPN h2"), "{}", f.detail);
+    let expiry = f.cert_expiry.expect("the leaf's notAfter is reported");
+    let in_days = (expiry - chatpulse::time::unix(std::time::SystemTime::now())) / 86_400;
+    assert!((88..=90).contains(&in_days), "{in_days}");
+
+    // Against the system's roots the private CA means nothing.
+    let f = tls(tls_check(addr, None, None)).await;
+    assert_eq!(f.result, Err(Reason::TlsCert), "{}", f.detail);
+}
+
+#[tokio::test]
+async fn a_leaf_expiring_in_two_days_is_tls_expiring() {
+    let pki = pki(2);
+    let addr = tls_server(&pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let f = tls(tls_check(addr, Some(ca.clone()), Some(7))).await;
+    assert_eq!(f.result, Err(Reason::TlsExpiring), "{}", f.detail);
+    assert!(f.detail.contains("expires in 1 days") || f.detail.contains("expires in 2 days"), "{}", f.detail);
+    let f = tls(tls_check(addr, Some(ca), None)).await;
+    assert_eq!(f.result, Ok(()), "without min_cert_days it passes: {}", f.detail);
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_speak_tls_is_tls_handshake() {
+    let (addr, _task) = support::http::raw_http(b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec()).await;
+    let pki = pki(90);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let f = tls(tls_check(addr, Some(ca), None)).await;
+    assert_eq!(f.result, Err(Reason::TlsHandshake), "{}", f.detail);
+}
