@@ -461,7 +461,8 @@ fn scope(probe: &ProbeRef) -> String {
     match &probe.spec.check {
         Check::Dns(d) => d.server.map_or_else(|| "system resolver".into(), |s| s.to_string()),
         Check::Http(h) => h.host(),
-        Check::Bgp(b) => b.origin.map_or_else(|| b.prefix.to_string(), |asn| format!("AS{asn}")),
+        Check::Bgp(b) if b.origins.is_empty() => b.prefix.to_string(),
+        Check::Bgp(b) => b.origins.iter().map(|asn| format!("AS{asn}")).collect::<Vec<_>>().join("|"),
         Check::Tcp(e) => e.host.clone(),
         Check::Tls(t) => t.endpoint.host.clone(),
     }

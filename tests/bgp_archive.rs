@@ -60,6 +60,7 @@ async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
         mrt_url: base.clone(),
         stale_after: Duration::from_secs(1200),
         min_peers: 1,
+        hijack_min_peers: 1,
         session: None,
     };
     let board = VisibilityBoard::new(&[watched], 1);
@@ -124,6 +125,7 @@ async fn a_stalled_download_is_given_up() {
         mrt_url: base,
         stale_after: Duration::from_secs(1200),
         min_peers: 1,
+        hijack_min_peers: 1,
         session: None,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);

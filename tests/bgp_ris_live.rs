@@ -119,6 +119,7 @@ async fn rig(watched: &str, stale_after: Duration) -> Rig {
         mrt_url: String::new(),
         stale_after,
         min_peers: 10,
+        hijack_min_peers: 1,
         session: None,
     };
     let board = VisibilityBoard::new(&[watched], 10);
@@ -143,8 +144,14 @@ impl Rig {
     }
 
     fn judge(&self) -> Result<(), Reason> {
-        let check = BgpCheck { prefix: self.watched, origin: Some(32934), min_visibility: 0.5 };
-        chatpulse::probe::bgp::judge(&check, 10, &self.board.current(self.watched)).result
+        let check = BgpCheck {
+            prefix: self.watched,
+            origins: vec![32934],
+            min_visibility: 0.5,
+            covering: false,
+            more_specifics: true,
+        };
+        chatpulse::probe::bgp::judge(&check, &self.board.thresholds(), &self.board.current(self.watched)).result
     }
 }
 
@@ -193,8 +200,10 @@ async fn real_ris_live_samples_and_garbage_frames_are_taken_in_stride() {
     let _ = rig.server.commands.send(Command::Send(Message::Binary(vec![1u8, 2, 3].into())));
     rig.send(r#"{"type":"ris_message","data":{"peer":"not an address","type":"UPDATE"}}"#.into());
     assert!(lines >= 9);
-    rig.until("the sample announcement", |v| v.peers_seeing == 13 && v.origins.iter().any(|(asn, _)| *asn == 262893))
-        .await;
+    rig.until("the sample announcement", |v| {
+        v.peers_seeing == 13 && v.exact.iter().any(|(asn, _)| *asn == Some(262893))
+    })
+    .await;
     wait_for("garbage counted", Duration::from_secs(5), || async {
         rig.metrics.render().contains("chatpulse_bgp_malformed_messages_total{source=\"ris-live\"} 3").then_some(())
     })
@@ -249,6 +258,7 @@ fn source(url: &str, seed_url: String, stale_after: Duration) -> RisLive {
         mrt_url: String::new(),
         stale_after,
         min_peers: 10,
+        hijack_min_peers: 1,
         session: None,
     };
     RisLive::new(&config, &[WATCHED.parse().unwrap()])

@@ -86,7 +86,7 @@ async fn announce_and_withdraw_over_an_established_session() {
     peer.send(&bgp::announce(&[WATCHED], &[PEER_AS, 32934])).await;
     rig.seen("the announcement", |seeing, total, _| seeing == 1 && total == 1).await;
     let v = rig.board.current(WATCHED.parse().unwrap());
-    assert_eq!(v.origins, vec![(32934, 1)]);
+    assert_eq!(v.exact, vec![(Some(32934), 1)]);
 
     peer.send(&bgp::withdraw(&[WATCHED])).await;
     rig.seen("the withdrawal", |seeing, total, up| seeing == 0 && total == 1 && up).await;

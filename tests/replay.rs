@@ -200,9 +200,12 @@ fn an_origin_switch_with_unchanged_peer_counts_is_on_the_timeline() {
         let announce = bgp::announce(&["129.134.30.0/23"], &[64_500 + u32::from(i), 32934]);
         data.extend(mrt_record(T0 + u32::from(i), [10, 0, 0, i], 64_500 + u32::from(i), &announce));
     }
-    // Peer 1 now hears the prefix from AS666: same number of peers seeing.
-    let hijack = bgp::announce(&["129.134.30.0/23"], &[64_501, 666]);
-    data.extend(mrt_record(T0 + 100, [10, 0, 0, 1], 64_501, &hijack));
+    // Peers 1-3 now hear the prefix from AS666: same number of peers
+    // seeing, and enough of them (hijack_min_peers = 3) to report it.
+    for i in 1..=3u8 {
+        let hijack = bgp::announce(&["129.134.30.0/23"], &[64_500 + u32::from(i), 666]);
+        data.extend(mrt_record(T0 + 97 + u32::from(i), [10, 0, 0, i], 64_500 + u32::from(i), &hijack));
+    }
     let file = dir.path().join("hijack.mrt");
     std::fs::write(&file, data).unwrap();
     let out = replay(&config, &["--json", file.to_str().unwrap()]);

@@ -31,13 +31,18 @@ pub struct Visibility {
     pub feed_up: bool,
     /// Peers that count for this prefix (the denominator).
     pub peers_total: usize,
-    /// Peers with a route to the prefix or to a covering prefix.
+    /// Peers with a route to the prefix or to a covering prefix, whatever
+    /// its origin (a probe's judgement narrows this: see `probe::bgp`).
     pub peers_seeing: usize,
-    /// Peers that see it only through a covering prefix, by that prefix.
+    /// Peers with a route to exactly the prefix, by origin AS (`None`: the
+    /// origin is hidden in an AS_SET), most common first.
+    pub exact: Vec<(Option<u32>, usize)>,
+    /// Peers without an exact route that see it through a covering prefix,
+    /// by that prefix.
     pub via_covering: Vec<(Prefix, usize)>,
-    /// Origin ASes of routes to the prefix or its more-specifics, with the
-    /// number of peers carrying each, most common first.
-    pub origins: Vec<(u32, usize)>,
+    /// Origin ASes of routes to strict more-specifics of the prefix, with
+    /// the number of peers carrying each, most common first.
+    pub more_specific_origins: Vec<(u32, usize)>,
 }
 
 impl Visibility {
@@ -48,8 +53,9 @@ impl Visibility {
             feed_up: false,
             peers_total: 0,
             peers_seeing: 0,
+            exact: Vec::new(),
             via_covering: Vec::new(),
-            origins: Vec::new(),
+            more_specific_origins: Vec::new(),
         }
     }
 
@@ -59,25 +65,43 @@ impl Visibility {
     }
 }
 
+/// How many peers a judgement needs (`[bgp] min_peers`, `hijack_min_peers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Fewer peers known than this: visibility unknown.
+    pub min_peers: usize,
+    /// Peers that must carry an offending route (another origin, a foreign
+    /// more-specific) before it is reported.
+    pub hijack_min_peers: usize,
+}
+
 /// Where the engine publishes and bgp probes subscribe, one channel per
 /// watched prefix.
 #[derive(Clone)]
 pub struct VisibilityBoard {
     channels: Arc<Mutex<HashMap<Prefix, watch::Sender<Visibility>>>>,
-    min_peers: usize,
+    thresholds: Thresholds,
 }
 
 impl VisibilityBoard {
     /// A board for `prefixes`, all unknown. Visibility needs at least
-    /// `min_peers` peers to be judged.
+    /// `min_peers` peers to be judged; an offending route needs
+    /// min(3, `min_peers`) unless [`VisibilityBoard::with_hijack_min_peers`] says.
     pub fn new(prefixes: &[Prefix], min_peers: usize) -> VisibilityBoard {
         let channels = prefixes.iter().map(|p| (*p, watch::Sender::new(Visibility::unknown(*p)))).collect();
-        VisibilityBoard { channels: Arc::new(Mutex::new(channels)), min_peers }
+        let thresholds = Thresholds { min_peers, hijack_min_peers: min_peers.clamp(1, 3) };
+        VisibilityBoard { channels: Arc::new(Mutex::new(channels)), thresholds }
     }
 
-    /// The minimum number of peers for a judgement.
-    pub fn min_peers(&self) -> usize {
-        self.min_peers
+    /// The same board with `hijack_min_peers` set.
+    pub fn with_hijack_min_peers(mut self, peers: usize) -> VisibilityBoard {
+        self.thresholds.hijack_min_peers = peers;
+        self
+    }
+
+    /// How many peers a judgement needs.
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
     }
 
     fn sender(&self, prefix: Prefix) -> watch::Sender<Visibility> {

@@ -337,17 +337,18 @@ impl Rib {
                 best.entry(*peer).or_insert(covering);
             }
         }
-        let mut origins: HashMap<u32, HashSet<PeerId>> = HashMap::new();
-        for (peer, origin) in self.routes_to(&watched) {
-            if let Some(asn) = origin {
-                origins.entry(*asn).or_default().insert(*peer);
-            }
+        let mut exact: HashMap<Option<u32>, usize> = HashMap::new();
+        for (_, origin) in self.routes_to(&watched) {
+            *exact.entry(*origin).or_default() += 1;
         }
-        if let Some(index) = self.more_specifics.get(&watched) {
-            for (asn, peers) in &index.origins {
-                origins.entry(*asn).or_default().extend(peers.keys());
-            }
-        }
+        let mut more_specific_origins: Vec<(u32, usize)> = self
+            .more_specifics
+            .get(&watched)
+            .map(|index| index.origins.iter().map(|(asn, peers)| (*asn, peers.len())).collect())
+            .unwrap_or_default();
+        more_specific_origins.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut exact: Vec<(Option<u32>, usize)> = exact.into_iter().collect();
+        exact.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let peers_total = match self.denominator {
             Denominator::UpPeers => self.peers_up(),
             Denominator::Carriers => self.carriers.get(&watched).map_or(0, HashSet::len),
@@ -358,15 +359,14 @@ impl Rib {
         }
         let mut via_covering: Vec<(Prefix, usize)> = via.into_iter().collect();
         via_covering.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut origins: Vec<(u32, usize)> = origins.into_iter().map(|(asn, peers)| (asn, peers.len())).collect();
-        origins.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         Visibility {
             prefix: watched,
             feed_up,
             peers_total: peers_total.max(best.len()),
             peers_seeing: best.len(),
+            exact,
             via_covering,
-            origins,
+            more_specific_origins,
         }
     }
 }
@@ -421,7 +421,8 @@ mod tests {
         let (mut rib, peers) = rib();
         rib.announce(peers[0], p("129.134.30.0/23"), Some(32934));
         rib.announce(peers[1], p("129.134.30.0/24"), Some(666));
-        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).origins, vec![(666, 1), (32934, 1)]);
+        let v = rib.visibility(p("129.134.30.0/23"), true);
+        assert_eq!((v.exact, v.more_specific_origins), (vec![(Some(32934), 1)], vec![(666, 1)]));
     }
 
     #[test]
@@ -442,10 +443,10 @@ mod tests {
         rib.announce(peers[0], p("129.134.30.0/24"), Some(666));
         rib.announce(peers[0], p("129.134.30.0/24"), Some(32934));
         rib.announce(peers[1], p("129.134.31.0/24"), Some(666));
-        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).origins, vec![(666, 1), (32934, 1)]);
+        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).more_specific_origins, vec![(666, 1), (32934, 1)]);
         rib.withdraw(peers[1], p("129.134.31.0/24"));
         rib.peer_down(peers[0]);
-        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).origins, vec![]);
+        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).more_specific_origins, vec![]);
     }
 
     #[test]
@@ -458,7 +459,7 @@ mod tests {
             rib.announce(peer, prefix, Some(666));
         }
         assert_eq!(rib.capped(), 50);
-        assert_eq!(rib.visibility(p("2a03:2880::/32"), true).origins, vec![(666, 1)]);
+        assert_eq!(rib.visibility(p("2a03:2880::/32"), true).more_specific_origins, vec![(666, 1)]);
     }
 
     #[test]

@@ -106,7 +106,8 @@ pub async fn round(config: &Config, service: Option<&str>) -> Result<Vec<CheckRo
             prefixes.push(b.prefix);
         }
     }
-    let board = VisibilityBoard::new(&prefixes, config.bgp.min_peers);
+    let board =
+        VisibilityBoard::new(&prefixes, config.bgp.min_peers).with_hijack_min_peers(config.bgp.hijack_min_peers);
     let problems = seed_board(config, &prefixes, &board).await;
     let problems = &problems;
     let toolkit = Toolkit::new(board)?;

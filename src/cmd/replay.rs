@@ -110,7 +110,7 @@ struct Judges {
     verdict: Verdict,
     /// Per watched prefix: the first bgp check on it (for the `state` field).
     checks: Vec<(Prefix, BgpCheck)>,
-    min_peers: usize,
+    thresholds: crate::bgp::Thresholds,
     /// Which transitions alert, as `[alerts.email]` says (defaults without it).
     notify_degraded: bool,
     notify_down: bool,
@@ -139,7 +139,10 @@ fn judges(config: &Config) -> Judges {
         plan,
         verdict,
         checks,
-        min_peers: config.bgp.min_peers,
+        thresholds: crate::bgp::Thresholds {
+            min_peers: config.bgp.min_peers,
+            hijack_min_peers: config.bgp.hijack_min_peers,
+        },
         notify_degraded: email.is_some_and(|e| e.notify_on.contains(&NotifyOn::Degraded)),
         notify_down: email.is_none_or(|e| e.notify_on.contains(&NotifyOn::Down)),
         notify_recovery: email.is_none_or(|e| e.send_recovery),
@@ -218,7 +221,7 @@ pub fn replay(
                     .checks
                     .iter()
                     .find(|(p, _)| p == w)
-                    .map(|(_, check)| result_word(probe::bgp::judge(check, judges.min_peers, &v).result))
+                    .map(|(_, check)| result_word(probe::bgp::judge(check, &judges.thresholds, &v).result))
                     .unwrap_or("ok");
                 let change = Change {
                     time: rfc3339(at),
@@ -315,7 +318,7 @@ fn observe(
             at,
             duration: Duration::ZERO,
             lateness: Duration::ZERO,
-            finding: probe::bgp::judge(check, judges.min_peers, v),
+            finding: probe::bgp::judge(check, &judges.thresholds, v),
         };
         let (down, degraded, recovery) = (judges.notify_down, judges.notify_degraded, judges.notify_recovery);
         judges.verdict.observe(&observation, &mut |event| {

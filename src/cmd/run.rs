@@ -306,7 +306,8 @@ impl Daemon {
             if let Some(feed) = self.feed.take() {
                 feed.stop().await;
             }
-            self.toolkit.bgp = VisibilityBoard::new(&new.watched_prefixes(), new.bgp.min_peers);
+            self.toolkit.bgp = VisibilityBoard::new(&new.watched_prefixes(), new.bgp.min_peers)
+                .with_hijack_min_peers(new.bgp.hijack_min_peers);
             self.feed =
                 Some(Feed::start(&new.bgp, new.watched_prefixes(), self.toolkit.bgp.clone(), self.metrics.clone()));
         }
@@ -393,7 +394,8 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
 
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
-    let board = VisibilityBoard::new(&config.watched_prefixes(), config.bgp.min_peers);
+    let board = VisibilityBoard::new(&config.watched_prefixes(), config.bgp.min_peers)
+        .with_hijack_min_peers(config.bgp.hijack_min_peers);
     let feed = Feed::start(&config.bgp, config.watched_prefixes(), board.clone(), metrics.clone());
     let toolkit = Toolkit::new(board)?;
     let plan = probe::plan(&config);

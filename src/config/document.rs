@@ -173,6 +173,32 @@ impl<'d, 't> Section<'d, 't> {
         })
     }
 
+    /// An array of integers, each in `range`.
+    pub(crate) fn int_list(&self, key: &str, range: Range<i128>) -> Result<Option<Vec<i128>>, ConfigError> {
+        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(items) = v.get_ref().as_array() else {
+            return Err(self.wrong_type(key, v, "an array of integers"));
+        };
+        items
+            .iter()
+            .map(|item| {
+                let Some(int) = item.get_ref().as_integer() else {
+                    return Err(self.wrong_type(key, item, "an array of integers"));
+                };
+                i128::from_str_radix(&int.as_str().replace('_', ""), int.radix())
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        self.error(
+                            &item.span(),
+                            format!("\"{key}\" must hold integers from {} to {}", range.start, range.end - 1),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     /// A number (integer or float) in `lo..=hi`.
     pub(crate) fn number(&self, key: &str, lo: f64, hi: f64) -> Result<Option<f64>, ConfigError> {
         let Some(v) = self.get(key) else { return Ok(None) };

@@ -270,6 +270,8 @@ pub struct Bgp {
     pub stale_after: Duration,
     /// Fewer peers known than this = visibility unknown.
     pub min_peers: usize,
+    /// Peers that must carry an offending route before it is reported.
+    pub hijack_min_peers: usize,
     /// `[bgp.session]`, required when `source = "session"`.
     pub session: Option<BgpSession>,
 }
@@ -574,10 +576,14 @@ impl HttpCheck {
 pub struct BgpCheck {
     /// The watched prefix.
     pub prefix: Prefix,
-    /// The origin AS every route must carry, if set.
-    pub origin: Option<u32>,
-    /// Share of peers that must see the prefix (or a covering one).
+    /// The legitimate origin ASes (`origin` or `origins`); empty = no check.
+    pub origins: Vec<u32>,
+    /// Share of peers that must see the prefix.
     pub min_visibility: f64,
+    /// A covering (less-specific) route also counts as seeing the prefix.
+    pub covering: bool,
+    /// A more-specific from an origin not allowed is `bgp_more_specific`.
+    pub more_specifics: bool,
 }
 
 impl Check {
@@ -604,10 +610,13 @@ impl Check {
                 HttpMethod::Get => h.shown_url(),
                 HttpMethod::Head => format!("HEAD {}", h.shown_url()),
             },
-            Check::Bgp(b) => match b.origin {
-                Some(asn) => format!("{} AS{asn}", b.prefix),
-                None => b.prefix.to_string(),
-            },
+            Check::Bgp(b) => {
+                let origins: Vec<String> = b.origins.iter().map(|asn| format!("AS{asn}")).collect();
+                match origins.len() {
+                    0 => b.prefix.to_string(),
+                    _ => format!("{} {}", b.prefix, origins.join("|")),
+                }
+            }
             Check::Tcp(e) => e.address.clone(),
             Check::Tls(t) if t.server_name == t.endpoint.host => format!("{} (TLS)", t.endpoint.address),
             Check::Tls(t) => format!("{} (TLS, name {})", t.endpoint.address, t.server_name),
@@ -879,10 +888,20 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
         mrt_url: "https://data.ris.ripe.net/rrc00".into(),
         stale_after: Duration::from_secs(300),
         min_peers: 10,
+        hijack_min_peers: 3,
         session: None,
     };
     let Some(t) = root.table("bgp", "[bgp]")? else { return Ok(bgp) };
-    t.allow_only(&["source", "ris_live_url", "seed_url", "mrt_url", "stale_after", "min_peers", "session"])?;
+    t.allow_only(&[
+        "source",
+        "ris_live_url",
+        "seed_url",
+        "mrt_url",
+        "stale_after",
+        "min_peers",
+        "hijack_min_peers",
+        "session",
+    ])?;
     bgp.source = t
         .parsed("source", |s| match s {
             "ris-live" => Ok(BgpSource::RisLive),
@@ -907,6 +926,8 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
     bgp.stale_after = t.duration("stale_after", false)?.unwrap_or(bgp.stale_after);
     let default_min_peers = if bgp.source == BgpSource::Session { 1 } else { 10 };
     bgp.min_peers = t.int("min_peers", 1..100_001)?.map_or(default_min_peers, |n| n as usize);
+    let default_hijack = if bgp.source == BgpSource::Session { 1 } else { 3 };
+    bgp.hijack_min_peers = t.int("hijack_min_peers", 1..100_001)?.map_or(default_hijack, |n| n as usize);
     if let Some(s) = t.table("session", "[bgp.session]")? {
         s.allow_only(&["listen", "local_as", "router_id", "peer"])?;
         let listen =
@@ -948,7 +969,7 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
 const COMMON_PROBE_KEYS: [&str; 7] = ["kind", "id", "interval", "timeout", "fail_after", "recover_after", "essential"];
 const DNS_KEYS: [&str; 6] = ["query", "record", "server", "recursion", "expect_rcode", "expect_answer"];
 const HTTP_KEYS: [&str; 6] = ["url", "method", "expect_status", "body_contains", "user_agent", "max_redirects"];
-const BGP_KEYS: [&str; 3] = ["prefix", "origin", "min_visibility"];
+const BGP_KEYS: [&str; 6] = ["prefix", "origin", "origins", "min_visibility", "covering", "more_specifics"];
 const TCP_KEYS: [&str; 1] = ["address"];
 const TLS_KEYS: [&str; 6] = ["address", "server_name", "ca_file", "system_roots", "alpn", "min_cert_days"];
 
@@ -1147,10 +1168,32 @@ fn read_http(t: &Section<'_, '_>) -> Result<HttpCheck, ConfigError> {
 fn read_bgp_check(t: &Section<'_, '_>) -> Result<BgpCheck, ConfigError> {
     let prefix = t.required_str("prefix")?;
     let parsed: Prefix = prefix.value.parse().map_err(|e| t.error(&prefix.span, format!("\"prefix\": {e}")))?;
+    let mut origins: Vec<u32> = t.int("origin", 1..(1 << 32))?.map(|n| n as u32).into_iter().collect();
+    if let Some(list) = t.int_list("origins", 1..(1 << 32))? {
+        if !origins.is_empty() {
+            return Err(t.error_at_key("origins", "give \"origin\" or \"origins\", not both"));
+        }
+        if list.is_empty() {
+            return Err(t.error_at_key("origins", "\"origins\" must name at least one AS"));
+        }
+        origins = list.into_iter().map(|n| n as u32).collect();
+    }
+    let more_specifics = match t.bool("more_specifics")? {
+        Some(true) if origins.is_empty() => {
+            return Err(t.error_at_key(
+                "more_specifics",
+                "\"more_specifics\" needs \"origin\" or \"origins\" (which origins may announce more-specifics)",
+            ));
+        }
+        Some(set) => set,
+        None => !origins.is_empty(),
+    };
     Ok(BgpCheck {
         prefix: parsed,
-        origin: t.int("origin", 1..(1 << 32))?.map(|n| n as u32),
+        origins,
         min_visibility: t.number("min_visibility", 0.0, 1.0)?.unwrap_or(0.5),
+        covering: t.bool("covering")?.unwrap_or(false),
+        more_specifics,
     })
 }
 

@@ -7,54 +7,92 @@
 use tokio::sync::watch;
 
 use super::{Finding, Probe, Reason, RunFuture};
-use crate::bgp::{Visibility, VisibilityBoard};
+use crate::bgp::{Thresholds, Visibility, VisibilityBoard};
 use crate::config::BgpCheck;
 
 /// A configured bgp probe.
 pub struct BgpProbe {
     check: BgpCheck,
-    min_peers: usize,
+    thresholds: Thresholds,
     visibility: watch::Receiver<Visibility>,
 }
 
 impl BgpProbe {
     /// Subscribes to the probe's prefix on `board`.
     pub fn new(check: &BgpCheck, board: VisibilityBoard) -> BgpProbe {
-        BgpProbe { check: check.clone(), min_peers: board.min_peers(), visibility: board.subscribe(check.prefix) }
+        BgpProbe { check: check.clone(), thresholds: board.thresholds(), visibility: board.subscribe(check.prefix) }
     }
 }
 
-/// Judges `v` against the check: the one rule shared by `run` and `replay`.
-pub fn judge(check: &BgpCheck, min_peers: usize, v: &Visibility) -> Finding {
+fn allowed(check: &BgpCheck, origin: Option<u32>) -> bool {
+    check.origins.is_empty() || origin.is_none_or(|asn| check.origins.contains(&asn))
+}
+
+/// Judges `v` against the check: the one rule shared by `run` and `replay`
+/// (README, "BGP visibility").
+///
+/// Only an exact route from an allowed origin counts as seeing the prefix
+/// (a covering route too with `covering = true`); the denominator is the
+/// peers that carry the prefix or a covering one. Offending routes need
+/// `hijack_min_peers` peers; precedence: another origin on the prefix, then
+/// a foreign more-specific, then too little visibility.
+pub fn judge(check: &BgpCheck, thresholds: &Thresholds, v: &Visibility) -> Finding {
     let prefix = check.prefix;
-    let percent = (v.ratio() * 100.0).round();
-    let origin_note = check.origin.map(|asn| format!(" (origin AS{asn})")).unwrap_or_default();
+    let origins: Vec<String> = check.origins.iter().map(|asn| format!("AS{asn}")).collect();
+    let expected = if origins.is_empty() { String::new() } else { format!(" (expected {})", origins.join(" or ")) };
+    let foreign_exact = v
+        .exact
+        .iter()
+        .filter(|(origin, _)| !allowed(check, *origin))
+        .filter_map(|(origin, peers)| origin.map(|asn| (asn, *peers)))
+        .max_by_key(|(_, peers)| *peers);
+    let foreign_more_specific = v
+        .more_specific_origins
+        .iter()
+        .filter(|(asn, _)| !allowed(check, Some(*asn)))
+        .max_by_key(|(_, peers)| *peers)
+        .copied();
+    let seeing = v.exact.iter().filter(|(origin, _)| allowed(check, *origin)).map(|(_, n)| n).sum::<usize>()
+        + if check.covering { v.via_covering.iter().map(|(_, n)| n).sum::<usize>() } else { 0 };
+    let ratio = if v.peers_total == 0 { 0.0 } else { seeing as f64 / v.peers_total as f64 };
     let mut finding = if !v.feed_up {
         Finding::fail(Reason::BgpUnknown, format!("{prefix}: BGP feed down or not yet seeded"))
-    } else if v.peers_total < min_peers {
+    } else if v.peers_total < thresholds.min_peers {
         Finding::fail(
             Reason::BgpUnknown,
-            format!("{prefix}: only {} peers known (at least {min_peers} needed to judge)", v.peers_total),
+            format!("{prefix}: only {} peers known (at least {} needed to judge)", v.peers_total, thresholds.min_peers),
         )
-    } else if let Some((asn, peers)) =
-        check.origin.and_then(|want| v.origins.iter().find(|(asn, _)| *asn != want).copied())
-    {
+    } else if let Some((asn, peers)) = foreign_exact.filter(|(_, peers)| *peers >= thresholds.hijack_min_peers) {
         Finding::fail(
             Reason::BgpOriginMismatch,
+            format!("{prefix} originated by AS{asn} at {peers} of {} peers{expected}", v.peers_total),
+        )
+    } else if let Some((asn, peers)) =
+        foreign_more_specific.filter(|(_, peers)| check.more_specifics && *peers >= thresholds.hijack_min_peers)
+    {
+        Finding::fail(
+            Reason::BgpMoreSpecific,
             format!(
-                "{prefix} originated by AS{asn} at {peers} of {} peers{}",
-                v.peers_total,
-                check.origin.map(|o| format!(" (expected AS{o})")).unwrap_or_default()
+                "a more-specific of {prefix} originated by AS{asn} at {peers} of {} peers{expected}",
+                v.peers_total
             ),
         )
     } else {
+        let percent = (ratio * 100.0).round();
+        let origin_note =
+            if origins.is_empty() { String::new() } else { format!(" (origin {})", origins.join(" or ")) };
         let mut text = format!("{prefix} seen by {percent}% of {} peers{origin_note}", v.peers_total);
         for (covering, peers) in &v.via_covering {
-            text.push_str(&format!(", {peers} only via {covering}"));
+            if check.covering {
+                text.push_str(&format!(", {peers} only via {covering}"));
+            } else {
+                text.push_str(&format!(", {peers} more only via {covering} (not counted: covering = false)"));
+            }
         }
-        if v.ratio() < check.min_visibility { Finding::fail(Reason::BgpInvisible, text) } else { Finding::ok(text) }
+        if ratio < check.min_visibility { Finding::fail(Reason::BgpInvisible, text) } else { Finding::ok(text) }
     };
-    finding.visibility = Some(Box::new(v.clone()));
+    // What this probe judged: its own count of peers seeing the prefix.
+    finding.visibility = Some(Box::new(Visibility { peers_seeing: seeing, ..v.clone() }));
     finding
 }
 
@@ -68,7 +106,7 @@ impl BgpProbe {
 impl Probe for BgpProbe {
     fn run(&self) -> RunFuture<'_> {
         let visibility = self.visibility.borrow().clone();
-        Box::pin(async move { judge(&self.check, self.min_peers, &visibility) })
+        Box::pin(async move { judge(&self.check, &self.thresholds, &visibility) })
     }
 
     fn trigger(&self) -> Option<watch::Receiver<Visibility>> {
@@ -80,38 +118,75 @@ impl Probe for BgpProbe {
 mod tests {
     use super::*;
 
+    const T: Thresholds = Thresholds { min_peers: 10, hijack_min_peers: 3 };
+
     fn check() -> BgpCheck {
-        BgpCheck { prefix: "129.134.30.0/23".parse().unwrap(), origin: Some(32934), min_visibility: 0.5 }
+        BgpCheck {
+            prefix: "129.134.30.0/23".parse().unwrap(),
+            origins: vec![32934],
+            min_visibility: 0.5,
+            covering: false,
+            more_specifics: true,
+        }
     }
 
-    fn seen(seeing: usize, total: usize, origins: Vec<(u32, usize)>) -> Visibility {
+    fn seen(total: usize, exact: Vec<(Option<u32>, usize)>) -> Visibility {
+        let seeing = exact.iter().map(|(_, n)| n).sum();
         Visibility {
             feed_up: true,
             peers_total: total,
             peers_seeing: seeing,
-            origins,
+            exact,
             ..Visibility::unknown(check().prefix)
         }
     }
 
     #[test]
     fn withdrawal_seen_by_most_peers_is_invisible() {
-        let f = judge(&check(), 10, &seen(1, 37, vec![(32934, 1)]));
+        let f = judge(&check(), &T, &seen(37, vec![(Some(32934), 1)]));
         assert_eq!(f.result, Err(Reason::BgpInvisible));
         assert_eq!(f.detail, "129.134.30.0/23 seen by 3% of 37 peers (origin AS32934)");
     }
 
     #[test]
-    fn another_origin_is_named_with_its_peer_count() {
-        let f = judge(&check(), 10, &seen(37, 37, vec![(32934, 30), (666, 7)]));
+    fn a_covering_route_does_not_hide_the_withdrawal_unless_asked() {
+        // 4 October 2021: the /23 gone, the /17 still routed everywhere.
+        let mut v = seen(37, vec![(Some(32934), 1)]);
+        v.via_covering = vec![("129.134.0.0/17".parse().unwrap(), 36)];
+        let f = judge(&check(), &T, &v);
+        assert_eq!(f.result, Err(Reason::BgpInvisible), "{}", f.detail);
+        assert!(f.detail.contains("36 more only via 129.134.0.0/17 (not counted: covering = false)"), "{}", f.detail);
+        assert_eq!(f.visibility.unwrap().peers_seeing, 1);
+        let covering = BgpCheck { covering: true, ..check() };
+        assert_eq!(judge(&covering, &T, &v).result, Ok(()));
+    }
+
+    #[test]
+    fn another_origin_is_named_with_its_peer_count_once_enough_peers_carry_it() {
+        let f = judge(&check(), &T, &seen(37, vec![(Some(32934), 30), (Some(666), 7)]));
         assert_eq!(f.result, Err(Reason::BgpOriginMismatch));
         assert!(f.detail.contains("AS666 at 7 of 37 peers"), "{}", f.detail);
+        let one_peer = judge(&check(), &T, &seen(37, vec![(Some(32934), 36), (Some(666), 1)]));
+        assert_eq!(one_peer.result, Ok(()), "one peer is not a hijack: {}", one_peer.detail);
+    }
+
+    #[test]
+    fn any_origin_of_a_set_is_legitimate_and_a_foreign_more_specific_is_reported() {
+        let telegram = BgpCheck { origins: vec![62041, 211157], ..check() };
+        let mut v = seen(20, vec![(Some(62041), 12), (Some(211157), 8)]);
+        assert_eq!(judge(&telegram, &T, &v).result, Ok(()));
+        v.more_specific_origins = vec![(666, 5)];
+        let f = judge(&telegram, &T, &v);
+        assert_eq!(f.result, Err(Reason::BgpMoreSpecific), "{}", f.detail);
+        assert!(f.detail.contains("AS666 at 5 of 20 peers (expected AS62041 or AS211157)"), "{}", f.detail);
+        let off = BgpCheck { more_specifics: false, ..telegram };
+        assert_eq!(judge(&off, &T, &v).result, Ok(()));
     }
 
     #[test]
     fn too_few_peers_or_no_feed_is_unknown_not_down() {
-        assert_eq!(judge(&check(), 10, &seen(0, 3, vec![])).result, Err(Reason::BgpUnknown));
-        assert_eq!(judge(&check(), 10, &Visibility::unknown(check().prefix)).result, Err(Reason::BgpUnknown));
-        assert_eq!(judge(&check(), 10, &seen(30, 37, vec![(32934, 30)])).result, Ok(()));
+        assert_eq!(judge(&check(), &T, &seen(3, vec![])).result, Err(Reason::BgpUnknown));
+        assert_eq!(judge(&check(), &T, &Visibility::unknown(check().prefix)).result, Err(Reason::BgpUnknown));
+        assert_eq!(judge(&check(), &T, &seen(37, vec![(Some(32934), 30)])).result, Ok(()));
     }
 }

@@ -68,15 +68,17 @@ pub enum Reason {
     ProbeResource,
     /// Too few peers see the prefix or a covering one.
     BgpInvisible,
-    /// Some peers see the prefix originated by another AS.
+    /// Enough peers see the prefix originated by an AS not allowed.
     BgpOriginMismatch,
+    /// Enough peers see a more-specific of the prefix from an AS not allowed.
+    BgpMoreSpecific,
     /// The feed is down or not yet seeded: no verdict, never an outage.
     BgpUnknown,
 }
 
 impl Reason {
     /// Every reason, in SPEC order.
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 24] = [
         Reason::DnsTimeout,
         Reason::DnsServfail,
         Reason::DnsNxdomain,
@@ -99,6 +101,7 @@ impl Reason {
         Reason::ProbeResource,
         Reason::BgpInvisible,
         Reason::BgpOriginMismatch,
+        Reason::BgpMoreSpecific,
         Reason::BgpUnknown,
     ];
 
@@ -127,6 +130,7 @@ impl Reason {
             Reason::ProbeResource => "probe_resource",
             Reason::BgpInvisible => "bgp_invisible",
             Reason::BgpOriginMismatch => "bgp_origin_mismatch",
+            Reason::BgpMoreSpecific => "bgp_more_specific",
             Reason::BgpUnknown => "bgp_unknown",
         }
     }
