@@ -259,7 +259,9 @@ mod tests {
         let check = DnsCheck {
             query: "x.test".into(),
             record: RecordType::A,
-            server: None,
+            servers: Vec::new(),
+            require_all: false,
+            authoritative: false,
             recursion: true,
             expect_rcode: Rcode::NoError,
             expect_answer: true,

@@ -459,7 +459,13 @@ pub fn service_status(probes: &[&ProbeState], online: bool) -> ServiceStatus {
 /// Where a failure happened, for grouping: DNS server, HTTP host, origin AS.
 fn scope(probe: &ProbeRef) -> String {
     match &probe.spec.check {
-        Check::Dns(d) => d.server.map_or_else(|| "system resolver".into(), |s| s.to_string()),
+        // The same server set: sorted, so the order written does not matter.
+        Check::Dns(d) if d.servers.is_empty() => "system resolver".into(),
+        Check::Dns(d) => {
+            let mut servers: Vec<String> = d.servers.iter().map(|s| s.to_string()).collect();
+            servers.sort();
+            servers.join("+")
+        }
         Check::Http(h) => h.host(),
         Check::Bgp(b) if b.origins.is_empty() => b.prefix.to_string(),
         Check::Bgp(b) => b.origins.iter().map(|asn| format!("AS{asn}")).collect::<Vec<_>>().join("|"),

@@ -18,7 +18,9 @@ fn check(query: &str, record: RecordType, server: SocketAddr) -> DnsCheck {
     DnsCheck {
         query: query.into(),
         record,
-        server: Some(server),
+        servers: vec![server],
+        require_all: false,
+        authoritative: false,
         recursion: false,
         expect_rcode: Rcode::NoError,
         expect_answer: true,
@@ -228,4 +230,55 @@ async fn check_prints_control_characters_from_a_txt_record_escaped() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(!stdout.contains('\u{1b}') && !stdout.contains('\r'), "{stdout:?}");
     assert!(stdout.contains("line1\\r\\nline2 \\u{1b}[31mred"), "{stdout}");
+}
+
+#[tokio::test]
+async fn an_answer_without_the_aa_flag_is_not_authoritative() {
+    // hickory-server answers for its own zone with AA set.
+    let dns = TestDns::start().await;
+    let mut c = check("web.chat.test", RecordType::A, dns.addr);
+    c.authoritative = true;
+    let f = run(c, T).await;
+    assert_eq!(f.result, Ok(()), "{}", f.detail);
+    // A middlebox answering for the zone: right records, no AA.
+    let (addr, _task) = crafted_dns(|query| {
+        let asked = query.queries[0].name().clone();
+        let mut reply = reply_to(query, vec![Record::from_rdata(asked, 60, RData::A(A::new(192, 0, 2, 10)))]);
+        reply.metadata.authoritative = false;
+        reply
+    })
+    .await;
+    let mut c = check("web.chat.test", RecordType::A, addr);
+    c.authoritative = true;
+    let f = run(c, T).await;
+    assert_eq!(f.result, Err(Reason::DnsNotAuthoritative), "{}", f.detail);
+    assert!(f.detail.contains("without the AA flag"), "{}", f.detail);
+}
+
+#[tokio::test]
+async fn with_several_servers_any_passes_on_one_and_all_needs_every_one() {
+    let good = TestDns::start().await;
+    let silent = TestDns::start().await;
+    silent.set_mode(Mode::Silent);
+    let mut c = check("web.chat.test", RecordType::A, good.addr);
+    c.servers = vec![silent.addr, good.addr];
+    let started = tokio::time::Instant::now();
+    let f = run(c.clone(), Duration::from_millis(800)).await;
+    assert_eq!(f.result, Ok(()), "{}", f.detail);
+    assert!(started.elapsed() < Duration::from_secs(2), "servers are asked at once");
+    assert!(f.detail.contains(&good.addr.to_string()) && f.detail.contains(&silent.addr.to_string()), "{}", f.detail);
+    c.require_all = true;
+    let f = run(c, Duration::from_millis(800)).await;
+    assert_eq!(f.result, Err(Reason::DnsTimeout), "{}", f.detail);
+
+    // Every server fails: the worst reason wins (SERVFAIL over REFUSED).
+    let refusing = TestDns::start().await;
+    refusing.set_mode(Mode::Refused);
+    let failing = TestDns::start().await;
+    failing.set_mode(Mode::ServFail);
+    let mut c = check("web.chat.test", RecordType::A, refusing.addr);
+    c.servers = vec![refusing.addr, failing.addr];
+    let f = run(c, T).await;
+    assert_eq!(f.result, Err(Reason::DnsServfail), "{}", f.detail);
+    assert!(f.detail.contains("REFUSED") && f.detail.contains("SERVFAIL"), "{}", f.detail);
 }

@@ -471,8 +471,12 @@ pub struct DnsCheck {
     pub query: String,
     /// The record type asked for.
     pub record: RecordType,
-    /// The server asked; `None` = the system resolver.
-    pub server: Option<SocketAddr>,
+    /// The servers asked (`server` or `servers`); empty = the system resolver.
+    pub servers: Vec<SocketAddr>,
+    /// Every server must answer as expected (`require = "all"`); else any one.
+    pub require_all: bool,
+    /// With `recursion = false`: an answer without the AA flag fails.
+    pub authoritative: bool,
     /// Whether recursion is desired (false for authoritative servers).
     pub recursion: bool,
     /// The response code that counts as success.
@@ -602,7 +606,12 @@ impl Check {
     pub fn target(&self) -> String {
         match self {
             Check::Dns(d) => {
-                let server = d.server.map_or_else(|| " via the system resolver".to_string(), |s| format!(" @{s}"));
+                let servers: Vec<String> = d.servers.iter().map(|s| format!("@{s}")).collect();
+                let server = match servers.len() {
+                    0 => " via the system resolver".to_string(),
+                    1 => format!(" {}", servers[0]),
+                    _ => format!(" {} ({})", servers.join(" "), if d.require_all { "all" } else { "any" }),
+                };
                 let mode = if d.recursion { "" } else { ", no recursion" };
                 format!("{} {}{server}{mode}", d.query, d.record.as_str())
             }
@@ -967,7 +976,8 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
 }
 
 const COMMON_PROBE_KEYS: [&str; 7] = ["kind", "id", "interval", "timeout", "fail_after", "recover_after", "essential"];
-const DNS_KEYS: [&str; 6] = ["query", "record", "server", "recursion", "expect_rcode", "expect_answer"];
+const DNS_KEYS: [&str; 9] =
+    ["query", "record", "server", "servers", "require", "recursion", "authoritative", "expect_rcode", "expect_answer"];
 const HTTP_KEYS: [&str; 6] = ["url", "method", "expect_status", "body_contains", "user_agent", "max_redirects"];
 const BGP_KEYS: [&str; 6] = ["prefix", "origin", "origins", "min_visibility", "covering", "more_specifics"];
 const TCP_KEYS: [&str; 1] = ["address"];
@@ -1113,11 +1123,42 @@ fn read_dns(t: &Section<'_, '_>) -> Result<DnsCheck, ConfigError> {
             })
         })?
         .unwrap_or(Rcode::NoError);
+    let mut servers: Vec<SocketAddr> = t.parsed("server", |s| parse_socket_addr(s, Some(53)))?.into_iter().collect();
+    if let Some(list) = t.str_list("servers")? {
+        if !servers.is_empty() {
+            return Err(t.error_at_key("servers", "give \"server\" or \"servers\", not both"));
+        }
+        if list.is_empty() {
+            return Err(t.error_at_key("servers", "\"servers\" must name at least one server"));
+        }
+        for item in list {
+            let addr = parse_socket_addr(item.value, Some(53))
+                .map_err(|why| t.error(&item.span, format!("\"servers\": {why}")))?;
+            if servers.contains(&addr) {
+                return Err(t.error(&item.span, format!("\"servers\": {addr} is listed twice")));
+            }
+            servers.push(addr);
+        }
+    }
+    let require_all = t
+        .parsed("require", |s| match s {
+            "any" => Ok(false),
+            "all" => Ok(true),
+            other => Err(format!("\"{other}\" is not \"any\" or \"all\"")),
+        })?
+        .unwrap_or(false);
+    let recursion = t.bool("recursion")?.unwrap_or(true);
+    let authoritative = t.bool("authoritative")?;
+    if authoritative == Some(true) && recursion {
+        return Err(t.error_at_key("authoritative", "\"authoritative\" applies to recursion = false only"));
+    }
     Ok(DnsCheck {
         query: query.value.to_string(),
         record,
-        server: t.parsed("server", |s| parse_socket_addr(s, Some(53)))?,
-        recursion: t.bool("recursion")?.unwrap_or(true),
+        servers,
+        require_all,
+        authoritative: !recursion && authoritative.unwrap_or(true),
+        recursion,
         expect_rcode,
         expect_answer: t.bool("expect_answer")?.unwrap_or(true),
     })
@@ -1220,7 +1261,7 @@ mod tests {
         assert_eq!(probe.id, "dns-1");
         assert_eq!(probe.timeout, Duration::from_secs(5));
         let Check::Dns(d) = &probe.check else { panic!("dns expected") };
-        assert_eq!((d.record, d.server, d.recursion, d.expect_answer), (RecordType::A, None, true, true));
+        assert_eq!((d.record, d.servers.is_empty(), d.recursion, d.expect_answer), (RecordType::A, true, true, true));
     }
 
     #[test]
@@ -1288,6 +1329,29 @@ mod tests {
         }
         let essential_guard = format!("[[guard]]\nkind = \"tcp\"\naddress = \"x.org:1\"\nessential = true\n{MINIMAL}");
         assert!(parse(&essential_guard).unwrap_err().to_string().contains("a guard cannot be essential"));
+    }
+
+    #[test]
+    fn dns_servers_require_and_the_aa_check_are_read() {
+        let probe = |extra: &str| {
+            parse(&MINIMAL.replace("query = \"web.whatsapp.com\"", &format!("query = \"web.whatsapp.com\"\n{extra}")))
+        };
+        let c = probe("  servers = [\"1.1.1.1\", \"8.8.8.8:53\"]\n  require = \"all\"").unwrap();
+        let Check::Dns(d) = &c.services[0].probes[0].check else { panic!("dns expected") };
+        assert_eq!(d.servers.len(), 2);
+        assert!(d.require_all && !d.authoritative);
+        let c = probe("  server = \"129.134.30.12\"\n  recursion = false").unwrap();
+        let Check::Dns(d) = &c.services[0].probes[0].check else { panic!("dns expected") };
+        assert!(d.authoritative, "asked without recursion, the AA flag is checked by default");
+        for (extra, message) in [
+            ("  server = \"1.1.1.1\"\n  servers = [\"8.8.8.8\"]", "not both"),
+            ("  servers = [\"1.1.1.1\", \"1.1.1.1:53\"]", "listed twice"),
+            ("  servers = [\"1.1.1.1\"]\n  require = \"most\"", "\"most\" is not \"any\" or \"all\""),
+            ("  authoritative = true", "applies to recursion = false only"),
+        ] {
+            let err = probe(extra).unwrap_err().to_string();
+            assert!(err.contains(message), "{err}");
+        }
     }
 
     fn tempfile_dir() -> std::path::PathBuf {

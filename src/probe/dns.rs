@@ -1,4 +1,5 @@
-//! The dns probe: one question to one server, judged on the real exchange.
+//! The dns probe: one question to one or several servers, judged on the
+//! real exchange.
 //!
 //! The query is built once with hickory-proto and sent over UDP (TCP when the
 //! answer is truncated) to the configured server or to the first name server
@@ -10,7 +11,11 @@
 //! detail if nothing valid follows. Only records owned by the queried name,
 //! or by a name its CNAME chain leads to, count as the answer. A socket the
 //! monitor cannot open (out of descriptors) is `probe_resource`, not a
-//! failure of the server.
+//! failure of the server. Asked without recursion, a server that answers
+//! without the AA flag is `dns_not_authoritative` (a middlebox answering
+//! for the zone hides an outage). With several `servers` the run passes
+//! when any (or, with `require = "all"`, every) server answers as
+//! expected; its reason is the worst one seen and the detail names each.
 
 use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -72,7 +77,8 @@ const MAX_CNAME_CHAIN: usize = 16;
 pub struct DnsProbe {
     check: DnsCheck,
     timeout: Duration,
-    server: Option<SocketAddr>,
+    /// The servers asked; empty when none is configured and the system has none.
+    servers: Vec<SocketAddr>,
     name: Name,
     record: WireType,
     /// The encoded query; bytes 0..2 (the ID) are replaced on every run.
@@ -94,7 +100,8 @@ impl DnsProbe {
         // Encoding a query we built from a validated name cannot fail; an
         // empty query would only make every run time out, never panic.
         let query = message.to_vec().unwrap_or_default();
-        DnsProbe { check: check.clone(), timeout, server: check.server.or(system), name, record, query }
+        let servers = if check.servers.is_empty() { system.into_iter().collect() } else { check.servers.clone() };
+        DnsProbe { check: check.clone(), timeout, servers, name, record, query }
     }
 
     async fn exchange(&self, server: SocketAddr) -> Finding {
@@ -218,6 +225,12 @@ impl DnsProbe {
             let reason = if expected != Rcode::NoError { Reason::DnsUnexpectedRcode } else { reason };
             return Finding::fail(reason, format!("{what}: {} (expected {})", rcode_word(rcode), expected.as_str()));
         }
+        if self.check.authoritative && !reply.metadata.authoritative {
+            return Finding::fail(
+                Reason::DnsNotAuthoritative,
+                format!("{what}: {} without the AA flag: not an answer from the zone's own server", rcode_word(rcode)),
+            );
+        }
         let owners = self.owners(reply);
         let of_type = reply.answers.iter().filter(|r| r.record_type() == self.record);
         let matching = of_type.clone().filter(|r| owners.contains(&r.name));
@@ -264,16 +277,49 @@ fn random_id() -> u16 {
     std::hash::RandomState::new().hash_one(n) as u16
 }
 
+/// How bad a failure is, when several servers disagree (SPEC section 8):
+/// nxdomain > servfail > no_answer > not_authoritative > unexpected_rcode >
+/// refused > timeout. `probe_resource` ranks last: it says nothing.
+fn severity(reason: Reason) -> u8 {
+    match reason {
+        Reason::DnsNxdomain => 7,
+        Reason::DnsServfail => 6,
+        Reason::DnsNoAnswer => 5,
+        Reason::DnsNotAuthoritative => 4,
+        Reason::DnsUnexpectedRcode => 3,
+        Reason::DnsRefused => 2,
+        Reason::DnsTimeout => 1,
+        _ => 0,
+    }
+}
+
+/// One run's finding from each server's.
+fn combine(findings: Vec<Finding>, require_all: bool) -> Finding {
+    if findings.len() == 1 {
+        return findings.into_iter().next().expect("one finding");
+    }
+    let passed = findings.iter().filter(|f| f.result.is_ok()).count();
+    let ok = if require_all { passed == findings.len() } else { passed > 0 };
+    let detail = findings.iter().map(|f| f.detail.as_str()).collect::<Vec<_>>().join("; ");
+    if ok {
+        return Finding::ok(detail);
+    }
+    let worst =
+        findings.iter().filter_map(|f| f.result.err()).max_by_key(|r| severity(*r)).unwrap_or(Reason::DnsTimeout);
+    Finding::fail(worst, detail)
+}
+
 impl Probe for DnsProbe {
     fn run(&self) -> RunFuture<'_> {
         Box::pin(async move {
-            match self.server {
-                Some(server) => self.exchange(server).await,
-                None => Finding::fail(
+            if self.servers.is_empty() {
+                return Finding::fail(
                     Reason::DnsTimeout,
                     format!("{}: no system resolver is configured (/etc/resolv.conf)", self.check.query),
-                ),
+                );
             }
+            let findings = futures_util::future::join_all(self.servers.iter().map(|s| self.exchange(*s))).await;
+            combine(findings, self.check.require_all)
         })
     }
 }

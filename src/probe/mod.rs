@@ -36,6 +36,8 @@ pub enum Reason {
     DnsNoAnswer,
     /// Another rcode than the expected one (and not one of the above).
     DnsUnexpectedRcode,
+    /// Asked without recursion, the answer lacked the AA flag.
+    DnsNotAuthoritative,
     /// No TCP connection before the deadline.
     TcpTimeout,
     /// The connection was refused or the network unreachable.
@@ -78,13 +80,14 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in SPEC order.
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 25] = [
         Reason::DnsTimeout,
         Reason::DnsServfail,
         Reason::DnsNxdomain,
         Reason::DnsRefused,
         Reason::DnsNoAnswer,
         Reason::DnsUnexpectedRcode,
+        Reason::DnsNotAuthoritative,
         Reason::TcpTimeout,
         Reason::TcpConnect,
         Reason::TcpResolve,
@@ -114,6 +117,7 @@ impl Reason {
             Reason::DnsRefused => "dns_refused",
             Reason::DnsNoAnswer => "dns_no_answer",
             Reason::DnsUnexpectedRcode => "dns_unexpected_rcode",
+            Reason::DnsNotAuthoritative => "dns_not_authoritative",
             Reason::TcpTimeout => "tcp_timeout",
             Reason::TcpConnect => "tcp_connect",
             Reason::TcpResolve => "tcp_resolve",
