@@ -221,7 +221,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Check { service, json } => {
             let rows = runtime()?.block_on(chatpulse::cmd::check::round(&config, service.as_deref()))?;
             chatpulse::cmd::check::print(&rows, *json, &mut std::io::stdout().lock())?;
-            Ok(if chatpulse::cmd::check::all_passed(&rows) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if chatpulse::cmd::check::offline(&rows) {
+                ExitCode::from(3)
+            } else if chatpulse::cmd::check::all_passed(&rows) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Uptime { service, window, json } => history_result(chatpulse::cmd::uptime::uptime(
             &config,

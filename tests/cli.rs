@@ -261,3 +261,22 @@ async fn startup_problems_are_one_sentence_each_and_said_once() {
     let out = tokio::time::timeout(std::time::Duration::from_secs(20), chatpulse(&other, &["run"])).await.unwrap();
     once(&out, "Address already in use");
 }
+
+#[tokio::test]
+async fn check_prints_guards_first_and_exits_3_when_every_guard_fails() {
+    let dns = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let closed = support::http::closed_port().await;
+    let config = format!("[[guard]]\nkind = \"tcp\"\nid = \"egress\"\naddress = \"{closed}\"\n{}", check_config(&dns));
+    let path = write_config(dir.path(), &config);
+    let out = chatpulse(&path, &["check", "--service", "chat"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let rows: Vec<&str> = stdout.lines().skip(1).take(2).collect();
+    assert!(rows[0].contains("egress") && rows[0].contains("tcp_connect"), "guards first: {stdout}");
+    assert!(stdout.contains("the monitor itself is offline"), "{stdout}");
+    let json = chatpulse(&path, &["check", "--json"]).await;
+    assert_eq!(json.status.code(), Some(3));
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["offline"], true);
+}

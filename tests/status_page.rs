@@ -94,5 +94,10 @@ name = "Signal"
     })
     .await;
     assert!(html.contains("This monitor is offline"));
+    assert!(html.contains("dns-1: ns1.chat.test A @"), "the banner names the guards: {html}");
     assert!(html.contains(r#"<span class="badge unknown">UNKNOWN</span>"#));
+    let api = daemon.json("/api/v1/services").await.expect("the API answers");
+    assert_eq!(api["guards"][0]["id"], "dns-1", "{api}");
+    assert_eq!(api["guards"][0]["kind"], "dns");
+    assert_eq!(api["online"], false);
 }

@@ -1,4 +1,5 @@
-//! `GET /api/v1/services`: every service's current status, cause and probes.
+//! `GET /api/v1/services`: every service's current status, cause and
+//! probes, and the guards (the monitor's own connectivity).
 
 use std::sync::Arc;
 
@@ -17,6 +18,16 @@ pub struct ServicesView {
     vantage: String,
     online: bool,
     services: Vec<ServiceView>,
+    guards: Vec<GuardView>,
+}
+
+#[derive(Serialize)]
+struct GuardView {
+    id: String,
+    kind: String,
+    target: String,
+    status: String,
+    last_result: Option<String>,
 }
 
 /// A root cause as the API shows it (services and incidents).
@@ -77,6 +88,21 @@ pub fn view(vantage: &str, verdict: &Verdict) -> ServicesView {
         vantage: vantage.to_string(),
         online: verdict.online(),
         services: verdict.services().iter().map(|s| service_view(verdict, s)).collect(),
+        guards: verdict
+            .probes()
+            .iter()
+            .filter(|p| p.probe.is_guard())
+            .map(|p| {
+                let probe = probe_view(p);
+                GuardView {
+                    id: probe.id,
+                    kind: probe.kind,
+                    target: probe.target,
+                    status: probe.status,
+                    last_result: probe.last_result,
+                }
+            })
+            .collect(),
     }
 }
 

@@ -116,6 +116,7 @@ fn history(reader: &Reader, services: &[ServiceView], now: i64) -> Vec<(Vec<Buck
 fn render(
     vantage: &str,
     online: bool,
+    guards: &[String],
     feed_down: bool,
     services: &[ServiceView],
     history: &[(Vec<Bucket>, Vec<Incident>, Option<f64>)],
@@ -136,7 +137,11 @@ fn render(
     // on a desktop and keep the same margin from the screen edge on a phone.
     html.push_str("<main>");
     if !online {
-        html.push_str("<div class=\"banner offline\" role=\"alert\">This monitor is offline: every guard probe fails, so the states below are unknown. The problem is probably on our side, not the platforms'.</div>");
+        let _ = write!(
+            html,
+            "<div class=\"banner offline\" role=\"alert\">This monitor is offline: every guard probe fails ({}), so the states below are unknown. The problem is probably on our side, not the platforms'.</div>",
+            escape(&guards.join(", "))
+        );
     }
     if feed_down {
         html.push_str("<div class=\"banner feed\" role=\"alert\">The BGP feed is down or stale: routing visibility is unknown until it is back.</div>");
@@ -206,16 +211,22 @@ fn render(
 /// The handler.
 pub async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
     let vantage = state.config.borrow().monitor.vantage.clone();
-    let (services, feed_down, online) = {
+    let (services, feed_down, online, guards) = {
         let verdict = state.verdict.read().await;
         let (services, feed_down) = gather(&verdict);
-        (services, feed_down, verdict.online())
+        let guards: Vec<String> = verdict
+            .probes()
+            .iter()
+            .filter(|p| p.probe.is_guard())
+            .map(|p| format!("{}: {}", p.probe.spec.id, p.probe.spec.check.target()))
+            .collect();
+        (services, feed_down, verdict.online(), guards)
     };
     let reader = state.history.clone();
     let now = unix(SystemTime::now());
     let page = tokio::task::spawn_blocking(move || {
         let history = history(&reader, &services, now);
-        render(&vantage, online, feed_down, &services, &history, now)
+        render(&vantage, online, &guards, feed_down, &services, &history, now)
     })
     .await
     .unwrap_or_else(|_| "<!doctype html><title>chatpulse</title><p>The status page failed to render.</p>".into());

@@ -97,7 +97,7 @@ pub async fn round(config: &Config, service: Option<&str>) -> Result<Vec<CheckRo
         });
     }
     let selected: Vec<Arc<ProbeRef>> =
-        probe::plan(config).into_iter().filter(|p| service.is_none_or(|id| p.service == id)).collect();
+        probe::plan(config).into_iter().filter(|p| p.is_guard() || service.is_none_or(|id| p.service == id)).collect();
     let mut prefixes: Vec<Prefix> = Vec::new();
     for p in &selected {
         if let Check::Bgp(b) = &p.spec.check
@@ -144,6 +144,13 @@ impl CheckRow {
     }
 }
 
+/// True when there are guards and every one failed: the monitor itself is
+/// offline, and the other rows say nothing about the platforms.
+pub fn offline(rows: &[CheckRow]) -> bool {
+    let mut guards = rows.iter().filter(|r| r.service == probe::GUARD_SERVICE).peekable();
+    guards.peek().is_some() && guards.all(CheckRow::failed)
+}
+
 /// True when no row failed (`bgp_unknown` and `probe_resource` do not count).
 pub fn all_passed(rows: &[CheckRow]) -> bool {
     !rows.iter().any(CheckRow::failed)
@@ -169,7 +176,7 @@ pub fn printable(text: &str) -> String {
 /// Prints the rows as a table or as one JSON document.
 pub fn print(rows: &[CheckRow], json: bool, out: &mut dyn Write) -> std::io::Result<()> {
     if json {
-        let doc = serde_json::json!({ "passed": all_passed(rows), "results": rows });
+        let doc = serde_json::json!({ "passed": all_passed(rows), "offline": offline(rows), "results": rows });
         return writeln!(out, "{doc}");
     }
     let table: Vec<Vec<String>> = rows
@@ -189,6 +196,12 @@ pub fn print(rows: &[CheckRow], json: bool, out: &mut dyn Write) -> std::io::Res
     super::print_table(out, &["SERVICE", "PROBE", "KIND", "TARGET", "RESULT", "DURATION", "DETAIL"], &table)?;
     let failed = rows.iter().filter(|r| r.failed()).count();
     writeln!(out)?;
+    if offline(rows) {
+        return writeln!(
+            out,
+            "the monitor itself is offline: every guard failed, so the results above say nothing about the platforms (check this machine's network)"
+        );
+    }
     if failed == 0 {
         writeln!(out, "all {} probes passed", rows.len())
     } else {
