@@ -19,6 +19,9 @@ fn check(url: String, body_contains: Option<&str>) -> HttpCheck {
         body_contains: body_contains.map(str::to_string),
         user_agent: chatpulse::config::DEFAULT_USER_AGENT.to_string(),
         max_redirects: 5,
+        ca_file: None,
+        system_roots: false,
+        min_cert_days: None,
     }
 }
 

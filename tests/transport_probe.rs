@@ -97,14 +97,15 @@ fn pki(days: i64) -> Pki {
     }
 }
 
-/// A TLS server presenting `pki`'s leaf, offering h2; answers nothing after.
+/// A TLS server presenting `pki`'s leaf, offering h2 and HTTP/1.1; answers
+/// any request with `200 ok`.
 async fn tls_server(pki: &Pki) -> SocketAddr {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(vec![pki.leaf.clone()], pki.key.clone_key())
         .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -113,6 +114,13 @@ async fn tls_server(pki: &Pki) -> SocketAddr {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 if let Ok(mut tls) = acceptor.accept(stream).await {
+                    let mut request = [0u8; 2048];
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        tokio::io::AsyncReadExt::read(&mut tls, &mut request),
+                    )
+                    .await;
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
                     let _ = tls.shutdown().await;
                 }
             });
@@ -184,4 +192,42 @@ async fn a_server_that_does_not_speak_tls_is_tls_handshake() {
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let f = tls(tls_check(addr, Some(ca), None)).await;
     assert_eq!(f.result, Err(Reason::TlsHandshake), "{}", f.detail);
+}
+
+fn http_check(addr: SocketAddr, ca_file: Option<PathBuf>, min_cert_days: Option<u32>) -> chatpulse::config::HttpCheck {
+    chatpulse::config::HttpCheck {
+        url: format!("https://localhost:{}/", addr.port()),
+        method: chatpulse::config::HttpMethod::Get,
+        expect_status: vec![chatpulse::config::StatusRange { low: 200, high: 399 }],
+        body_contains: None,
+        user_agent: chatpulse::config::DEFAULT_USER_AGENT.into(),
+        max_redirects: 5,
+        ca_file,
+        system_roots: false,
+        min_cert_days,
+    }
+}
+
+async fn https(check: chatpulse::config::HttpCheck) -> Finding {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let shared = chatpulse::probe::http::client().unwrap();
+    let client = chatpulse::probe::http::client_for(&check, &shared).unwrap();
+    let probe = chatpulse::probe::http::HttpProbe::new(&check, T, client);
+    tokio::time::timeout(T * 3, probe.run()).await.expect("the probe keeps its timeout")
+}
+
+#[tokio::test]
+async fn http_probes_take_ca_file_and_min_cert_days_too() {
+    let pki = pki(2);
+    let addr = tls_server(&pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let f = https(http_check(addr, Some(ca.clone()), None)).await;
+    assert_eq!(f.result, Ok(()), "{}", f.detail);
+    assert!(f.cert_expiry.is_some(), "the leaf's expiry is reported");
+    let f = https(http_check(addr, None, None)).await;
+    assert_eq!(f.result, Err(Reason::HttpTls), "{}", f.detail);
+    let f = https(http_check(addr, Some(ca), Some(7))).await;
+    assert_eq!(f.result, Err(Reason::TlsExpiring), "{}", f.detail);
 }

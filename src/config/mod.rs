@@ -545,6 +545,12 @@ pub struct HttpCheck {
     pub user_agent: String,
     /// Redirects followed (0 = a 3xx is judged as it is).
     pub max_redirects: u32,
+    /// Trust exactly these roots (PEM, resolved against the config's directory).
+    pub ca_file: Option<PathBuf>,
+    /// With `ca_file`: trust the system's roots as well.
+    pub system_roots: bool,
+    /// A leaf certificate expiring sooner than this many days is `tls_expiring`.
+    pub min_cert_days: Option<u32>,
 }
 
 /// The User-Agent of http probes unless `user_agent` says otherwise: it
@@ -978,7 +984,17 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
 const COMMON_PROBE_KEYS: [&str; 7] = ["kind", "id", "interval", "timeout", "fail_after", "recover_after", "essential"];
 const DNS_KEYS: [&str; 9] =
     ["query", "record", "server", "servers", "require", "recursion", "authoritative", "expect_rcode", "expect_answer"];
-const HTTP_KEYS: [&str; 6] = ["url", "method", "expect_status", "body_contains", "user_agent", "max_redirects"];
+const HTTP_KEYS: [&str; 9] = [
+    "url",
+    "method",
+    "expect_status",
+    "body_contains",
+    "user_agent",
+    "max_redirects",
+    "ca_file",
+    "system_roots",
+    "min_cert_days",
+];
 const BGP_KEYS: [&str; 6] = ["prefix", "origin", "origins", "min_visibility", "covering", "more_specifics"];
 const TCP_KEYS: [&str; 1] = ["address"];
 const TLS_KEYS: [&str; 6] = ["address", "server_name", "ca_file", "system_roots", "alpn", "min_cert_days"];
@@ -1019,7 +1035,7 @@ fn read_probe(
 
     let check = match kind_value {
         Kind::Dns => Check::Dns(read_dns(t)?),
-        Kind::Http => Check::Http(read_http(t)?),
+        Kind::Http => Check::Http(read_http(t, base)?),
         Kind::Bgp => Check::Bgp(read_bgp_check(t)?),
         Kind::Tcp => Check::Tcp(read_endpoint(t)?),
         Kind::Tls => Check::Tls(read_tls(t, base)?),
@@ -1062,17 +1078,8 @@ fn read_endpoint(t: &Section<'_, '_>) -> Result<Endpoint, ConfigError> {
     Endpoint::parse(address.value).map_err(|why| t.error(&address.span, format!("\"address\": {why}")))
 }
 
-fn read_tls(t: &Section<'_, '_>, base: &Path) -> Result<TlsCheck, ConfigError> {
-    let endpoint = read_endpoint(t)?;
-    let server_name = match t.str("server_name")? {
-        Some(name) => {
-            if rustls::pki_types::ServerName::try_from(name.value).is_err() {
-                return Err(t.error(&name.span, format!("\"server_name\": \"{}\" is not a host name", name.value)));
-            }
-            name.value.to_string()
-        }
-        None => endpoint.host.clone(),
-    };
+/// `ca_file` (checked to hold PEM certificates) and `system_roots`.
+fn read_trust(t: &Section<'_, '_>, base: &Path) -> Result<(Option<PathBuf>, bool), ConfigError> {
     let ca_file = match t.str("ca_file")? {
         Some(file) => {
             let path = base.join(file.value);
@@ -1089,12 +1096,27 @@ fn read_tls(t: &Section<'_, '_>, base: &Path) -> Result<TlsCheck, ConfigError> {
     if system_roots.is_some() && ca_file.is_none() {
         return Err(t.error_at_key("system_roots", "\"system_roots\" only applies with \"ca_file\""));
     }
+    Ok((ca_file, system_roots.unwrap_or(false)))
+}
+
+fn read_tls(t: &Section<'_, '_>, base: &Path) -> Result<TlsCheck, ConfigError> {
+    let endpoint = read_endpoint(t)?;
+    let server_name = match t.str("server_name")? {
+        Some(name) => {
+            if rustls::pki_types::ServerName::try_from(name.value).is_err() {
+                return Err(t.error(&name.span, format!("\"server_name\": \"{}\" is not a host name", name.value)));
+            }
+            name.value.to_string()
+        }
+        None => endpoint.host.clone(),
+    };
+    let (ca_file, system_roots) = read_trust(t, base)?;
     let alpn = t.str_list("alpn")?.map(|l| l.iter().map(|a| a.value.to_string()).collect()).unwrap_or_default();
     Ok(TlsCheck {
         endpoint,
         server_name,
         ca_file,
-        system_roots: system_roots.unwrap_or(false),
+        system_roots,
         alpn,
         min_cert_days: t.int("min_cert_days", 0..3651)?.map(|n| n as u32),
     })
@@ -1164,7 +1186,7 @@ fn read_dns(t: &Section<'_, '_>) -> Result<DnsCheck, ConfigError> {
     })
 }
 
-fn read_http(t: &Section<'_, '_>) -> Result<HttpCheck, ConfigError> {
+fn read_http(t: &Section<'_, '_>, base: &Path) -> Result<HttpCheck, ConfigError> {
     let url = t.required_str("url")?;
     let parsed = reqwest::Url::parse(url.value)
         .map_err(|e| t.error(&url.span, format!("\"url\": \"{}\" is not a URL ({e})", redacted(url.value))))?;
@@ -1203,7 +1225,18 @@ fn read_http(t: &Section<'_, '_>) -> Result<HttpCheck, ConfigError> {
         None => DEFAULT_USER_AGENT.to_string(),
     };
     let max_redirects = t.int("max_redirects", 0..21)?.map_or(5, |n| n as u32);
-    Ok(HttpCheck { url: url.value.to_string(), method, expect_status, body_contains, user_agent, max_redirects })
+    let (ca_file, system_roots) = read_trust(t, base)?;
+    Ok(HttpCheck {
+        url: url.value.to_string(),
+        method,
+        expect_status,
+        body_contains,
+        user_agent,
+        max_redirects,
+        ca_file,
+        system_roots,
+        min_cert_days: t.int("min_cert_days", 0..3651)?.map(|n| n as u32),
+    })
 }
 
 fn read_bgp_check(t: &Section<'_, '_>) -> Result<BgpCheck, ConfigError> {

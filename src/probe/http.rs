@@ -25,13 +25,27 @@ use crate::config::{HttpCheck, HttpMethod, redacted};
 pub const BODY_CAP: usize = 1 << 20;
 
 /// The shared client: rustls, no connection reuse, no automatic redirects
-/// (the probe follows them itself, under its policy).
+/// (the probe follows them itself, under its policy), the server's
+/// certificate kept for its expiry.
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    builder().build()
+}
+
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(crate::config::DEFAULT_USER_AGENT)
         .pool_max_idle_per_host(0)
         .redirect(reqwest::redirect::Policy::none())
-        .build()
+        .tls_info(true)
+}
+
+/// A client of its own for a probe with a `ca_file` (trusting exactly its
+/// roots, plus the system's with `system_roots`); the shared one otherwise.
+pub fn client_for(check: &HttpCheck, shared: &reqwest::Client) -> Result<reqwest::Client, String> {
+    let Some(ca_file) = &check.ca_file else { return Ok(shared.clone()) };
+    let alpn = ["http/1.1".to_string()];
+    let tls = super::tls::client_config(Some(ca_file), check.system_roots, &alpn)?;
+    builder().use_preconfigured_tls(tls).build().map_err(|e| e.to_string())
 }
 
 /// A configured http probe.
@@ -167,10 +181,20 @@ impl HttpProbe {
             current = next;
         };
         let status = response.status().as_u16();
+        let expiry = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate())
+            .and_then(super::tls::not_after);
         let with_status = |mut f: Finding| {
             f.http_status = Some(status);
+            f.cert_expiry = expiry;
             f
         };
+        let now = crate::time::unix(std::time::SystemTime::now());
+        if let Some(why) = super::tls::expiring(expiry, self.check.min_cert_days, now) {
+            return with_status(Finding::fail(Reason::TlsExpiring, format!("{url}: {why}")));
+        }
         if !self.check.expect_status.iter().any(|r| r.contains(status)) {
             let expected: Vec<String> = self.check.expect_status.iter().map(|r| r.to_string()).collect();
             return with_status(Finding::fail(

@@ -278,11 +278,29 @@ impl Toolkit {
         let spec = &probe.spec;
         match &spec.check {
             Check::Dns(check) => Box::new(dns::DnsProbe::new(check, spec.timeout, self.system_resolver)),
-            Check::Http(check) => Box::new(http::HttpProbe::new(check, spec.timeout, self.http.clone())),
+            Check::Http(check) => match http::client_for(check, &self.http) {
+                Ok(client) => Box::new(http::HttpProbe::new(check, spec.timeout, client)),
+                Err(why) => {
+                    Box::new(Unusable { reason: Reason::HttpTls, why: format!("{}: {why}", check.shown_url()) })
+                }
+            },
             Check::Bgp(check) => Box::new(bgp::BgpProbe::new(check, self.bgp.clone())),
             Check::Tcp(endpoint) => Box::new(tcp::TcpProbe::new(endpoint, spec.timeout)),
             Check::Tls(check) => Box::new(tls::TlsProbe::new(check, spec.timeout)),
         }
+    }
+}
+
+/// A probe whose tools could not be made (its `ca_file` vanished since the
+/// config was read): every run says why.
+struct Unusable {
+    reason: Reason,
+    why: String,
+}
+
+impl Probe for Unusable {
+    fn run(&self) -> RunFuture<'_> {
+        Box::pin(async move { Finding::fail(self.reason, self.why.clone()) })
     }
 }
 

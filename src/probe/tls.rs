@@ -44,26 +44,46 @@ pub struct TlsProbe {
 impl TlsProbe {
     /// Prepares the probe: loads its roots once.
     pub fn new(check: &TlsCheck, timeout: Duration) -> TlsProbe {
-        TlsProbe { check: check.clone(), timeout, config: client_config(check) }
+        let config = client_config(check.ca_file.as_deref(), check.system_roots, &check.alpn).map(Arc::new);
+        TlsProbe { check: check.clone(), timeout, config }
     }
 }
 
-fn client_config(check: &TlsCheck) -> Result<Arc<rustls::ClientConfig>, String> {
+/// A TLS client trusting exactly the roots of `ca_file` (plus the system's
+/// with `system_roots`), or the system's alone; offering `alpn`. Shared by
+/// the tls probe, DNS over TLS and HTTPS with a `ca_file`.
+pub fn client_config(
+    ca_file: Option<&Path>,
+    system_roots: bool,
+    alpn: &[String],
+) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     let mut certs = Vec::new();
-    if let Some(file) = &check.ca_file {
+    if let Some(file) = ca_file {
         certs.extend(read_roots(file)?);
     }
-    if check.ca_file.is_none() || check.system_roots {
-        certs.extend(system_roots());
+    if ca_file.is_none() || system_roots {
+        certs.extend(self::system_roots());
     }
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
         return Err("no usable root certificate to verify against".into());
     }
     let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    config.alpn_protocols = check.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    Ok(Arc::new(config))
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    Ok(config)
+}
+
+/// When a leaf expiring at `expiry` is under `min_cert_days` at `now`, why.
+pub fn expiring(expiry: Option<i64>, min_cert_days: Option<u32>, now: i64) -> Option<String> {
+    let (at, days) = (expiry?, min_cert_days?);
+    (at - now < i64::from(days) * 86_400).then(|| {
+        format!(
+            "the certificate expires in {} days ({}), under min_cert_days = {days}",
+            (at - now) / 86_400,
+            crate::time::rfc3339(crate::time::from_unix(at))
+        )
+    })
 }
 
 /// The leaf certificate's notAfter, as Unix seconds.
