@@ -259,7 +259,11 @@ mod tests {
         let check = DnsCheck {
             query: "x.test".into(),
             record: RecordType::A,
+            transport: crate::config::DnsTransport::Udp,
             servers: Vec::new(),
+            server_name: None,
+            ca_file: None,
+            system_roots: false,
             require_all: false,
             authoritative: false,
             recursion: true,

@@ -462,7 +462,7 @@ fn scope(probe: &ProbeRef) -> String {
         // The same server set: sorted, so the order written does not matter.
         Check::Dns(d) if d.servers.is_empty() => "system resolver".into(),
         Check::Dns(d) => {
-            let mut servers: Vec<String> = d.servers.iter().map(|s| s.to_string()).collect();
+            let mut servers: Vec<String> = d.servers.iter().map(ToString::to_string).collect();
             servers.sort();
             servers.join("+")
         }

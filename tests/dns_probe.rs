@@ -6,7 +6,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chatpulse::config::{DnsCheck, Rcode, RecordType};
+use chatpulse::config::{DnsCheck, DnsServer, DnsTransport, Rcode, RecordType};
 use chatpulse::probe::dns::DnsProbe;
 use chatpulse::probe::{Finding, Probe, Reason};
 use hickory_server::proto::op::{Message, OpCode};
@@ -18,7 +18,11 @@ fn check(query: &str, record: RecordType, server: SocketAddr) -> DnsCheck {
     DnsCheck {
         query: query.into(),
         record,
-        servers: vec![server],
+        transport: DnsTransport::Udp,
+        servers: vec![DnsServer::Addr(server)],
+        server_name: None,
+        ca_file: None,
+        system_roots: false,
         require_all: false,
         authoritative: false,
         recursion: false,
@@ -261,7 +265,7 @@ async fn with_several_servers_any_passes_on_one_and_all_needs_every_one() {
     let silent = TestDns::start().await;
     silent.set_mode(Mode::Silent);
     let mut c = check("web.chat.test", RecordType::A, good.addr);
-    c.servers = vec![silent.addr, good.addr];
+    c.servers = vec![DnsServer::Addr(silent.addr), DnsServer::Addr(good.addr)];
     let started = tokio::time::Instant::now();
     let f = run(c.clone(), Duration::from_millis(800)).await;
     assert_eq!(f.result, Ok(()), "{}", f.detail);
@@ -277,7 +281,7 @@ async fn with_several_servers_any_passes_on_one_and_all_needs_every_one() {
     let failing = TestDns::start().await;
     failing.set_mode(Mode::ServFail);
     let mut c = check("web.chat.test", RecordType::A, refusing.addr);
-    c.servers = vec![refusing.addr, failing.addr];
+    c.servers = vec![DnsServer::Addr(refusing.addr), DnsServer::Addr(failing.addr)];
     let f = run(c, T).await;
     assert_eq!(f.result, Err(Reason::DnsServfail), "{}", f.detail);
     assert!(f.detail.contains("REFUSED") && f.detail.contains("SERVFAIL"), "{}", f.detail);

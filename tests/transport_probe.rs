@@ -16,7 +16,7 @@ use chatpulse::config::{Endpoint, TlsCheck};
 use chatpulse::probe::tcp::TcpProbe;
 use chatpulse::probe::tls::TlsProbe;
 use chatpulse::probe::{Finding, Probe, Reason};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use support::pki::{Pki, pki};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -70,31 +70,6 @@ async fn a_name_that_does_not_resolve_is_tcp_resolve() {
     let e = Endpoint { address: "no-such-host.invalid:443".into(), host: "no-such-host.invalid".into(), port: 443 };
     let f = tcp(e, Duration::from_secs(8)).await;
     assert_eq!(f.result, Err(Reason::TcpResolve), "{}", f.detail);
-}
-
-/// A private CA and a leaf for `localhost` valid `days` more days.
-struct Pki {
-    ca_pem: String,
-    leaf: rustls::pki_types::CertificateDer<'static>,
-    key: rustls::pki_types::PrivateKeyDer<'static>,
-}
-
-fn pki(days: i64) -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "chatpulse test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
-    let issuer = Issuer::new(ca, ca_key);
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
-    Pki {
-        ca_pem: ca_cert.pem(),
-        leaf: leaf_cert.der().clone(),
-        key: rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-    }
 }
 
 /// A TLS server presenting `pki`'s leaf, offering h2 and HTTP/1.1; answers

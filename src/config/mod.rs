@@ -471,8 +471,17 @@ pub struct DnsCheck {
     pub query: String,
     /// The record type asked for.
     pub record: RecordType,
+    /// How questions travel.
+    pub transport: DnsTransport,
     /// The servers asked (`server` or `servers`); empty = the system resolver.
-    pub servers: Vec<SocketAddr>,
+    pub servers: Vec<DnsServer>,
+    /// TLS and HTTPS: the name the server's certificate must carry
+    /// (default: the server's address or URL host).
+    pub server_name: Option<String>,
+    /// TLS and HTTPS: trust exactly these roots.
+    pub ca_file: Option<PathBuf>,
+    /// With `ca_file`: trust the system's roots as well.
+    pub system_roots: bool,
     /// Every server must answer as expected (`require = "all"`); else any one.
     pub require_all: bool,
     /// With `recursion = false`: an answer without the AA flag fails.
@@ -483,6 +492,37 @@ pub struct DnsCheck {
     pub expect_rcode: Rcode,
     /// Whether at least one record of `record` type must come back.
     pub expect_answer: bool,
+}
+
+/// `transport` of a dns probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsTransport {
+    /// UDP, falling back to TCP on a truncated answer (default).
+    Udp,
+    /// TCP only.
+    Tcp,
+    /// DNS over TLS (RFC 7858), port 853 by default.
+    Tls,
+    /// DNS over HTTPS (RFC 8484): the server is an https URL.
+    Https,
+}
+
+/// One server of a dns probe: an address, or a DoH URL.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DnsServer {
+    /// `ip:port` (UDP, TCP, TLS).
+    Addr(SocketAddr),
+    /// `https://…` (DoH).
+    Url(String),
+}
+
+impl fmt::Display for DnsServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DnsServer::Addr(a) => write!(f, "{a}"),
+            DnsServer::Url(u) => f.write_str(u),
+        }
+    }
 }
 
 /// `method` of an http probe.
@@ -982,8 +1022,21 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
 }
 
 const COMMON_PROBE_KEYS: [&str; 7] = ["kind", "id", "interval", "timeout", "fail_after", "recover_after", "essential"];
-const DNS_KEYS: [&str; 9] =
-    ["query", "record", "server", "servers", "require", "recursion", "authoritative", "expect_rcode", "expect_answer"];
+const DNS_KEYS: [&str; 13] = [
+    "query",
+    "record",
+    "server",
+    "servers",
+    "require",
+    "recursion",
+    "authoritative",
+    "expect_rcode",
+    "expect_answer",
+    "transport",
+    "server_name",
+    "ca_file",
+    "system_roots",
+];
 const HTTP_KEYS: [&str; 9] = [
     "url",
     "method",
@@ -1034,7 +1087,7 @@ fn read_probe(
     })?;
 
     let check = match kind_value {
-        Kind::Dns => Check::Dns(read_dns(t)?),
+        Kind::Dns => Check::Dns(read_dns(t, base)?),
         Kind::Http => Check::Http(read_http(t, base)?),
         Kind::Bgp => Check::Bgp(read_bgp_check(t)?),
         Kind::Tcp => Check::Tcp(read_endpoint(t)?),
@@ -1122,7 +1175,7 @@ fn read_tls(t: &Section<'_, '_>, base: &Path) -> Result<TlsCheck, ConfigError> {
     })
 }
 
-fn read_dns(t: &Section<'_, '_>) -> Result<DnsCheck, ConfigError> {
+fn read_dns(t: &Section<'_, '_>, base: &Path) -> Result<DnsCheck, ConfigError> {
     let query = t.required_str("query")?;
     if hickory_proto::rr::Name::from_utf8(query.value).is_err() || query.value.is_empty() {
         return Err(t.error(&query.span, format!("\"query\": \"{}\" is not a domain name", query.value)));
@@ -1145,7 +1198,30 @@ fn read_dns(t: &Section<'_, '_>) -> Result<DnsCheck, ConfigError> {
             })
         })?
         .unwrap_or(Rcode::NoError);
-    let mut servers: Vec<SocketAddr> = t.parsed("server", |s| parse_socket_addr(s, Some(53)))?.into_iter().collect();
+    let transport = t
+        .parsed("transport", |s| match s {
+            "udp" => Ok(DnsTransport::Udp),
+            "tcp" => Ok(DnsTransport::Tcp),
+            "tls" => Ok(DnsTransport::Tls),
+            "https" => Ok(DnsTransport::Https),
+            other => Err(format!("\"{other}\" is not a transport (expected \"udp\", \"tcp\", \"tls\" or \"https\")")),
+        })?
+        .unwrap_or(DnsTransport::Udp);
+    let server = |s: &str| -> Result<DnsServer, String> {
+        match transport {
+            DnsTransport::Https => {
+                let url = reqwest::Url::parse(s)
+                    .map_err(|e| format!("\"{s}\" must be an https:// URL with transport = \"https\" ({e})"))?;
+                if url.scheme() != "https" || url.host_str().is_none() {
+                    return Err(format!("\"{s}\" must be an https:// URL with transport = \"https\""));
+                }
+                Ok(DnsServer::Url(s.to_string()))
+            }
+            DnsTransport::Tls => parse_socket_addr(s, Some(853)).map(DnsServer::Addr),
+            DnsTransport::Udp | DnsTransport::Tcp => parse_socket_addr(s, Some(53)).map(DnsServer::Addr),
+        }
+    };
+    let mut servers: Vec<DnsServer> = t.parsed("server", server)?.into_iter().collect();
     if let Some(list) = t.str_list("servers")? {
         if !servers.is_empty() {
             return Err(t.error_at_key("servers", "give \"server\" or \"servers\", not both"));
@@ -1154,14 +1230,24 @@ fn read_dns(t: &Section<'_, '_>) -> Result<DnsCheck, ConfigError> {
             return Err(t.error_at_key("servers", "\"servers\" must name at least one server"));
         }
         for item in list {
-            let addr = parse_socket_addr(item.value, Some(53))
-                .map_err(|why| t.error(&item.span, format!("\"servers\": {why}")))?;
+            let addr = server(item.value).map_err(|why| t.error(&item.span, format!("\"servers\": {why}")))?;
             if servers.contains(&addr) {
                 return Err(t.error(&item.span, format!("\"servers\": {addr} is listed twice")));
             }
             servers.push(addr);
         }
     }
+    let encrypted = matches!(transport, DnsTransport::Tls | DnsTransport::Https);
+    if encrypted && servers.is_empty() {
+        return Err(t.error_at_key("transport", "an encrypted transport needs \"server\" or \"servers\""));
+    }
+    for key in ["server_name", "ca_file", "system_roots"] {
+        if !encrypted && t.has(key) {
+            return Err(t.error_at_key(key, format!("\"{key}\" applies to transport = \"tls\" or \"https\" only")));
+        }
+    }
+    let server_name = t.str("server_name")?.map(|n| n.value.to_string());
+    let (ca_file, system_roots) = read_trust(t, base)?;
     let require_all = t
         .parsed("require", |s| match s {
             "any" => Ok(false),
@@ -1177,7 +1263,11 @@ fn read_dns(t: &Section<'_, '_>) -> Result<DnsCheck, ConfigError> {
     Ok(DnsCheck {
         query: query.value.to_string(),
         record,
+        transport,
         servers,
+        server_name,
+        ca_file,
+        system_roots,
         require_all,
         authoritative: !recursion && authoritative.unwrap_or(true),
         recursion,
@@ -1373,6 +1463,12 @@ mod tests {
         let Check::Dns(d) = &c.services[0].probes[0].check else { panic!("dns expected") };
         assert_eq!(d.servers.len(), 2);
         assert!(d.require_all && !d.authoritative);
+        let c = probe("  transport = \"tls\"\n  server = \"1.1.1.1\"\n  server_name = \"one.one.one.one\"").unwrap();
+        let Check::Dns(d) = &c.services[0].probes[0].check else { panic!("dns expected") };
+        assert_eq!(d.servers, vec![DnsServer::Addr("1.1.1.1:853".parse().unwrap())], "DoT's port by default");
+        let c = probe("  transport = \"https\"\n  server = \"https://dns.example/dns-query\"").unwrap();
+        let Check::Dns(d) = &c.services[0].probes[0].check else { panic!("dns expected") };
+        assert_eq!(d.servers, vec![DnsServer::Url("https://dns.example/dns-query".into())]);
         let c = probe("  server = \"129.134.30.12\"\n  recursion = false").unwrap();
         let Check::Dns(d) = &c.services[0].probes[0].check else { panic!("dns expected") };
         assert!(d.authoritative, "asked without recursion, the AA flag is checked by default");
@@ -1381,6 +1477,13 @@ mod tests {
             ("  servers = [\"1.1.1.1\", \"1.1.1.1:53\"]", "listed twice"),
             ("  servers = [\"1.1.1.1\"]\n  require = \"most\"", "\"most\" is not \"any\" or \"all\""),
             ("  authoritative = true", "applies to recursion = false only"),
+            ("  transport = \"https\"\n  server = \"1.1.1.1\"", "must be an https:// URL"),
+            ("  transport = \"tls\"", "an encrypted transport needs"),
+            (
+                "  server = \"1.1.1.1\"\n  server_name = \"one.one.one.one\"",
+                "applies to transport = \"tls\" or \"https\" only",
+            ),
+            ("  transport = \"quic\"\n  server = \"1.1.1.1\"", "is not a transport"),
         ] {
             let err = probe(extra).unwrap_err().to_string();
             assert!(err.contains(message), "{err}");

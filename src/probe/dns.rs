@@ -2,8 +2,12 @@
 //! real exchange.
 //!
 //! The query is built once with hickory-proto and sent over UDP (TCP when the
-//! answer is truncated) to the configured server or to the first name server
-//! of the system configuration. Doing the exchange ourselves, rather than
+//! answer is truncated), TCP, TLS (DoT, RFC 7858) or HTTPS (DoH, RFC 8484,
+//! POST) to the configured servers or to the first name server of the system
+//! configuration. The exchange is ours on every transport (DoT is the TCP
+//! framing inside rustls, DoH one reqwest POST), so every failure keeps its
+//! own reason; a TLS failure on the way is a `dns_timeout` whose detail
+//! says why. Doing the exchange ourselves, rather than
 //! through a caching stub resolver, is what lets each failure keep its own
 //! name: a timeout is not a SERVFAIL is not an NXDOMAIN is not REFUSED.
 //! Replies that do not parse or do not match the question (ID, exactly our
@@ -28,7 +32,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
 use super::{Finding, Probe, Reason, RunFuture, is_resource_shortage};
-use crate::config::{DnsCheck, Rcode, RecordType};
+use crate::config::{DnsCheck, DnsServer, DnsTransport, Rcode, RecordType};
 
 /// Largest UDP reply we accept (EDNS payload size we advertise).
 const UDP_PAYLOAD: u16 = 1232;
@@ -70,6 +74,10 @@ fn io_failure(what: &str, e: &std::io::Error) -> Failure {
     Failure { reason, why: format!("{what}: {e}") }
 }
 
+/// A byte stream to a DNS server: plain TCP or TLS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 /// Most CNAMEs followed inside one answer.
 const MAX_CNAME_CHAIN: usize = 16;
 
@@ -78,7 +86,11 @@ pub struct DnsProbe {
     check: DnsCheck,
     timeout: Duration,
     /// The servers asked; empty when none is configured and the system has none.
-    servers: Vec<SocketAddr>,
+    servers: Vec<DnsServer>,
+    /// DoT: the TLS client (or why there is none).
+    tls: Option<Result<std::sync::Arc<rustls::ClientConfig>, String>>,
+    /// DoH: the HTTPS client (or why there is none).
+    https: Option<Result<reqwest::Client, String>>,
     name: Name,
     record: WireType,
     /// The encoded query; bytes 0..2 (the ID) are replaced on every run.
@@ -100,21 +112,64 @@ impl DnsProbe {
         // Encoding a query we built from a validated name cannot fail; an
         // empty query would only make every run time out, never panic.
         let query = message.to_vec().unwrap_or_default();
-        let servers = if check.servers.is_empty() { system.into_iter().collect() } else { check.servers.clone() };
-        DnsProbe { check: check.clone(), timeout, servers, name, record, query }
+        let servers = if check.servers.is_empty() {
+            system.into_iter().map(DnsServer::Addr).collect()
+        } else {
+            check.servers.clone()
+        };
+        let tls_config =
+            || super::tls::client_config(check.ca_file.as_deref(), check.system_roots, &[]).map(std::sync::Arc::new);
+        let tls = (check.transport == DnsTransport::Tls).then(tls_config);
+        let https = (check.transport == DnsTransport::Https).then(|| {
+            let config = super::tls::client_config(
+                check.ca_file.as_deref(),
+                check.system_roots,
+                &["h2".into(), "http/1.1".into()],
+            )?;
+            reqwest::Client::builder()
+                .use_preconfigured_tls(config)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string())
+        });
+        DnsProbe { check: check.clone(), timeout, servers, tls, https, name, record, query }
     }
 
-    async fn exchange(&self, server: SocketAddr) -> Finding {
+    async fn exchange(&self, server: &DnsServer) -> Finding {
         let deadline = Instant::now() + self.timeout;
         let id = random_id();
         let mut query = self.query.clone();
         if query.len() >= 2 {
             query[..2].copy_from_slice(&id.to_be_bytes());
         }
+        let addr = match (server, self.check.transport) {
+            (DnsServer::Url(url), _) => return self.https_exchange(url, &query, id, deadline).await,
+            (DnsServer::Addr(addr), DnsTransport::Tcp | DnsTransport::Tls | DnsTransport::Https) => {
+                let stream = match timeout_at(deadline, self.stream(*addr)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(failure)) => return self.no_answer(server, failure),
+                    Err(_) => return self.no_answer(server, "no connection within the timeout".to_string().into()),
+                };
+                return match timeout_at(deadline, self.framed(stream, &query, id)).await {
+                    Ok(Ok(reply)) => self.judge(server, &reply),
+                    Ok(Err(failure)) => self.no_answer(server, failure),
+                    Err(_) => self.no_answer(
+                        server,
+                        format!("no answer within {}", humantime::format_duration(self.timeout)).into(),
+                    ),
+                };
+            }
+            (DnsServer::Addr(addr), DnsTransport::Udp) => *addr,
+        };
+        let server = &DnsServer::Addr(addr);
         let mut ignored = 0usize;
-        let reply = match timeout_at(deadline, self.udp(server, &query, id, &mut ignored)).await {
+        let reply = match timeout_at(deadline, self.udp(addr, &query, id, &mut ignored)).await {
             Ok(Ok(reply)) if reply.metadata.truncation => {
-                match timeout_at(deadline, self.tcp(server, &query, id)).await {
+                let over_tcp = async {
+                    let stream = self.stream(addr).await?;
+                    self.framed(stream, &query, id).await
+                };
+                match timeout_at(deadline, over_tcp).await {
                     Ok(Ok(reply)) => reply,
                     Ok(Err(failure)) => return self.no_answer(server, failure),
                     Err(_) => {
@@ -139,7 +194,7 @@ impl DnsProbe {
         self.judge(server, &reply)
     }
 
-    fn no_answer(&self, server: SocketAddr, failure: Failure) -> Finding {
+    fn no_answer(&self, server: &DnsServer, failure: Failure) -> Finding {
         Finding::fail(
             failure.reason,
             format!("{} {} @{server}: {}", self.check.query, self.check.record.as_str(), failure.why),
@@ -168,19 +223,80 @@ impl DnsProbe {
         }
     }
 
-    async fn tcp(&self, server: SocketAddr, query: &[u8], id: u16) -> Result<Message, Failure> {
-        let mut stream = TcpStream::connect(server).await.map_err(|e| io_failure("TCP connect failed", &e))?;
+    /// A TCP connection to `server`, inside TLS with transport `tls`.
+    async fn stream(&self, server: SocketAddr) -> Result<Box<dyn Stream>, Failure> {
+        let tcp = TcpStream::connect(server).await.map_err(|e| io_failure("TCP connect failed", &e))?;
+        let Some(tls) = &self.tls else { return Ok(Box::new(tcp)) };
+        let config = tls.clone().map_err(Failure::from)?;
+        let name = match &self.check.server_name {
+            Some(name) => {
+                rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| format!("bad server_name: {e}"))?
+            }
+            None => rustls::pki_types::ServerName::IpAddress(server.ip().into()),
+        };
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| Failure::from(format!("TLS failed: {}", crate::error_text::root_cause(&e))))?;
+        Ok(Box::new(stream))
+    }
+
+    /// One exchange in the two-byte-length framing of DNS over TCP and TLS.
+    async fn framed(&self, mut stream: Box<dyn Stream>, query: &[u8], id: u16) -> Result<Message, Failure> {
         let len = u16::try_from(query.len()).map_err(|_| "query too long".to_string())?;
         let mut framed = len.to_be_bytes().to_vec();
         framed.extend_from_slice(query);
-        stream.write_all(&framed).await.map_err(|e| io_failure("TCP send failed", &e))?;
-        let reply_len = stream.read_u16().await.map_err(|e| io_failure("TCP receive failed", &e))?;
+        stream.write_all(&framed).await.map_err(|e| io_failure("send failed", &e))?;
+        let reply_len = stream.read_u16().await.map_err(|e| io_failure("receive failed", &e))?;
         let mut buf = vec![0u8; usize::from(reply_len)];
-        stream.read_exact(&mut buf).await.map_err(|e| io_failure("TCP receive failed", &e))?;
+        stream.read_exact(&mut buf).await.map_err(|e| io_failure("receive failed", &e))?;
         match Message::from_vec(&buf) {
             Ok(reply) if self.answers(&reply, id) => Ok(reply),
-            Ok(_) => Err("the TCP reply does not match the question".to_string().into()),
-            Err(e) => Err(format!("malformed TCP reply: {e}").into()),
+            Ok(_) => Err("the reply does not match the question".to_string().into()),
+            Err(e) => Err(format!("malformed reply: {e}").into()),
+        }
+    }
+
+    /// DNS over HTTPS: one POST of the query as `application/dns-message`.
+    async fn https_exchange(&self, url: &str, query: &[u8], id: u16, deadline: Instant) -> Finding {
+        let server = &DnsServer::Url(url.to_string());
+        let client = match &self.https {
+            Some(Ok(client)) => client,
+            Some(Err(why)) => return self.no_answer(server, why.clone().into()),
+            None => return self.no_answer(server, "no HTTPS client".to_string().into()),
+        };
+        let exchange = async {
+            let response = client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/dns-message")
+                .header(reqwest::header::ACCEPT, "application/dns-message")
+                .body(query.to_vec())
+                .send()
+                .await
+                .map_err(|e| Failure::from(format!("HTTPS failed: {}", crate::error_text::root_cause(&e))))?;
+            if !response.status().is_success() {
+                return Err(Failure::from(format!("HTTP status {}", response.status().as_u16())));
+            }
+            let mut response = response;
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| Failure::from(e.to_string()))? {
+                body.extend_from_slice(&chunk);
+                if body.len() > usize::from(u16::MAX) {
+                    return Err(Failure::from("an answer larger than any DNS message".to_string()));
+                }
+            }
+            match Message::from_vec(&body) {
+                Ok(reply) if self.answers(&reply, id) => Ok(reply),
+                Ok(_) => Err("the reply does not match the question".to_string().into()),
+                Err(e) => Err(format!("malformed reply: {e}").into()),
+            }
+        };
+        match timeout_at(deadline, exchange).await {
+            Ok(Ok(reply)) => self.judge(server, &reply),
+            Ok(Err(failure)) => self.no_answer(server, failure),
+            Err(_) => {
+                self.no_answer(server, format!("no answer within {}", humantime::format_duration(self.timeout)).into())
+            }
         }
     }
 
@@ -211,7 +327,7 @@ impl DnsProbe {
         owners
     }
 
-    fn judge(&self, server: SocketAddr, reply: &Message) -> Finding {
+    fn judge(&self, server: &DnsServer, reply: &Message) -> Finding {
         let rcode = reply.metadata.response_code;
         let what = format!("{} {} @{server}", self.check.query, self.check.record.as_str());
         let expected = self.check.expect_rcode;
@@ -318,7 +434,7 @@ impl Probe for DnsProbe {
                     format!("{}: no system resolver is configured (/etc/resolv.conf)", self.check.query),
                 );
             }
-            let findings = futures_util::future::join_all(self.servers.iter().map(|s| self.exchange(*s))).await;
+            let findings = futures_util::future::join_all(self.servers.iter().map(|s| self.exchange(s))).await;
             combine(findings, self.check.require_all)
         })
     }

@@ -7,6 +7,7 @@ pub mod bgp;
 pub mod daemon;
 pub mod dns;
 pub mod http;
+pub mod pki;
 pub mod ris;
 pub mod smtp;
 
