@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # chatpulse's BGP speaker against a real gobgpd: gobgpd (AS 65001, from
 # 127.0.0.2) peers with chatpulse on a high loopback port and announces
-# 129.134.30.0/23 with AS path 32934; `gobgp global rib del` makes the probe
-# bgp_invisible and the service's root cause bgp; re-announcing recovers it.
+# 129.134.30.0/23 and the covering 129.134.0.0/17 with AS path 32934, and an
+# IPv6 prefix; `gobgp global rib del` of the /23 makes the probe
+# bgp_invisible (the /17 still routed does not count: 4 October 2021) and
+# the service's root cause bgp; re-announcing recovers it; a more-specific
+# /24 from AS666 is bgp_more_specific.
 source "$(dirname "$0")/lib.sh"
 
 BGP_PORT=$(free_port)
@@ -65,6 +68,11 @@ name = "Facebook"
   id = "dns-prefix"
   prefix = "129.134.30.0/23"
   origin = 32934
+  [[service.probe]]
+  kind = "bgp"
+  id = "dns-prefix-v6"
+  prefix = "2a03:2880:f0fc::/47"
+  origin = 32934
 CONF
 
 start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
@@ -75,23 +83,35 @@ wait_until "gobgpd's session with chatpulse established" 60 established
 feed_up() { curl -sf "$CP_URL/metrics" | grep -q '^chatpulse_bgp_feed_up{source="session"} 1'; }
 wait_until "chatpulse_bgp_feed_up 1" 20 feed_up
 
-log "announcing 129.134.30.0/23 with AS path 32934"
+log "announcing 129.134.30.0/23, the covering 129.134.0.0/17 and 2a03:2880:f0fc::/47 with AS path 32934"
 gobgp_cli global rib add 129.134.30.0/23 nexthop 192.0.2.1 origin igp aspath 32934 -a ipv4 >/dev/null
+gobgp_cli global rib add 129.134.0.0/17 nexthop 192.0.2.1 origin igp aspath 32934 -a ipv4 >/dev/null
+gobgp_cli global rib add 2a03:2880:f0fc::/47 nexthop 2001:db8::1 origin igp aspath 32934 -a ipv6 >/dev/null
 wait_until "probe ok" 20 probe_result_is facebook dns-prefix ok
+wait_until "IPv6 probe ok" 20 probe_result_is facebook dns-prefix-v6 ok
 wait_until "facebook up" 20 service_is facebook up
 
-log "withdrawing it"
+log "withdrawing the /23 while the /17 stays routed"
 gobgp_cli global rib del 129.134.30.0/23 -a ipv4 >/dev/null
 wait_until "probe bgp_invisible" 20 probe_result_is facebook dns-prefix bgp_invisible
-wait_until "facebook down" 20 service_is facebook down
+wait_until "facebook degraded" 20 service_is facebook degraded
 cause=$(service_field facebook .cause.summary)
 case "$cause" in
-  "bgp: 129.134.30.0/23 seen by 0% of 1 peers (origin AS32934)") log "ok: cause is \"$cause\"" ;;
+  "bgp: 129.134.30.0/23 seen by 0% of 1 peers (origin AS32934), 1 more only via 129.134.0.0/17 (not counted: covering = false)")
+    log "ok: cause is \"$cause\"" ;;
   *) fail "root cause should be the BGP withdrawal, got \"$cause\"" ;;
 esac
 
 log "re-announcing"
 gobgp_cli global rib add 129.134.30.0/23 nexthop 192.0.2.1 origin igp aspath 32934 -a ipv4 >/dev/null
 wait_until "facebook up again" 20 service_is facebook up
+
+log "a more-specific 129.134.30.0/24 from AS666 (a hijack)"
+gobgp_cli global rib add 129.134.30.0/24 nexthop 192.0.2.1 origin igp aspath 666 -a ipv4 >/dev/null
+wait_until "probe bgp_more_specific" 20 probe_result_is facebook dns-prefix bgp_more_specific
+detail=$(service_field facebook '.probes[] | select(.id=="dns-prefix") | .last_result')
+log "ok: $detail"
+gobgp_cli global rib del 129.134.30.0/24 -a ipv4 >/dev/null
+wait_until "facebook up once the hijack is gone" 20 service_is facebook up
 grep -q "refused a connection" "$WORK/chatpulse.log" && fail "chatpulse refused gobgpd"
 log "PASS"
