@@ -22,6 +22,7 @@
 //! - [`verdict`]: probe states, service status, root cause, guard.
 //! - [`store`]: SQLite history: status changes, run-length results, rollups, incidents, outbox.
 //! - [`incident`]: incidents from status changes, grouped by root cause, into the outbox.
+//! - [`allocator`]: the two glibc allocator calls (the only `unsafe` code).
 //! - [`alert`]: what an alert says and how it leaves the outbox (e-mail).
 //! - [`metrics`]: the Prometheus families.
 //! - [`api`]: HTTP routes: /metrics, /healthz, /api/v1/…, status page.
@@ -33,7 +34,11 @@
 //! - [`window`]: windows and steps of history queries, checked once for CLI and API.
 //! - [`html`]: escaping text into the HTML of e-mails and the status page.
 
+#![deny(unsafe_code)]
+
 pub mod alert;
+#[allow(unsafe_code)]
+pub mod allocator;
 pub mod api;
 pub mod bgp;
 pub mod cmd;

@@ -1,5 +1,5 @@
 //! The `chatpulse` binary: parse arguments, load the config, call the library,
-//! turn the outcome into an exit code (SPEC section 1). Nothing else lives here.
+//! turn the outcome into an exit code (README, "Commands"). Nothing else lives here.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! Metric families (SPEC section 4), and nothing else.
+//! Metric families (README, "Metrics"), and nothing else.
 //!
 //! [`Metrics`] owns the Prometheus registry. The verdict's events update the
 //! probe and service families through [`Metrics::record`]; the BGP engine,
@@ -107,7 +107,7 @@ struct VersionLabels {
 
 type Ratio = Gauge<f64, AtomicU64>;
 
-/// A gauge exposed with `# TYPE ... untyped`. SPEC names the gauge
+/// A gauge exposed with `# TYPE ... untyped`. The contract (README, "Metrics") names the gauge
 /// `chatpulse_bgp_peers_total`, and promtool rejects a `_total` suffix on a
 /// gauge but accepts it on an untyped metric, which PromQL treats the same.
 #[derive(Default, Clone, Debug)]
@@ -565,6 +565,9 @@ impl Metrics {
         drop(m.alerts_sent.get_or_create(&alert));
         drop(m.alert_failures.get_or_create(&alert));
         m.set_alert_queue("email", 0);
+        m.set_cause("s", Some(("dns", "dns_servfail")));
+        drop(m.guard_up.get_or_create(&GuardLabels { guard: "g".into() }));
+        drop(m.tls_expiry.get_or_create(&http));
         m.render()
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -591,8 +594,8 @@ mod tests {
     use crate::probe::{Finding, Observation};
     use std::time::{Duration, SystemTime};
 
-    /// Every metric name of SPEC section 4, as it must appear on a sample line.
-    const SPEC_SERIES: [&str; 19] = [
+    /// Every metric name of README, "Metrics", as it must appear on a sample line.
+    const SPEC_SERIES: [&str; 22] = [
         "chatpulse_probe_success{",
         "chatpulse_probe_up{",
         "chatpulse_probe_duration_seconds_bucket{",
@@ -612,6 +615,9 @@ mod tests {
         "chatpulse_alert_queue_length{",
         "chatpulse_config_last_reload_successful ",
         "chatpulse_build_info{",
+        "chatpulse_service_cause{",
+        "chatpulse_guard_up{",
+        "chatpulse_tls_cert_expiry_timestamp_seconds{",
     ];
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! [`Verdict`] is a plain state machine with no I/O: observations go in,
 //! [`Event`]s come out through a callback, so `run`, `replay` and the tests
-//! share exactly the same rules (SPEC section 3):
+//! share exactly the same rules (README, "What a run can say"):
 //! - a probe is DOWN after `fail_after` consecutive failures, UP again after
 //!   `recover_after` consecutive successes (a first success confirms UP);
 //!   an inconclusive run (`bgp_unknown`) makes it unknown;
@@ -72,7 +72,7 @@ pub struct ProbeState {
     successes: u32,
 }
 
-/// A service's status (SPEC section 3).
+/// A service's status (README, "What a run can say").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceStatus {
     /// Reachable.
@@ -415,7 +415,7 @@ fn step(state: &mut ProbeState, finding: &Finding, at: SystemTime) {
                 _ => ProbeStatus::Up,
             }
         }
-        // The monitor could not make the run (SPEC section 8): skipped, the
+        // The monitor could not make the run (README): skipped, the
         // state left exactly as it was.
         Err(Reason::ProbeResource) => return,
         Err(reason) if reason.is_inconclusive() => {
@@ -436,7 +436,7 @@ fn step(state: &mut ProbeState, finding: &Finding, at: SystemTime) {
     }
 }
 
-/// SPEC section 3 status of a service from its probes' states.
+/// README, "What a run can say" status of a service from its probes' states.
 pub fn service_status(probes: &[&ProbeState], online: bool) -> ServiceStatus {
     if !online || probes.iter().all(|p| p.status == ProbeStatus::Unknown) {
         return ServiceStatus::Unknown;

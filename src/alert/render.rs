@@ -1,4 +1,4 @@
-//! What an alert says (SPEC section 6): subject lines, and multipart bodies
+//! What an alert says (README, "E-mail alerts"): subject lines, and multipart bodies
 //! (plain text and HTML) with the vantage, the start time in UTC, the root
 //! cause and what it led to, each probe's state and last result, and a link
 //! to the status page.

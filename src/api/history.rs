@@ -1,4 +1,4 @@
-//! History endpoints (SPEC section 5): `/api/v1/services/{id}/uptime`,
+//! History endpoints (README, "API"): `/api/v1/services/{id}/uptime`,
 //! `/api/v1/services/{id}/history`, `/api/v1/incidents`. Queries run on a
 //! blocking thread against the store's read-only connection.
 

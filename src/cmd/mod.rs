@@ -1,5 +1,5 @@
 //! The subcommands, one file each. `main.rs` parses arguments and calls these;
-//! each returns the process exit code it wants (SPEC section 1).
+//! each returns the process exit code it wants (README, "Commands").
 
 pub mod check;
 pub mod replay;

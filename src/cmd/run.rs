@@ -58,32 +58,6 @@ pub enum RunError {
     },
 }
 
-/// Makes glibc serve allocations of 256 KiB and more with their own
-/// mappings, returned to the OS on free: a `/metrics` rendering for 10,000
-/// probes is a 17 MB string, built and dropped on every scrape, and would
-/// otherwise stay resident as free heap.
-fn tune_allocator() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only changes allocator tuning; called before any
-    // thread of ours allocates concurrently.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-    }
-}
-
-/// Hands memory freed by a config parse back to the OS. Parsing a config
-/// with thousands of probes briefly needs tens of MiB; glibc keeps freed heap
-/// pages mapped unless asked, which would leave the monitor's resident size
-/// at that peak for its whole life.
-fn release_freed_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; it has
-    // no preconditions and does not touch live allocations.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Keeps `chatpulse_service_uptime_ratio{window}` current from the store:
 /// one read of the longest window per service serves every window.
 async fn publish_uptime(history: Arc<Reader>, config: watch::Receiver<Arc<Config>>, metrics: Arc<Metrics>) {
@@ -268,7 +242,16 @@ impl Daemon {
     }
 
     async fn reload(&mut self) {
-        let new = match Config::load(&self.path) {
+        // Parsing a large config takes tens of milliseconds: not on the
+        // thread that runs the probes.
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
+        let new = match loaded.unwrap_or_else(|e| {
+            Err(crate::config::ConfigError::Read {
+                path: self.path.display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        }) {
             Ok(c) => c,
             Err(e) => {
                 error!("config reload rejected, the running config stays in force: {e}");
@@ -350,7 +333,7 @@ impl Daemon {
         self.config = new.clone();
         self.config_tx.send_replace(new);
         self.metrics.set_reload_ok(true);
-        release_freed_memory();
+        crate::allocator::release_freed();
         info!(
             probes = self.plan.len() - self.config.guards.len(),
             guards = self.config.guards.len(),
@@ -387,7 +370,7 @@ impl Daemon {
 
 /// Runs until SIGTERM/ctrl-c. `config` was loaded from `path` (re-read on SIGHUP).
 pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
-    tune_allocator();
+    crate::allocator::tune();
     let mut hangup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
@@ -444,7 +427,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     daemon.http = Some(HttpServer::start(&config.server, daemon.app_state()).await?);
     daemon.schedule = Some(start_schedule(&daemon.toolkit, &daemon.plan, daemon.observations.clone()));
     daemon.health.set_running(true);
-    release_freed_memory();
+    crate::allocator::release_freed();
     let addr = daemon.http.as_ref().map(|h| h.addr).unwrap_or(config.server.listen);
     info!(
         services = config.services.len(),

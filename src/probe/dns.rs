@@ -393,7 +393,7 @@ fn random_id() -> u16 {
     std::hash::RandomState::new().hash_one(n) as u16
 }
 
-/// How bad a failure is, when several servers disagree (SPEC section 8):
+/// How bad a failure is, when several servers disagree (README):
 /// nxdomain > servfail > no_answer > not_authoritative > unexpected_rcode >
 /// refused > timeout. `probe_resource` ranks last: it says nothing.
 fn severity(reason: Reason) -> u8 {

@@ -2,7 +2,7 @@
 //!
 //! Every probe kind lives in its own file behind the small [`Probe`] trait:
 //! `run` performs one check within the probe's timeout and returns a
-//! [`Finding`] — `ok` or one [`Reason`] from the closed list of SPEC section 3,
+//! [`Finding`] — `ok` or one [`Reason`] from the closed list of README, "What a run can say",
 //! plus a human detail. Probes never touch metrics, storage or alerts; the
 //! scheduler turns findings into [`Observation`]s for the verdict.
 
@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use crate::bgp::Visibility;
 use crate::config::{Check, Config, Kind, ProbeSpec};
 
-/// Why a run failed: the closed list of SPEC section 3.
+/// Why a run failed: the closed list of README, "What a run can say".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// No (valid) DNS answer within the timeout.
@@ -79,7 +79,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Every reason, in SPEC order.
+    /// Every reason, in the order of README's table.
     pub const ALL: [Reason; 25] = [
         Reason::DnsTimeout,
         Reason::DnsServfail,
