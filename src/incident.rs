@@ -410,20 +410,20 @@ impl Tracker {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
             .collect();
-        // One Message-ID per incident event: reminders by their number, a
-        // recovery by the first incident it reports (services of one group
-        // may recover at different times).
-        let suffix = match (event, reminder) {
-            (_, Some(k)) => format!("-{k}"),
-            (AlertEvent::Recovered, None) => {
-                format!("-{}", members.iter().map(|m| m.incident.id).min().unwrap_or(group))
-            }
-            _ => String::new(),
+        // One Message-ID per incident event, unique across stores:
+        // <event-incident-seq-STOREID@vantage>, the incident being the
+        // group's first (a recovery: the first incident it reports, since
+        // services of one group may recover at different times) and seq the
+        // reminder's number (1 otherwise).
+        let incident = match event {
+            AlertEvent::Recovered => members.iter().map(|m| m.incident.id).min().unwrap_or(group),
+            _ => group,
         };
+        let seq = reminder.unwrap_or(1);
         let message = NewMessage {
             channel: "email".into(),
             event: event.as_str().into(),
-            message_id: format!("<{}-{group}{suffix}@{vantage}.chatpulse>", event.as_str()),
+            message_id: format!("<{}-{incident}-{seq}-{}@{vantage}.chatpulse>", event.as_str(), self.store.id()),
             subject,
             body_text: text,
             body_html: html,

@@ -83,7 +83,11 @@ async fn dns_outage_sends_one_down_email_with_the_cause_and_one_recovery_with_th
     assert!(subject.contains("SERVFAIL"), "{subject}");
     assert_eq!(down.to, vec!["<oncall@example.org>", "<backup@example.org>"]);
     let message_id = down.header("Message-ID").unwrap();
-    assert!(message_id.starts_with("<down-") && message_id.ends_with("@test-vantage.chatpulse>"), "{message_id}");
+    // <event-incident-seq-STOREID@vantage>: unique across stores.
+    let parts: Vec<&str> = message_id.trim_matches(['<', '>']).split(['-', '@']).collect();
+    assert_eq!(&parts[..3], ["down", "1", "1"], "{message_id}");
+    assert!(parts[3].len() == 8 && parts[3].chars().all(|c| c.is_ascii_hexdigit()), "{message_id}");
+    assert!(message_id.ends_with("@test-vantage.chatpulse>"), "{message_id}");
     assert!(down.header("Content-Type").unwrap().starts_with("multipart/alternative"));
     assert!(down.data.contains("text/plain") && down.data.contains("text/html"));
     for needle in ["test-vantage", "Root cause: dns:", "(UTC)", "dns_servfail", "Status page: http://127.0.0.1:"] {
@@ -274,4 +278,35 @@ async fn notify_on_repeat_and_send_recovery_are_honoured() {
     })
     .await;
     assert!(mails.iter().all(|m| !m.subject().contains("recovered")), "{:?}", smtp.subjects());
+}
+
+/// The mail server is away for the whole incident: when it comes back the
+/// DOWN arrives first and the recovery after it (head-of-line delivery),
+/// whatever each message's own retry schedule says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_down_across_a_whole_incident_delivers_down_then_recovery_in_that_order() {
+    let dns = TestDns::start().await;
+    let port = support::http::closed_port().await.port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), port, "", &dns_service("signal", "Signal", "web.chat.test", &dns));
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    until_status(&daemon, "signal", "up").await;
+    dns.set_mode(Mode::ServFail);
+    until_status(&daemon, "signal", "down").await;
+    // Let the DOWN fail a few times, so its next attempt is seconds away.
+    wait_for("three failed attempts", Duration::from_secs(30), || async {
+        (daemon.metric(r#"chatpulse_alert_failures_total{channel="email",event="down"}"#).await? >= 3.0).then_some(())
+    })
+    .await;
+    dns.set_mode(Mode::Normal);
+    until_status(&daemon, "signal", "up").await;
+    wait_for("both alerts queued", DEADLINE, || async {
+        (daemon.metric(r#"chatpulse_alert_queue_length{channel="email"}"#).await? == 2.0).then_some(())
+    })
+    .await;
+    let smtp = SmtpServer::start_on(port).await;
+    let mails = until_mails(&smtp, 2).await;
+    assert!(mails[0].subject().starts_with("[chatpulse] Signal DOWN"), "{}", mails[0].subject());
+    assert!(mails[1].subject().starts_with("[chatpulse] Signal recovered"), "{}", mails[1].subject());
+    assert_eq!(mails.len(), 2);
 }

@@ -16,7 +16,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::{Notify, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{Config, Email, SmtpSecurity};
 use crate::metrics::Metrics;
@@ -69,7 +69,12 @@ fn message(email: &Email, row: &OutboxRow) -> Result<Message, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Tries every due message once; returns when to look again.
+/// A permanent rejection (SMTP 5xx) is given up after this many attempts,
+/// so one unsendable message cannot block the queue for ever.
+const GIVE_UP_AFTER: u32 = 3;
+
+/// Tries the due messages in order, stopping at the first that fails;
+/// returns when to look again.
 async fn deliver_due(store: &Store, email: &Email, metrics: &Metrics) -> Duration {
     let now = crate::time::unix(std::time::SystemTime::now());
     let due = match store.due_messages(now, CHANNEL).await {
@@ -83,9 +88,10 @@ async fn deliver_due(store: &Store, email: &Email, metrics: &Metrics) -> Duratio
         let transport = transport(email);
         for row in due {
             let outcome = match (&transport, message(email, &row)) {
-                (Ok(t), Ok(m)) => t.send(m).await.map(|_| ()).map_err(|e| e.to_string()),
-                (Err(e), _) => Err(e.clone()),
-                (_, Err(e)) => Err(e),
+                (Ok(t), Ok(m)) => t.send(m).await.map(|_| ()).map_err(|e| (e.is_permanent(), e.to_string())),
+                (Err(e), _) => Err((false, e.clone())),
+                // A message that cannot even be built never will be.
+                (_, Err(e)) => Err((true, e)),
             };
             let now = crate::time::unix(std::time::SystemTime::now());
             match outcome {
@@ -96,13 +102,22 @@ async fn deliver_due(store: &Store, email: &Email, metrics: &Metrics) -> Duratio
                         warn!("sent, but cannot record it: {e}");
                     }
                 }
-                Err(why) => {
+                Err((permanent, why)) if permanent && row.attempts + 1 >= GIVE_UP_AFTER => {
+                    metrics.count_alert(CHANNEL, &row.message.event, false);
+                    error!(outbox = row.id, smtp = %email.smtp_url, "alert rejected for good after {GIVE_UP_AFTER} attempts ({why}); the next alerts go on");
+                    if let Err(e) = store.mark_given_up(row.id, now, why).await {
+                        warn!("cannot record the rejection: {e}");
+                    }
+                }
+                Err((_, why)) => {
                     metrics.count_alert(CHANNEL, &row.message.event, false);
                     let delay = backoff(row.attempts);
                     warn!(outbox = row.id, smtp = %email.smtp_url, "alert delivery failed ({why}); retrying in {}", humantime::format_duration(delay));
                     if let Err(e) = store.mark_failed(row.id, now + delay.as_secs() as i64, why).await {
                         warn!("cannot record the failure: {e}");
                     }
+                    // Head-of-line: nothing later goes out before this one.
+                    break;
                 }
             }
         }

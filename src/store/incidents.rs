@@ -194,17 +194,32 @@ impl Store {
         self.urgent(move |w| w.enqueue(&message, &notified, reminder_at)).await
     }
 
-    /// Alerts due for a delivery attempt at `now`, oldest first.
+    /// The channel's undelivered alerts in the order they were decided —
+    /// but only once the oldest is due: delivery is head-of-line, so a
+    /// later alert (a recovery) never overtakes an earlier one (its DOWN),
+    /// even after an outage of the mail server.
     pub async fn due_messages(&self, now: i64, channel: &str) -> Result<Vec<OutboxRow>, StoreError> {
         let channel = channel.to_string();
         self.urgent(move |w| {
+            let head: Option<i64> = w
+                .conn
+                .query_row(
+                    "SELECT next_attempt_at FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND channel = ?1
+                     ORDER BY id LIMIT 1",
+                    params![channel],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if head.is_none_or(|at| at > now) {
+                return Ok(Vec::new());
+            }
             let rows = w
                 .conn
                 .prepare(
                     "SELECT id, channel, event, message_id, subject, body_text, body_html, attempts, created_at FROM outbox
-                     WHERE sent_at IS NULL AND channel = ?1 AND next_attempt_at <= ?2 ORDER BY id LIMIT 100",
+                     WHERE sent_at IS NULL AND failed_at IS NULL AND channel = ?1 ORDER BY id LIMIT 100",
                 )?
-                .query_map(params![channel, now], |r| {
+                .query_map(params![channel], |r| {
                     Ok(OutboxRow {
                         id: r.get(0)?,
                         attempts: r.get(7)?,
@@ -225,16 +240,28 @@ impl Store {
         .await
     }
 
-    /// Pending alerts on `channel` and the earliest next attempt.
+    /// Pending alerts on `channel` and when the head of its queue is due.
     pub async fn pending(&self, channel: &str) -> Result<(usize, Option<i64>), StoreError> {
         let channel = channel.to_string();
         self.urgent(move |w| {
             Ok(w.conn.query_row(
-                "SELECT count(*), min(next_attempt_at) FROM outbox WHERE sent_at IS NULL AND channel = ?1",
+                "SELECT count(*), (SELECT next_attempt_at FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL
+                 AND channel = ?1 ORDER BY id LIMIT 1)
+                 FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND channel = ?1",
                 params![channel],
                 |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)),
             )?)
         })
+        .await
+    }
+
+    /// Gives up on a message the server rejected for good: it no longer
+    /// blocks the queue (it stays in the store, with its last error).
+    pub async fn mark_given_up(&self, id: i64, at: i64, error: String) -> Result<(), StoreError> {
+        self.write(
+            "UPDATE outbox SET failed_at = ?2, attempts = attempts + 1, last_error = ?3 WHERE id = ?1",
+            vec![id.into(), at.into(), error.into()],
+        )
         .await
     }
 

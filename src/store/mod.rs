@@ -22,6 +22,7 @@ mod schema;
 pub mod uptime;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc as sync_mpsc;
 use std::time::Duration;
 
@@ -138,6 +139,9 @@ enum Msg {
 #[derive(Clone)]
 pub struct Store {
     tx: sync_mpsc::Sender<Msg>,
+    /// Random, made when the store was created: part of every Message-ID,
+    /// so two stores never reuse one.
+    id: Arc<str>,
 }
 
 /// How long a batch may stay open.
@@ -265,6 +269,8 @@ impl Store {
         }
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn)?;
+        let id: i64 = conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| r.get(0))?;
+        let id: Arc<str> = format!("{id:08x}").into();
         let mut writer =
             Writer { conn, in_batch: false, runs: Default::default(), retention, last_retention: 0, _lock: lock };
         writer.close_gap()?;
@@ -273,7 +279,12 @@ impl Store {
             .name("chatpulse-store".into())
             .spawn(move || writer_loop(writer, rx))
             .map_err(StoreError::Thread)?;
-        Ok(Store { tx })
+        Ok(Store { tx, id })
+    }
+
+    /// The store's random id (hex), for Message-IDs.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     fn job(&self, job: impl FnOnce(&mut Writer) + Send + 'static) {
@@ -400,6 +411,17 @@ mod tests {
             .unwrap();
         assert_eq!((runs, failures), (10, 3));
         store.stop(Vec::new(), t + 300);
+    }
+
+    #[test]
+    fn every_store_has_its_own_id_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+        let first = Store::open(&a, RETENTION).unwrap();
+        let id = first.id().to_string();
+        first.stop(Vec::new(), 0);
+        assert_eq!(Store::open(&a, RETENTION).unwrap().id(), id, "kept across restarts");
+        assert_ne!(Store::open(&b, RETENTION).unwrap().id(), id, "two stores, two ids");
     }
 
     #[tokio::test]

@@ -84,6 +84,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_pending ON outbox(sent_at, next_attempt_at);
     "#,
+    // 2: a message given up on (permanently rejected) stops blocking its
+    // channel's queue; every store gets a random id for its Message-IDs.
+    r#"
+    ALTER TABLE outbox ADD COLUMN failed_at INTEGER;
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', abs(random()) % 4294967296);
+    "#,
 ];
 
 /// Brings the schema to the current version.
