@@ -129,8 +129,8 @@ async fn year_of_history(dir: &std::path::Path) {
                 cause_summary: "dns: SERVFAIL".into(),
                 cause_key: "dns|dns_servfail@1.1.1.1:53".into(),
             };
-            let id = store.open_incident(incident).await.unwrap();
-            store.close_incident(id, at + length).await.unwrap();
+            let id = store.open_incident(incident, None).await.unwrap();
+            store.close_incident(id, at + length, None).await.unwrap();
             changes += 2;
             at += length;
         }

@@ -5,10 +5,14 @@
 //! the one still open from before a restart, without a second alert); `up`
 //! ends it; `unknown` neither opens nor ends one. Services that go down
 //! within `group_wait` of each other with the same root cause key form one
-//! group and one alert. Alerts are rendered, committed to the outbox with
-//! the incidents marked as notified (one transaction), and only then handed
-//! to delivery — so a restart neither loses nor repeats one. While the
-//! monitor is offline nothing is alerted.
+//! group and one alert. An alert decision is committed to the store before
+//! `group_wait` begins (a kill during the wait loses nothing: the groups are
+//! re-formed after the restart) and is always carried out: a service that
+//! recovers while its DOWN waits gets the DOWN, then the recovery. Alerts
+//! are rendered, committed to the outbox with the incidents marked as
+//! notified and the decisions settled (one transaction), and only then
+//! handed to delivery — so a restart neither loses nor repeats one. While
+//! the monitor is offline nothing is alerted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,6 +112,11 @@ pub enum AlertEvent {
 }
 
 impl AlertEvent {
+    /// The event for its word (as stored with a pending decision).
+    pub fn from_word(word: &str) -> Option<AlertEvent> {
+        AlertEvent::ALL.into_iter().find(|e| e.as_str() == word)
+    }
+
     /// Every event.
     pub const ALL: [AlertEvent; 4] =
         [AlertEvent::Down, AlertEvent::Degraded, AlertEvent::Reminder, AlertEvent::Recovered];
@@ -168,10 +177,43 @@ impl Tracker {
             info!(incidents = open.len(), "continuing incidents open before the restart");
         }
         let ids: Vec<String> = config.borrow().services.iter().map(|s| s.id.clone()).collect();
+        let decided = store.pending_alerts().await?;
         let mut tracker =
             Tracker { store, config, open, latest: HashMap::new(), pending: Vec::new(), online: true, delivery };
+        tracker.reform(decided);
         tracker.retain_services(&ids).await;
         Ok(tracker)
+    }
+
+    /// Re-forms the groups decided before a restart, each waiting out what
+    /// was left of its `group_wait`.
+    fn reform(&mut self, decided: Vec<crate::store::PendingAlert>) {
+        if decided.is_empty() {
+            return;
+        }
+        info!(alerts = decided.len(), "alerts decided before the restart are still to be sent");
+        let config = self.config.borrow().clone();
+        let now = crate::time::unix(std::time::SystemTime::now());
+        for p in decided {
+            let Some(event) = AlertEvent::from_word(&p.event) else { continue };
+            let left = (p.decided_at + config.alerts.group_wait.as_secs() as i64 - now).max(0);
+            let deadline = Instant::now() + Duration::from_secs(left as u64);
+            let name = config.services.iter().find(|s| s.id == p.incident.service).map(|s| s.name.clone());
+            let mut snapshot = placeholder(&p.incident);
+            if let Some(name) = name {
+                snapshot.name = name;
+            }
+            match self.pending.iter_mut().find(|g| g.event == event && g.key == p.key && g.group == p.group) {
+                Some(g) => g.members.push((p.incident, snapshot)),
+                None => self.pending.push(Pending {
+                    event,
+                    key: p.key,
+                    deadline,
+                    group: p.group,
+                    members: vec![(p.incident, snapshot)],
+                }),
+            }
+        }
     }
 
     /// Runs until `input` closes, then sends what is pending.
@@ -201,12 +243,24 @@ impl Tracker {
         let now = crate::time::unix(std::time::SystemTime::now());
         let gone: Vec<Incident> = self.open.values().filter(|i| !ids.contains(&i.service)).cloned().collect();
         for incident in gone {
-            if let Err(e) = self.store.close_incident(incident.id, now).await {
+            if let Err(e) = self.store.close_incident(incident.id, now, None).await {
                 warn!("{e}");
             }
             info!(service = %incident.service, incident = incident.id, "incident ended: the service left the config");
             self.open.remove(&incident.service);
             self.latest.remove(&incident.service);
+        }
+        let dropped: Vec<(i64, String)> = self
+            .pending
+            .iter()
+            .flat_map(|p| p.members.iter().map(move |(i, _)| (i, p.event)))
+            .filter(|(i, _)| !ids.contains(&i.service))
+            .map(|(i, event)| (i.id, event.as_str().to_string()))
+            .collect();
+        if !dropped.is_empty()
+            && let Err(e) = self.store.drop_pending(dropped).await
+        {
+            warn!("{e}");
         }
         self.unqueue(|i| !ids.contains(&i.service));
     }
@@ -275,7 +329,12 @@ impl Tracker {
                     cause_summary: cause.summary.clone(),
                     cause_key: cause.key.clone(),
                 };
-                let id = match self.store.open_incident(new.clone()).await {
+                let alert = notify_on(config, snapshot.status).then_some(if snapshot.status == ServiceStatus::Down {
+                    AlertEvent::Down.as_str()
+                } else {
+                    AlertEvent::Degraded.as_str()
+                });
+                let id = match self.store.open_incident(new.clone(), alert).await {
                     Ok(id) => id,
                     Err(e) => {
                         warn!("cannot record the incident of {}: {e}", snapshot.id);
@@ -310,21 +369,32 @@ impl Tracker {
         let event = if snapshot.status == ServiceStatus::Down { AlertEvent::Down } else { AlertEvent::Degraded };
         // Still waiting in another pending group (e.g. degraded → down)?
         // Move it to the group of the worse event.
-        self.unqueue(|i| i.id == incident.id);
+        if self.unqueue(|i| i.id == incident.id)
+            && let Err(e) = self.store.drop_pending(vec![(incident.id, AlertEvent::Degraded.as_str().into())]).await
+        {
+            warn!("{e}");
+        }
         self.join(config, event, cause.key.clone(), incident, snapshot).await;
     }
 
     async fn recovered(&mut self, config: &Config, snapshot: ServiceSnapshot) {
         let Some(incident) = self.open.remove(&snapshot.id) else { return };
-        if let Err(e) = self.store.close_incident(incident.id, snapshot.at).await {
+        // A decided DOWN still waiting for group_wait goes out all the same:
+        // decided alerts are never dropped. The recovery follows it.
+        let was_pending = self
+            .pending
+            .iter()
+            .any(|p| p.event != AlertEvent::Recovered && p.members.iter().any(|(i, _)| i.id == incident.id));
+        let told = incident.notified.is_some() || was_pending;
+        let send_recovery = config.alerts.email.as_ref().is_some_and(|e| e.send_recovery);
+        let group = incident.group_id.unwrap_or(incident.id);
+        let key = format!("group-{group}");
+        let recovery = (told && send_recovery).then(|| (key.clone(), group));
+        if let Err(e) = self.store.close_incident(incident.id, snapshot.at, recovery).await {
             warn!("cannot close the incident of {}: {e}", snapshot.id);
         }
         info!(service = %snapshot.id, incident = incident.id, "incident ended");
-        let was_pending = self.unqueue(|i| i.id == incident.id);
-        let told = incident.notified.is_some() && !was_pending;
-        let send_recovery = config.alerts.email.as_ref().is_some_and(|e| e.send_recovery);
         if told && send_recovery {
-            let key = format!("group-{}", incident.group_id.unwrap_or(incident.id));
             let mut ended = incident;
             ended.ended_at = Some(snapshot.at);
             self.join(config, AlertEvent::Recovered, key, ended, snapshot).await;
@@ -345,6 +415,8 @@ impl Tracker {
             Some(p) => {
                 let group = p.group;
                 incident.group_id = Some(incident.group_id.unwrap_or(group));
+                // Re-formed after a restart and decided again: once only.
+                p.members.retain(|(i, _)| i.id != incident.id);
                 p.members.push((incident.clone(), snapshot));
                 group
             }
@@ -354,7 +426,7 @@ impl Tracker {
                 incident.group_id = Some(incident.group_id.unwrap_or(group));
                 self.pending.push(Pending {
                     event,
-                    key,
+                    key: key.clone(),
                     deadline: now + config.alerts.group_wait,
                     group,
                     members: vec![(incident.clone(), snapshot)],
@@ -370,6 +442,10 @@ impl Tracker {
                 open.group_id = Some(group);
             }
         }
+        let decided_at = crate::time::unix(std::time::SystemTime::now());
+        if let Err(e) = self.store.add_pending(incident.id, event.as_str().into(), key, group, decided_at).await {
+            warn!("cannot record the alert decision (it is still sent from memory): {e}");
+        }
     }
 
     /// Sends the pending groups whose `group_wait` has passed (all of them
@@ -382,6 +458,10 @@ impl Tracker {
         for group in due {
             if !self.online && group.event != AlertEvent::Recovered {
                 warn!(event = group.event.as_str(), "alert suppressed: the monitor is offline");
+                let decisions = group.members.iter().map(|(i, _)| (i.id, group.event.as_str().to_string())).collect();
+                if let Err(e) = self.store.drop_pending(decisions).await {
+                    warn!("{e}");
+                }
                 continue;
             }
             self.send(group.event, group.group, group.members, None).await;
@@ -437,7 +517,9 @@ impl Tracker {
         let marks: Vec<(i64, ServiceStatus)> =
             level.map(|l| members.iter().map(|m| (m.incident.id, l)).collect()).unwrap_or_default();
         let reminder_at = (event != AlertEvent::Recovered && event != AlertEvent::Degraded).then_some(now);
-        match self.store.enqueue(message, marks.clone(), reminder_at).await {
+        let settled: Vec<i64> =
+            if reminder.is_some() { Vec::new() } else { members.iter().map(|m| m.incident.id).collect() };
+        match self.store.enqueue(message, marks.clone(), reminder_at, settled).await {
             Ok(Some(id)) => {
                 info!(outbox = id, event = event.as_str(), services = members.len(), "alert queued");
                 for member in &members {

@@ -36,17 +36,20 @@ async fn synthesise(db: &Path) -> i64 {
         store.record_status(StatusRecord { service: service.into(), at, status, cause: None });
     }
     let id = store
-        .open_incident(NewIncident {
-            service: "steady".into(),
-            status: Down,
-            started_at: now - 10 * H,
-            cause_layer: "dns".into(),
-            cause_summary: "dns: synthetic SERVFAIL".into(),
-            cause_key: "dns|dns_servfail@x".into(),
-        })
+        .open_incident(
+            NewIncident {
+                service: "steady".into(),
+                status: Down,
+                started_at: now - 10 * H,
+                cause_layer: "dns".into(),
+                cause_summary: "dns: synthetic SERVFAIL".into(),
+                cause_key: "dns|dns_servfail@x".into(),
+            },
+            None,
+        )
         .await
         .unwrap();
-    store.close_incident(id, now - 9 * H).await.unwrap();
+    store.close_incident(id, now - 9 * H, None).await.unwrap();
     store.flush().await.unwrap();
     store.stop(Vec::new(), now);
     now

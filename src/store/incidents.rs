@@ -102,14 +102,41 @@ pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
     })
 }
 
+/// An alert decided before a restart and not yet queued.
+#[derive(Debug, Clone)]
+pub struct PendingAlert {
+    /// The incident it is about.
+    pub incident: Incident,
+    /// `down`, `degraded` or `recovered`.
+    pub event: String,
+    /// Its grouping key.
+    pub key: String,
+    /// Its group (the group's first incident).
+    pub group: i64,
+    /// When it was decided (Unix seconds).
+    pub decided_at: i64,
+}
+
 impl Writer {
-    fn open_incident(&mut self, i: &NewIncident) -> Result<i64, StoreError> {
+    fn open_incident(&mut self, i: &NewIncident, alert: Option<&str>) -> Result<i64, StoreError> {
         self.conn.execute(
             "INSERT INTO incidents (service, status, started_at, cause_layer, cause_summary, cause_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![i.service, i.status.as_str(), i.started_at, i.cause_layer, i.cause_summary, i.cause_key],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        let id = self.conn.last_insert_rowid();
+        if let Some(event) = alert {
+            self.add_pending(id, event, &i.cause_key, id, i.started_at)?;
+        }
+        Ok(id)
+    }
+
+    fn add_pending(&mut self, incident: i64, event: &str, key: &str, group: i64, at: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO pending_alerts (incident, event, key, grp, decided_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![incident, event, key, group, at],
+        )?;
+        Ok(())
     }
 
     fn enqueue(
@@ -117,7 +144,14 @@ impl Writer {
         m: &NewMessage,
         notified: &[(i64, ServiceStatus)],
         reminder_at: Option<i64>,
+        settled: &[i64],
     ) -> Result<Option<i64>, StoreError> {
+        // The pending decisions this alert carries out are settled in the
+        // same transaction that queues it: never both, never neither.
+        for incident in settled {
+            self.conn
+                .execute("DELETE FROM pending_alerts WHERE incident = ?1 AND event = ?2", params![incident, m.event])?;
+        }
         let exists: Option<i64> = self
             .conn
             .query_row("SELECT id FROM outbox WHERE message_id = ?1", params![m.message_id], |r| r.get(0))
@@ -142,9 +176,11 @@ impl Writer {
 }
 
 impl Store {
-    /// Opens an incident; returns its id.
-    pub async fn open_incident(&self, incident: NewIncident) -> Result<i64, StoreError> {
-        self.urgent(move |w| w.open_incident(&incident)).await
+    /// Opens an incident; returns its id. With `alert` (the event word),
+    /// the decision to alert about it is recorded in the same transaction:
+    /// a kill right after cannot leave an incident nobody will hear of.
+    pub async fn open_incident(&self, incident: NewIncident, alert: Option<&'static str>) -> Result<i64, StoreError> {
+        self.urgent(move |w| w.open_incident(&incident, alert)).await
     }
 
     /// Sets an incident's group.
@@ -168,9 +204,17 @@ impl Store {
         .await
     }
 
-    /// Ends an incident.
-    pub async fn close_incident(&self, id: i64, at: i64) -> Result<(), StoreError> {
-        self.write("UPDATE incidents SET ended_at = ?2 WHERE id = ?1", vec![id.into(), at.into()]).await
+    /// Ends an incident; with `recovery` (its grouping key and group), the
+    /// decision to send a recovery is recorded in the same transaction.
+    pub async fn close_incident(&self, id: i64, at: i64, recovery: Option<(String, i64)>) -> Result<(), StoreError> {
+        self.urgent(move |w| {
+            w.conn.execute("UPDATE incidents SET ended_at = ?2 WHERE id = ?1", params![id, at])?;
+            if let Some((key, group)) = &recovery {
+                w.add_pending(id, "recovered", key, *group, at)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Every incident still open.
@@ -182,16 +226,78 @@ impl Store {
         .await
     }
 
-    /// Commits an alert and marks the incidents it tells about as notified
-    /// (and, for reminders, reminded at `reminder_at`). Returns None when a
-    /// message with the same Message-ID exists already: nothing is sent twice.
+    /// Commits an alert, marks the incidents it tells about as notified
+    /// (and, for reminders, reminded at `reminder_at`) and settles their
+    /// pending decisions. Returns None when a message with the same
+    /// Message-ID exists already: nothing is sent twice.
     pub async fn enqueue(
         &self,
         message: NewMessage,
         notified: Vec<(i64, ServiceStatus)>,
         reminder_at: Option<i64>,
+        settled: Vec<i64>,
     ) -> Result<Option<i64>, StoreError> {
-        self.urgent(move |w| w.enqueue(&message, &notified, reminder_at)).await
+        self.urgent(move |w| w.enqueue(&message, &notified, reminder_at, &settled)).await
+    }
+
+    /// Records that an alert about `incident` is decided and waits for
+    /// `group_wait` (replacing an earlier decision about it). Committed
+    /// before the wait begins.
+    pub async fn add_pending(
+        &self,
+        incident: i64,
+        event: String,
+        key: String,
+        group: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.write(
+            "INSERT OR REPLACE INTO pending_alerts (incident, event, key, grp, decided_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            vec![incident.into(), event.into(), key.into(), group.into(), at.into()],
+        )
+        .await
+    }
+
+    /// Drops pending decisions that will not be carried out as decided
+    /// (the service left the config; the monitor was offline; a degraded
+    /// alert became a down one): (incident, event) pairs.
+    pub async fn drop_pending(&self, decisions: Vec<(i64, String)>) -> Result<(), StoreError> {
+        self.urgent(move |w| {
+            for (incident, event) in &decisions {
+                w.conn.execute(
+                    "DELETE FROM pending_alerts WHERE incident = ?1 AND event = ?2",
+                    params![incident, event],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The decisions still pending, oldest first, with their incidents.
+    pub async fn pending_alerts(&self) -> Result<Vec<PendingAlert>, StoreError> {
+        self.urgent(|w| {
+            let columns = INCIDENT_COLUMNS.split(", ").map(|c| format!("i.{c}")).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT {columns}, p.event, p.key, p.grp, p.decided_at FROM pending_alerts p
+                 JOIN incidents i ON i.id = p.incident ORDER BY p.decided_at, p.incident"
+            );
+            let rows = w
+                .conn
+                .prepare(&sql)?
+                .query_map([], |r| {
+                    Ok(PendingAlert {
+                        incident: incident_from_row(r)?,
+                        event: r.get(11)?,
+                        key: r.get(12)?,
+                        group: r.get(13)?,
+                        decided_at: r.get(14)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
     }
 
     /// The channel's undelivered alerts in the order they were decided —

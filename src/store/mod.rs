@@ -30,7 +30,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 use tracing::error;
 
-pub use incidents::{Incident, NewIncident, NewMessage, OutboxRow};
+pub use incidents::{Incident, NewIncident, NewMessage, OutboxRow, PendingAlert};
 pub use reader::{Reader, Report};
 
 use crate::verdict::ServiceStatus;

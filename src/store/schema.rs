@@ -90,6 +90,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox ADD COLUMN failed_at INTEGER;
     INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', abs(random()) % 4294967296);
     "#,
+    // 3: alerts decided but waiting for group_wait, so a kill during the
+    // wait cannot lose them (they are re-formed after a restart).
+    r#"
+    CREATE TABLE pending_alerts (
+        incident   INTEGER NOT NULL,
+        event      TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        grp        INTEGER NOT NULL,
+        decided_at INTEGER NOT NULL,
+        PRIMARY KEY (incident, event)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the schema to the current version.
