@@ -109,6 +109,8 @@ pub enum AlertEvent {
     Reminder,
     /// Services recovered.
     Recovered,
+    /// The service changes status too often to alert on each change.
+    Flapping,
 }
 
 impl AlertEvent {
@@ -128,6 +130,7 @@ impl AlertEvent {
             AlertEvent::Degraded => "degraded",
             AlertEvent::Reminder => "reminder",
             AlertEvent::Recovered => "recovered",
+            AlertEvent::Flapping => "flapping",
         }
     }
 }
@@ -150,6 +153,51 @@ pub struct Tracker {
     pending: Vec<Pending>,
     online: bool,
     delivery: Arc<Notify>,
+    /// Per service: its recent status changes and whether it is flapping.
+    flaps: HashMap<String, Flap>,
+    /// The last incident that ended, per service (a flapping episode that
+    /// ends with the service up is told as its recovery).
+    last_ended: HashMap<String, Incident>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+/// A service's recent status changes (README, "E-mail alerts": flapping).
+#[derive(Debug, Default)]
+struct Flap {
+    last_status: Option<ServiceStatus>,
+    changes: std::collections::VecDeque<i64>,
+    flapping: bool,
+    episodes: u64,
+}
+
+impl Flap {
+    /// Records `status` at `at`; true when this change starts flapping.
+    fn observe(&mut self, status: ServiceStatus, at: i64, config: &Config) -> bool {
+        if status == ServiceStatus::Unknown || self.last_status == Some(status) {
+            return false;
+        }
+        let changed = self.last_status.is_some();
+        self.last_status = Some(status);
+        if !changed {
+            return false;
+        }
+        self.changes.push_back(at);
+        let window = config.alerts.flap_window.as_secs() as i64;
+        while self.changes.front().is_some_and(|t| at - t > window) {
+            self.changes.pop_front();
+        }
+        if !self.flapping && self.changes.len() >= config.alerts.flap_changes {
+            self.flapping = true;
+            self.episodes += 1;
+            return true;
+        }
+        false
+    }
+
+    /// True when a flapping service has held one status for the window.
+    fn settled(&self, now: i64, config: &Config) -> bool {
+        self.flapping && self.changes.back().is_none_or(|t| now - t >= config.alerts.flap_window.as_secs() as i64)
+    }
 }
 
 /// How often reminders are considered.
@@ -178,8 +226,18 @@ impl Tracker {
         }
         let ids: Vec<String> = config.borrow().services.iter().map(|s| s.id.clone()).collect();
         let decided = store.pending_alerts().await?;
-        let mut tracker =
-            Tracker { store, config, open, latest: HashMap::new(), pending: Vec::new(), online: true, delivery };
+        let mut tracker = Tracker {
+            store,
+            config,
+            open,
+            latest: HashMap::new(),
+            pending: Vec::new(),
+            online: true,
+            delivery,
+            flaps: HashMap::new(),
+            last_ended: HashMap::new(),
+            metrics: None,
+        };
         tracker.reform(decided);
         tracker.retain_services(&ids).await;
         Ok(tracker)
@@ -216,6 +274,16 @@ impl Tracker {
         }
     }
 
+    /// Reports flapping in `metrics` too.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Tracker {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn flapping(&self, service: &str) -> bool {
+        self.flaps.get(service).is_some_and(|f| f.flapping)
+    }
+
     /// Runs until `input` closes, then sends what is pending.
     pub async fn run(mut self, mut input: mpsc::UnboundedReceiver<TrackerInput>) {
         let mut reminders = tokio::time::interval(REMINDER_CHECK);
@@ -232,7 +300,10 @@ impl Tracker {
                     }
                 },
                 () = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => self.flush_pending(false).await,
-                _ = reminders.tick() => self.reminders().await,
+                _ = reminders.tick() => {
+                    self.reminders().await;
+                    self.settle_flapping().await;
+                }
             }
         }
     }
@@ -283,6 +354,10 @@ impl Tracker {
     async fn service(&mut self, snapshot: ServiceSnapshot) {
         let config = self.config.borrow().clone();
         self.latest.insert(snapshot.id.clone(), snapshot.clone());
+        let starts = self.flaps.entry(snapshot.id.clone()).or_default().observe(snapshot.status, snapshot.at, &config);
+        if starts {
+            self.start_flapping(&config, &snapshot).await;
+        }
         match snapshot.status {
             ServiceStatus::Down | ServiceStatus::Degraded => self.failing(&config, snapshot).await,
             ServiceStatus::Up => self.recovered(&config, snapshot).await,
@@ -359,6 +434,10 @@ impl Tracker {
                 incident
             }
         };
+        if self.flapping(&snapshot.id) {
+            // Recorded, not told: the FLAPPING alert said it all.
+            return;
+        }
         let already = incident.notified;
         let wanted = notify_on(config, snapshot.status)
             && already != Some(ServiceStatus::Down)
@@ -385,7 +464,7 @@ impl Tracker {
             .pending
             .iter()
             .any(|p| p.event != AlertEvent::Recovered && p.members.iter().any(|(i, _)| i.id == incident.id));
-        let told = incident.notified.is_some() || was_pending;
+        let told = (incident.notified.is_some() || was_pending) && !self.flapping(&snapshot.id);
         let send_recovery = config.alerts.email.as_ref().is_some_and(|e| e.send_recovery);
         let group = incident.group_id.unwrap_or(incident.id);
         let key = format!("group-{group}");
@@ -394,6 +473,9 @@ impl Tracker {
             warn!("cannot close the incident of {}: {e}", snapshot.id);
         }
         info!(service = %snapshot.id, incident = incident.id, "incident ended");
+        let mut ended_copy = incident.clone();
+        ended_copy.ended_at = Some(snapshot.at);
+        self.last_ended.insert(snapshot.id.clone(), ended_copy);
         if told && send_recovery {
             let mut ended = incident;
             ended.ended_at = Some(snapshot.at);
@@ -411,7 +493,16 @@ impl Tracker {
         snapshot: ServiceSnapshot,
     ) {
         let now = Instant::now();
-        let group = match self.pending.iter_mut().find(|p| p.event == event && p.key == key && p.deadline > now) {
+        // A group gathers different services failing for one cause; a new
+        // incident of a service already in it (it recovered and failed
+        // again within group_wait) starts a group of its own.
+        let joinable = |p: &Pending| {
+            p.event == event
+                && p.key == key
+                && p.deadline > now
+                && !p.members.iter().any(|(i, _)| i.service == incident.service && i.id != incident.id)
+        };
+        let group = match self.pending.iter_mut().find(|p| joinable(p)) {
             Some(p) => {
                 let group = p.group;
                 incident.group_id = Some(incident.group_id.unwrap_or(group));
@@ -484,12 +575,7 @@ impl Tracker {
         let members: Vec<Member> =
             members.into_iter().map(|(incident, snapshot)| Member { incident, snapshot }).collect();
         let Rendered { subject, text, html } = render::render(event, &members, &config, now);
-        let vantage: String = config
-            .monitor
-            .vantage
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-            .collect();
+        let vantage = vantage_word(&config.monitor.vantage);
         // One Message-ID per incident event, unique across stores:
         // <event-incident-seq-STOREID@vantage>, the incident being the
         // group's first (a recovery: the first incident it reports, since
@@ -512,7 +598,7 @@ impl Tracker {
         let level = match event {
             AlertEvent::Down | AlertEvent::Reminder => Some(ServiceStatus::Down),
             AlertEvent::Degraded => Some(ServiceStatus::Degraded),
-            AlertEvent::Recovered => None,
+            AlertEvent::Recovered | AlertEvent::Flapping => None,
         };
         let marks: Vec<(i64, ServiceStatus)> =
             level.map(|l| members.iter().map(|m| (m.incident.id, l)).collect()).unwrap_or_default();
@@ -539,6 +625,89 @@ impl Tracker {
         }
     }
 
+    /// The service just started flapping: its pending alerts are cancelled
+    /// and one FLAPPING alert goes out for it alone, at once.
+    async fn start_flapping(&mut self, config: &Config, snapshot: &ServiceSnapshot) {
+        let id = snapshot.id.clone();
+        let cancelled: Vec<(i64, String)> = self
+            .pending
+            .iter()
+            .flat_map(|p| p.members.iter().map(move |(i, _)| (i, p.event)))
+            .filter(|(i, _)| i.service == id)
+            .map(|(i, event)| (i.id, event.as_str().to_string()))
+            .collect();
+        self.unqueue(|i| i.service == id);
+        if !cancelled.is_empty()
+            && let Err(e) = self.store.drop_pending(cancelled).await
+        {
+            warn!("{e}");
+        }
+        if let Some(m) = &self.metrics {
+            m.set_flapping(&id, true);
+        }
+        let (changes, episode) = self.flaps.get(&id).map(|f| (f.changes.len(), f.episodes)).unwrap_or((0, 1));
+        warn!(service = %id, changes, "service is flapping: its alerts are held back until it holds one status");
+        if config.alerts.email.is_none() || !self.online {
+            return;
+        }
+        let incident = self.open.get(&id).or_else(|| self.last_ended.get(&id)).map(|i| i.id).unwrap_or(0);
+        let Rendered { subject, text, html } =
+            render::flapping(&snapshot.name, changes, config.alerts.flap_window, config);
+        let now = crate::time::unix(std::time::SystemTime::now());
+        let message = NewMessage {
+            channel: "email".into(),
+            event: AlertEvent::Flapping.as_str().into(),
+            message_id: format!(
+                "<flapping-{incident}-{episode}-{}@{}.chatpulse>",
+                self.store.id(),
+                vantage_word(&config.monitor.vantage)
+            ),
+            subject,
+            body_text: text,
+            body_html: html,
+            created_at: now,
+        };
+        match self.store.enqueue(message, Vec::new(), None, Vec::new()).await {
+            Ok(Some(id)) => {
+                info!(outbox = id, "flapping alert queued");
+                self.delivery.notify_one();
+            }
+            Ok(None) => {}
+            Err(e) => warn!("cannot queue the flapping alert: {e}"),
+        }
+    }
+
+    /// Services that have held one status for `flap_window` stop flapping,
+    /// with one alert for the status they hold (a recovery if up).
+    async fn settle_flapping(&mut self) {
+        let config = self.config.borrow().clone();
+        let now = crate::time::unix(std::time::SystemTime::now());
+        let settled: Vec<String> =
+            self.flaps.iter().filter(|(_, f)| f.settled(now, &config)).map(|(id, _)| id.clone()).collect();
+        for id in settled {
+            if let Some(f) = self.flaps.get_mut(&id) {
+                f.flapping = false;
+                f.changes.clear();
+            }
+            if let Some(m) = &self.metrics {
+                m.set_flapping(&id, false);
+            }
+            info!(service = %id, "service no longer flapping");
+            let Some(snapshot) = self.latest.get(&id).cloned() else { continue };
+            match snapshot.status {
+                ServiceStatus::Down | ServiceStatus::Degraded => self.failing(&config, snapshot).await,
+                ServiceStatus::Up => {
+                    let send_recovery = config.alerts.email.as_ref().is_some_and(|e| e.send_recovery);
+                    if let Some(ended) = self.last_ended.get(&id).cloned().filter(|_| send_recovery) {
+                        let key = format!("group-{}", ended.group_id.unwrap_or(ended.id));
+                        self.join(&config, AlertEvent::Recovered, key, ended, snapshot).await;
+                    }
+                }
+                ServiceStatus::Unknown => {}
+            }
+        }
+    }
+
     async fn reminders(&mut self) {
         let config = self.config.borrow().clone();
         let Some(repeat) = config.alerts.email.as_ref().and_then(|e| e.repeat) else { return };
@@ -561,6 +730,11 @@ impl Tracker {
             self.send(AlertEvent::Reminder, group, members, Some(nth)).await;
         }
     }
+}
+
+/// The vantage name as it appears in Message-IDs.
+fn vantage_word(vantage: &str) -> String {
+    vantage.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
 }
 
 /// A snapshot for an incident continued from before a restart whose service

@@ -160,6 +160,7 @@ pub struct Metrics {
     bgp_malformed: Family<SourceLabels, Counter>,
     service_up: Family<ServiceLabels, Ratio>,
     service_cause: Family<CauseLabels, Gauge>,
+    service_flapping: Family<ServiceLabels, Gauge>,
     /// The cause series set per service, to remove it when the cause changes.
     causes: std::sync::Mutex<std::collections::HashMap<String, CauseLabels>>,
     guard_up: Family<GuardLabels, Gauge>,
@@ -207,6 +208,7 @@ impl Metrics {
             bgp_malformed: Family::default(),
             service_up: Family::default(),
             service_cause: Family::default(),
+            service_flapping: Family::default(),
             causes: Default::default(),
             guard_up: Family::default(),
             tls_expiry: Family::default(),
@@ -259,6 +261,11 @@ impl Metrics {
             "service_cause",
             "1 while the service has this root cause (layer and reasons of its lowest DOWN layer)",
             m.service_cause.clone(),
+        );
+        r.register(
+            "service_flapping",
+            "1 while the service is flapping (its alerts are held back)",
+            m.service_flapping.clone(),
         );
         r.register("guard_up", "Whether the guard probe's last run passed (own connectivity)", m.guard_up.clone());
         r.register(
@@ -411,6 +418,7 @@ impl Metrics {
             ServiceStatus::Up | ServiceStatus::Degraded => 1.0,
         };
         self.service_up.get_or_create(&labels).set(up);
+        drop(self.service_flapping.get_or_create(&labels));
         for s in ServiceStatus::ALL {
             let l = StatusLabels { service: service.into(), status: s.as_str().into() };
             self.service_status.get_or_create(&l).set(i64::from(s == status));
@@ -436,6 +444,11 @@ impl Metrics {
             self.service_cause.get_or_create(&labels).set(1);
             causes.insert(service.into(), labels);
         }
+    }
+
+    /// `chatpulse_service_flapping{service}`.
+    pub fn set_flapping(&self, service: &str, flapping: bool) {
+        self.service_flapping.get_or_create(&ServiceLabels { service: service.into() }).set(i64::from(flapping));
     }
 
     /// Drops every series of a probe that left the plan.
@@ -469,6 +482,7 @@ impl Metrics {
     /// Drops every series of a service that left the config.
     pub fn forget_service(&self, service: &str) {
         self.set_cause(service, None);
+        self.service_flapping.remove(&ServiceLabels { service: service.into() });
         self.service_up.remove(&ServiceLabels { service: service.into() });
         for s in ServiceStatus::ALL {
             self.service_status.remove(&StatusLabels { service: service.into(), status: s.as_str().into() });
@@ -595,7 +609,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     /// Every metric name of README, "Metrics", as it must appear on a sample line.
-    const SPEC_SERIES: [&str; 22] = [
+    const SPEC_SERIES: [&str; 23] = [
         "chatpulse_probe_success{",
         "chatpulse_probe_up{",
         "chatpulse_probe_duration_seconds_bucket{",
@@ -618,6 +632,7 @@ mod tests {
         "chatpulse_service_cause{",
         "chatpulse_guard_up{",
         "chatpulse_tls_cert_expiry_timestamp_seconds{",
+        "chatpulse_service_flapping{",
     ];
 
     #[test]

@@ -110,14 +110,28 @@ async fn kill_9_at_random_moments_loses_no_alert_and_keeps_their_order() {
     assert_eq!(list.len() as u64, ROUNDS, "one incident per outage: {list:?}");
     let ids: Vec<i64> = list.iter().map(|i| i["id"].as_i64().unwrap()).collect();
     // Every incident's DOWN and recovery delivered at least once, DOWN first.
-    let mails = wait_for("every alert delivered", Duration::from_secs(60), || async {
-        let mails = smtp.mails();
+    let missing = |mails: &[support::smtp::Mail]| -> Vec<String> {
         let seen = |event: &str, id: i64| {
-            mails.iter().position(|m| m.header("Message-ID").is_some_and(|h| h.starts_with(&format!("<{event}-{id}-"))))
+            mails.iter().any(|m| m.header("Message-ID").is_some_and(|h| h.starts_with(&format!("<{event}-{id}-"))))
         };
-        ids.iter().all(|id| seen("down", *id).is_some() && seen("recovered", *id).is_some()).then_some(mails)
-    })
-    .await;
+        ids.iter()
+            .flat_map(|id| ["down", "recovered"].map(|event| (event, *id)))
+            .filter(|(event, id)| !seen(event, *id))
+            .map(|(event, id)| format!("{event} of incident {id}"))
+            .collect()
+    };
+    let end = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !missing(&smtp.mails()).is_empty() && tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mails = smtp.mails();
+    let ids_seen: Vec<String> = mails.iter().filter_map(|m| m.header("Message-ID")).collect();
+    assert!(
+        missing(&mails).is_empty(),
+        "never delivered: {:?}; delivered: {ids_seen:?}; incidents: {list:?}\n{}",
+        missing(&mails),
+        daemon.all_logs()
+    );
     for id in &ids {
         let first = |event: &str| {
             mails

@@ -310,3 +310,48 @@ async fn smtp_down_across_a_whole_incident_delivers_down_then_recovery_in_that_o
     assert!(mails[1].subject().starts_with("[chatpulse] Signal recovered"), "{}", mails[1].subject());
     assert_eq!(mails.len(), 2);
 }
+
+/// A target alternating failure and success: exactly one FLAPPING mail for
+/// the episode, no storm, and once it has held one status for flap_window
+/// one alert saying which (here, a recovery). Incidents are still recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_service_gets_one_flapping_alert_then_one_for_the_status_it_settles_on() {
+    let dns = TestDns::start().await;
+    let smtp = SmtpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), smtp.addr.port(), "", &dns_service("whatsapp", "WhatsApp", "web.chat.test", &dns));
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[alerts]\ngroup_wait = \"1s\"",
+        "[alerts]\ngroup_wait = \"1s\"\nflap_changes = 4\nflap_window = \"8s\"",
+    );
+    std::fs::write(&path, text).unwrap();
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    until_status(&daemon, "whatsapp", "up").await;
+    for _ in 0..4 {
+        dns.set_mode(Mode::ServFail);
+        until_status(&daemon, "whatsapp", "down").await;
+        dns.set_mode(Mode::Normal);
+        until_status(&daemon, "whatsapp", "up").await;
+    }
+    wait_for("flapping", DEADLINE, || async {
+        (daemon.metric(r#"chatpulse_service_flapping{service="whatsapp"}"#).await? == 1.0).then_some(())
+    })
+    .await;
+    // Holding up for flap_window ends the episode with a recovery.
+    wait_for("flapping over", Duration::from_secs(30), || async {
+        (daemon.metric(r#"chatpulse_service_flapping{service="whatsapp"}"#).await? == 0.0).then_some(())
+    })
+    .await;
+    let mails = wait_for("the closing alert", Duration::from_secs(20), || async {
+        let mails = smtp.mails();
+        mails.last().is_some_and(|m| m.subject().contains("recovered")).then_some(mails)
+    })
+    .await;
+    let subjects: Vec<String> = mails.iter().map(|m| m.subject()).collect();
+    let flapping = subjects.iter().filter(|s| s.contains("is FLAPPING")).count();
+    assert_eq!(flapping, 1, "{subjects:?}");
+    assert!(subjects.iter().any(|s| s == "[chatpulse] WhatsApp is FLAPPING — 4 changes in 8s"), "{subjects:?}");
+    assert!(subjects.len() <= 4, "no storm: {subjects:?}");
+    let incidents = daemon.json("/api/v1/incidents?service=whatsapp").await.unwrap();
+    assert!(incidents["incidents"].as_array().unwrap().len() >= 4, "incidents are still recorded");
+}

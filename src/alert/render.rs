@@ -65,6 +65,7 @@ fn subject(event: AlertEvent, members: &[&Member], now: i64) -> String {
             let since = human(std::time::Duration::from_secs((now - started).max(0) as u64));
             format!("[chatpulse] {who} still DOWN ({since}){list} — {cause}")
         }
+        AlertEvent::Flapping => format!("[chatpulse] {who} is FLAPPING{list}"),
         AlertEvent::Recovered => {
             let longest =
                 members.iter().map(|m| m.incident.ended_at.unwrap_or(now) - m.incident.started_at).max().unwrap_or(0);
@@ -74,6 +75,28 @@ fn subject(event: AlertEvent, members: &[&Member], now: i64) -> String {
             )
         }
     }
+}
+
+/// The FLAPPING alert: `service` changed status `changes` times within
+/// `window`; nothing more is said about it until it holds one status.
+pub fn flapping(name: &str, changes: usize, window: std::time::Duration, config: &Config) -> Rendered {
+    let window = human(window);
+    let subject = format!("[chatpulse] {name} is FLAPPING — {changes} changes in {window}");
+    let url = status_url(config);
+    let vantage = &config.monitor.vantage;
+    let text = format!(
+        "{name} changed status {changes} times within {window}, as seen from vantage \"{vantage}\".\n\n\
+         Its alerts are held back until it has held one status for {window}; then one alert says which.\n\
+         Incidents are still recorded.\n\nStatus page: {url}\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;font-size:14px\"><h2>{}</h2><p>{} changed status {changes} times within {window}, as seen from vantage <b>{}</b>.</p><p>Its alerts are held back until it has held one status for {window}; then one alert says which. Incidents are still recorded.</p><p><a href=\"{}\">Status page</a></p></body></html>",
+        escape(&subject),
+        escape(name),
+        escape(vantage),
+        escape(&url)
+    );
+    Rendered { subject, text, html }
 }
 
 /// Renders an alert about `members` (at least one).
@@ -88,6 +111,7 @@ pub fn render(event: AlertEvent, members: &[Member], config: &Config, now: i64) 
         AlertEvent::Degraded => "is DEGRADED",
         AlertEvent::Reminder => "is still DOWN",
         AlertEvent::Recovered => "has recovered",
+        AlertEvent::Flapping => "is FLAPPING",
     };
     let mut text = String::new();
     let mut html = String::from("<!doctype html><html><body style=\"font-family:sans-serif;font-size:14px\">");

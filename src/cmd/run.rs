@@ -399,7 +399,8 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     let delivery = Arc::new(Notify::new());
     let tracker = Tracker::new(store.clone(), config_tx.subscribe(), delivery.clone())
         .await
-        .map_err(|source| RunError::Store { path: config.storage.path.display().to_string(), source })?;
+        .map_err(|source| RunError::Store { path: config.storage.path.display().to_string(), source })?
+        .with_metrics(metrics.clone());
     let (incidents, incidents_rx) = mpsc::unbounded_channel();
     let tracker = tokio::spawn(tracker.run(incidents_rx));
     let background = vec![

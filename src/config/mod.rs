@@ -182,6 +182,10 @@ pub struct Storage {
 pub struct Alerts {
     /// How long to wait for other services failing with the same cause.
     pub group_wait: Duration,
+    /// Status changes within `flap_window` that make a service flapping.
+    pub flap_changes: usize,
+    /// The flapping window; also how long a status must hold to end it.
+    pub flap_window: Duration,
     /// `[alerts.email]`, if configured.
     pub email: Option<Email>,
 }
@@ -866,10 +870,17 @@ fn parse_mailbox(s: &str) -> Result<String, String> {
 }
 
 fn read_alerts(root: &Section<'_, '_>) -> Result<Alerts, ConfigError> {
-    let mut alerts = Alerts { group_wait: Duration::from_secs(5), email: None };
+    let mut alerts = Alerts {
+        group_wait: Duration::from_secs(5),
+        flap_changes: 6,
+        flap_window: Duration::from_secs(1800),
+        email: None,
+    };
     let Some(t) = root.table("alerts", "[alerts]")? else { return Ok(alerts) };
-    t.allow_only(&["group_wait", "email"])?;
+    t.allow_only(&["group_wait", "flap_changes", "flap_window", "email"])?;
     alerts.group_wait = t.duration("group_wait", true)?.unwrap_or(alerts.group_wait);
+    alerts.flap_changes = t.int("flap_changes", 2..1001)?.map_or(alerts.flap_changes, |n| n as usize);
+    alerts.flap_window = t.duration("flap_window", false)?.unwrap_or(alerts.flap_window);
     let Some(e) = t.table("email", "[alerts.email]")? else { return Ok(alerts) };
     e.allow_only(&["smtp", "username", "password_env", "from", "to", "notify_on", "repeat", "send_recovery"])?;
     let smtp = e.required_str("smtp")?;
