@@ -28,6 +28,7 @@
 //! - [`api`]: HTTP routes: /metrics, /healthz, /api/v1/…, status page.
 //! - [`cmd`]: the subcommands behind `main.rs`.
 //! - [`error_text`]: the innermost cause of an error chain, for details and logs.
+//! - [`fuzzing`]: entry points for the fuzzers and their regression corpus.
 //! - [`health`]: the monitor's own health, for `/healthz`.
 //! - [`prefix`]: IP prefixes, as the config, the BGP engine and the probes see them.
 //! - [`time`]: how times and durations are shown and stored.
@@ -44,6 +45,7 @@ pub mod bgp;
 pub mod cmd;
 pub mod config;
 pub mod error_text;
+pub mod fuzzing;
 pub mod health;
 pub mod html;
 pub mod incident;

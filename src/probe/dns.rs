@@ -300,6 +300,13 @@ impl DnsProbe {
         }
     }
 
+    /// Judges a raw reply as if `server` had sent it for query `id`: what the
+    /// probe makes of any bytes (the entry point of the fuzzer).
+    pub fn judge_bytes(&self, server: &DnsServer, bytes: &[u8], id: u16) -> Option<Finding> {
+        let reply = Message::from_vec(bytes).ok()?;
+        self.answers(&reply, id).then(|| self.judge(server, &reply))
+    }
+
     /// True when `reply` is a response to our query: our ID, and exactly our
     /// one question (a reply without a question proves nothing).
     fn answers(&self, reply: &Message, id: u16) -> bool {
