@@ -19,6 +19,8 @@ pub struct Health {
     last_shortage: AtomicI64,
     /// What the last shortage was.
     shortage: Mutex<String>,
+    /// The history store's fault, while there is one.
+    store: Mutex<Option<String>>,
 }
 
 impl Health {
@@ -35,10 +37,18 @@ impl Health {
         before == 0 || now - before > SHORTAGE_MEMORY_SECS
     }
 
+    /// The history store's fault (`store: disk full`), or none.
+    pub fn set_store_fault(&self, fault: Option<String>) {
+        *self.store.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+
     /// The fault to report at `now`, if any.
     pub fn fault(&self, now: i64) -> Option<String> {
         if !self.scheduler_running.load(Ordering::Relaxed) {
             return Some("scheduler: not running".into());
+        }
+        if let Some(store) = self.store.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Some(store);
         }
         let last = self.last_shortage.load(Ordering::Relaxed);
         if last != 0 && now - last <= SHORTAGE_MEMORY_SECS {

@@ -159,7 +159,14 @@ pub struct Tracker {
     /// ends with the service up is told as its recovery).
     last_ended: HashMap<String, Incident>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Alerts the store could not take, for delivery from memory.
+    spillover: crate::store::Spillover,
+    /// Ids for incidents the store could not record (kept in memory only).
+    next_memory_id: i64,
 }
+
+/// Incidents the store could not record get ids from here on.
+const MEMORY_IDS: i64 = 1_000_000_000;
 
 /// A service's recent status changes (README, "E-mail alerts": flapping).
 #[derive(Debug, Default)]
@@ -237,6 +244,8 @@ impl Tracker {
             flaps: HashMap::new(),
             last_ended: HashMap::new(),
             metrics: None,
+            spillover: Default::default(),
+            next_memory_id: MEMORY_IDS,
         };
         tracker.reform(decided);
         tracker.retain_services(&ids).await;
@@ -272,6 +281,11 @@ impl Tracker {
                 }),
             }
         }
+    }
+
+    /// Where alerts go when the store cannot take them (shared with delivery).
+    pub fn spillover(&self) -> crate::store::Spillover {
+        self.spillover.clone()
     }
 
     /// Reports flapping in `metrics` too.
@@ -412,8 +426,11 @@ impl Tracker {
                 let id = match self.store.open_incident(new.clone(), alert).await {
                     Ok(id) => id,
                     Err(e) => {
-                        warn!("cannot record the incident of {}: {e}", snapshot.id);
-                        return;
+                        // The store cannot be written: the incident lives in
+                        // memory, and its alert goes out all the same.
+                        self.next_memory_id += 1;
+                        warn!("cannot record the incident of {} ({e}); alerting from memory", snapshot.id);
+                        self.next_memory_id
                     }
                 };
                 info!(service = %snapshot.id, incident = id, cause = %cause.summary, "incident opened");
@@ -605,6 +622,7 @@ impl Tracker {
         let reminder_at = (event != AlertEvent::Recovered && event != AlertEvent::Degraded).then_some(now);
         let settled: Vec<i64> =
             if reminder.is_some() { Vec::new() } else { members.iter().map(|m| m.incident.id).collect() };
+        let message_copy = message.clone();
         match self.store.enqueue(message, marks.clone(), reminder_at, settled).await {
             Ok(Some(id)) => {
                 info!(outbox = id, event = event.as_str(), services = members.len(), "alert queued");
@@ -621,7 +639,18 @@ impl Tracker {
                 self.delivery.notify_one();
             }
             Ok(None) => info!(event = event.as_str(), "alert already queued before; not queued twice"),
-            Err(e) => warn!("cannot queue the alert: {e}"),
+            Err(e) => {
+                warn!("cannot queue the alert in the store ({e}); it is delivered from memory");
+                self.spillover.lock().unwrap_or_else(|p| p.into_inner()).push_back(message_copy);
+                for member in &members {
+                    if let Some(open) = self.open.get_mut(&member.incident.service)
+                        && level.is_some()
+                    {
+                        open.notified = level;
+                    }
+                }
+                self.delivery.notify_one();
+            }
         }
     }
 

@@ -56,6 +56,11 @@ struct BgpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GuardLabels {
     guard: String,
 }
@@ -161,6 +166,9 @@ pub struct Metrics {
     service_up: Family<ServiceLabels, Ratio>,
     service_cause: Family<CauseLabels, Gauge>,
     service_flapping: Family<ServiceLabels, Gauge>,
+    store_errors: Family<OpLabels, Counter>,
+    /// Store error counts already exported (write, read).
+    store_errors_seen: [std::sync::atomic::AtomicU64; 2],
     /// The cause series set per service, to remove it when the cause changes.
     causes: std::sync::Mutex<std::collections::HashMap<String, CauseLabels>>,
     guard_up: Family<GuardLabels, Gauge>,
@@ -209,6 +217,8 @@ impl Metrics {
             service_up: Family::default(),
             service_cause: Family::default(),
             service_flapping: Family::default(),
+            store_errors: Family::default(),
+            store_errors_seen: Default::default(),
             causes: Default::default(),
             guard_up: Family::default(),
             tls_expiry: Family::default(),
@@ -267,6 +277,10 @@ impl Metrics {
             "1 while the service is flapping (its alerts are held back)",
             m.service_flapping.clone(),
         );
+        r.register("store_errors", "Failed writes and reads of the history store", m.store_errors.clone());
+        for op in ["write", "read"] {
+            drop(m.store_errors.get_or_create(&OpLabels { op: op.into() }));
+        }
         r.register("guard_up", "Whether the guard probe's last run passed (own connectivity)", m.guard_up.clone());
         r.register(
             "tls_cert_expiry_timestamp_seconds",
@@ -446,6 +460,17 @@ impl Metrics {
         }
     }
 
+    /// `chatpulse_store_errors_total{op}` from the store's running counts.
+    pub fn sync_store_errors(&self, writes: u64, reads: u64) {
+        use std::sync::atomic::Ordering;
+        for (i, (op, count)) in [("write", writes), ("read", reads)].into_iter().enumerate() {
+            let before = self.store_errors_seen[i].swap(count, Ordering::Relaxed);
+            if count > before {
+                self.store_errors.get_or_create(&OpLabels { op: op.into() }).inc_by(count - before);
+            }
+        }
+    }
+
     /// `chatpulse_service_flapping{service}`.
     pub fn set_flapping(&self, service: &str, flapping: bool) {
         self.service_flapping.get_or_create(&ServiceLabels { service: service.into() }).set(i64::from(flapping));
@@ -609,7 +634,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     /// Every metric name of README, "Metrics", as it must appear on a sample line.
-    const SPEC_SERIES: [&str; 23] = [
+    const SPEC_SERIES: [&str; 24] = [
         "chatpulse_probe_success{",
         "chatpulse_probe_up{",
         "chatpulse_probe_duration_seconds_bucket{",
@@ -633,6 +658,7 @@ mod tests {
         "chatpulse_guard_up{",
         "chatpulse_tls_cert_expiry_timestamp_seconds{",
         "chatpulse_service_flapping{",
+        "chatpulse_store_errors_total{",
     ];
 
     #[test]

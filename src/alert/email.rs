@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, Email, SmtpSecurity};
 use crate::metrics::Metrics;
-use crate::store::{OutboxRow, Store};
+use crate::store::{OutboxRow, Spillover, Store};
 
 /// The channel name in the outbox and the metrics.
 pub const CHANNEL: &str = "email";
@@ -73,9 +73,36 @@ fn message(email: &Email, row: &OutboxRow) -> Result<Message, String> {
 /// so one unsendable message cannot block the queue for ever.
 const GIVE_UP_AFTER: u32 = 3;
 
+/// Delivers the alerts the store could not take, oldest first, stopping at
+/// the first failure; true when none is left.
+async fn deliver_spillover(spillover: &Spillover, email: &Email, metrics: &Metrics) -> bool {
+    loop {
+        let Some(next) = spillover.lock().unwrap_or_else(|p| p.into_inner()).front().cloned() else { return true };
+        let row = OutboxRow { id: 0, attempts: 0, message: next };
+        let outcome = match (transport(email), message(email, &row)) {
+            (Ok(t), Ok(m)) => t.send(m).await.map(|_| ()).map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        metrics.count_alert(CHANNEL, &row.message.event, outcome.is_ok());
+        match outcome {
+            Ok(()) => {
+                info!(event = %row.message.event, subject = %row.message.subject, "alert e-mailed from memory");
+                spillover.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            }
+            Err(why) => {
+                warn!(smtp = %email.smtp_url, "alert delivery from memory failed ({why}); retrying");
+                return false;
+            }
+        }
+    }
+}
+
 /// Tries the due messages in order, stopping at the first that fails;
 /// returns when to look again.
-async fn deliver_due(store: &Store, email: &Email, metrics: &Metrics) -> Duration {
+async fn deliver_due(store: &Store, spillover: &Spillover, email: &Email, metrics: &Metrics) -> Duration {
+    if !deliver_spillover(spillover, email, metrics).await {
+        return Duration::from_secs(5);
+    }
     let now = crate::time::unix(std::time::SystemTime::now());
     let due = match store.due_messages(now, CHANNEL).await {
         Ok(due) => due,
@@ -132,12 +159,18 @@ async fn deliver_due(store: &Store, email: &Email, metrics: &Metrics) -> Duratio
     }
 }
 
-/// Delivers the outbox until aborted.
-pub async fn run(store: Store, mut config: watch::Receiver<Arc<Config>>, metrics: Arc<Metrics>, wake: Arc<Notify>) {
+/// Delivers the outbox (and the alerts that could not enter it) until aborted.
+pub async fn run(
+    store: Store,
+    spillover: Spillover,
+    mut config: watch::Receiver<Arc<Config>>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+) {
     loop {
         let current = config.borrow_and_update().clone();
         let wait = match &current.alerts.email {
-            Some(email) => deliver_due(&store, email, &metrics).await,
+            Some(email) => deliver_due(&store, &spillover, email, &metrics).await,
             None => Duration::from_secs(3600),
         };
         tokio::select! {

@@ -401,10 +401,17 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
         .await
         .map_err(|source| RunError::Store { path: config.storage.path.display().to_string(), source })?
         .with_metrics(metrics.clone());
+    let spillover = tracker.spillover();
     let (incidents, incidents_rx) = mpsc::unbounded_channel();
     let tracker = tokio::spawn(tracker.run(incidents_rx));
     let background = vec![
-        tokio::spawn(crate::alert::email::run(store.clone(), config_tx.subscribe(), metrics.clone(), delivery)),
+        tokio::spawn(crate::alert::email::run(
+            store.clone(),
+            spillover,
+            config_tx.subscribe(),
+            metrics.clone(),
+            delivery,
+        )),
         tokio::spawn(publish_uptime(history.clone(), config_tx.subscribe(), metrics.clone())),
     ];
     let (observations, mut rx) = mpsc::channel(8192);
@@ -439,10 +446,16 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     );
 
     let mut store_tick = tokio::time::interval(Duration::from_millis(250));
+    let store_faults = daemon.sinks.store.faults();
     loop {
         tokio::select! {
             Some(observation) = rx.recv() => daemon.handle(observation, &mut rx).await,
-            _ = store_tick.tick() => daemon.sinks.flush_runs(),
+            _ = store_tick.tick() => {
+                daemon.sinks.flush_runs();
+                let (writes, reads) = store_faults.counts();
+                daemon.metrics.sync_store_errors(writes, reads);
+                daemon.health.set_store_fault(store_faults.current());
+            }
             _ = hangup.recv() => daemon.reload().await,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,

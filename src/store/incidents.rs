@@ -102,6 +102,11 @@ pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
     })
 }
 
+/// Alerts that could not be committed to the outbox (the store cannot be
+/// written): kept in memory, in decision order, and delivered from there —
+/// a full disk must not silence an outage.
+pub type Spillover = std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<NewMessage>>>;
+
 /// An alert decided before a restart and not yet queued.
 #[derive(Debug, Clone)]
 pub struct PendingAlert {

@@ -15,6 +15,7 @@
 //! alive, so the time chatpulse was not running — even after kill -9 —
 //! counts as unknown, not as up or down.
 
+pub mod faults;
 mod history;
 mod incidents;
 mod reader;
@@ -30,7 +31,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 use tracing::error;
 
-pub use incidents::{Incident, NewIncident, NewMessage, OutboxRow, PendingAlert};
+pub use incidents::{Incident, NewIncident, NewMessage, OutboxRow, PendingAlert, Spillover};
 pub use reader::{Reader, Report};
 
 use crate::verdict::ServiceStatus;
@@ -119,6 +120,8 @@ pub(crate) struct Writer {
     last_retention: i64,
     /// Holds the one-writer lock on the store file.
     _lock: std::fs::File,
+    /// Where failed writes are recorded.
+    faults: Arc<faults::StoreFaults>,
 }
 
 type Job = Box<dyn FnOnce(&mut Writer) + Send>;
@@ -139,6 +142,8 @@ enum Msg {
 #[derive(Clone)]
 pub struct Store {
     tx: sync_mpsc::Sender<Msg>,
+    /// What went wrong with writing, for metrics and `/healthz`.
+    faults: Arc<faults::StoreFaults>,
     /// Random, made when the store was created: part of every Message-ID,
     /// so two stores never reuse one.
     id: Arc<str>,
@@ -180,12 +185,18 @@ impl Writer {
             self.begin();
         }
         if let Err(e) = self.flush_runs(now, force_runs).and_then(|()| self.set_heartbeat(now)) {
-            error!("{e}");
+            match &e {
+                StoreError::Sql(sql) => self.faults.record(true, sql),
+                other => error!("{other}"),
+            }
         }
         let committed = match self.conn.execute_batch("COMMIT") {
-            Ok(()) => true,
+            Ok(()) => {
+                self.faults.cleared();
+                true
+            }
             Err(e) => {
-                error!("history store: commit failed: {e}");
+                self.faults.record(true, &e);
                 let _ = self.conn.execute_batch("ROLLBACK");
                 false
             }
@@ -271,15 +282,28 @@ impl Store {
         schema::migrate(&mut conn)?;
         let id: i64 = conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| r.get(0))?;
         let id: Arc<str> = format!("{id:08x}").into();
-        let mut writer =
-            Writer { conn, in_batch: false, runs: Default::default(), retention, last_retention: 0, _lock: lock };
+        let faults = Arc::new(faults::StoreFaults::default());
+        let mut writer = Writer {
+            conn,
+            in_batch: false,
+            runs: Default::default(),
+            retention,
+            last_retention: 0,
+            _lock: lock,
+            faults: faults.clone(),
+        };
         writer.close_gap()?;
         let (tx, rx) = sync_mpsc::channel();
         std::thread::Builder::new()
             .name("chatpulse-store".into())
             .spawn(move || writer_loop(writer, rx))
             .map_err(StoreError::Thread)?;
-        Ok(Store { tx, id })
+        Ok(Store { tx, id, faults })
+    }
+
+    /// What went wrong with writing (shared, live).
+    pub fn faults(&self) -> Arc<faults::StoreFaults> {
+        self.faults.clone()
     }
 
     /// The store's random id (hex), for Message-IDs.
