@@ -121,3 +121,56 @@ name = "WhatsApp"
     .await;
     drop(daemon);
 }
+
+/// The store file removed under a running monitor: noticed within a
+/// minute, recreated with its history, and the API reads the new file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_store_file_is_noticed_and_recreated_with_its_history() {
+    let dns = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.db");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[monitor]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 2\n[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"web.chat.test\"\n  server = \"{}\"\n",
+            db.display(),
+            dns.addr
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir.path(), &config, &[]).await;
+    let status = |want: &'static str| {
+        let daemon = &daemon;
+        async move {
+            wait_for(want, Duration::from_secs(20), || async {
+                (daemon.service("whatsapp").await?["status"] == want).then_some(())
+            })
+            .await
+        }
+    };
+    status("up").await;
+    dns.set_mode(Mode::ServFail);
+    status("down").await;
+    dns.set_mode(Mode::Normal);
+    status("up").await;
+    let before = daemon.json("/api/v1/incidents").await.unwrap()["incidents"].as_array().unwrap().len();
+    assert_eq!(before, 1);
+
+    std::fs::remove_file(&db).unwrap();
+    wait_for("the file recreated", Duration::from_secs(60), || async { db.exists().then_some(()) }).await;
+    assert!(daemon.logged("the file was removed under the running monitor"), "{}", daemon.all_logs());
+    // History kept, and new history written to the new file.
+    dns.set_mode(Mode::ServFail);
+    status("down").await;
+    let incidents = wait_for("both incidents in the recreated store", Duration::from_secs(20), || async {
+        let list = daemon.json("/api/v1/incidents").await?["incidents"].as_array()?.clone();
+        (list.len() == 2).then_some(list)
+    })
+    .await;
+    assert_eq!(incidents.len(), 2);
+    drop(daemon);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+}

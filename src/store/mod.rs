@@ -122,7 +122,13 @@ pub(crate) struct Writer {
     _lock: std::fs::File,
     /// Where failed writes are recorded.
     faults: Arc<faults::StoreFaults>,
+    /// The store's path, watched for the file being removed or replaced.
+    path: std::path::PathBuf,
+    last_file_check: std::time::Instant,
 }
+
+/// How often the writer checks that its file is still the one at its path.
+const FILE_CHECK: Duration = Duration::from_secs(30);
 
 type Job = Box<dyn FnOnce(&mut Writer) + Send>;
 /// Runs in the writer and returns what to do once the batch is committed
@@ -169,7 +175,76 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// True for the errors of a file that is not (or no longer) a database.
+fn is_corrupt(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ffi::ErrorCode::DatabaseCorrupt | rusqlite::ffi::ErrorCode::NotADatabase)
+    )
+}
+
+/// The inode of a file (0 where there is none).
+fn inode(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
 impl Writer {
+    /// Notices the store file removed or replaced under the running monitor
+    /// and recreates it from the still-open connection (history, outbox and
+    /// store id kept); a replacement is moved aside, not overwritten.
+    fn watch_file(&mut self) {
+        let open = self._lock.metadata().map(|m| inode(&m)).unwrap_or(0);
+        let on_disk = std::fs::metadata(&self.path).ok();
+        if on_disk.as_ref().is_some_and(|m| inode(m) == open) {
+            return;
+        }
+        let shown = self.path.display().to_string();
+        let what = if on_disk.is_some() { "replaced" } else { "removed" };
+        error!(
+            "history store {shown}: the file was {what} under the running monitor; recreating it from the open connection"
+        );
+        if let Err(e) = self.recreate(on_disk.is_some()) {
+            error!(
+                "history store {shown}: cannot recreate it ({e}); history goes on in the removed file until a restart"
+            );
+        }
+    }
+
+    fn recreate(&mut self, replaced: bool) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let with_suffix = |suffix: &str| {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            std::path::PathBuf::from(p)
+        };
+        if replaced {
+            let aside = with_suffix(&format!(".replaced-{}", now()));
+            std::fs::rename(&path, &aside)
+                .map_err(|e| StoreError::Sql(rusqlite::Error::InvalidPath(e.to_string().into())))?;
+        }
+        // Everything into the (removed) main file, then a fresh copy at the
+        // path. The -wal and -shm at the path are this connection's; the
+        // copy starts its own.
+        self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(with_suffix(suffix));
+        }
+        self.conn.execute("VACUUM INTO ?1", rusqlite::params![path.to_string_lossy()])?;
+        let conn = open_connection(&path)?;
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| StoreError::Sql(rusqlite::Error::InvalidPath(e.to_string().into())))?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::InUse(path));
+        }
+        self.conn = conn;
+        self._lock = lock;
+        tracing::info!("history store {}: recreated, history kept", self.path.display());
+        Ok(())
+    }
+
     fn begin(&mut self) {
         if !self.in_batch {
             match self.conn.execute_batch("BEGIN") {
@@ -249,6 +324,10 @@ fn writer_loop(mut writer: Writer, rx: sync_mpsc::Receiver<Msg>) {
                 // Also the heartbeat: about once a second, even when idle.
                 writer.commit(now(), false);
                 batch_opened = None;
+                if writer.last_file_check.elapsed() >= FILE_CHECK {
+                    writer.last_file_check = std::time::Instant::now();
+                    writer.watch_file();
+                }
             }
             Err(sync_mpsc::RecvTimeoutError::Disconnected) => {
                 writer.commit(now(), true);
@@ -278,8 +357,38 @@ impl Store {
         if lock.try_lock().is_err() {
             return Err(StoreError::InUse(path.to_path_buf()));
         }
-        let mut conn = open_connection(path)?;
-        schema::migrate(&mut conn)?;
+        let (conn, lock) = match Store::prepare(path) {
+            Err(StoreError::Sql(e)) if is_corrupt(&e) => {
+                // A corrupt store must not keep the monitor from running:
+                // moved aside for inspection, and a new one made.
+                let aside = format!("{}.corrupt-{}", path.display(), now());
+                error!(
+                    "history store {}: the file is corrupt ({e}); moved aside to {aside}, starting a new store",
+                    path.display()
+                );
+                drop(lock);
+                std::fs::rename(path, &aside)
+                    .map_err(|e| StoreError::Sql(rusqlite::Error::InvalidPath(e.to_string().into())))?;
+                for suffix in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                let lock = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(|e| {
+                    StoreError::Sql(rusqlite::Error::InvalidPath(format!("{}: {e}", path.display()).into()))
+                })?;
+                if lock.try_lock().is_err() {
+                    return Err(StoreError::InUse(path.to_path_buf()));
+                }
+                (Store::prepare(path)?, lock)
+            }
+            other => (other?, lock),
+        };
+        let conn = conn;
         let id: i64 = conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| r.get(0))?;
         let id: Arc<str> = format!("{id:08x}").into();
         let faults = Arc::new(faults::StoreFaults::default());
@@ -291,6 +400,8 @@ impl Store {
             last_retention: 0,
             _lock: lock,
             faults: faults.clone(),
+            path: path.to_path_buf(),
+            last_file_check: std::time::Instant::now(),
         };
         writer.close_gap()?;
         let (tx, rx) = sync_mpsc::channel();
@@ -299,6 +410,13 @@ impl Store {
             .spawn(move || writer_loop(writer, rx))
             .map_err(StoreError::Thread)?;
         Ok(Store { tx, id, faults })
+    }
+
+    /// Opens and migrates the store at `path`.
+    fn prepare(path: &Path) -> Result<Connection, StoreError> {
+        let mut conn = open_connection(path)?;
+        schema::migrate(&mut conn)?;
+        Ok(conn)
     }
 
     /// What went wrong with writing (shared, live).
@@ -435,6 +553,21 @@ mod tests {
             .unwrap();
         assert_eq!((runs, failures), (10, 3));
         store.stop(Vec::new(), t + 300);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_moved_aside_and_a_new_store_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+        let store = Store::open(&path, RETENTION).expect("a new store despite the corrupt file");
+        assert_eq!(store.id().len(), 8);
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("h.db.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "the corrupt file is kept for inspection");
     }
 
     #[test]

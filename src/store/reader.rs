@@ -25,14 +25,38 @@ pub struct Report {
 /// A heartbeat older than this means the monitor is not running.
 const ALIVE_SLACK: i64 = 15;
 
-/// A read-only view of the store.
+/// A read-only view of the store. It follows the file at its path: a
+/// store recreated by the writer (the file was removed) is reopened.
 pub struct Reader {
-    conn: Mutex<Connection>,
+    path: std::path::PathBuf,
+    conn: Mutex<ReaderConn>,
+}
+
+/// The connection and the inode it was opened on.
+struct ReaderConn {
+    conn: Connection,
+    inode: u64,
+}
+
+impl std::ops::Deref for ReaderConn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn inode_of(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap_or(0)
 }
 
 impl Reader {
     /// Opens the store at `path` read-only; it must exist.
     pub fn open(path: &Path) -> Result<Reader, StoreError> {
+        let conn = Reader::connect(path)?;
+        Ok(Reader { path: path.to_path_buf(), conn: Mutex::new(ReaderConn { conn, inode: inode_of(path) }) })
+    }
+
+    fn connect(path: &Path) -> Result<Connection, StoreError> {
         if !path.exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
@@ -46,11 +70,19 @@ impl Reader {
         if version == 0 {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
-        Ok(Reader { conn: Mutex::new(conn) })
+        Ok(conn)
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    fn conn(&self) -> std::sync::MutexGuard<'_, ReaderConn> {
+        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let inode = inode_of(&self.path);
+        if inode != 0
+            && inode != guard.inode
+            && let Ok(conn) = Reader::connect(&self.path)
+        {
+            *guard = ReaderConn { conn, inode };
+        }
+        guard
     }
 
     /// Until when the history is known at `now`: now while the monitor runs,
