@@ -23,7 +23,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::alert::render::{self, Member, Rendered};
-use crate::config::{Config, Kind, NotifyOn};
+use crate::alerting::{AlertMachine, Decision, Policy};
+use crate::config::{Config, Kind};
 use crate::probe::result_word;
 use crate::store::{Incident, NewIncident, NewMessage, Store};
 use crate::verdict::{ProbeState, ProbeStatus, RootCause, ServiceState, ServiceStatus};
@@ -153,8 +154,8 @@ pub struct Tracker {
     pending: Vec<Pending>,
     online: bool,
     delivery: Arc<Notify>,
-    /// Per service: its recent status changes and whether it is flapping.
-    flaps: HashMap<String, Flap>,
+    /// Which alerts status changes call for (shared with `replay`).
+    machine: AlertMachine,
     /// The last incident that ended, per service (a flapping episode that
     /// ends with the service up is told as its recovery).
     last_ended: HashMap<String, Incident>,
@@ -168,56 +169,8 @@ pub struct Tracker {
 /// Incidents the store could not record get ids from here on.
 const MEMORY_IDS: i64 = 1_000_000_000;
 
-/// A service's recent status changes (README, "E-mail alerts": flapping).
-#[derive(Debug, Default)]
-struct Flap {
-    last_status: Option<ServiceStatus>,
-    changes: std::collections::VecDeque<i64>,
-    flapping: bool,
-    episodes: u64,
-}
-
-impl Flap {
-    /// Records `status` at `at`; true when this change starts flapping.
-    fn observe(&mut self, status: ServiceStatus, at: i64, config: &Config) -> bool {
-        if status == ServiceStatus::Unknown || self.last_status == Some(status) {
-            return false;
-        }
-        let changed = self.last_status.is_some();
-        self.last_status = Some(status);
-        if !changed {
-            return false;
-        }
-        self.changes.push_back(at);
-        let window = config.alerts.flap_window.as_secs() as i64;
-        while self.changes.front().is_some_and(|t| at - t > window) {
-            self.changes.pop_front();
-        }
-        if !self.flapping && self.changes.len() >= config.alerts.flap_changes {
-            self.flapping = true;
-            self.episodes += 1;
-            return true;
-        }
-        false
-    }
-
-    /// True when a flapping service has held one status for the window.
-    fn settled(&self, now: i64, config: &Config) -> bool {
-        self.flapping && self.changes.back().is_none_or(|t| now - t >= config.alerts.flap_window.as_secs() as i64)
-    }
-}
-
 /// How often reminders are considered.
 const REMINDER_CHECK: Duration = Duration::from_secs(5);
-
-fn notify_on(config: &Config, status: ServiceStatus) -> bool {
-    let wanted = match status {
-        ServiceStatus::Down => NotifyOn::Down,
-        ServiceStatus::Degraded => NotifyOn::Degraded,
-        _ => return false,
-    };
-    config.alerts.email.as_ref().is_some_and(|e| e.notify_on.contains(&wanted))
-}
 
 impl Tracker {
     /// A tracker continuing the incidents open in `store`. `delivery` is
@@ -233,6 +186,18 @@ impl Tracker {
         }
         let ids: Vec<String> = config.borrow().services.iter().map(|s| s.id.clone()).collect();
         let decided = store.pending_alerts().await?;
+        let mut machine = AlertMachine::new(Policy::from_config(&config.borrow()));
+        for incident in open.values() {
+            // Told, or decided and still pending: either way, not again.
+            let pending =
+                decided.iter().filter(|p| p.incident.id == incident.id).filter_map(|p| match p.event.as_str() {
+                    "down" => Some(ServiceStatus::Down),
+                    "degraded" => Some(ServiceStatus::Degraded),
+                    _ => None,
+                });
+            let told = incident.notified.into_iter().chain(pending).max_by_key(|s| *s == ServiceStatus::Down);
+            machine.resume(&incident.service, incident.status, told);
+        }
         let mut tracker = Tracker {
             store,
             config,
@@ -241,7 +206,7 @@ impl Tracker {
             pending: Vec::new(),
             online: true,
             delivery,
-            flaps: HashMap::new(),
+            machine,
             last_ended: HashMap::new(),
             metrics: None,
             spillover: Default::default(),
@@ -294,10 +259,6 @@ impl Tracker {
         self
     }
 
-    fn flapping(&self, service: &str) -> bool {
-        self.flaps.get(service).is_some_and(|f| f.flapping)
-    }
-
     /// Runs until `input` closes, then sends what is pending.
     pub async fn run(mut self, mut input: mpsc::UnboundedReceiver<TrackerInput>) {
         let mut reminders = tokio::time::interval(REMINDER_CHECK);
@@ -334,6 +295,7 @@ impl Tracker {
             info!(service = %incident.service, incident = incident.id, "incident ended: the service left the config");
             self.open.remove(&incident.service);
             self.latest.remove(&incident.service);
+            self.machine.forget(&incident.service);
         }
         let dropped: Vec<(i64, String)> = self
             .pending
@@ -367,19 +329,24 @@ impl Tracker {
 
     async fn service(&mut self, snapshot: ServiceSnapshot) {
         let config = self.config.borrow().clone();
+        self.machine.set_policy(Policy::from_config(&config));
         self.latest.insert(snapshot.id.clone(), snapshot.clone());
-        let starts = self.flaps.entry(snapshot.id.clone()).or_default().observe(snapshot.status, snapshot.at, &config);
-        if starts {
-            self.start_flapping(&config, &snapshot).await;
+        let decision = if snapshot.cause.is_some() || snapshot.status == ServiceStatus::Up {
+            self.machine.observe(&snapshot.id, snapshot.status, snapshot.at)
+        } else {
+            None
+        };
+        if let Some(Decision::Flapping { changes, episode }) = decision {
+            self.start_flapping(&config, &snapshot, changes, episode).await;
         }
         match snapshot.status {
-            ServiceStatus::Down | ServiceStatus::Degraded => self.failing(&config, snapshot).await,
-            ServiceStatus::Up => self.recovered(&config, snapshot).await,
+            ServiceStatus::Down | ServiceStatus::Degraded => self.failing(&config, snapshot, decision).await,
+            ServiceStatus::Up => self.recovered(&config, snapshot, decision).await,
             ServiceStatus::Unknown => {}
         }
     }
 
-    async fn failing(&mut self, config: &Config, snapshot: ServiceSnapshot) {
+    async fn failing(&mut self, config: &Config, snapshot: ServiceSnapshot, decision: Option<Decision>) {
         let Some(cause) = snapshot.cause.clone() else { return };
         let incident = match self.open.get(&snapshot.id).cloned() {
             Some(mut incident) => {
@@ -418,11 +385,11 @@ impl Tracker {
                     cause_summary: cause.summary.clone(),
                     cause_key: cause.key.clone(),
                 };
-                let alert = notify_on(config, snapshot.status).then_some(if snapshot.status == ServiceStatus::Down {
-                    AlertEvent::Down.as_str()
-                } else {
-                    AlertEvent::Degraded.as_str()
-                });
+                let alert = match decision {
+                    Some(Decision::Down) => Some(AlertEvent::Down.as_str()),
+                    Some(Decision::Degraded) => Some(AlertEvent::Degraded.as_str()),
+                    _ => None,
+                };
                 let id = match self.store.open_incident(new.clone(), alert).await {
                     Ok(id) => id,
                     Err(e) => {
@@ -451,18 +418,12 @@ impl Tracker {
                 incident
             }
         };
-        if self.flapping(&snapshot.id) {
-            // Recorded, not told: the FLAPPING alert said it all.
-            return;
-        }
-        let already = incident.notified;
-        let wanted = notify_on(config, snapshot.status)
-            && already != Some(ServiceStatus::Down)
-            && already != Some(snapshot.status);
-        if !wanted {
-            return;
-        }
-        let event = if snapshot.status == ServiceStatus::Down { AlertEvent::Down } else { AlertEvent::Degraded };
+        let event = match decision {
+            Some(Decision::Down) => AlertEvent::Down,
+            Some(Decision::Degraded) => AlertEvent::Degraded,
+            // Nothing new to tell (or flapping: recorded, not told).
+            _ => return,
+        };
         // Still waiting in another pending group (e.g. degraded → down)?
         // Move it to the group of the worse event.
         if self.unqueue(|i| i.id == incident.id)
@@ -473,19 +434,14 @@ impl Tracker {
         self.join(config, event, cause.key.clone(), incident, snapshot).await;
     }
 
-    async fn recovered(&mut self, config: &Config, snapshot: ServiceSnapshot) {
+    async fn recovered(&mut self, config: &Config, snapshot: ServiceSnapshot, decision: Option<Decision>) {
         let Some(incident) = self.open.remove(&snapshot.id) else { return };
-        // A decided DOWN still waiting for group_wait goes out all the same:
-        // decided alerts are never dropped. The recovery follows it.
-        let was_pending = self
-            .pending
-            .iter()
-            .any(|p| p.event != AlertEvent::Recovered && p.members.iter().any(|(i, _)| i.id == incident.id));
-        let told = (incident.notified.is_some() || was_pending) && !self.flapping(&snapshot.id);
-        let send_recovery = config.alerts.email.as_ref().is_some_and(|e| e.send_recovery);
+        // A decided DOWN still waiting for group_wait goes out all the same
+        // (decided alerts are never dropped); the recovery follows it.
+        let recover = decision == Some(Decision::Recovered) && config.alerts.email.is_some();
         let group = incident.group_id.unwrap_or(incident.id);
         let key = format!("group-{group}");
-        let recovery = (told && send_recovery).then(|| (key.clone(), group));
+        let recovery = recover.then(|| (key.clone(), group));
         if let Err(e) = self.store.close_incident(incident.id, snapshot.at, recovery).await {
             warn!("cannot close the incident of {}: {e}", snapshot.id);
         }
@@ -493,7 +449,7 @@ impl Tracker {
         let mut ended_copy = incident.clone();
         ended_copy.ended_at = Some(snapshot.at);
         self.last_ended.insert(snapshot.id.clone(), ended_copy);
-        if told && send_recovery {
+        if recover {
             let mut ended = incident;
             ended.ended_at = Some(snapshot.at);
             self.join(config, AlertEvent::Recovered, key, ended, snapshot).await;
@@ -656,7 +612,7 @@ impl Tracker {
 
     /// The service just started flapping: its pending alerts are cancelled
     /// and one FLAPPING alert goes out for it alone, at once.
-    async fn start_flapping(&mut self, config: &Config, snapshot: &ServiceSnapshot) {
+    async fn start_flapping(&mut self, config: &Config, snapshot: &ServiceSnapshot, changes: usize, episode: u64) {
         let id = snapshot.id.clone();
         let cancelled: Vec<(i64, String)> = self
             .pending
@@ -674,7 +630,6 @@ impl Tracker {
         if let Some(m) = &self.metrics {
             m.set_flapping(&id, true);
         }
-        let (changes, episode) = self.flaps.get(&id).map(|f| (f.changes.len(), f.episodes)).unwrap_or((0, 1));
         warn!(service = %id, changes, "service is flapping: its alerts are held back until it holds one status");
         if config.alerts.email.is_none() || !self.online {
             return;
@@ -711,28 +666,21 @@ impl Tracker {
     async fn settle_flapping(&mut self) {
         let config = self.config.borrow().clone();
         let now = crate::time::unix(std::time::SystemTime::now());
-        let settled: Vec<String> =
-            self.flaps.iter().filter(|(_, f)| f.settled(now, &config)).map(|(id, _)| id.clone()).collect();
-        for id in settled {
-            if let Some(f) = self.flaps.get_mut(&id) {
-                f.flapping = false;
-                f.changes.clear();
-            }
+        for (id, decision) in self.machine.settle(now) {
             if let Some(m) = &self.metrics {
                 m.set_flapping(&id, false);
             }
             info!(service = %id, "service no longer flapping");
             let Some(snapshot) = self.latest.get(&id).cloned() else { continue };
-            match snapshot.status {
-                ServiceStatus::Down | ServiceStatus::Degraded => self.failing(&config, snapshot).await,
-                ServiceStatus::Up => {
-                    let send_recovery = config.alerts.email.as_ref().is_some_and(|e| e.send_recovery);
-                    if let Some(ended) = self.last_ended.get(&id).cloned().filter(|_| send_recovery) {
+            match decision {
+                Decision::Down | Decision::Degraded => self.failing(&config, snapshot, Some(decision)).await,
+                Decision::Recovered if config.alerts.email.is_some() => {
+                    if let Some(ended) = self.last_ended.get(&id).cloned() {
                         let key = format!("group-{}", ended.group_id.unwrap_or(ended.id));
                         self.join(&config, AlertEvent::Recovered, key, ended, snapshot).await;
                     }
                 }
-                ServiceStatus::Unknown => {}
+                _ => {}
             }
         }
     }

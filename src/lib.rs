@@ -23,6 +23,7 @@
 //! - [`store`]: SQLite history: status changes, run-length results, rollups, incidents, outbox.
 //! - [`incident`]: incidents from status changes, grouped by root cause, into the outbox.
 //! - [`allocator`]: the two glibc allocator calls (the only `unsafe` code).
+//! - [`alerting`]: which alerts status changes call for (one machine for run and replay).
 //! - [`alert`]: what an alert says and how it leaves the outbox (e-mail).
 //! - [`metrics`]: the Prometheus families.
 //! - [`api`]: HTTP routes: /metrics, /healthz, /api/v1/…, status page.
@@ -38,6 +39,7 @@
 #![deny(unsafe_code)]
 
 pub mod alert;
+pub mod alerting;
 #[allow(unsafe_code)]
 pub mod allocator;
 pub mod api;

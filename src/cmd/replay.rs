@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::alerting::Decision;
 use crate::bgp::mrt::{Element, Reader, decompress};
 use crate::bgp::rib::{Denominator, Interest, PeerKey, Rib};
-use crate::config::{BgpCheck, Check, Config, Kind, NotifyOn};
+use crate::config::{BgpCheck, Check, Config, Kind};
 use crate::prefix::Prefix;
 use crate::probe::{self, Observation, ProbeRef, result_word};
 use crate::time::{from_unix, rfc3339};
-use crate::verdict::{Event, ServiceStatus, Verdict};
+use crate::verdict::{Event, Verdict};
 
 /// Why a replay could not run.
 #[derive(Debug, thiserror::Error)]
@@ -112,9 +113,8 @@ struct Judges {
     checks: Vec<(Prefix, BgpCheck)>,
     thresholds: crate::bgp::Thresholds,
     /// Which transitions alert, as `[alerts.email]` says (defaults without it).
-    notify_degraded: bool,
-    notify_down: bool,
-    notify_recovery: bool,
+    /// The same alert machine `run` uses.
+    alerts: crate::alerting::AlertMachine,
 }
 
 fn judges(config: &Config) -> Judges {
@@ -134,7 +134,6 @@ fn judges(config: &Config) -> Judges {
             checks.push((b.prefix, b.clone()));
         }
     }
-    let email = config.alerts.email.as_ref();
     Judges {
         plan,
         verdict,
@@ -143,9 +142,7 @@ fn judges(config: &Config) -> Judges {
             min_peers: config.bgp.min_peers,
             hijack_min_peers: config.bgp.hijack_min_peers,
         },
-        notify_degraded: email.is_some_and(|e| e.notify_on.contains(&NotifyOn::Degraded)),
-        notify_down: email.is_none_or(|e| e.notify_on.contains(&NotifyOn::Down)),
-        notify_recovery: email.is_none_or(|e| e.send_recovery),
+        alerts: crate::alerting::AlertMachine::new(crate::alerting::Policy::from_config(config)),
     }
 }
 
@@ -320,15 +317,17 @@ fn observe(
             lateness: Duration::ZERO,
             finding: probe::bgp::judge(check, &judges.thresholds, v),
         };
-        let (down, degraded, recovery) = (judges.notify_down, judges.notify_degraded, judges.notify_recovery);
+        let machine = &mut judges.alerts;
         judges.verdict.observe(&observation, &mut |event| {
-            if let Event::ServiceChanged { service, from, at, .. } = event {
-                let event = match (from, service.status) {
-                    (f, ServiceStatus::Down) if f != ServiceStatus::Down && down => "down",
-                    (ServiceStatus::Up | ServiceStatus::Unknown, ServiceStatus::Degraded) if degraded => "degraded",
-                    (ServiceStatus::Down, ServiceStatus::Up) if recovery => "recovered",
-                    (ServiceStatus::Degraded, ServiceStatus::Up) if recovery && degraded => "recovered",
-                    _ => return,
+            if let Event::ServiceChanged { service, at, .. } = event {
+                let Some(decision) = machine.observe(&service.id, service.status, crate::time::unix(at)) else {
+                    return;
+                };
+                let event = match decision {
+                    Decision::Down => "down",
+                    Decision::Degraded => "degraded",
+                    Decision::Recovered => "recovered",
+                    Decision::Flapping { .. } => "flapping",
                 };
                 alerts.push(Alert {
                     time: rfc3339(at),
