@@ -169,6 +169,30 @@ async fn a_removed_store_file_is_noticed_and_recreated_with_its_history() {
     })
     .await;
     assert_eq!(incidents.len(), 2);
+
+    // Replaced by another file: moved aside, the store recreated in its place.
+    let intruder = dir.path().join("intruder.db");
+    std::fs::write(&intruder, b"not chatpulse's").unwrap();
+    std::fs::rename(&intruder, &db).unwrap();
+    wait_for("the replacement noticed", Duration::from_secs(60), || async {
+        daemon.logged("the file was replaced under the running monitor").then_some(())
+    })
+    .await;
+    let aside = wait_for("the replacement moved aside", Duration::from_secs(10), || async {
+        std::fs::read_dir(dir.path())
+            .ok()?
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().starts_with("history.db.replaced-"))
+            .map(|e| e.path())
+    })
+    .await;
+    assert_eq!(std::fs::read(aside).unwrap(), b"not chatpulse's");
+    let incidents = wait_for("history still there", Duration::from_secs(20), || async {
+        let list = daemon.json("/api/v1/incidents").await?["incidents"].as_array()?.clone();
+        (list.len() == 2).then_some(list)
+    })
+    .await;
+    assert_eq!(incidents.len(), 2);
     drop(daemon);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
