@@ -18,6 +18,7 @@
 //! - [`config`]: TOML in, validated `Config` out; every config error message.
 //! - [`probe`]: the `Probe` trait and `Finding`; one file per kind (dns, http, bgp).
 //! - [`bgp`]: the visibility engine and its feeds (RIS Live, MRT, BGP sessions).
+//! - [`sinks`]: what `run` does with verdict events: metrics, store, incidents, health.
 //! - [`scheduler`]: when probes run (intervals, spread, concurrency).
 //! - [`verdict`]: probe states, service status, root cause, guard.
 //! - [`store`]: SQLite history: status changes, run-length results, rollups, incidents, outbox.
@@ -55,6 +56,7 @@ pub mod metrics;
 pub mod prefix;
 pub mod probe;
 pub mod scheduler;
+pub mod sinks;
 pub mod store;
 pub mod time;
 pub mod verdict;

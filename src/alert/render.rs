@@ -47,7 +47,9 @@ pub fn status_url(config: &Config) -> String {
 
 /// Names, sorted, joined: "Facebook, Instagram, Messenger, WhatsApp".
 fn names(members: &[&Member]) -> String {
-    members.iter().map(|m| m.snapshot.name.as_str()).collect::<Vec<_>>().join(", ")
+    let mut names: Vec<&str> = members.iter().map(|m| m.snapshot.name.as_str()).collect();
+    names.sort_unstable();
+    names.join(", ")
 }
 
 /// The subject line.

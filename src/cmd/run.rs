@@ -21,15 +21,15 @@ use crate::bgp::VisibilityBoard;
 use crate::bgp::feed::Feed;
 use crate::config::Config;
 use crate::health::Health;
-use crate::incident::{ServiceSnapshot, Tracker, TrackerInput};
+use crate::incident::{Tracker, TrackerInput};
 use crate::metrics::Metrics;
 use crate::metrics::UPTIME_WINDOWS;
-use crate::probe::result_word;
-use crate::probe::{self, Observation, ProbeRef, Reason, Toolkit};
+use crate::probe::{self, Observation, ProbeRef, Toolkit};
 use crate::scheduler::Schedule;
-use crate::store::{Reader, Retention, RunRecord, StatusRecord, Store, uptime};
+use crate::sinks::Sinks;
+use crate::store::{Reader, Retention, StatusRecord, Store, uptime};
 use crate::time::unix;
-use crate::verdict::{Event, ServiceStatus, Verdict};
+use crate::verdict::{ServiceStatus, Verdict};
 
 /// Why `run` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -118,82 +118,6 @@ fn declare(metrics: &Metrics, config: &Config) {
     let channels: Vec<&str> = config.alerts.email.iter().map(|_| crate::alert::email::CHANNEL).collect();
     let events: Vec<&str> = crate::incident::AlertEvent::ALL.iter().map(|e| e.as_str()).collect();
     metrics.declare(&sources, &channels, &events);
-}
-
-/// Where the verdict's events go.
-pub struct Sinks {
-    metrics: Arc<Metrics>,
-    store: Store,
-    incidents: mpsc::UnboundedSender<TrackerInput>,
-    /// Runs not yet handed to the store (sent in batches: one wake-up of
-    /// the writer thread per batch, not per run).
-    runs: Vec<RunRecord>,
-    /// The previous result per plan index: a repeat's detail is not stored.
-    last_result: Vec<Option<&'static str>>,
-    /// The monitor's own health (probe runs short of sockets land here).
-    health: Arc<Health>,
-}
-
-impl Sinks {
-    /// Hands the runs gathered so far to the store.
-    fn flush_runs(&mut self) {
-        self.store.record_runs(std::mem::take(&mut self.runs));
-    }
-
-    fn accept(&mut self, event: &Event<'_>) {
-        self.metrics.record(event);
-        match event {
-            Event::Observed { observation, .. } => {
-                let probe = &observation.probe;
-                let result = result_word(observation.finding.result);
-                if self.last_result.len() <= probe.index {
-                    self.last_result.resize(probe.index + 1, None);
-                }
-                let repeat = self.last_result[probe.index].replace(result) == Some(result);
-                if observation.finding.result == Err(Reason::ProbeResource)
-                    && self.health.resource_shortage(unix(observation.at), &observation.finding.detail)
-                {
-                    warn!(
-                        "the monitor is short of sockets or memory ({}): runs are skipped, not judged; raise the descriptor limit",
-                        observation.finding.detail
-                    );
-                }
-                self.runs.push(RunRecord {
-                    service: probe.service.clone(),
-                    probe: probe.spec.id.clone(),
-                    at: unix(observation.at),
-                    result,
-                    duration_ms: observation.duration.as_secs_f64() * 1e3,
-                    detail: if repeat { String::new() } else { observation.finding.detail.clone() },
-                });
-            }
-            Event::ServiceChanged { service, probes, from, at } => {
-                if service.status != *from {
-                    let cause = service.cause.as_ref().map(|c| c.summary.as_str()).unwrap_or("");
-                    info!(service = %service.id, from = from.as_str(), to = service.status.as_str(), cause, "service status changed");
-                    self.store.record_status(StatusRecord {
-                        service: service.id.clone(),
-                        at: unix(*at),
-                        status: service.status,
-                        cause: service.cause.as_ref().map(|c| (c.layer.to_string(), c.summary.clone())),
-                    });
-                }
-                // Cause changes too: an incident not yet told about takes the
-                // root cause known by the time its alert goes out.
-                let snapshot = ServiceSnapshot::new(service, probes, unix(*at));
-                let _ = self.incidents.send(TrackerInput::Service(snapshot));
-            }
-            Event::OnlineChanged { online, .. } => {
-                if *online {
-                    info!("monitor online again: a guard probe passes");
-                } else {
-                    warn!("monitor offline: every guard probe fails; services are unknown until a guard passes");
-                }
-                let _ = self.incidents.send(TrackerInput::Online(*online));
-            }
-            _ => {}
-        }
-    }
 }
 
 /// The running monitor.
@@ -307,7 +231,7 @@ impl Daemon {
             if !new.services.iter().any(|s| s.id == old.id) {
                 self.metrics.forget_service(&old.id);
                 // Not watched any more: from now on its history is unknown.
-                self.sinks.store.record_status(StatusRecord {
+                self.sinks.store().record_status(StatusRecord {
                     service: old.id.clone(),
                     at: now,
                     status: ServiceStatus::Unknown,
@@ -315,7 +239,7 @@ impl Daemon {
                 });
             }
         }
-        let _ = self.sinks.incidents.send(TrackerInput::Services(new.services.iter().map(|s| s.id.clone()).collect()));
+        self.sinks.tell(TrackerInput::Services(new.services.iter().map(|s| s.id.clone()).collect()));
         {
             let mut verdict = self.verdict.write().await;
             let sinks = &mut self.sinks;
@@ -327,7 +251,7 @@ impl Daemon {
         self.metrics.install(&plan);
         declare(&self.metrics, &new);
         self.sinks.flush_runs();
-        self.sinks.last_result.clear();
+        self.sinks.plan_changed();
         self.schedule = Some(start_schedule(&self.toolkit, &plan, self.observations.clone()));
         self.plan = plan;
         self.config = new.clone();
@@ -355,8 +279,7 @@ impl Daemon {
         // Alerts still waiting for group_wait are committed to the outbox
         // (delivered at the next start if not now).
         self.sinks.flush_runs();
-        let Sinks { store, incidents, .. } = self.sinks;
-        drop(incidents);
+        let store = self.sinks.close();
         let _ = tokio::time::timeout(Duration::from_secs(10), tracker).await;
         for task in background {
             task.abort();
@@ -430,7 +353,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
         schedule: None,
         observations,
         http: None,
-        sinks: Sinks { metrics, store, incidents, runs: Vec::new(), last_result: Vec::new(), health },
+        sinks: Sinks::new(metrics, store, incidents, health),
     };
     daemon.http = Some(HttpServer::start(&config.server, daemon.app_state()).await?);
     daemon.schedule = Some(start_schedule(&daemon.toolkit, &daemon.plan, daemon.observations.clone()));
@@ -446,7 +369,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     );
 
     let mut store_tick = tokio::time::interval(Duration::from_millis(250));
-    let store_faults = daemon.sinks.store.faults();
+    let store_faults = daemon.sinks.store().faults();
     loop {
         tokio::select! {
             Some(observation) = rx.recv() => daemon.handle(observation, &mut rx).await,

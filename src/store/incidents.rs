@@ -85,19 +85,17 @@ pub struct OutboxRow {
 pub(crate) const INCIDENT_COLUMNS: &str = "id, service, status, started_at, ended_at, cause_layer, cause_summary, cause_key, group_id, notified, last_reminder_at";
 
 pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
-    let status: String = r.get(2)?;
-    let notified: Option<String> = r.get(9)?;
     Ok(Incident {
         id: r.get(0)?,
         service: r.get(1)?,
-        status: ServiceStatus::from_word(&status).unwrap_or(ServiceStatus::Down),
+        status: r.get(2)?,
         started_at: r.get(3)?,
         ended_at: r.get(4)?,
         cause_layer: r.get(5)?,
         cause_summary: r.get(6)?,
         cause_key: r.get(7)?,
         group_id: r.get(8)?,
-        notified: notified.as_deref().and_then(ServiceStatus::from_word),
+        notified: r.get(9)?,
         last_reminder_at: r.get(10)?,
     })
 }
@@ -193,7 +191,8 @@ impl Store {
         self.write("UPDATE incidents SET group_id = ?2 WHERE id = ?1", vec![incident.into(), group.into()]).await
     }
 
-    /// Raises an incident to `down`, with the cause it has now.
+    /// Updates an open incident's status (raised to down) and the cause it
+    /// has now (also used for a cause that moved before any alert told it).
     pub async fn escalate_incident(
         &self,
         id: i64,

@@ -175,6 +175,17 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Status words are read back in this one place, and an unknown one fails
+/// the query loudly instead of turning into some default status.
+impl rusqlite::types::FromSql for crate::verdict::ServiceStatus {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let word = value.as_str()?;
+        crate::verdict::ServiceStatus::from_word(word).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown status word {word:?} in the store").into())
+        })
+    }
+}
+
 /// True for the errors of a file that is not (or no longer) a database.
 fn is_corrupt(e: &rusqlite::Error) -> bool {
     matches!(
@@ -553,6 +564,22 @@ mod tests {
             .unwrap();
         assert_eq!((runs, failures), (10, 3));
         store.stop(Vec::new(), t + 300);
+    }
+
+    #[test]
+    fn an_unknown_status_word_fails_loudly_instead_of_becoming_a_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let store = Store::open(&path, RETENTION).unwrap();
+        store.stop(Vec::new(), 0);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO incidents (service, status, started_at, cause_layer, cause_summary, cause_key) VALUES ('s', 'sideways', 0, 'dns', 'x', 'k')",
+            [],
+        )
+        .unwrap();
+        let err = Reader::open(&path).unwrap().incidents(None, 0).unwrap_err().to_string();
+        assert!(err.contains("unknown status word \"sideways\""), "{err}");
     }
 
     #[test]

@@ -99,10 +99,9 @@ impl Reader {
     /// Status changes of `service` in `[from, to)`, led by the last one before.
     pub fn status_rows(&self, service: &str, from: i64, to: i64) -> Result<Vec<(i64, ServiceStatus)>, StoreError> {
         let conn = self.conn();
-        let word = |s: String| ServiceStatus::from_word(&s).unwrap_or(ServiceStatus::Unknown);
         let mut rows: Vec<(i64, ServiceStatus)> = conn
             .prepare_cached("SELECT at, status FROM service_status WHERE service = ?1 AND at <= ?2 ORDER BY at DESC, id DESC LIMIT 1")?
-            .query_row(params![service, from], |r| Ok((r.get(0)?, word(r.get(1)?))))
+            .query_row(params![service, from], |r| Ok((r.get(0)?, r.get::<_, ServiceStatus>(1)?)))
             .optional()?
             .into_iter()
             .collect();
@@ -110,7 +109,7 @@ impl Reader {
             .prepare_cached(
                 "SELECT at, status FROM service_status WHERE service = ?1 AND at > ?2 AND at < ?3 ORDER BY at, id",
             )?
-            .query_map(params![service, from, to], |r| Ok((r.get(0)?, word(r.get(1)?))))?
+            .query_map(params![service, from, to], |r| Ok((r.get(0)?, r.get::<_, ServiceStatus>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         rows.extend(later);
         Ok(rows)
