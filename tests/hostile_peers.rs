@@ -246,3 +246,27 @@ name = "Facebook"
     let bgp = &service["probes"][0];
     assert_eq!(bgp["last_result"], "bgp_unknown", "{bgp}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_stalling_inside_its_open_is_cut_at_the_open_deadline() {
+    let http = TestHttp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bgp_port = free_port().await;
+    let path = session_config(dir.path(), bgp_port, &http.url("/ok"));
+    let _daemon = Daemon::start(dir.path(), &path, &[]).await;
+    let mut peer = connect_peer(bgp_port).await;
+    let open = bgp::open(4, 65001, 90, [192, 0, 2, 99]);
+    peer.send(&open[..open.len() - 3]).await;
+    let started = tokio::time::Instant::now();
+    let cut = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            if let Some(code) = peer.notification().await {
+                return code;
+            }
+        }
+    })
+    .await
+    .expect("cut within 40 s");
+    assert_eq!(cut, (4, 0), "Hold Timer Expired at the OPEN deadline");
+    assert!(started.elapsed() < Duration::from_secs(32), "held {:?}", started.elapsed());
+}
