@@ -90,7 +90,14 @@ async fn dns_outage_sends_one_down_email_with_the_cause_and_one_recovery_with_th
     assert!(message_id.ends_with("@test-vantage.chatpulse>"), "{message_id}");
     assert!(down.header("Content-Type").unwrap().starts_with("multipart/alternative"));
     assert!(down.data.contains("text/plain") && down.data.contains("text/html"));
-    for needle in ["test-vantage", "Root cause: dns:", "(UTC)", "dns_servfail", "Status page: http://127.0.0.1:"] {
+    for needle in [
+        "test-vantage",
+        "Root cause: dns:",
+        "(UTC)",
+        "dns_servfail",
+        "Status page: http://127.0.0.1:",
+        "/services/whatsapp",
+    ] {
         assert!(down.data.contains(needle), "{needle} missing from:\n{}", down.data);
     }
 

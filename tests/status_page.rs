@@ -85,6 +85,26 @@ name = "Signal"
     assert_eq!(bar.matches("<span").count(), 90, "one mark per day for 90 days");
     assert!(bar.contains(r#"<span class="down""#), "today is marked down: {bar}");
     assert!(signal.contains("<b>down</b>"), "the ongoing incident is listed");
+    assert!(html.contains(r#"<a href="/services/signal">Signal</a>"#), "each service links to its page");
+
+    // The service page: state, cause, two SVG charts, probes, incidents.
+    let (code, page) = daemon.get("/services/signal").await.expect("the service page answers");
+    assert_eq!(code, 200);
+    assert!(!page.contains("<script"), "works without JavaScript");
+    assert!(page.contains("<h1>Signal</h1>") && page.contains(r#"<span class="badge down">DOWN</span>"#), "{page}");
+    assert!(page.contains("Root cause: http: http://127.0.0.1:"), "{page}");
+    assert_eq!(page.matches(r#"<svg class="chart""#).count(), 2, "a 24 h and a 30 d chart");
+    let day = &page[page.find("Last 24 hours").unwrap()..];
+    let day = &day[..day.find("</svg>").unwrap()];
+    assert_eq!(day.matches("<rect").count(), 24, "one bar per hour");
+    assert!(day.contains(r##"fill="#d93025""##), "the current hour is down: {day}");
+    assert!(page.contains("http-1") && page.contains("http_connect"), "probes with their last result");
+    assert!(page.contains("Incidents, last 30 days") && page.contains("<b>down</b>"), "{page}");
+    let (_, escaped) = daemon.get("/services/whatsapp").await.unwrap();
+    assert!(escaped.contains("WhatsApp &lt;Web&gt;"), "names are escaped");
+    let (code, body) = daemon.get("/services/nosuch").await.unwrap();
+    assert_eq!(code, 404);
+    assert!(body.contains("\"error\""), "{body}");
     assert!(!html.contains("banner offline"));
 
     guard.set_mode(Mode::Silent);

@@ -133,6 +133,7 @@ pub fn render(event: AlertEvent, members: &[Member], config: &Config, now: i64) 
             );
         }
         let _ = writeln!(text, "  Root cause: {}", i.cause_summary);
+        let _ = writeln!(text, "  Details:    {url}services/{}", s.id);
         let chain = s.cause.as_ref().map(|c| c.chain.as_str()).filter(|c| *c != i.cause_summary);
         if let Some(chain) = chain {
             let _ = writeln!(text, "  Effects:    {chain}");
@@ -153,6 +154,13 @@ pub fn render(event: AlertEvent, members: &[Member], config: &Config, now: i64) 
         if let Some(chain) = chain {
             let _ = write!(html, "<br>Effects: {}", escape(chain));
         }
+        let _ = write!(
+            html,
+            "<br><a href=\"{}services/{}\">{} service page</a>",
+            escape(&url),
+            escape(&s.id),
+            escape(&s.name)
+        );
         let _ = writeln!(html, "</p>");
         if !s.probes.is_empty() {
             let _ = writeln!(

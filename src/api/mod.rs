@@ -7,6 +7,7 @@
 
 pub mod history;
 pub mod serve;
+mod service_page;
 mod services;
 mod status_page;
 
@@ -70,6 +71,7 @@ impl IntoResponse for ApiError {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(status_page::page))
+        .route("/services/{id}", get(service_page::page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/api/v1/services", get(services::list))

@@ -24,7 +24,7 @@ const BAR_DAYS: i64 = 90;
 /// Incidents listed per service.
 const INCIDENTS_SHOWN: usize = 3;
 
-const STYLE: &str = r#"
+pub(super) const STYLE: &str = r#"
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;background:#f4f6f9}
 header,main,footer{max-width:860px;margin:0 auto;padding:12px 16px}
@@ -47,18 +47,25 @@ p{margin:4px 0}
 .bar .up{background:#1f9d55}.bar .degraded{background:#e3a008}.bar .down{background:#d93025}
 ul{margin:6px 0 0;padding-left:18px}
 details{margin-top:6px}
+h2 a{color:inherit}
+.chart{display:block;width:100%;height:48px;margin:6px 0 2px}
+table{border-collapse:collapse;width:100%;table-layout:fixed}
+td,th{text-align:left;padding:4px 6px;border-bottom:1px solid #e3e6ea;vertical-align:top;overflow-wrap:anywhere}
 "#;
 
-struct ServiceView {
-    id: String,
-    name: String,
-    status: ServiceStatus,
-    since: SystemTime,
-    cause: Option<String>,
-    probes: Vec<(String, String, &'static str, String)>,
+/// A service as the pages show it.
+pub(super) struct ServiceView {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) status: ServiceStatus,
+    pub(super) since: SystemTime,
+    pub(super) cause: Option<String>,
+    /// (id, target, last result, detail) of each probe.
+    pub(super) probes: Vec<(String, String, &'static str, String)>,
 }
 
-fn gather(verdict: &Verdict) -> (Vec<ServiceView>, bool) {
+/// Every service's view, and whether the BGP feed is down.
+pub(super) fn gather(verdict: &Verdict) -> (Vec<ServiceView>, bool) {
     let probes = verdict.probes();
     let feed_down = probes.iter().any(|p| {
         p.last.as_ref().is_some_and(|l| {
@@ -151,7 +158,7 @@ fn render(
         let since = unix(s.since);
         let _ = write!(
             html,
-            "<section class=\"service {status}\" id=\"{id}\"><div class=\"head\"><h2>{name}</h2><span class=\"badge {status}\">{label}</span></div><p class=\"small\">since {since_text} UTC ({ago})</p>",
+            "<section class=\"service {status}\" id=\"{id}\"><div class=\"head\"><h2><a href=\"/services/{id}\">{name}</a></h2><span class=\"badge {status}\">{label}</span></div><p class=\"small\">since {since_text} UTC ({ago})</p>",
             id = escape(&s.id),
             name = escape(&s.name),
             label = status.to_uppercase(),
@@ -176,21 +183,7 @@ fn render(
         let overall = ratio.map_or_else(|| "no data yet".to_string(), |r| format!("{:.3}% uptime", r * 100.0));
         let _ = write!(html, "</div><p class=\"small\">{BAR_DAYS} days: {overall}</p>");
         if !incidents.is_empty() {
-            html.push_str("<ul class=\"incidents\">");
-            for i in incidents.iter().take(INCIDENTS_SHOWN) {
-                let end = i.ended_at.map_or_else(
-                    || "ongoing".to_string(),
-                    |e| format!("lasted {}", human(std::time::Duration::from_secs((e - i.started_at).max(0) as u64))),
-                );
-                let _ = write!(
-                    html,
-                    "<li><b>{}</b> {} UTC, {end}: {}</li>",
-                    i.status.as_str(),
-                    utc_text(from_unix(i.started_at)),
-                    escape(&i.cause_summary)
-                );
-            }
-            html.push_str("</ul>");
+            incident_list(&mut html, incidents.iter().take(INCIDENTS_SHOWN));
         }
         html.push_str("<details><summary>Probes</summary><ul>");
         for (id, target, result, detail) in &s.probes {
@@ -231,4 +224,24 @@ pub async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
     .await
     .unwrap_or_else(|_| "<!doctype html><title>chatpulse</title><p>The status page failed to render.</p>".into());
     Html(page)
+}
+
+/// Appends a `<ul>` of incidents: status, start (UTC), duration or "ongoing",
+/// and the root-cause summary. Shared by the status page and the service page.
+pub(super) fn incident_list<'a>(html: &mut String, incidents: impl Iterator<Item = &'a Incident>) {
+    html.push_str("<ul class=\"incidents\">");
+    for i in incidents {
+        let end = i.ended_at.map_or_else(
+            || "ongoing".to_string(),
+            |e| format!("lasted {}", human(std::time::Duration::from_secs((e - i.started_at).max(0) as u64))),
+        );
+        let _ = write!(
+            html,
+            "<li><b>{}</b> {} UTC, {end}: {}</li>",
+            i.status.as_str(),
+            utc_text(from_unix(i.started_at)),
+            escape(&i.cause_summary)
+        );
+    }
+    html.push_str("</ul>");
 }

@@ -3,7 +3,8 @@
 # with one service down and the BGP feed down: the page shows that service,
 # its state and cause; at 390 px there is no horizontal scroll; at 390 and
 # 1280 px the feed banner is exactly as wide as the service cards and aligned
-# with them; screenshots go to tests/interop/out/status-page-{390,1280}.png.
+# with them; the service page shows the service, its state and its two
+# charts; screenshots go to tests/interop/out/{status,service}-page-*.png.
 source "$(dirname "$0")/lib.sh"
 npm_tools
 
@@ -53,5 +54,15 @@ for width in 390 1280; do
   [ "$banner" = "$card" ] || fail "at $width px the banner (left width: $banner) is not aligned with the cards ($card)"
   [ "$(mw '.banners[0].left')" -ge 8 ] || fail "at $width px the banner touches the screen edge"
   log "ok: at $width px the banner is as wide as the cards (left width: $banner)"
+
+  shot="$OUT/service-page-$width.png"
+  node "$NODE_TOOLS/status_page.mjs" "$CP_URL/services/signal" "$shot" "$width" >"$WORK/service-$width.json" 2>"$WORK/chromium.log" \
+    || fail "Chromium could not load the service page at $width px"
+  ms() { jq -r "$1" "$WORK/service-$width.json"; }
+  [ "$(ms '.services[0].state')" = "DOWN" ] || fail "the service page does not show Signal DOWN at $width px"
+  ms '.text' | grep -q "Signal" || fail "the service page does not name Signal"
+  [ "$(ms '.charts')" = "2" ] || fail "the service page has $(ms '.charts') charts at $width px, not 2"
+  [ "$(ms .scrollWidth)" -le "$(ms .clientWidth)" ] || fail "horizontal scroll on the service page at $width px"
+  log "ok: at $width px the service page shows Signal DOWN with its two charts ($shot)"
 done
 log "PASS"

@@ -27,6 +27,7 @@ try {
       width: Math.round(s.getBoundingClientRect().width),
       left: Math.round(s.getBoundingClientRect().left),
     })),
+    charts: document.querySelectorAll('svg.chart').length,
     banners: [...document.querySelectorAll('.banner')].map(b => ({
       text: b.textContent,
       width: Math.round(b.getBoundingClientRect().width),
