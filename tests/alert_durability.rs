@@ -26,16 +26,10 @@ interval = "200ms"
 timeout = "150ms"
 fail_after = 2
 recover_after = 2
-[server]
-listen = "127.0.0.1:0"
-[storage]
-path = "{db}"
+{store}
 [alerts]
 group_wait = "2s"
-[alerts.email]
-smtp = "smtp://127.0.0.1:{smtp}"
-from = "chatpulse@example.org"
-to = ["oncall@example.org"]
+{email}
 repeat = "0s"
 [[service]]
 id = "whatsapp"
@@ -45,7 +39,8 @@ name = "WhatsApp"
   query = "web.chat.test"
   server = "{dns}"
 "#,
-        db = dir.join("history.db").display(),
+        store = support::config::server_and_store(dir),
+        email = support::config::email(smtp),
         dns = dns.addr,
     );
     let path = dir.join("config.toml");

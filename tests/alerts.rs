@@ -31,10 +31,7 @@ interval = "200ms"
 timeout = "150ms"
 fail_after = 2
 recover_after = 2
-[server]
-listen = "127.0.0.1:0"
-[storage]
-path = "{db}"
+{store}
 [alerts]
 group_wait = "1s"
 [alerts.email]
@@ -44,7 +41,7 @@ to = ["oncall@example.org", "backup@example.org"]
 repeat = "0s"
 {extra}
 {services}"#,
-        db = dir.join("history.db").display(),
+        store = support::config::server_and_store(dir),
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();

@@ -25,20 +25,8 @@ interval = "200ms"
 timeout = "150ms"
 fail_after = 2
 recover_after = 1
-[server]
-listen = "127.0.0.1:0"
-[storage]
-path = "{db}"
-[bgp]
-source = "session"
-[bgp.session]
-listen = "127.0.0.1:{bgp_port}"
-local_as = 65010
-router_id = "192.0.2.10"
-  [[bgp.session.peer]]
-  address = "127.0.0.2"
-  remote_as = 65001
-
+{store}
+{bgp}
 [[service]]
 id = "facebook"
 name = "Facebook"
@@ -51,7 +39,8 @@ name = "Facebook"
   kind = "http"
   url = "{url}"
 "#,
-        db = dir.join("h.db").display(),
+        store = support::config::server_and_store(dir),
+        bgp = support::config::bgp_session(bgp_port),
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, config).unwrap();
@@ -205,10 +194,7 @@ async fn a_hostile_ris_live_and_looking_glass_cost_neither_memory_nor_a_storm() 
 [monitor]
 interval = "500ms"
 timeout = "400ms"
-[server]
-listen = "127.0.0.1:0"
-[storage]
-path = "{db}"
+{store}
 [bgp]
 source = "ris-live"
 ris_live_url = "{ws_url}"
@@ -225,7 +211,7 @@ name = "Facebook"
   kind = "http"
   url = "{url}"
 "#,
-        db = dir.path().join("h.db").display(),
+        store = support::config::server_and_store(dir.path()),
         url = http.url("/ok"),
     );
     std::fs::write(&path, config).unwrap();
@@ -244,7 +230,11 @@ name = "Facebook"
     let service = daemon.service("facebook").await.expect("the API answers");
     assert_eq!(service["status"], "up", "{service}");
     let bgp = &service["probes"][0];
-    assert_eq!(bgp["last_result"], "bgp_unknown", "{bgp}");
+    assert_eq!(
+        bgp["last_result"], "bgp_unknown",
+        "{bgp}
+"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,20 +24,8 @@ interval = "300ms"
 timeout = "250ms"
 fail_after = 1
 recover_after = 1
-[server]
-listen = "127.0.0.1:0"
-[storage]
-path = "{db}"
-[bgp]
-source = "session"
-[bgp.session]
-listen = "127.0.0.1:{bgp_port}"
-local_as = 65010
-router_id = "192.0.2.10"
-  [[bgp.session.peer]]
-  address = "127.0.0.2"
-  remote_as = 65001
-
+{store}
+{bgp}
 [[service]]
 id = "facebook"
 name = "Facebook"
@@ -52,7 +40,8 @@ name = "Facebook"
   query = "web.chat.test"
   server = "{dns}"
 "#,
-        db = dir.path().join("h.db").display(),
+        store = support::config::server_and_store(dir.path()),
+        bgp = support::config::bgp_session(bgp_port),
         dns = dns.addr,
     );
     let path = dir.path().join("config.toml");

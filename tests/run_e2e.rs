@@ -22,11 +22,7 @@ timeout = "250ms"
 fail_after = 2
 recover_after = 2
 
-[server]
-listen = "127.0.0.1:0"
-
-[storage]
-path = "{db}"
+{store}
 
 [[service]]
 id = "whatsapp"
@@ -51,7 +47,7 @@ name = "Signal"
   url = "{url}"
   body_contains = "WhatsApp"
 "#,
-        db = dir.join("history.db").display(),
+        store = support::config::server_and_store(dir),
         dns = dns.addr,
         url = http.url("/switch"),
     )
@@ -183,23 +179,9 @@ async fn offline_is_nan_and_configured_series_exist_from_the_first_scrape() {
     let bgp_port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
     let config = format!(
         r#"
-[server]
-listen = "127.0.0.1:0"
-[storage]
-path = "{db}"
-[alerts.email]
-smtp = "smtp://127.0.0.1:9"
-from = "chatpulse@test.local"
-to = ["oncall@test.local"]
-[bgp]
-source = "session"
-[bgp.session]
-listen = "127.0.0.1:{bgp_port}"
-local_as = 65010
-router_id = "192.0.2.10"
-  [[bgp.session.peer]]
-  address = "127.0.0.2"
-  remote_as = 65001
+{store}
+{email}
+{bgp}
 [[guard]]
 kind = "dns"
 query = "."
@@ -216,7 +198,9 @@ name = "WhatsApp"
   kind = "bgp"
   prefix = "129.134.30.0/23"
 "#,
-        db = dir.path().join("h.db").display(),
+        store = support::config::server_and_store(dir.path()),
+        email = support::config::email(9),
+        bgp = support::config::bgp_session(bgp_port),
     );
     let path = dir.path().join("config.toml");
     std::fs::write(&path, config).unwrap();

@@ -23,10 +23,7 @@ vantage = "status-test"
 interval = "200ms"
 timeout = "150ms"
 fail_after = 2
-[server]
-listen = "127.0.0.1:0"
-[storage]
-path = "{db}"
+{store}
 [[guard]]
 kind = "dns"
 query = "ns1.chat.test"
@@ -45,7 +42,7 @@ name = "Signal"
   kind = "http"
   url = "http://{closed}/"
 "#,
-        db = dir.path().join("h.db").display(),
+        store = support::config::server_and_store(dir.path()),
         guard = guard.addr,
         dns = dns.addr,
     );

@@ -60,16 +60,10 @@ interval = "200ms"
 timeout = "150ms"
 fail_after = 2
 recover_after = 2
-[server]
-listen = "127.0.0.1:0"
-[storage]
-path = "{db}"
+{store}
 [alerts]
 group_wait = "1s"
-[alerts.email]
-smtp = "smtp://127.0.0.1:{smtp}"
-from = "chatpulse@example.org"
-to = ["oncall@example.org"]
+{email}
 [[service]]
 id = "whatsapp"
 name = "WhatsApp"
@@ -78,8 +72,8 @@ name = "WhatsApp"
   query = "web.chat.test"
   server = "{dns}"
 "#,
-            db = disk_dir.join("history.db").display(),
-            smtp = smtp.addr.port(),
+            store = support::config::server_and_store(&disk_dir),
+            email = support::config::email(smtp.addr.port()),
             dns = dns.addr,
         ),
     )

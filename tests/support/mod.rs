@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bgp;
+pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod http;
