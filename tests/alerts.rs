@@ -55,6 +55,27 @@ async fn until_status(daemon: &Daemon, id: &str, status: &str) {
     .await;
 }
 
+/// Starts a monitor whose e-mail goes to a port nothing listens on, and
+/// takes Signal DOWN through `dns`; returns that port, for an SMTP server to
+/// come up on later, and the monitor.
+async fn signal_down_while_smtp_is_away(dns: &TestDns, dir: &Path) -> (u16, Daemon) {
+    let port = support::http::closed_port().await.port();
+    let path = config(dir, port, "", &dns_service("signal", "Signal", "web.chat.test", dns));
+    let daemon = Daemon::start(dir, &path, &[]).await;
+    until_status(&daemon, "signal", "up").await;
+    dns.set_mode(Mode::ServFail);
+    until_status(&daemon, "signal", "down").await;
+    (port, daemon)
+}
+
+async fn until_failed_down_attempts(daemon: &Daemon, at_least: f64, deadline: Duration) {
+    wait_for(&format!("{at_least} failed delivery attempts"), deadline, || async {
+        (daemon.metric(r#"chatpulse_alert_failures_total{channel="email",event="down"}"#).await? >= at_least)
+            .then_some(())
+    })
+    .await;
+}
+
 async fn until_mails(smtp: &SmtpServer, n: usize) -> Vec<support::smtp::Mail> {
     wait_for(&format!("{n} e-mails"), Duration::from_secs(45), || async {
         let mails = smtp.mails();
@@ -152,17 +173,9 @@ async fn three_services_broken_by_one_dns_server_get_one_grouped_email() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_waits_for_an_smtp_server_that_comes_up_30_s_later_and_arrives_once() {
     let dns = TestDns::start().await;
-    let port = support::http::closed_port().await.port();
     let dir = tempfile::tempdir().unwrap();
-    let path = config(dir.path(), port, "", &dns_service("signal", "Signal", "web.chat.test", &dns));
-    let daemon = Daemon::start(dir.path(), &path, &[]).await;
-    until_status(&daemon, "signal", "up").await;
-    dns.set_mode(Mode::ServFail);
-    until_status(&daemon, "signal", "down").await;
-    wait_for("a failed delivery attempt", DEADLINE, || async {
-        (daemon.metric(r#"chatpulse_alert_failures_total{channel="email",event="down"}"#).await? >= 1.0).then_some(())
-    })
-    .await;
+    let (port, daemon) = signal_down_while_smtp_is_away(&dns, dir.path()).await;
+    until_failed_down_attempts(&daemon, 1.0, DEADLINE).await;
     assert_eq!(daemon.metric(r#"chatpulse_alert_queue_length{channel="email"}"#).await, Some(1.0));
     let outage_started = tokio::time::Instant::now();
     tokio::time::sleep_until(outage_started + Duration::from_secs(30)).await;
@@ -293,18 +306,10 @@ async fn notify_on_repeat_and_send_recovery_are_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_down_across_a_whole_incident_delivers_down_then_recovery_in_that_order() {
     let dns = TestDns::start().await;
-    let port = support::http::closed_port().await.port();
     let dir = tempfile::tempdir().unwrap();
-    let path = config(dir.path(), port, "", &dns_service("signal", "Signal", "web.chat.test", &dns));
-    let daemon = Daemon::start(dir.path(), &path, &[]).await;
-    until_status(&daemon, "signal", "up").await;
-    dns.set_mode(Mode::ServFail);
-    until_status(&daemon, "signal", "down").await;
+    let (port, daemon) = signal_down_while_smtp_is_away(&dns, dir.path()).await;
     // Let the DOWN fail a few times, so its next attempt is seconds away.
-    wait_for("three failed attempts", Duration::from_secs(30), || async {
-        (daemon.metric(r#"chatpulse_alert_failures_total{channel="email",event="down"}"#).await? >= 3.0).then_some(())
-    })
-    .await;
+    until_failed_down_attempts(&daemon, 3.0, Duration::from_secs(30)).await;
     dns.set_mode(Mode::Normal);
     until_status(&daemon, "signal", "up").await;
     wait_for("both alerts queued", DEADLINE, || async {

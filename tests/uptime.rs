@@ -122,17 +122,24 @@ async fn cli_reports_exact_uptime_excluding_the_offline_gap() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no history at"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_serves_uptime_history_and_incidents_with_json_errors() {
-    let dns = TestDns::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    synthesise(&dir.path().join("history.db")).await;
-    let path = config(dir.path(), &dns);
-    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+/// Starts a monitor on a store holding the synthesised history, once it has
+/// judged the live `steady` service up; returns it and its config file.
+async fn monitor_over_synthesised_history(dns: &TestDns, dir: &Path) -> (Daemon, std::path::PathBuf) {
+    synthesise(&dir.join("history.db")).await;
+    let path = config(dir, dns);
+    let daemon = Daemon::start(dir, &path, &[]).await;
     wait_for("steady judged", Duration::from_secs(15), || async {
         (daemon.service("steady").await?["status"] == "up").then_some(())
     })
     .await;
+    (daemon, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_serves_uptime_history_and_incidents_with_json_errors() {
+    let dns = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, _) = monitor_over_synthesised_history(&dns, dir.path()).await;
     let uptime = daemon.json("/api/v1/services/steady/uptime?window=24h").await.unwrap();
     assert_eq!(uptime["window"], "24h");
     assert_eq!(uptime["down_seconds"], H);
@@ -192,13 +199,7 @@ async fn api_serves_uptime_history_and_incidents_with_json_errors() {
 async fn hostile_windows_are_refused_and_memory_stays_flat() {
     let dns = TestDns::start().await;
     let dir = tempfile::tempdir().unwrap();
-    synthesise(&dir.path().join("history.db")).await;
-    let path = config(dir.path(), &dns);
-    let daemon = Daemon::start(dir.path(), &path, &[]).await;
-    wait_for("steady judged", Duration::from_secs(15), || async {
-        (daemon.service("steady").await?["status"] == "up").then_some(())
-    })
-    .await;
+    let (daemon, path) = monitor_over_synthesised_history(&dns, dir.path()).await;
     let before = daemon.rss_kib();
     for (query, param) in [
         ("/api/v1/services/steady/history?window=9223372036854775808s&step=1h", "window"),
