@@ -264,13 +264,25 @@ fn source(url: &str, seed_url: String, stale_after: Duration) -> RisLive {
     RisLive::new(&config, &[WATCHED.parse().unwrap()])
 }
 
+/// Runs the RIS Live source against `url` (seeded from a 12-peer looking
+/// glass) with nobody judging its events; the tests watch the server side.
+/// Dropping the handles stops nothing, which is fine: each test ends with
+/// its runtime.
+async fn feed_without_listener(
+    url: &str,
+    stale_after: Duration,
+) -> (tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>) {
+    let seed_url = looking_glass(Arc::new(AtomicUsize::new(12))).await;
+    let (tx, mut rx) = mpsc::channel(1024);
+    let task = tokio::spawn(run(source(url, seed_url, stale_after), tx));
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    (task, drain)
+}
+
 #[tokio::test]
 async fn a_server_that_never_completes_the_handshake_is_given_up_and_retried() {
     let (url, connections) = mute_listener().await;
-    let seed_url = looking_glass(Arc::new(AtomicUsize::new(12))).await;
-    let (tx, mut rx) = mpsc::channel(1024);
-    let _task = tokio::spawn(run(source(&url, seed_url, Duration::from_secs(1)), tx));
-    let _drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let _feed = feed_without_listener(&url, Duration::from_secs(1)).await;
     wait_for("a second connection attempt", Duration::from_secs(10), || async {
         (connections.load(Ordering::SeqCst) >= 2).then_some(())
     })
@@ -291,10 +303,7 @@ async fn a_feed_gone_mute_after_seeding_is_reconnected() {
 #[tokio::test]
 async fn a_server_that_hangs_up_at_once_is_retried_with_growing_backoff() {
     let (url, connections) = hang_up_server().await;
-    let seed_url = looking_glass(Arc::new(AtomicUsize::new(12))).await;
-    let (tx, mut rx) = mpsc::channel(1024);
-    let _task = tokio::spawn(run(source(&url, seed_url, Duration::from_secs(60)), tx));
-    let _drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let _feed = feed_without_listener(&url, Duration::from_secs(60)).await;
     let end = tokio::time::Instant::now() + Duration::from_secs(7);
     while tokio::time::Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -7,7 +7,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chatpulse::config::{DnsCheck, DnsServer, DnsTransport, Rcode, RecordType};
@@ -16,7 +15,7 @@ use chatpulse::probe::{Finding, Probe, Reason};
 use support::dns::{Mode, TestDns};
 use support::pki::pki;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const T: Duration = Duration::from_secs(3);
 
@@ -33,60 +32,42 @@ async fn forward(upstream: SocketAddr, query: &[u8]) -> Vec<u8> {
 
 /// A DNS-over-TLS front for `upstream`.
 async fn dot_server(upstream: SocketAddr, config: rustls::ServerConfig) -> SocketAddr {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(stream).await else { return };
-                let Ok(len) = tls.read_u16().await else { return };
-                let mut query = vec![0u8; usize::from(len)];
-                if tls.read_exact(&mut query).await.is_err() {
-                    return;
-                }
-                let reply = forward(upstream, &query).await;
-                let _ = tls.write_all(&(reply.len() as u16).to_be_bytes()).await;
-                let _ = tls.write_all(&reply).await;
-            });
+    support::pki::tls_listener(config, move |mut tls| async move {
+        let Ok(len) = tls.read_u16().await else { return };
+        let mut query = vec![0u8; usize::from(len)];
+        if tls.read_exact(&mut query).await.is_err() {
+            return;
         }
-    });
-    addr
+        let reply = forward(upstream, &query).await;
+        let _ = tls.write_all(&(reply.len() as u16).to_be_bytes()).await;
+        let _ = tls.write_all(&reply).await;
+    })
+    .await
 }
 
 /// A DNS-over-HTTPS front for `upstream` at `https://localhost:PORT/dns-query`.
 async fn doh_server(upstream: SocketAddr, config: rustls::ServerConfig) -> String {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else { return };
-                let service =
-                    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| async move {
-                        use http_body_util::BodyExt;
-                        let ok = request.method() == hyper::Method::POST
-                            && request.headers().get("content-type").is_some_and(|v| v == "application/dns-message");
-                        let query = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let response = if ok {
-                            hyper::Response::builder()
-                                .header("content-type", "application/dns-message")
-                                .body(http_body_util::Full::new(bytes::Bytes::from(forward(upstream, &query).await)))
-                        } else {
-                            hyper::Response::builder().status(415).body(http_body_util::Full::new(bytes::Bytes::new()))
-                        };
-                        Ok::<_, std::convert::Infallible>(response.unwrap())
-                    });
-                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    format!("https://localhost:{port}/dns-query")
+    let addr = support::pki::tls_listener(config, move |tls| async move {
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| async move {
+            use http_body_util::BodyExt;
+            let ok = request.method() == hyper::Method::POST
+                && request.headers().get("content-type").is_some_and(|v| v == "application/dns-message");
+            let query = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let response = if ok {
+                hyper::Response::builder()
+                    .header("content-type", "application/dns-message")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(forward(upstream, &query).await)))
+            } else {
+                hyper::Response::builder().status(415).body(http_body_util::Full::new(bytes::Bytes::new()))
+            };
+            Ok::<_, std::convert::Infallible>(response.unwrap())
+        });
+        let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+            .await;
+    })
+    .await;
+    format!("https://localhost:{}/dns-query", addr.port())
 }
 
 fn check(transport: DnsTransport, server: DnsServer, ca_file: Option<std::path::PathBuf>) -> DnsCheck {

@@ -9,7 +9,6 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chatpulse::config::{Endpoint, TlsCheck};
@@ -75,33 +74,14 @@ async fn a_name_that_does_not_resolve_is_tcp_resolve() {
 /// A TLS server presenting `pki`'s leaf, offering h2 and HTTP/1.1; answers
 /// any request with `200 ok`.
 async fn tls_server(pki: &Pki) -> SocketAddr {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![pki.leaf.clone()], pki.key.clone_key())
-        .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(mut tls) = acceptor.accept(stream).await {
-                    let mut request = [0u8; 2048];
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(2),
-                        tokio::io::AsyncReadExt::read(&mut tls, &mut request),
-                    )
-                    .await;
-                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
-                    let _ = tls.shutdown().await;
-                }
-            });
-        }
-    });
-    addr
+    support::pki::tls_listener(pki.server_config(&[b"h2", b"http/1.1"]), |mut tls| async move {
+        let mut request = [0u8; 2048];
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), tokio::io::AsyncReadExt::read(&mut tls, &mut request)).await;
+        let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+        let _ = tls.shutdown().await;
+    })
+    .await
 }
 
 fn tls_check(addr: SocketAddr, ca_file: Option<PathBuf>, min_cert_days: Option<u32>) -> TlsCheck {

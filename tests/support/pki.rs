@@ -51,3 +51,30 @@ impl Pki {
         path
     }
 }
+
+/// The stream a [`tls_listener`] hands to its handler.
+pub type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// Listens on an ephemeral loopback port, completes each handshake with
+/// `config` and hands the connection to `serve` on its own task; failed
+/// handshakes are dropped. Returns the address.
+pub async fn tls_listener<F, Fut>(config: rustls::ServerConfig, serve: F) -> std::net::SocketAddr
+where
+    F: Fn(TlsStream) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let addr = listener.local_addr().expect("a bound listener");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, serve) = (acceptor.clone(), serve.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    serve(tls).await;
+                }
+            });
+        }
+    });
+    addr
+}
