@@ -60,30 +60,30 @@ async fn runs(daemon: &Daemon, kind: &str, result: &str) -> f64 {
     daemon.metric(&series).await.unwrap_or(0.0)
 }
 
+/// Starts the monitor under `prlimit --nofile=1024` and waits for it to
+/// judge the `steady` service up.
+async fn steady_monitor_with_1024_descriptors(dir: &std::path::Path, config: &std::path::Path) -> Daemon {
+    let daemon = Daemon::start_with_fd_limit(dir, config, 1024).await;
+    wait_for("steady up", Duration::from_secs(15), || async {
+        (daemon.service("steady").await?["status"] == "up").then_some(())
+    })
+    .await;
+    daemon
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_idle_connections_is_no_outage_and_is_shed() {
     let dns = TestDns::start().await;
     let http = TestHttp::start().await;
     let dir = tempfile::tempdir().unwrap();
     let path = config(dir.path(), &dns, &http);
-    let daemon = Daemon::start_with_fd_limit(dir.path(), &path, 1024).await;
-    wait_for("steady up", Duration::from_secs(15), || async {
-        (daemon.service("steady").await?["status"] == "up").then_some(())
-    })
-    .await;
+    let daemon = steady_monitor_with_1024_descriptors(dir.path(), &path).await;
     let (dns_ok, http_ok) = (runs(&daemon, "dns", "ok").await, runs(&daemon, "http", "ok").await);
 
     // 1,100 connections that never send a byte: more than the process has
     // descriptors. The listener holds at most max_connections of them.
-    let addr = daemon.base.trim_start_matches("http://").to_string();
-    let mut idle = Vec::new();
-    for _ in 0..1_100 {
-        if let Ok(Ok(stream)) =
-            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await
-        {
-            idle.push(stream);
-        }
-    }
+    let addr = daemon.base.trim_start_matches("http://").parse().expect("the API's address");
+    let idle = support::idle_connections([127, 0, 0, 1].into(), addr, 1_100).await;
     // Probes go on through the flood: nothing fails for want of a socket.
     let hold = tokio::time::Instant::now() + Duration::from_secs(4);
     while tokio::time::Instant::now() < hold {
@@ -117,25 +117,14 @@ async fn descriptor_exhaustion_is_probe_resource_not_an_outage() {
     let http = TestHttp::start().await;
     let dir = tempfile::tempdir().unwrap();
     let path = config_with(dir.path(), &dns, &http, "max_connections = 5000");
-    let daemon = Daemon::start_with_fd_limit(dir.path(), &path, 1024).await;
-    wait_for("steady up", Duration::from_secs(15), || async {
-        (daemon.service("steady").await?["status"] == "up").then_some(())
-    })
-    .await;
+    let daemon = steady_monitor_with_1024_descriptors(dir.path(), &path).await;
     // A keep-alive connection from before the flood.
     let kept = support::http_client();
     let health = format!("{}/healthz", daemon.base);
     assert_eq!(kept.get(&health).send().await.unwrap().status().as_u16(), 200);
 
-    let addr = daemon.base.trim_start_matches("http://").to_string();
-    let mut idle = Vec::new();
-    for _ in 0..1_100 {
-        if let Ok(Ok(stream)) =
-            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&addr)).await
-        {
-            idle.push(stream);
-        }
-    }
+    let addr = daemon.base.trim_start_matches("http://").parse().expect("the API's address");
+    let idle = support::idle_connections([127, 0, 0, 1].into(), addr, 1_100).await;
     let said = wait_for("/healthz naming the shortage", Duration::from_secs(8), || async {
         let response = kept.get(&health).send().await.ok()?;
         let code = response.status().as_u16();

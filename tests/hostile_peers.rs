@@ -154,17 +154,7 @@ async fn half_open_bgp_connections_beyond_the_descriptor_limit_do_not_spin_the_m
     let pid = daemon.child.id().expect("running");
     let _peer = connect_peer(bgp_port).await;
     // 1,100 connections from the configured address that never send an OPEN.
-    let mut held = Vec::new();
-    for _ in 0..1_100 {
-        let Ok(socket) = tokio::net::TcpSocket::new_v4() else { continue };
-        if socket.bind("127.0.0.2:0".parse().unwrap()).is_err() {
-            continue;
-        }
-        let connect = socket.connect(([127, 0, 0, 1], bgp_port).into());
-        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(2), connect).await {
-            held.push(stream);
-        }
-    }
+    let held = support::idle_connections([127, 0, 0, 2].into(), ([127, 0, 0, 1], bgp_port).into(), 1_100).await;
     let before = cpu_seconds(pid);
     let window = tokio::time::Instant::now() + Duration::from_secs(5);
     while tokio::time::Instant::now() < window {

@@ -42,3 +42,28 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("a plain reqwest client builds")
 }
+
+/// Opens up to `n` TCP connections from `from` (port chosen by the kernel)
+/// to `to` and holds them without sending a byte; a connection that cannot
+/// be made within 2 s is skipped. For floods of idle clients or peers.
+pub async fn idle_connections(
+    from: std::net::IpAddr,
+    to: std::net::SocketAddr,
+    n: usize,
+) -> Vec<tokio::net::TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let socket = match from {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        };
+        let Ok(socket) = socket else { continue };
+        if socket.bind((from, 0).into()).is_err() {
+            continue;
+        }
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(2), socket.connect(to)).await {
+            held.push(stream);
+        }
+    }
+    held
+}
