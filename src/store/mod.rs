@@ -335,10 +335,6 @@ fn writer_loop(mut writer: Writer, rx: sync_mpsc::Receiver<Msg>) {
                 // Also the heartbeat: about once a second, even when idle.
                 writer.commit(now(), false);
                 batch_opened = None;
-                if writer.last_file_check.elapsed() >= FILE_CHECK {
-                    writer.last_file_check = std::time::Instant::now();
-                    writer.watch_file();
-                }
             }
             Err(sync_mpsc::RecvTimeoutError::Disconnected) => {
                 writer.commit(now(), true);
@@ -348,6 +344,12 @@ fn writer_loop(mut writer: Writer, rx: sync_mpsc::Receiver<Msg>) {
         if batch_opened.is_some_and(|t| t.elapsed() >= BATCH_WINDOW) {
             writer.commit(now(), false);
             batch_opened = None;
+        }
+        // Between batches, whether the queue is idle or busy: a monitor
+        // under steady load must notice a removed file as surely as an idle one.
+        if batch_opened.is_none() && writer.last_file_check.elapsed() >= FILE_CHECK {
+            writer.last_file_check = std::time::Instant::now();
+            writer.watch_file();
         }
     }
 }
