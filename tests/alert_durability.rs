@@ -31,17 +31,11 @@ recover_after = 2
 group_wait = "2s"
 {email}
 repeat = "0s"
-[[service]]
-id = "whatsapp"
-name = "WhatsApp"
-  [[service.probe]]
-  kind = "dns"
-  query = "web.chat.test"
-  server = "{dns}"
+{service}
 "#,
         store = support::config::server_and_store(dir),
         email = support::config::email(smtp),
-        dns = dns.addr,
+        service = support::config::dns_service("whatsapp", "WhatsApp", "web.chat.test", dns.addr),
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();

@@ -16,10 +16,7 @@ use support::wait_for;
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn dns_service(id: &str, name: &str, query: &str, dns: &TestDns) -> String {
-    format!(
-        "[[service]]\nid = \"{id}\"\nname = \"{name}\"\n  [[service.probe]]\n  kind = \"dns\"\n  id = \"dns\"\n  query = \"{query}\"\n  server = \"{}\"\n",
-        dns.addr
-    )
+    support::config::dns_service(id, name, query, dns.addr)
 }
 
 fn config(dir: &Path, smtp_port: u16, extra: &str, services: &str) -> std::path::PathBuf {

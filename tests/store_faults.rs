@@ -64,17 +64,11 @@ recover_after = 2
 [alerts]
 group_wait = "1s"
 {email}
-[[service]]
-id = "whatsapp"
-name = "WhatsApp"
-  [[service.probe]]
-  kind = "dns"
-  query = "web.chat.test"
-  server = "{dns}"
+{service}
 "#,
             store = support::config::server_and_store(&disk_dir),
             email = support::config::email(smtp.addr.port()),
-            dns = dns.addr,
+            service = support::config::dns_service("whatsapp", "WhatsApp", "web.chat.test", dns.addr),
         ),
     )
     .unwrap();

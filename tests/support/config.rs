@@ -36,3 +36,10 @@ router_id = "192.0.2.10"
 "#
     )
 }
+
+/// A `[[service]]` with one dns probe (id `dns`) asking `server` for `query`.
+pub fn dns_service(id: &str, name: &str, query: &str, server: impl std::fmt::Display) -> String {
+    format!(
+        "[[service]]\nid = \"{id}\"\nname = \"{name}\"\n  [[service.probe]]\n  kind = \"dns\"\n  id = \"dns\"\n  query = \"{query}\"\n  server = \"{server}\"\n"
+    )
+}
