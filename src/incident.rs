@@ -266,7 +266,13 @@ impl Tracker {
             let next = self.pending.iter().map(|p| p.deadline).min();
             tokio::select! {
                 message = input.recv() => match message {
-                    Some(TrackerInput::Service(snapshot)) => self.service(snapshot).await,
+                    Some(TrackerInput::Service(snapshot)) => {
+                        self.service(snapshot).await;
+                        // A group whose wait is already over (group_wait = 0)
+                        // goes out before the next input is looked at, not
+                        // whenever the timer branch happens to be polled.
+                        self.flush_pending(false).await;
+                    }
                     Some(TrackerInput::Online(online)) => self.online = online,
                     Some(TrackerInput::Services(ids)) => self.retain_services(&ids).await,
                     None => {

@@ -53,9 +53,9 @@ async fn run(config: &Config, statuses: &[ServiceStatus]) -> Vec<String> {
     let task = tokio::spawn(tracker.run(rx));
     let t0 = 1_800_000_000;
     for (i, status) in statuses.iter().enumerate() {
+        // group_wait is 0: the tracker sends each decision before it reads
+        // the next status, so no pause is needed between them.
         tx.send(TrackerInput::Service(snapshot(*status, t0 + i as i64 * 60))).unwrap();
-        // group_wait is 0: each decision is flushed before the next status.
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(tx);
     tokio::time::timeout(Duration::from_secs(10), task).await.expect("the tracker stops").unwrap();
