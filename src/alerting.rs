@@ -51,14 +51,17 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// From the config; without `[alerts.email]` the defaults of e-mail
-    /// (down and recoveries), so `replay` shows what would be sent.
+    /// From the config: an alert is decided once, for every channel, when
+    /// any channel asks for it (each channel then takes what its own rules
+    /// ask for). Without any channel, the defaults (down and recoveries),
+    /// so `replay` shows what would be sent.
     pub fn from_config(config: &Config) -> Policy {
-        let email = config.alerts.email.as_ref();
+        let channels = config.alerts.channels();
+        let none = channels.is_empty();
         Policy {
-            notify_down: email.is_none_or(|e| e.notify_on.contains(&NotifyOn::Down)),
-            notify_degraded: email.is_some_and(|e| e.notify_on.contains(&NotifyOn::Degraded)),
-            send_recovery: email.is_none_or(|e| e.send_recovery),
+            notify_down: none || channels.iter().any(|(_, r)| r.notify_on.contains(&NotifyOn::Down)),
+            notify_degraded: channels.iter().any(|(_, r)| r.notify_on.contains(&NotifyOn::Degraded)),
+            send_recovery: none || channels.iter().any(|(_, r)| r.send_recovery),
             flap_changes: config.alerts.flap_changes,
             flap_window: config.alerts.flap_window.as_secs() as i64,
         }

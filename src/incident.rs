@@ -5,11 +5,12 @@
 //! the one still open from before a restart, without a second alert); `up`
 //! ends it; `unknown` neither opens nor ends one. Services that go down
 //! within `group_wait` of each other with the same root cause key form one
-//! group and one alert. An alert decision is committed to the store before
+//! group and one alert, a typed [`Notice`] that the channels render
+//! (this module never renders or delivers). An alert decision is committed to the store before
 //! `group_wait` begins (a kill during the wait loses nothing: the groups are
 //! re-formed after the restart) and is always carried out: a service that
 //! recovers while its DOWN waits gets the DOWN, then the recovery. Alerts
-//! are rendered, committed to the outbox with the incidents marked as
+//! are rendered (one message per channel that takes them), committed to the outbox with the incidents marked as
 //! notified and the decisions settled (one transaction), and only then
 //! handed to delivery — so a restart neither loses nor repeats one. While
 //! the monitor is offline nothing is alerted.
@@ -22,70 +23,12 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::alert::render::{self, Member, Rendered};
 use crate::alerting::{AlertMachine, Decision, Policy};
-use crate::config::{Config, Kind};
-use crate::probe::result_word;
-use crate::store::{Incident, NewIncident, NewMessage, Store};
-use crate::verdict::{ProbeState, ProbeStatus, RootCause, ServiceState, ServiceStatus};
-
-/// One probe as an alert shows it.
-#[derive(Debug, Clone)]
-pub struct ProbeLine {
-    /// Probe id.
-    pub id: String,
-    /// Kind.
-    pub kind: Kind,
-    /// What it probes.
-    pub target: String,
-    /// Confirmed state.
-    pub status: ProbeStatus,
-    /// Last result word, if it ran.
-    pub last_result: Option<&'static str>,
-    /// Last detail.
-    pub detail: String,
-}
-
-/// A service at the moment its status changed.
-#[derive(Debug, Clone)]
-pub struct ServiceSnapshot {
-    /// Id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// New status.
-    pub status: ServiceStatus,
-    /// Unix seconds.
-    pub at: i64,
-    /// Root cause.
-    pub cause: Option<RootCause>,
-    /// Its probes.
-    pub probes: Vec<ProbeLine>,
-}
-
-impl ServiceSnapshot {
-    /// From a verdict `ServiceChanged` event.
-    pub fn new(service: &ServiceState, probes: &[&ProbeState], at: i64) -> ServiceSnapshot {
-        ServiceSnapshot {
-            id: service.id.clone(),
-            name: service.name.clone(),
-            status: service.status,
-            at,
-            cause: service.cause.clone(),
-            probes: probes
-                .iter()
-                .map(|p| ProbeLine {
-                    id: p.probe.spec.id.clone(),
-                    kind: p.probe.kind(),
-                    target: p.probe.spec.check.target(),
-                    status: p.status,
-                    last_result: p.last.as_ref().map(|l| result_word(l.finding.result)),
-                    detail: p.last.as_ref().map(|l| l.finding.detail.clone()).unwrap_or_default(),
-                })
-                .collect(),
-        }
-    }
-}
+use crate::config::Config;
+pub use crate::notice::{AlertEvent, ServiceSnapshot};
+use crate::notice::{Channels, Member, Notice, NoticeKind};
+use crate::store::{Incident, NewIncident, Store};
+use crate::verdict::ServiceStatus;
 
 /// What the tracker is told.
 #[derive(Debug, Clone)]
@@ -97,43 +40,6 @@ pub enum TrackerInput {
     /// The config now has these services (after a reload): incidents of
     /// the others end, without alerts.
     Services(Vec<String>),
-}
-
-/// Which kind of alert a pending group will send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertEvent {
-    /// Services went down.
-    Down,
-    /// Services became degraded.
-    Degraded,
-    /// Services are still down.
-    Reminder,
-    /// Services recovered.
-    Recovered,
-    /// The service changes status too often to alert on each change.
-    Flapping,
-}
-
-impl AlertEvent {
-    /// The event for its word (as stored with a pending decision).
-    pub fn from_word(word: &str) -> Option<AlertEvent> {
-        AlertEvent::ALL.into_iter().find(|e| e.as_str() == word)
-    }
-
-    /// Every event.
-    pub const ALL: [AlertEvent; 4] =
-        [AlertEvent::Down, AlertEvent::Degraded, AlertEvent::Reminder, AlertEvent::Recovered];
-
-    /// The word in metrics and Message-IDs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertEvent::Down => "down",
-            AlertEvent::Degraded => "degraded",
-            AlertEvent::Reminder => "reminder",
-            AlertEvent::Recovered => "recovered",
-            AlertEvent::Flapping => "flapping",
-        }
-    }
 }
 
 /// Alerts waiting for `group_wait` to pass.
@@ -164,6 +70,11 @@ pub struct Tracker {
     spillover: crate::store::Spillover,
     /// Ids for incidents the store could not record (kept in memory only).
     next_memory_id: i64,
+    /// Renders a decided alert for each channel that takes it.
+    channels: Arc<dyn Channels>,
+    /// When each (incident, channel) was last reminded (else the incident's
+    /// stored `last_reminder_at`): each channel keeps its own `repeat`.
+    reminded: HashMap<(i64, String), i64>,
 }
 
 /// Incidents the store could not record get ids from here on.
@@ -173,11 +84,12 @@ const MEMORY_IDS: i64 = 1_000_000_000;
 const REMINDER_CHECK: Duration = Duration::from_secs(5);
 
 impl Tracker {
-    /// A tracker continuing the incidents open in `store`. `delivery` is
-    /// woken whenever an alert is committed.
+    /// A tracker continuing the incidents open in `store`. `channels`
+    /// renders its alerts; `delivery` is woken whenever one is committed.
     pub async fn new(
         store: Store,
         config: watch::Receiver<Arc<Config>>,
+        channels: Arc<dyn Channels>,
         delivery: Arc<Notify>,
     ) -> Result<Tracker, crate::store::StoreError> {
         let open = store.open_incidents().await?.into_iter().map(|i| (i.service.clone(), i)).collect::<HashMap<_, _>>();
@@ -211,6 +123,8 @@ impl Tracker {
             metrics: None,
             spillover: Default::default(),
             next_memory_id: MEMORY_IDS,
+            channels,
+            reminded: HashMap::new(),
         };
         tracker.reform(decided);
         tracker.retain_services(&ids).await;
@@ -231,7 +145,7 @@ impl Tracker {
             let left = (p.decided_at + config.alerts.group_wait.as_secs() as i64 - now).max(0);
             let deadline = Instant::now() + Duration::from_secs(left as u64);
             let name = config.services.iter().find(|s| s.id == p.incident.service).map(|s| s.name.clone());
-            let mut snapshot = placeholder(&p.incident);
+            let mut snapshot = ServiceSnapshot::placeholder(&p.incident);
             if let Some(name) = name {
                 snapshot.name = name;
             }
@@ -444,7 +358,7 @@ impl Tracker {
         let Some(incident) = self.open.remove(&snapshot.id) else { return };
         // A decided DOWN still waiting for group_wait goes out all the same
         // (decided alerts are never dropped); the recovery follows it.
-        let recover = decision == Some(Decision::Recovered) && config.alerts.email.is_some();
+        let recover = decision == Some(Decision::Recovered);
         let group = incident.group_id.unwrap_or(incident.id);
         let key = format!("group-{group}");
         let recovery = recover.then(|| (key.clone(), group));
@@ -458,6 +372,14 @@ impl Tracker {
         if recover {
             let mut ended = incident;
             ended.ended_at = Some(snapshot.at);
+            // What was told (or is still waiting to be) decides which
+            // channels hear of the recovery.
+            let waiting = self.pending.iter().find(|p| p.members.iter().any(|(i, _)| i.id == ended.id));
+            ended.notified = ended.notified.or(match waiting.map(|p| p.event) {
+                Some(AlertEvent::Degraded) => Some(ServiceStatus::Degraded),
+                Some(_) => Some(ServiceStatus::Down),
+                None => None,
+            });
             self.join(config, AlertEvent::Recovered, key, ended, snapshot).await;
         }
     }
@@ -538,23 +460,19 @@ impl Tracker {
         }
     }
 
-    /// Renders and commits one alert about `members`.
+    /// Renders and commits one alert about `members` (a reminder: for the
+    /// one channel `reminder` names, with its sequence number).
     async fn send(
         &mut self,
         event: AlertEvent,
         group: i64,
         members: Vec<(Incident, ServiceSnapshot)>,
-        reminder: Option<u64>,
+        reminder: Option<(String, u64)>,
     ) {
         let config = self.config.borrow().clone();
-        if config.alerts.email.is_none() {
-            return;
-        }
         let now = crate::time::unix(std::time::SystemTime::now());
         let members: Vec<Member> =
             members.into_iter().map(|(incident, snapshot)| Member { incident, snapshot }).collect();
-        let Rendered { subject, text, html } = render::render(event, &members, &config, now);
-        let vantage = vantage_word(&config.monitor.vantage);
         // One Message-ID per incident event, unique across stores:
         // <event-incident-seq-STOREID@vantage>, the incident being the
         // group's first (a recovery: the first incident it reports, since
@@ -564,16 +482,7 @@ impl Tracker {
             AlertEvent::Recovered => members.iter().map(|m| m.incident.id).min().unwrap_or(group),
             _ => group,
         };
-        let seq = reminder.unwrap_or(1);
-        let message = NewMessage {
-            channel: "email".into(),
-            event: event.as_str().into(),
-            message_id: format!("<{}-{incident}-{seq}-{}@{vantage}.chatpulse>", event.as_str(), self.store.id()),
-            subject,
-            body_text: text,
-            body_html: html,
-            created_at: now,
-        };
+        let seq = reminder.as_ref().map_or(1, |(_, n)| *n);
         let level = match event {
             AlertEvent::Down | AlertEvent::Reminder => Some(ServiceStatus::Down),
             AlertEvent::Degraded => Some(ServiceStatus::Degraded),
@@ -584,34 +493,73 @@ impl Tracker {
         let reminder_at = (event != AlertEvent::Recovered && event != AlertEvent::Degraded).then_some(now);
         let settled: Vec<i64> =
             if reminder.is_some() { Vec::new() } else { members.iter().map(|m| m.incident.id).collect() };
-        let message_copy = message.clone();
-        match self.store.enqueue(message, marks.clone(), reminder_at, settled).await {
-            Ok(Some(id)) => {
-                info!(outbox = id, event = event.as_str(), services = members.len(), "alert queued");
-                for member in &members {
-                    if let Some(open) = self.open.get_mut(&member.incident.service) {
-                        if level.is_some() {
-                            open.notified = level;
-                        }
-                        if reminder_at.is_some() {
-                            open.last_reminder_at = reminder_at;
-                        }
-                    }
-                }
-                self.delivery.notify_one();
+        let only = reminder.map(|(channel, _)| channel);
+        if let Some(channel) = &only {
+            for m in &members {
+                self.reminded.insert((m.incident.id, channel.clone()), now);
             }
-            Ok(None) => info!(event = event.as_str(), "alert already queued before; not queued twice"),
-            Err(e) => {
-                warn!("cannot queue the alert in the store ({e}); it is delivered from memory");
-                self.spillover.lock().unwrap_or_else(|p| p.into_inner()).push_back(message_copy);
-                for member in &members {
-                    if let Some(open) = self.open.get_mut(&member.incident.service)
-                        && level.is_some()
-                    {
+        }
+        let ids: Vec<(String, i64)> = members.iter().map(|m| (m.incident.service.clone(), m.incident.id)).collect();
+        let (count, is_reminder) = (ids.len(), only.is_some());
+        let notice = Notice {
+            message_id: self.message_id(&config, event.as_str(), incident, seq),
+            kind: NoticeKind::Incident { event, group, members },
+            at: now,
+            only,
+        };
+        let messages = self.channels.render(&notice, &config);
+        let queued = self.commit(event, messages, marks, reminder_at, settled).await;
+        if queued.is_some() {
+            for (service, id) in ids {
+                if let Some(open) = self.open.get_mut(&service).filter(|o| o.id == id) {
+                    if level.is_some() {
                         open.notified = level;
                     }
+                    // A channel's reminder moves only that channel's clock.
+                    if reminder_at.is_some() && !is_reminder {
+                        open.last_reminder_at = reminder_at;
+                    }
                 }
+            }
+        }
+        info!(event = event.as_str(), services = count, channels = queued.unwrap_or(0), "alert decided");
+    }
+
+    /// `<event-incident-seq-STOREID@vantage.chatpulse>`.
+    fn message_id(&self, config: &Config, event: &str, incident: i64, seq: u64) -> String {
+        format!("<{event}-{incident}-{seq}-{}@{}.chatpulse>", self.store.id(), vantage_word(&config.monitor.vantage))
+    }
+
+    /// Commits the rendered messages with the incidents' marks and settled
+    /// decisions in one transaction (or, when the store cannot take them,
+    /// keeps the messages for delivery from memory); wakes delivery.
+    /// Returns how many messages were queued, None if none could be.
+    async fn commit(
+        &mut self,
+        event: AlertEvent,
+        messages: Vec<crate::store::NewMessage>,
+        marks: Vec<(i64, ServiceStatus)>,
+        reminder_at: Option<i64>,
+        settled: Vec<i64>,
+    ) -> Option<usize> {
+        let copies = messages.clone();
+        match self.store.enqueue(event.as_str(), messages, marks, reminder_at, settled).await {
+            Ok(0) if !copies.is_empty() => {
+                info!("alert already queued before; not queued twice");
+                Some(0)
+            }
+            Ok(queued) => {
+                if queued > 0 {
+                    self.delivery.notify_one();
+                }
+                Some(queued)
+            }
+            Err(e) => {
+                warn!("cannot queue the alert in the store ({e}); it is delivered from memory");
+                let n = copies.len();
+                self.spillover.lock().unwrap_or_else(|p| p.into_inner()).extend(copies);
                 self.delivery.notify_one();
+                Some(n)
             }
         }
     }
@@ -637,33 +585,25 @@ impl Tracker {
             m.set_flapping(&id, true);
         }
         warn!(service = %id, changes, "service is flapping: its alerts are held back until it holds one status");
-        if config.alerts.email.is_none() || !self.online {
+        if !self.online {
             return;
         }
-        let incident = self.open.get(&id).or_else(|| self.last_ended.get(&id)).map(|i| i.id).unwrap_or(0);
-        let Rendered { subject, text, html } =
-            render::flapping(&snapshot.name, changes, config.alerts.flap_window, config);
-        let now = crate::time::unix(std::time::SystemTime::now());
-        let message = NewMessage {
-            channel: "email".into(),
-            event: AlertEvent::Flapping.as_str().into(),
-            message_id: format!(
-                "<flapping-{incident}-{episode}-{}@{}.chatpulse>",
-                self.store.id(),
-                vantage_word(&config.monitor.vantage)
-            ),
-            subject,
-            body_text: text,
-            body_html: html,
-            created_at: now,
+        let incident = self.open.get(&id).or_else(|| self.last_ended.get(&id)).cloned();
+        let incident_id = incident.as_ref().map_or(0, |i| i.id);
+        let member =
+            Member { incident: incident.unwrap_or_else(|| placeholder_incident(snapshot)), snapshot: snapshot.clone() };
+        let notice = Notice {
+            message_id: self.message_id(config, AlertEvent::Flapping.as_str(), incident_id, episode),
+            kind: NoticeKind::Flapping { member: Box::new(member), changes, window: config.alerts.flap_window },
+            at: crate::time::unix(std::time::SystemTime::now()),
+            only: None,
         };
-        match self.store.enqueue(message, Vec::new(), None, Vec::new()).await {
-            Ok(Some(id)) => {
-                info!(outbox = id, "flapping alert queued");
-                self.delivery.notify_one();
-            }
-            Ok(None) => {}
-            Err(e) => warn!("cannot queue the flapping alert: {e}"),
+        let messages = self.channels.render(&notice, config);
+        if messages.is_empty() {
+            return;
+        }
+        if let Some(n) = self.commit(AlertEvent::Flapping, messages, Vec::new(), None, Vec::new()).await {
+            info!(channels = n, "flapping alert queued");
         }
     }
 
@@ -680,7 +620,7 @@ impl Tracker {
             let Some(snapshot) = self.latest.get(&id).cloned() else { continue };
             match decision {
                 Decision::Down | Decision::Degraded => self.failing(&config, snapshot, Some(decision)).await,
-                Decision::Recovered if config.alerts.email.is_some() => {
+                Decision::Recovered => {
                     if let Some(ended) = self.last_ended.get(&id).cloned() {
                         let key = format!("group-{}", ended.group_id.unwrap_or(ended.id));
                         self.join(&config, AlertEvent::Recovered, key, ended, snapshot).await;
@@ -691,44 +631,63 @@ impl Tracker {
         }
     }
 
+    /// Reminders, per channel: each open incident told as DOWN and still
+    /// down is reminded on every channel whose `repeat` has passed since
+    /// that channel's last reminder (or the DOWN).
     async fn reminders(&mut self) {
-        let config = self.config.borrow().clone();
-        let Some(repeat) = config.alerts.email.as_ref().and_then(|e| e.repeat) else { return };
         if !self.online {
             return;
         }
+        let config = self.config.borrow().clone();
         let now = crate::time::unix(std::time::SystemTime::now());
-        let mut groups: HashMap<i64, Vec<(Incident, ServiceSnapshot)>> = HashMap::new();
-        for incident in self.open.values() {
-            let still_down = self.latest.get(&incident.service).is_none_or(|s| s.status == ServiceStatus::Down);
-            let due = incident.last_reminder_at.is_some_and(|last| now - last >= repeat.as_secs() as i64);
-            if incident.notified == Some(ServiceStatus::Down) && still_down && due {
-                let snapshot = self.latest.get(&incident.service).cloned().unwrap_or_else(|| placeholder(incident));
-                groups.entry(incident.group_id.unwrap_or(incident.id)).or_default().push((incident.clone(), snapshot));
+        for (channel, rules) in config.alerts.channels() {
+            let Some(repeat) = rules.repeat else { continue };
+            let repeat = repeat.as_secs().max(1) as i64;
+            let mut groups: HashMap<i64, Vec<(Incident, ServiceSnapshot)>> = HashMap::new();
+            for incident in self.open.values() {
+                let still_down = self.latest.get(&incident.service).is_none_or(|s| s.status == ServiceStatus::Down);
+                let last = self.reminded.get(&(incident.id, channel.clone())).copied().or(incident.last_reminder_at);
+                let due = last.is_some_and(|last| now - last >= repeat);
+                if incident.notified == Some(ServiceStatus::Down) && still_down && due {
+                    let snapshot = self
+                        .latest
+                        .get(&incident.service)
+                        .cloned()
+                        .unwrap_or_else(|| ServiceSnapshot::placeholder(incident));
+                    groups
+                        .entry(incident.group_id.unwrap_or(incident.id))
+                        .or_default()
+                        .push((incident.clone(), snapshot));
+                }
+            }
+            for (group, members) in groups {
+                let started = members.iter().map(|(i, _)| i.started_at).min().unwrap_or(now);
+                let nth = ((now - started).max(0) / repeat) as u64;
+                self.send(AlertEvent::Reminder, group, members, Some((channel.clone(), nth))).await;
             }
         }
-        for (group, members) in groups {
-            let started = members.iter().map(|(i, _)| i.started_at).min().unwrap_or(now);
-            let nth = ((now - started).max(0) as u64) / repeat.as_secs().max(1);
-            self.send(AlertEvent::Reminder, group, members, Some(nth)).await;
-        }
+    }
+}
+
+/// The incident a flapping alert names when the service has none (it
+/// flapped between up and unknown-free states without a recorded one).
+fn placeholder_incident(snapshot: &ServiceSnapshot) -> Incident {
+    Incident {
+        id: 0,
+        service: snapshot.id.clone(),
+        status: snapshot.status,
+        started_at: snapshot.at,
+        ended_at: None,
+        cause_layer: String::new(),
+        cause_summary: String::new(),
+        cause_key: String::new(),
+        group_id: None,
+        notified: None,
+        last_reminder_at: None,
     }
 }
 
 /// The vantage name as it appears in Message-IDs.
 fn vantage_word(vantage: &str) -> String {
     vantage.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
-}
-
-/// A snapshot for an incident continued from before a restart whose service
-/// has not been judged yet.
-fn placeholder(incident: &Incident) -> ServiceSnapshot {
-    ServiceSnapshot {
-        id: incident.service.clone(),
-        name: incident.service.clone(),
-        status: incident.status,
-        at: incident.started_at,
-        cause: None,
-        probes: Vec::new(),
-    }
 }

@@ -25,7 +25,8 @@
 //! - [`incident`]: incidents from status changes, grouped by root cause, into the outbox.
 //! - [`allocator`]: the two glibc allocator calls (the only `unsafe` code).
 //! - [`alerting`]: which alerts status changes call for (one machine for run and replay).
-//! - [`alert`]: what an alert says and how it leaves the outbox (e-mail).
+//! - [`notice`]: typed alert events, between the incident tracker and the channels.
+//! - [`alert`]: the channels (e-mail, webhooks): what each says and how it leaves the outbox.
 //! - [`metrics`]: the Prometheus families.
 //! - [`api`]: HTTP routes: /metrics, /healthz, /api/v1/…, status page.
 //! - [`cmd`]: the subcommands behind `main.rs`.
@@ -53,6 +54,7 @@ pub mod health;
 pub mod html;
 pub mod incident;
 pub mod metrics;
+pub mod notice;
 pub mod prefix;
 pub mod probe;
 pub mod scheduler;

@@ -21,18 +21,14 @@ const ROUNDS: u64 = 10;
 fn config(dir: &Path, smtp: u16, dns: &TestDns) -> std::path::PathBuf {
     let text = format!(
         r#"
-[monitor]
-interval = "200ms"
-timeout = "150ms"
-fail_after = 2
-recover_after = 2
-{store}
+{monitor}{store}
 [alerts]
 group_wait = "2s"
 {email}
 repeat = "0s"
 {service}
 "#,
+        monitor = support::config::fast_monitor(),
         store = support::config::server_and_store(dir),
         email = support::config::email(smtp),
         service = support::config::dns_service("whatsapp", "WhatsApp", "web.chat.test", dns.addr),

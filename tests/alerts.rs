@@ -22,13 +22,7 @@ fn dns_service(id: &str, name: &str, query: &str, dns: &TestDns) -> String {
 fn config(dir: &Path, smtp_port: u16, extra: &str, services: &str) -> std::path::PathBuf {
     let text = format!(
         r#"
-[monitor]
-vantage = "test-vantage"
-interval = "200ms"
-timeout = "150ms"
-fail_after = 2
-recover_after = 2
-{store}
+{monitor}{store}
 [alerts]
 group_wait = "1s"
 [alerts.email]
@@ -38,6 +32,7 @@ to = ["oncall@example.org", "backup@example.org"]
 repeat = "0s"
 {extra}
 {services}"#,
+        monitor = support::config::fast_monitor(),
         store = support::config::server_and_store(dir),
     );
     let path = dir.join("config.toml");
@@ -46,10 +41,7 @@ repeat = "0s"
 }
 
 async fn until_status(daemon: &Daemon, id: &str, status: &str) {
-    wait_for(&format!("{id} {status}"), DEADLINE, || async {
-        (daemon.service(id).await?["status"] == status).then_some(())
-    })
-    .await;
+    daemon.until_status(id, status, DEADLINE).await;
 }
 
 /// Starts a monitor whose e-mail goes to a port nothing listens on, and
@@ -74,11 +66,7 @@ async fn until_failed_down_attempts(daemon: &Daemon, at_least: f64, deadline: Du
 }
 
 async fn until_mails(smtp: &SmtpServer, n: usize) -> Vec<support::smtp::Mail> {
-    wait_for(&format!("{n} e-mails"), Duration::from_secs(45), || async {
-        let mails = smtp.mails();
-        (mails.len() >= n).then_some(mails)
-    })
-    .await
+    support::at_least("e-mails", n, Duration::from_secs(45), || smtp.mails()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

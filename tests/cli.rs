@@ -108,6 +108,18 @@ fn broken_configs() -> Vec<(&'static str, String, usize, &'static str)> {
             "scheme \"imap\" is not one of smtp://",
         ),
         (
+            "webhook to a non-http URL",
+            format!("[[alerts.webhook]]\nformat = \"json\"\nurl = \"ftp://hooks.example.org/x\"\n{SERVICE}"),
+            3,
+            "[[alerts.webhook]] 1: \"url\": \"ftp://hooks.example.org/x\" is not an http:// or https:// URL",
+        ),
+        (
+            "webhook format",
+            format!("[[alerts.webhook]]\nurl = \"https://hooks.example.org/x\"\nformat = \"teams\"\n{SERVICE}"),
+            3,
+            "\"format\": \"teams\" is not a format (expected \"json\" or \"slack\")",
+        ),
+        (
             "session source without its table",
             format!(
                 "[bgp]\nsource = \"session\"\n{SERVICE}  [[service.probe]]\n  kind = \"bgp\"\n  prefix = \"10.0.0.0/8\"\n"

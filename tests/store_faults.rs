@@ -55,17 +55,13 @@ async fn a_full_disk_neither_silences_the_alert_nor_hides_itself_and_writing_res
         &config,
         format!(
             r#"
-[monitor]
-interval = "200ms"
-timeout = "150ms"
-fail_after = 2
-recover_after = 2
-{store}
+{monitor}{store}
 [alerts]
 group_wait = "1s"
 {email}
 {service}
 "#,
+            monitor = support::config::fast_monitor(),
             store = support::config::server_and_store(&disk_dir),
             email = support::config::email(smtp.addr.port()),
             service = support::config::dns_service("whatsapp", "WhatsApp", "web.chat.test", dns.addr),

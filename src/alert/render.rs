@@ -1,4 +1,4 @@
-//! What an alert says (README, "E-mail alerts"): subject lines, and multipart bodies
+//! What an e-mail alert says (README, "E-mail alerts"): subject lines, and multipart bodies
 //! (plain text and HTML) with the vantage, the start time in UTC, the root
 //! cause and what it led to, each probe's state and last result, and a link
 //! to the status page.
@@ -7,18 +7,8 @@ use std::fmt::Write;
 
 use crate::config::Config;
 use crate::html::escape;
-use crate::incident::{AlertEvent, ServiceSnapshot};
-use crate::store::Incident;
+use crate::notice::{AlertEvent, Member};
 use crate::time::{from_unix, human, rfc3339};
-
-/// One service in an alert.
-#[derive(Debug, Clone)]
-pub struct Member {
-    /// Its incident.
-    pub incident: Incident,
-    /// The service as it was last judged.
-    pub snapshot: ServiceSnapshot,
-}
 
 /// A rendered alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,8 +42,8 @@ fn names(members: &[&Member]) -> String {
     names.join(", ")
 }
 
-/// The subject line.
-fn subject(event: AlertEvent, members: &[&Member], now: i64) -> String {
+/// The subject line (also the one-line summary of a webhook).
+pub fn subject(event: AlertEvent, members: &[&Member], now: i64) -> String {
     let first = members[0];
     let cause = &first.incident.cause_summary;
     let many = members.len() > 1;

@@ -115,8 +115,9 @@ impl HttpServer {
 fn declare(metrics: &Metrics, config: &Config) {
     let sources: Vec<&str> =
         if config.watched_prefixes().is_empty() { Vec::new() } else { vec![config.bgp.source.as_str()] };
-    let channels: Vec<&str> = config.alerts.email.iter().map(|_| crate::alert::email::CHANNEL).collect();
-    let events: Vec<&str> = crate::incident::AlertEvent::ALL.iter().map(|e| e.as_str()).collect();
+    let names: Vec<String> = config.alerts.channels().into_iter().map(|(name, _)| name).collect();
+    let channels: Vec<&str> = names.iter().map(String::as_str).collect();
+    let events: Vec<&str> = crate::notice::AlertEvent::ALL.iter().map(|e| e.as_str()).collect();
     metrics.declare(&sources, &channels, &events);
 }
 
@@ -320,7 +321,8 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     );
     let config_tx = watch::Sender::new(config.clone());
     let delivery = Arc::new(Notify::new());
-    let tracker = Tracker::new(store.clone(), config_tx.subscribe(), delivery.clone())
+    let channels = Arc::new(crate::alert::AlertChannels);
+    let tracker = Tracker::new(store.clone(), config_tx.subscribe(), channels, delivery.clone())
         .await
         .map_err(|source| RunError::Store { path: config.storage.path.display().to_string(), source })?
         .with_metrics(metrics.clone());
@@ -328,7 +330,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     let (incidents, incidents_rx) = mpsc::unbounded_channel();
     let tracker = tokio::spawn(tracker.run(incidents_rx));
     let background = vec![
-        tokio::spawn(crate::alert::email::run(
+        tokio::spawn(crate::alert::deliver::run(
             store.clone(),
             spillover,
             config_tx.subscribe(),

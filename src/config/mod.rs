@@ -188,6 +188,53 @@ pub struct Alerts {
     pub flap_window: Duration,
     /// `[alerts.email]`, if configured.
     pub email: Option<Email>,
+    /// `[[alerts.webhook]]`, in file order (channel `webhook-1` first).
+    pub webhooks: Vec<Webhook>,
+}
+
+impl Alerts {
+    /// Every alert channel with its name in the outbox and the metrics
+    /// (`email`, `webhook-1`, …) and its own rules.
+    pub fn channels(&self) -> Vec<(String, &AlertRules)> {
+        let email = self.email.iter().map(|e| ("email".to_string(), &e.rules));
+        let hooks = self.webhooks.iter().enumerate().map(|(i, w)| (format!("webhook-{}", i + 1), &w.rules));
+        email.chain(hooks).collect()
+    }
+}
+
+/// What one channel is told (the same keys in `[alerts.email]` and every
+/// `[[alerts.webhook]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRules {
+    /// Which service states start an alert.
+    pub notify_on: Vec<NotifyOn>,
+    /// Reminder interval while still down; `None` = never.
+    pub repeat: Option<Duration>,
+    /// Whether a recovery is sent.
+    pub send_recovery: bool,
+}
+
+/// The body a webhook posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// chatpulse's own JSON document (README, "Webhooks").
+    Json,
+    /// A Slack / Mattermost incoming-webhook message (`{"text": …}`).
+    Slack,
+}
+
+/// `[[alerts.webhook]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    /// Where alerts are POSTed (http or https).
+    pub url: reqwest::Url,
+    /// The body format.
+    pub format: WebhookFormat,
+    /// Environment variable holding the HMAC-SHA256 key of
+    /// `X-Chatpulse-Signature`; `None` = unsigned.
+    pub secret_env: Option<String>,
+    /// What this webhook is told.
+    pub rules: AlertRules,
 }
 
 /// How the SMTP connection is secured.
@@ -229,12 +276,8 @@ pub struct Email {
     pub from: String,
     /// Recipient mailboxes.
     pub to: Vec<String>,
-    /// Which service states start an incident e-mail.
-    pub notify_on: Vec<NotifyOn>,
-    /// Reminder interval while still down; `None` = never.
-    pub repeat: Option<Duration>,
-    /// Whether a recovery e-mail is sent.
-    pub send_recovery: bool,
+    /// What e-mail is told.
+    pub rules: AlertRules,
 }
 
 /// Where BGP visibility comes from.
@@ -875,12 +918,16 @@ fn read_alerts(root: &Section<'_, '_>) -> Result<Alerts, ConfigError> {
         flap_changes: 6,
         flap_window: Duration::from_secs(1800),
         email: None,
+        webhooks: Vec::new(),
     };
     let Some(t) = root.table("alerts", "[alerts]")? else { return Ok(alerts) };
-    t.allow_only(&["group_wait", "flap_changes", "flap_window", "email"])?;
+    t.allow_only(&["group_wait", "flap_changes", "flap_window", "email", "webhook"])?;
     alerts.group_wait = t.duration("group_wait", true)?.unwrap_or(alerts.group_wait);
     alerts.flap_changes = t.int("flap_changes", 2..1001)?.map_or(alerts.flap_changes, |n| n as usize);
     alerts.flap_window = t.duration("flap_window", false)?.unwrap_or(alerts.flap_window);
+    for w in t.tables("webhook", |i| format!("[[alerts.webhook]] {}", i + 1))? {
+        alerts.webhooks.push(read_webhook(&w)?);
+    }
     let Some(e) = t.table("email", "[alerts.email]")? else { return Ok(alerts) };
     e.allow_only(&["smtp", "username", "password_env", "from", "to", "notify_on", "repeat", "send_recovery"])?;
     let smtp = e.required_str("smtp")?;
@@ -895,15 +942,31 @@ fn read_alerts(root: &Section<'_, '_>) -> Result<Alerts, ConfigError> {
     for addr in &to {
         parse_mailbox(addr.value).map_err(|why| e.error(&addr.span, format!("\"to\": {why}")))?;
     }
+    alerts.email = Some(Email {
+        smtp_url: redacted(smtp.value),
+        security,
+        host,
+        port,
+        username: e.str("username")?.map(|u| u.value.to_string()),
+        password_env: e.str("password_env")?.map(|u| u.value.to_string()),
+        from: from.value.to_string(),
+        to: to.iter().map(|a| a.value.to_string()).collect(),
+        rules: read_alert_rules(&e)?,
+    });
+    Ok(alerts)
+}
+
+/// `notify_on`, `repeat` and `send_recovery` of one channel.
+fn read_alert_rules(t: &Section<'_, '_>) -> Result<AlertRules, ConfigError> {
     let mut notify_on = vec![NotifyOn::Down];
-    if let Some(list) = e.str_list("notify_on")? {
+    if let Some(list) = t.str_list("notify_on")? {
         notify_on.clear();
         for item in list {
             let event = match item.value {
                 "down" => NotifyOn::Down,
                 "degraded" => NotifyOn::Degraded,
                 other => {
-                    return Err(e.error(
+                    return Err(t.error(
                         &item.span,
                         format!("\"notify_on\": \"{other}\" is not an event (expected \"down\" or \"degraded\")"),
                     ));
@@ -914,21 +977,37 @@ fn read_alerts(root: &Section<'_, '_>) -> Result<Alerts, ConfigError> {
             }
         }
     }
-    let repeat = e.duration("repeat", true)?.unwrap_or(Duration::from_secs(4 * 3600));
-    alerts.email = Some(Email {
-        smtp_url: redacted(smtp.value),
-        security,
-        host,
-        port,
-        username: e.str("username")?.map(|u| u.value.to_string()),
-        password_env: e.str("password_env")?.map(|u| u.value.to_string()),
-        from: from.value.to_string(),
-        to: to.iter().map(|a| a.value.to_string()).collect(),
+    let repeat = t.duration("repeat", true)?.unwrap_or(Duration::from_secs(4 * 3600));
+    Ok(AlertRules {
         notify_on,
         repeat: (!repeat.is_zero()).then_some(repeat),
-        send_recovery: e.bool("send_recovery")?.unwrap_or(true),
-    });
-    Ok(alerts)
+        send_recovery: t.bool("send_recovery")?.unwrap_or(true),
+    })
+}
+
+fn read_webhook(w: &Section<'_, '_>) -> Result<Webhook, ConfigError> {
+    w.allow_only(&["url", "format", "secret_env", "notify_on", "repeat", "send_recovery"])?;
+    let url = w.parsed("url", |s| {
+        let url = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
+        match url.scheme() {
+            "http" | "https" if url.host().is_some() => Ok(url),
+            _ => Err(format!("\"{s}\" is not an http:// or https:// URL")),
+        }
+    })?;
+    let url = url.ok_or_else(|| w.error_here("missing required key \"url\""))?;
+    let format = w
+        .parsed("format", |s| match s {
+            "json" => Ok(WebhookFormat::Json),
+            "slack" => Ok(WebhookFormat::Slack),
+            other => Err(format!("\"{other}\" is not a format (expected \"json\" or \"slack\")")),
+        })?
+        .unwrap_or(WebhookFormat::Json);
+    Ok(Webhook {
+        url,
+        format,
+        secret_env: w.str("secret_env")?.map(|s| s.value.to_string()),
+        rules: read_alert_rules(w)?,
+    })
 }
 
 fn parse_smtp_url(s: &str) -> Result<(SmtpSecurity, String, u16), String> {

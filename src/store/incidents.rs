@@ -144,37 +144,45 @@ impl Writer {
 
     fn enqueue(
         &mut self,
-        m: &NewMessage,
+        event: &str,
+        messages: &[NewMessage],
         notified: &[(i64, ServiceStatus)],
         reminder_at: Option<i64>,
         settled: &[i64],
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<usize, StoreError> {
         // The pending decisions this alert carries out are settled in the
         // same transaction that queues it: never both, never neither.
         for incident in settled {
             self.conn
-                .execute("DELETE FROM pending_alerts WHERE incident = ?1 AND event = ?2", params![incident, m.event])?;
+                .execute("DELETE FROM pending_alerts WHERE incident = ?1 AND event = ?2", params![incident, event])?;
         }
-        let exists: Option<i64> = self
-            .conn
-            .query_row("SELECT id FROM outbox WHERE message_id = ?1", params![m.message_id], |r| r.get(0))
-            .optional()?;
-        if exists.is_some() {
-            return Ok(None);
+        let mut queued = 0;
+        for m in messages {
+            let exists: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT id FROM outbox WHERE channel = ?1 AND message_id = ?2",
+                    params![m.channel, m.message_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_some() {
+                continue;
+            }
+            self.conn.execute(
+                "INSERT INTO outbox (channel, event, message_id, subject, body_text, body_html, created_at, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![m.channel, m.event, m.message_id, m.subject, m.body_text, m.body_html, m.created_at],
+            )?;
+            queued += 1;
         }
-        self.conn.execute(
-            "INSERT INTO outbox (channel, event, message_id, subject, body_text, body_html, created_at, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            params![m.channel, m.event, m.message_id, m.subject, m.body_text, m.body_html, m.created_at],
-        )?;
-        let id = self.conn.last_insert_rowid();
         for (incident, level) in notified {
             self.conn.execute("UPDATE incidents SET notified = ?2 WHERE id = ?1", params![incident, level.as_str()])?;
             if let Some(at) = reminder_at {
                 self.conn.execute("UPDATE incidents SET last_reminder_at = ?2 WHERE id = ?1", params![incident, at])?;
             }
         }
-        Ok(Some(id))
+        Ok(queued)
     }
 }
 
@@ -230,18 +238,21 @@ impl Store {
         .await
     }
 
-    /// Commits an alert, marks the incidents it tells about as notified
-    /// (and, for reminders, reminded at `reminder_at`) and settles their
-    /// pending decisions. Returns None when a message with the same
-    /// Message-ID exists already: nothing is sent twice.
+    /// Commits an alert — one message per channel that takes it, maybe
+    /// none — marks the incidents it tells about as notified (and, for
+    /// reminders, reminded at `reminder_at`) and settles their pending
+    /// decisions, all in one transaction. Returns how many messages were
+    /// queued: one whose channel has a message with the same Message-ID
+    /// already is skipped, so nothing is sent twice.
     pub async fn enqueue(
         &self,
-        message: NewMessage,
+        event: &'static str,
+        messages: Vec<NewMessage>,
         notified: Vec<(i64, ServiceStatus)>,
         reminder_at: Option<i64>,
         settled: Vec<i64>,
-    ) -> Result<Option<i64>, StoreError> {
-        self.urgent(move |w| w.enqueue(&message, &notified, reminder_at, &settled)).await
+    ) -> Result<usize, StoreError> {
+        self.urgent(move |w| w.enqueue(event, &messages, &notified, reminder_at, &settled)).await
     }
 
     /// Records that an alert about `incident` is decided and waits for

@@ -102,6 +102,33 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (incident, event)
     ) WITHOUT ROWID;
     "#,
+    // 4: one alert goes to several channels (e-mail, webhooks) under one
+    // Message-ID: a Message-ID is unique per channel, not per outbox.
+    r#"
+    CREATE TABLE outbox_new (
+        id              INTEGER PRIMARY KEY,
+        channel         TEXT NOT NULL,
+        event           TEXT NOT NULL,
+        message_id      TEXT NOT NULL,
+        subject         TEXT NOT NULL,
+        body_text       TEXT NOT NULL,
+        body_html       TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        sent_at         INTEGER,
+        last_error      TEXT,
+        failed_at       INTEGER,
+        UNIQUE (channel, message_id)
+    );
+    INSERT INTO outbox_new (id, channel, event, message_id, subject, body_text, body_html, created_at,
+                            next_attempt_at, attempts, sent_at, last_error, failed_at)
+        SELECT id, channel, event, message_id, subject, body_text, body_html, created_at,
+               next_attempt_at, attempts, sent_at, last_error, failed_at FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_new RENAME TO outbox;
+    CREATE INDEX outbox_pending ON outbox(sent_at, next_attempt_at);
+    "#,
 ];
 
 /// Brings the schema to the current version.
@@ -122,4 +149,28 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 /// The version this build writes.
 pub fn current_version() -> usize {
     MIGRATIONS.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_4_keeps_queued_alerts_and_makes_message_ids_unique_per_channel() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(3) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+        }
+        let insert = "INSERT INTO outbox (channel, event, message_id, subject, body_text, body_html, created_at, next_attempt_at)
+                      VALUES (?1, 'down', '<down-1-1-ab@v.chatpulse>', 's', 't', 'h', 1, 1)";
+        conn.execute(insert, ["email"]).unwrap();
+        assert!(conn.execute(insert, ["webhook-1"]).is_err(), "before: one Message-ID per outbox");
+        migrate(&mut conn).unwrap();
+        let queued: i64 =
+            conn.query_row("SELECT count(*) FROM outbox WHERE sent_at IS NULL", [], |r| r.get(0)).unwrap();
+        assert_eq!(queued, 1, "the queued alert survives the migration");
+        conn.execute(insert, ["webhook-1"]).unwrap();
+        assert!(conn.execute(insert, ["email"]).is_err(), "still unique within a channel");
+    }
 }

@@ -7,6 +7,12 @@
 
 use std::path::Path;
 
+/// `[monitor]` as the alerting tests run it: probes every 200 ms, down
+/// after 2 failures, up after 2 successes, seen from `test-vantage`.
+pub fn fast_monitor() -> &'static str {
+    "[monitor]\nvantage = \"test-vantage\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 2\n"
+}
+
 /// `[server]` on an ephemeral loopback port and `[storage]` at `DIR/history.db`.
 pub fn server_and_store(dir: &Path) -> String {
     format!("[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n", dir.join("history.db").display())

@@ -100,6 +100,14 @@ impl Daemon {
         doc["services"].as_array()?.iter().find(|s| s["id"] == id).cloned()
     }
 
+    /// Waits (at most `deadline`) until service `id` has `status`.
+    pub async fn until_status(&self, id: &str, status: &str, deadline: std::time::Duration) {
+        super::wait_for(&format!("{id} {status}"), deadline, || async {
+            (self.service(id).await?["status"] == status).then_some(())
+        })
+        .await;
+    }
+
     /// Resident memory of the process in KiB (Linux `VmRSS`).
     pub fn rss_kib(&self) -> u64 {
         let pid = self.child.id().expect("still running");

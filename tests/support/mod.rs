@@ -11,6 +11,7 @@ pub mod http;
 pub mod pki;
 pub mod ris;
 pub mod smtp;
+pub mod webhook;
 
 use std::future::Future;
 use std::time::Duration;
@@ -33,6 +34,16 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until `items()` holds at least `n` things (e-mails, webhook
+/// posts …) and returns them all.
+pub async fn at_least<T>(what: &str, n: usize, deadline: Duration, items: impl Fn() -> Vec<T>) -> Vec<T> {
+    wait_for(&format!("{n} {what}"), deadline, || {
+        let found = items();
+        async move { (found.len() >= n).then_some(found) }
+    })
+    .await
 }
 
 /// The longest any single request or exchange in a test may take.

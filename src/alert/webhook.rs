@@ -1,0 +1,205 @@
+//! The webhook channel (`[[alerts.webhook]]`, README "Webhooks"): the body
+//! each alert posts — chatpulse's JSON document or a Slack / Mattermost
+//! incoming-webhook message — and the POST itself, signed with
+//! `X-Chatpulse-Signature: sha256=HMAC-SHA256(secret, body)` when
+//! `secret_env` names a key.
+//!
+//! The body is rendered when the alert is queued, so a retry after an
+//! outage or a restart posts the same bytes (and the same signature).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::config::{Config, Webhook, WebhookFormat};
+use crate::notice::{AlertEvent, Member, Notice, NoticeKind};
+use crate::store::NewMessage;
+use crate::time::{from_unix, rfc3339};
+
+use super::deliver::Failure;
+use super::render::{self, status_url};
+
+/// How long one POST may take, connect to last byte.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The channel name of the `i`th webhook (0-based): `webhook-1` first.
+pub fn channel(i: usize) -> String {
+    format!("webhook-{}", i + 1)
+}
+
+fn time(secs: i64) -> String {
+    rfc3339(from_unix(secs))
+}
+
+/// The services of a notice, sorted by name, and its one-line summary.
+fn members_and_summary<'n>(notice: &'n Notice, config: &Config) -> (Vec<&'n Member>, String) {
+    match &notice.kind {
+        NoticeKind::Incident { event, members, .. } => {
+            let mut sorted: Vec<&Member> = members.iter().collect();
+            sorted.sort_by(|a, b| a.snapshot.name.cmp(&b.snapshot.name));
+            let subject = render::subject(*event, &sorted, notice.at);
+            (sorted, subject)
+        }
+        NoticeKind::Flapping { member, changes, window } => {
+            let subject = render::flapping(&member.snapshot.name, *changes, *window, config).subject;
+            (vec![&**member], subject)
+        }
+    }
+}
+
+/// The documented JSON body (README, "Webhooks").
+pub fn json_body(notice: &Notice, config: &Config) -> Value {
+    let (members, summary) = members_and_summary(notice, config);
+    let url = status_url(config);
+    let event = notice.event();
+    let services: Vec<Value> = members
+        .iter()
+        .map(|m| {
+            let since = match (event, m.incident.ended_at) {
+                (AlertEvent::Recovered, Some(end)) => end,
+                _ => m.incident.started_at,
+            };
+            json!({
+                "id": m.snapshot.id,
+                "name": m.snapshot.name,
+                "status": m.snapshot.status.as_str(),
+                "since": time(since),
+                "url": format!("{url}services/{}", m.snapshot.id),
+            })
+        })
+        .collect();
+    let first = members[0];
+    let cause = (!first.incident.cause_layer.is_empty()).then(|| {
+        json!({
+            "layer": first.incident.cause_layer,
+            "reason": first.reasons(),
+            "summary": first.incident.cause_summary,
+        })
+    });
+    let started_at = members.iter().map(|m| m.incident.started_at).min().unwrap_or(notice.at);
+    let ended_at = match event {
+        AlertEvent::Recovered => members.iter().filter_map(|m| m.incident.ended_at).max().map(time),
+        _ => None,
+    };
+    let group = match &notice.kind {
+        NoticeKind::Incident { group, .. } => *group,
+        NoticeKind::Flapping { member, .. } => member.incident.group_id.unwrap_or(member.incident.id),
+    };
+    json!({
+        "event": event.as_str(),
+        "group": group,
+        "vantage": config.monitor.vantage,
+        "summary": summary,
+        "services": services,
+        "cause": cause,
+        "started_at": time(started_at),
+        "ended_at": ended_at,
+        "message_id": notice.message_id,
+        "status_page": url,
+    })
+}
+
+/// A Slack / Mattermost incoming-webhook message: one text, links bare
+/// (both autolink them).
+pub fn slack_body(notice: &Notice, config: &Config) -> Value {
+    let (members, summary) = members_and_summary(notice, config);
+    let url = status_url(config);
+    let mut text = format!("*{summary}*\nvantage: {}", config.monitor.vantage);
+    for m in members {
+        let cause = &m.incident.cause_summary;
+        let cause = if cause.is_empty() { String::new() } else { format!(" — {cause}") };
+        text.push_str(&format!(
+            "\n• {} is {}{cause} — {url}services/{}",
+            m.snapshot.name,
+            m.snapshot.status.as_str().to_uppercase(),
+            m.snapshot.id
+        ));
+    }
+    json!({ "text": text })
+}
+
+/// The outbox message of `notice` for `hook`: the body in `body_text`.
+pub fn message_for(notice: &Notice, hook: &Webhook, channel: String, config: &Config) -> NewMessage {
+    let body = match hook.format {
+        WebhookFormat::Json => json_body(notice, config),
+        WebhookFormat::Slack => slack_body(notice, config),
+    };
+    NewMessage {
+        channel,
+        event: notice.event().as_str().into(),
+        message_id: notice.message_id.clone(),
+        subject: members_and_summary(notice, config).1,
+        body_text: body.to_string(),
+        body_html: String::new(),
+        created_at: notice.at,
+    }
+}
+
+/// `sha256=` and the hex HMAC-SHA256 of `body` under `secret`.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    use aws_lc_rs::hmac;
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), body);
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+/// The client webhooks are posted with: rustls, no redirects (a moved
+/// endpoint is a config error to see, not to follow), bounded.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .connect_timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("chatpulse/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The URL as logs show it: no password, no query (tokens live there).
+pub fn shown(hook: &Webhook) -> String {
+    let mut url = hook.url.clone();
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.to_string()
+}
+
+/// POSTs one queued message. A 2xx answer is delivery; 408, 429, 5xx and
+/// network errors are worth retrying; any other answer is permanent.
+pub async fn send(client: &reqwest::Client, hook: &Webhook, message: &NewMessage) -> Result<(), Failure> {
+    let mut request = client
+        .post(hook.url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("X-Chatpulse-Event", message.event.as_str())
+        .header("X-Chatpulse-Message-Id", message.message_id.as_str());
+    if let Some(var) = &hook.secret_env {
+        let secret = std::env::var(var).map_err(|_| Failure {
+            permanent: false,
+            why: format!("environment variable {var} (secret_env) is not set"),
+        })?;
+        request = request.header("X-Chatpulse-Signature", signature(secret.as_bytes(), message.body_text.as_bytes()));
+    }
+    let response = request
+        .body(message.body_text.clone())
+        .send()
+        .await
+        .map_err(|e| Failure { permanent: false, why: crate::error_text::root_cause(&e) })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry = status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
+    Err(Failure { permanent: !retry, why: format!("the receiver answered {status}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_rfc_4231_test_case_2() {
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Typed alert events: what the incident tracker ([`crate::incident`])
+//! decided to tell, before any channel has put it into words.
+//!
+//! The tracker builds a [`Notice`] (which event, which services, their
+//! incidents, the stable Message-ID) and hands it to a [`Channels`]
+//! implementation — [`crate::alert`] in `run` — which applies each
+//! channel's own rules (`notify_on`, `send_recovery`, `repeat`) and renders
+//! one outbox message per channel that takes it (README, "E-mail alerts" and "Webhooks").
+//! Neither side imports the other: both depend on this module only.
+
+use std::time::Duration;
+
+use crate::config::{Config, Kind};
+use crate::probe::result_word;
+use crate::store::{Incident, NewMessage};
+use crate::verdict::{ProbeState, ProbeStatus, RootCause, ServiceState, ServiceStatus};
+
+/// Which kind of alert it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertEvent {
+    /// Services went down.
+    Down,
+    /// Services became degraded.
+    Degraded,
+    /// Services are still down.
+    Reminder,
+    /// Services recovered.
+    Recovered,
+    /// The service changes status too often to alert on each change.
+    Flapping,
+}
+
+impl AlertEvent {
+    /// The event for its word (as stored with a pending decision).
+    pub fn from_word(word: &str) -> Option<AlertEvent> {
+        AlertEvent::ALL.into_iter().find(|e| e.as_str() == word)
+    }
+
+    /// Every event an incident alert can be.
+    pub const ALL: [AlertEvent; 4] =
+        [AlertEvent::Down, AlertEvent::Degraded, AlertEvent::Reminder, AlertEvent::Recovered];
+
+    /// The word in metrics, Message-IDs and webhook bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertEvent::Down => "down",
+            AlertEvent::Degraded => "degraded",
+            AlertEvent::Reminder => "reminder",
+            AlertEvent::Recovered => "recovered",
+            AlertEvent::Flapping => "flapping",
+        }
+    }
+}
+
+/// One probe as an alert shows it.
+#[derive(Debug, Clone)]
+pub struct ProbeLine {
+    /// Probe id.
+    pub id: String,
+    /// Kind.
+    pub kind: Kind,
+    /// What it probes.
+    pub target: String,
+    /// Confirmed state.
+    pub status: ProbeStatus,
+    /// Last result word, if it ran.
+    pub last_result: Option<&'static str>,
+    /// Last detail.
+    pub detail: String,
+}
+
+/// A service at the moment its status changed.
+#[derive(Debug, Clone)]
+pub struct ServiceSnapshot {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// New status.
+    pub status: ServiceStatus,
+    /// Unix seconds.
+    pub at: i64,
+    /// Root cause.
+    pub cause: Option<RootCause>,
+    /// Its probes.
+    pub probes: Vec<ProbeLine>,
+}
+
+impl ServiceSnapshot {
+    /// From a verdict `ServiceChanged` event.
+    pub fn new(service: &ServiceState, probes: &[&ProbeState], at: i64) -> ServiceSnapshot {
+        ServiceSnapshot {
+            id: service.id.clone(),
+            name: service.name.clone(),
+            status: service.status,
+            at,
+            cause: service.cause.clone(),
+            probes: probes
+                .iter()
+                .map(|p| ProbeLine {
+                    id: p.probe.spec.id.clone(),
+                    kind: p.probe.kind(),
+                    target: p.probe.spec.check.target(),
+                    status: p.status,
+                    last_result: p.last.as_ref().map(|l| result_word(l.finding.result)),
+                    detail: p.last.as_ref().map(|l| l.finding.detail.clone()).unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A snapshot for an incident continued from before a restart whose
+    /// service has not been judged yet.
+    pub fn placeholder(incident: &Incident) -> ServiceSnapshot {
+        ServiceSnapshot {
+            id: incident.service.clone(),
+            name: incident.service.clone(),
+            status: incident.status,
+            at: incident.started_at,
+            cause: None,
+            probes: Vec::new(),
+        }
+    }
+}
+
+/// One service in an alert.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Its incident (for a recovery, ended; `notified` is the level that
+    /// was told, which decides which channels hear of the recovery).
+    pub incident: Incident,
+    /// The service as it was last judged.
+    pub snapshot: ServiceSnapshot,
+}
+
+impl Member {
+    /// The distinct reasons of the incident's root cause, comma-separated
+    /// (from its cause key, `layer|reason@place,…`, which outlives a restart).
+    pub fn reasons(&self) -> String {
+        let parts = self.incident.cause_key.split_once('|').map_or("", |(_, rest)| rest);
+        let mut reasons: Vec<&str> =
+            parts.split(',').filter_map(|p| p.split('@').next()).filter(|r| !r.is_empty()).collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        reasons.join(",")
+    }
+}
+
+/// What is being told.
+#[derive(Debug, Clone)]
+pub enum NoticeKind {
+    /// An incident event about one group of services.
+    Incident {
+        /// Down, degraded, reminder or recovered.
+        event: AlertEvent,
+        /// The group (its first incident's id).
+        group: i64,
+        /// The services, at least one.
+        members: Vec<Member>,
+    },
+    /// A service started flapping; nothing more is said until it settles.
+    Flapping {
+        /// The service.
+        member: Box<Member>,
+        /// Changes within the window.
+        changes: usize,
+        /// The flapping window.
+        window: Duration,
+    },
+}
+
+/// One decided alert, before rendering.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// What is told.
+    pub kind: NoticeKind,
+    /// `<event-incident-seq-STOREID@vantage.chatpulse>`, the same on every
+    /// channel (a webhook receiver can match it with the e-mail).
+    pub message_id: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// A reminder goes to the one channel whose `repeat` called for it.
+    pub only: Option<String>,
+}
+
+impl Notice {
+    /// The event word.
+    pub fn event(&self) -> AlertEvent {
+        match &self.kind {
+            NoticeKind::Incident { event, .. } => *event,
+            NoticeKind::Flapping { .. } => AlertEvent::Flapping,
+        }
+    }
+}
+
+/// Turns notices into outbox messages, one per channel that takes it.
+pub trait Channels: Send + Sync {
+    /// The messages for `notice` under `config`'s channels and their rules.
+    fn render(&self, notice: &Notice, config: &Config) -> Vec<NewMessage>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_come_from_the_cause_key_sorted_and_distinct() {
+        let incident = Incident {
+            id: 1,
+            service: "s".into(),
+            status: ServiceStatus::Down,
+            started_at: 0,
+            ended_at: None,
+            cause_layer: "dns".into(),
+            cause_summary: "dns: SERVFAIL".into(),
+            cause_key: "dns|dns_timeout@1.1.1.1,dns_servfail@8.8.8.8,dns_servfail@9.9.9.9".into(),
+            group_id: None,
+            notified: None,
+            last_reminder_at: None,
+        };
+        let member = Member { snapshot: ServiceSnapshot::placeholder(&incident), incident };
+        assert_eq!(member.reasons(), "dns_servfail,dns_timeout");
+    }
+}
