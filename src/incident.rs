@@ -72,6 +72,8 @@ pub struct Tracker {
     next_memory_id: i64,
     /// Renders a decided alert for each channel that takes it.
     channels: Arc<dyn Channels>,
+    /// The maintenance window each service is in, as last seen by the tick.
+    in_maintenance: HashMap<String, (i64, i64)>,
     /// When each (incident, channel) was last reminded (else the incident's
     /// stored `last_reminder_at`): each channel keeps its own `repeat`.
     reminded: HashMap<(i64, String), i64>,
@@ -124,6 +126,7 @@ impl Tracker {
             spillover: Default::default(),
             next_memory_id: MEMORY_IDS,
             channels,
+            in_maintenance: HashMap::new(),
             reminded: HashMap::new(),
         };
         tracker.reform(decided);
@@ -196,6 +199,7 @@ impl Tracker {
                 },
                 () = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => self.flush_pending(false).await,
                 _ = reminders.tick() => {
+                    self.maintenance().await;
                     self.reminders().await;
                     self.settle_flapping().await;
                 }
@@ -251,6 +255,15 @@ impl Tracker {
         let config = self.config.borrow().clone();
         self.machine.set_policy(Policy::from_config(&config));
         self.latest.insert(snapshot.id.clone(), snapshot.clone());
+        // In maintenance nothing is told (or opened): the window's end
+        // looks at the service afresh.
+        if let Some(span) = crate::maintenance::active(&config, &snapshot.id, snapshot.at) {
+            if self.in_maintenance.get(&snapshot.id) != Some(&span) {
+                self.in_maintenance.insert(snapshot.id.clone(), span);
+                self.record_windows(vec![(snapshot.id.clone(), span.0, span.1)]).await;
+            }
+            return;
+        }
         let decision = if snapshot.cause.is_some() || snapshot.status == ServiceStatus::Up {
             self.machine.observe(&snapshot.id, snapshot.status, snapshot.at)
         } else {
@@ -631,6 +644,63 @@ impl Tracker {
         }
     }
 
+    /// Records the maintenance windows that began (as spans in the store),
+    /// ends those that ended — early, if a reload removed them — and looks
+    /// afresh at each service whose window is over: still failing, it
+    /// alerts now; recovered, its incident ends.
+    async fn maintenance(&mut self) {
+        let config = self.config.borrow().clone();
+        let now = crate::time::unix(std::time::SystemTime::now());
+        let active: HashMap<String, (i64, i64)> = config
+            .services
+            .iter()
+            .filter_map(|s| crate::maintenance::active(&config, &s.id, now).map(|span| (s.id.clone(), span)))
+            .collect();
+        let ended: Vec<(String, (i64, i64))> = self
+            .in_maintenance
+            .iter()
+            .filter(|(id, span)| active.get(*id) != Some(*span))
+            .map(|(id, span)| (id.clone(), *span))
+            .collect();
+        let began: Vec<(String, i64, i64)> = active
+            .iter()
+            .filter(|(id, span)| self.in_maintenance.get(*id) != Some(*span))
+            .map(|(id, (start, end))| (id.clone(), *start, *end))
+            .collect();
+        self.in_maintenance = active;
+        for (id, (start, end)) in ended {
+            let same_start = self.in_maintenance.get(&id).is_some_and(|(s, _)| *s == start);
+            if end > now
+                && !same_start
+                && let Err(e) = self.store.end_maintenance(id.clone(), start, now).await
+            {
+                warn!("cannot record the end of {id}'s maintenance: {e}");
+            }
+            if self.in_maintenance.contains_key(&id) {
+                continue;
+            }
+            info!(service = %id, "maintenance window ended");
+            if let Some(mut snapshot) = self.latest.get(&id).cloned() {
+                snapshot.at = now;
+                self.service(snapshot).await;
+                self.flush_pending(false).await;
+            }
+        }
+        if !began.is_empty() {
+            self.record_windows(began).await;
+        }
+    }
+
+    /// Records windows that began: `(service, start, end)`.
+    async fn record_windows(&mut self, began: Vec<(String, i64, i64)>) {
+        for (id, start, end) in &began {
+            info!(service = %id, from = start, until = end, "maintenance window: alerts held, time not counted");
+        }
+        if let Err(e) = self.store.begin_maintenance(began).await {
+            warn!("cannot record the maintenance windows: {e}");
+        }
+    }
+
     /// Reminders, per channel: each open incident told as DOWN and still
     /// down is reminded on every channel whose `repeat` has passed since
     /// that channel's last reminder (or the DOWN).
@@ -645,6 +715,9 @@ impl Tracker {
             let repeat = repeat.as_secs().max(1) as i64;
             let mut groups: HashMap<i64, Vec<(Incident, ServiceSnapshot)>> = HashMap::new();
             for incident in self.open.values() {
+                if self.in_maintenance.contains_key(&incident.service) {
+                    continue;
+                }
                 let still_down = self.latest.get(&incident.service).is_none_or(|s| s.status == ServiceStatus::Down);
                 let last = self.reminded.get(&(incident.id, channel.clone())).copied().or(incident.last_reminder_at);
                 let due = last.is_some_and(|last| now - last >= repeat);

@@ -23,6 +23,7 @@
 //! - [`verdict`]: probe states, service status, root cause, guard.
 //! - [`store`]: SQLite history: status changes, run-length results, rollups, incidents, outbox.
 //! - [`incident`]: incidents from status changes, grouped by root cause, into the outbox.
+//! - [`maintenance`]: maintenance windows: when a service is in one.
 //! - [`allocator`]: the two glibc allocator calls (the only `unsafe` code).
 //! - [`alerting`]: which alerts status changes call for (one machine for run and replay).
 //! - [`notice`]: typed alert events, between the incident tracker and the channels.
@@ -53,6 +54,7 @@ pub mod fuzzing;
 pub mod health;
 pub mod html;
 pub mod incident;
+pub mod maintenance;
 pub mod metrics;
 pub mod notice;
 pub mod prefix;

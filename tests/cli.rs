@@ -114,6 +114,26 @@ fn broken_configs() -> Vec<(&'static str, String, usize, &'static str)> {
             "[[alerts.webhook]] 1: \"url\": \"ftp://hooks.example.org/x\" is not an http:// or https:// URL",
         ),
         (
+            "maintenance of an unknown service",
+            format!("{SERVICE}[[maintenance]]\nweekly = \"sun 02:00-03:00\"\nservices = [\"whatsap\"]\n"),
+            9,
+            "maintenance 1: \"services\": \"whatsap\" is not a configured service",
+        ),
+        (
+            "weekly maintenance that is not a window",
+            format!("{SERVICE}[[maintenance]]\nweekly = \"sunday 2am\"\n"),
+            8,
+            "\"weekly\": \"sunday 2am\" is not a weekly window like \"sun 02:00-03:00\" (UTC)",
+        ),
+        (
+            "maintenance both weekly and one-off",
+            format!(
+                "{SERVICE}[[maintenance]]\nstart = \"2026-12-24T02:00:00Z\"\nend = \"2026-12-24T03:00:00Z\"\nweekly = \"sun 02:00-03:00\"\n"
+            ),
+            10,
+            "give either \"weekly\" or \"start\" and \"end\", not both",
+        ),
+        (
             "webhook format",
             format!("[[alerts.webhook]]\nurl = \"https://hooks.example.org/x\"\nformat = \"teams\"\n{SERVICE}"),
             3,

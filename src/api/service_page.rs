@@ -11,12 +11,12 @@ use std::time::SystemTime;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::status_page::{STYLE, ServiceView, gather};
+use super::status_page::{STYLE, ServiceView, gather, service_head};
 use super::{ApiError, AppState};
 use crate::html::escape;
 use crate::store::uptime::Bucket;
 use crate::store::{Incident, Reader};
-use crate::time::{from_unix, human, unix, utc_text};
+use crate::time::{from_unix, unix, utc_text};
 use crate::verdict::ServiceStatus;
 
 /// One chart: buckets of `step` seconds ending after `now`.
@@ -63,7 +63,6 @@ fn svg(chart: &Chart) -> String {
 }
 
 fn render(vantage: &str, s: &ServiceView, charts: &[Chart], incidents: &[Incident], now: i64) -> String {
-    let status = s.status.as_str();
     let mut html = String::with_capacity(16 * 1024);
     let _ = write!(
         html,
@@ -76,18 +75,7 @@ fn render(vantage: &str, s: &ServiceView, charts: &[Chart], incidents: &[Inciden
         escape(vantage),
         utc_text(from_unix(now))
     );
-    let _ = write!(
-        html,
-        "<section class=\"service {status}\" id=\"{id}\"><div class=\"head\"><h1>{name}</h1><span class=\"badge {status}\">{label}</span></div><p class=\"small\">since {since} UTC ({ago})</p>",
-        id = escape(&s.id),
-        name = escape(&s.name),
-        label = status.to_uppercase(),
-        since = utc_text(s.since),
-        ago = human(std::time::Duration::from_secs((now - unix(s.since)).max(0) as u64)),
-    );
-    if let Some(cause) = &s.cause {
-        let _ = write!(html, "<p class=\"cause\">Root cause: {}</p>", escape(cause));
-    }
+    service_head(&mut html, s, &format!("<h1>{}</h1>", escape(&s.name)), now);
     for chart in charts {
         let _ = write!(html, "<h2>{}</h2>{}", chart.title, svg(chart));
     }
@@ -126,10 +114,11 @@ fn charts(reader: &Reader, service: &str, now: i64) -> Vec<Chart> {
 
 /// The handler.
 pub async fn page(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let vantage = state.config.borrow().monitor.vantage.clone();
+    let config = state.config.borrow().clone();
+    let vantage = config.monitor.vantage.clone();
     let view = {
         let verdict = state.verdict.read().await;
-        gather(&verdict).0.into_iter().find(|s| s.id == id)
+        gather(&config, &verdict, unix(SystemTime::now())).0.into_iter().find(|s| s.id == id)
     };
     let Some(view) = view else {
         return ApiError::not_found(format!("no service \"{id}\"")).into_response();

@@ -8,6 +8,7 @@ use axum::extract::State;
 use serde::Serialize;
 
 use super::AppState;
+use crate::config::Config;
 use crate::probe::result_word;
 use crate::time::rfc3339;
 use crate::verdict::{ProbeState, ServiceState, Verdict};
@@ -44,6 +45,8 @@ struct ServiceView {
     status: String,
     since: String,
     cause: Option<CauseView>,
+    /// In a maintenance window now (its alerts held, its time not counted).
+    maintenance: bool,
     probes: Vec<ProbeView>,
 }
 
@@ -71,8 +74,9 @@ fn probe_view(state: &ProbeState) -> ProbeView {
     }
 }
 
-fn service_view(verdict: &Verdict, service: &ServiceState) -> ServiceView {
+fn service_view(config: &Config, verdict: &Verdict, service: &ServiceState, now: i64) -> ServiceView {
     ServiceView {
+        maintenance: crate::maintenance::active(config, &service.id, now).is_some(),
         id: service.id.clone(),
         name: service.name.clone(),
         status: service.status.as_str().into(),
@@ -82,12 +86,12 @@ fn service_view(verdict: &Verdict, service: &ServiceState) -> ServiceView {
     }
 }
 
-/// Builds the view.
-pub fn view(vantage: &str, verdict: &Verdict) -> ServicesView {
+/// Builds the view at `now`.
+pub fn view(config: &Config, verdict: &Verdict, now: i64) -> ServicesView {
     ServicesView {
-        vantage: vantage.to_string(),
+        vantage: config.monitor.vantage.clone(),
         online: verdict.online(),
-        services: verdict.services().iter().map(|s| service_view(verdict, s)).collect(),
+        services: verdict.services().iter().map(|s| service_view(config, verdict, s, now)).collect(),
         guards: verdict
             .probes()
             .iter()
@@ -108,7 +112,7 @@ pub fn view(vantage: &str, verdict: &Verdict) -> ServicesView {
 
 /// The handler.
 pub async fn list(axum::extract::State(state): State<Arc<AppState>>) -> Json<ServicesView> {
-    let vantage = state.config.borrow().monitor.vantage.clone();
+    let config = state.config.borrow().clone();
     let verdict = state.verdict.read().await;
-    Json(view(&vantage, &verdict))
+    Json(view(&config, &verdict, crate::time::unix(std::time::SystemTime::now())))
 }

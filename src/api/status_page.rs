@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::response::Html;
 
 use super::AppState;
+use crate::config::Config;
 use crate::html::escape;
 use crate::probe::{Reason, result_word};
 use crate::store::uptime::{self, Bucket};
@@ -39,7 +40,8 @@ p{margin:4px 0}
 .service.up{border-left-color:#1f9d55}.service.degraded{border-left-color:#e3a008}.service.down{border-left-color:#d93025}
 .head{display:flex;flex-wrap:wrap;gap:8px;align-items:center;justify-content:space-between}
 .badge{font-size:.8em;font-weight:700;padding:2px 8px;border-radius:10px;color:#fff;background:#9aa3ae}
-.badge.up{background:#1f9d55}.badge.degraded{background:#e3a008}.badge.down{background:#d93025}
+.badge.up{background:#1f9d55}.badge.degraded{background:#e3a008}.badge.down{background:#d93025}.badge.maintenance{background:#5b6bd6;margin-left:4px}
+.maintenance{color:#3b47a8}
 .cause{font-weight:600}
 .cause,.small,li{overflow-wrap:anywhere}
 .bar{display:flex;gap:1px;height:26px;margin:10px 0 4px}
@@ -60,12 +62,14 @@ pub(super) struct ServiceView {
     pub(super) status: ServiceStatus,
     pub(super) since: SystemTime,
     pub(super) cause: Option<String>,
+    /// The maintenance window it is in now, if any.
+    pub(super) maintenance: Option<(i64, i64)>,
     /// (id, target, last result, detail) of each probe.
     pub(super) probes: Vec<(String, String, &'static str, String)>,
 }
 
-/// Every service's view, and whether the BGP feed is down.
-pub(super) fn gather(verdict: &Verdict) -> (Vec<ServiceView>, bool) {
+/// Every service's view at `now`, and whether the BGP feed is down.
+pub(super) fn gather(config: &Config, verdict: &Verdict, now: i64) -> (Vec<ServiceView>, bool) {
     let probes = verdict.probes();
     let feed_down = probes.iter().any(|p| {
         p.last.as_ref().is_some_and(|l| {
@@ -81,6 +85,7 @@ pub(super) fn gather(verdict: &Verdict) -> (Vec<ServiceView>, bool) {
             status: s.status,
             since: s.since,
             cause: s.cause.as_ref().map(|c| c.summary.clone()),
+            maintenance: crate::maintenance::active(config, &s.id, now),
             probes: s
                 .probes
                 .iter()
@@ -154,20 +159,9 @@ fn render(
         html.push_str("<div class=\"banner feed\" role=\"alert\">The BGP feed is down or stale: routing visibility is unknown until it is back.</div>");
     }
     for (s, (buckets, incidents, ratio)) in services.iter().zip(history) {
-        let status = s.status.as_str();
-        let since = unix(s.since);
-        let _ = write!(
-            html,
-            "<section class=\"service {status}\" id=\"{id}\"><div class=\"head\"><h2><a href=\"/services/{id}\">{name}</a></h2><span class=\"badge {status}\">{label}</span></div><p class=\"small\">since {since_text} UTC ({ago})</p>",
-            id = escape(&s.id),
-            name = escape(&s.name),
-            label = status.to_uppercase(),
-            since_text = utc_text(s.since),
-            ago = human(std::time::Duration::from_secs((now - since).max(0) as u64)),
-        );
-        if let Some(cause) = &s.cause {
-            let _ = write!(html, "<p class=\"cause\">Root cause: {}</p>", escape(cause));
-        }
+        let title =
+            format!("<h2><a href=\"/services/{id}\">{name}</a></h2>", id = escape(&s.id), name = escape(&s.name));
+        service_head(&mut html, s, &title, now);
         let _ = write!(html, "<div class=\"bar\" role=\"img\" aria-label=\"uptime of the last {BAR_DAYS} days\">");
         for b in buckets {
             let day = rfc3339(from_unix(b.start));
@@ -203,10 +197,11 @@ fn render(
 
 /// The handler.
 pub async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
-    let vantage = state.config.borrow().monitor.vantage.clone();
+    let config = state.config.borrow().clone();
+    let vantage = config.monitor.vantage.clone();
     let (services, feed_down, online, guards) = {
         let verdict = state.verdict.read().await;
-        let (services, feed_down) = gather(&verdict);
+        let (services, feed_down) = gather(&config, &verdict, unix(SystemTime::now()));
         let guards: Vec<String> = verdict
             .probes()
             .iter()
@@ -224,6 +219,32 @@ pub async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
     .await
     .unwrap_or_else(|_| "<!doctype html><title>chatpulse</title><p>The status page failed to render.</p>".into());
     Html(page)
+}
+
+/// Opens a service's card: `title` (HTML), the state badge, since when,
+/// the maintenance it is in, the root cause. Shared by the status page and
+/// the service page.
+pub(super) fn service_head(html: &mut String, s: &ServiceView, title: &str, now: i64) {
+    let status = s.status.as_str();
+    let maintenance = if s.maintenance.is_some() { "<span class=\"badge maintenance\">MAINTENANCE</span>" } else { "" };
+    let _ = write!(
+        html,
+        "<section class=\"service {status}\" id=\"{id}\"><div class=\"head\">{title}<span class=\"badges\"><span class=\"badge {status}\">{label}</span>{maintenance}</span></div><p class=\"small\">since {since_text} UTC ({ago})</p>",
+        id = escape(&s.id),
+        label = status.to_uppercase(),
+        since_text = utc_text(s.since),
+        ago = human(std::time::Duration::from_secs((now - unix(s.since)).max(0) as u64)),
+    );
+    if let Some((_, end)) = s.maintenance {
+        let _ = write!(
+            html,
+            "<p class=\"maintenance\">In maintenance until {} UTC: alerts are held and this time does not count as downtime.</p>",
+            utc_text(crate::time::from_unix(end))
+        );
+    }
+    if let Some(cause) = &s.cause {
+        let _ = write!(html, "<p class=\"cause\">Root cause: {}</p>", escape(cause));
+    }
 }
 
 /// Appends a `<ul>` of incidents: status, start (UTC), duration or "ongoing",

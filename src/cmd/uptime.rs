@@ -71,6 +71,7 @@ pub fn uptime(
             secs(report.uptime.down),
             secs(report.uptime.degraded),
             secs(report.uptime.unknown),
+            secs(report.uptime.maintenance),
             report.incidents.to_string(),
             report.mttr_seconds.map_or_else(|| "-".into(), |m| secs(m.round() as i64)),
         ]);
@@ -81,7 +82,11 @@ pub fn uptime(
         return Ok(());
     }
     writeln!(out, "uptime over {window}, {} to {} (UTC)", rfc3339(from_unix(from)), rfc3339(from_unix(to)))?;
-    super::print_table(out, &["SERVICE", "UPTIME", "DOWN", "DEGRADED", "UNKNOWN", "INCIDENTS", "MTTR"], &rows)?;
+    super::print_table(
+        out,
+        &["SERVICE", "UPTIME", "DOWN", "DEGRADED", "UNKNOWN", "MAINTENANCE", "INCIDENTS", "MTTR"],
+        &rows,
+    )?;
     Ok(())
 }
 

@@ -138,6 +138,8 @@ pub struct Config {
     pub guards: Vec<Arc<ProbeSpec>>,
     /// `[[service]]`.
     pub services: Vec<Service>,
+    /// `[[maintenance]]`.
+    pub maintenance: Vec<crate::maintenance::Window>,
 }
 
 /// `[monitor]`: defaults for every probe.
@@ -763,7 +765,7 @@ impl Config {
 fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigError> {
     // `ca_file` paths are relative to the config file's directory.
     let base = path.parent().unwrap_or(Path::new("."));
-    root.allow_only(&["monitor", "server", "storage", "alerts", "bgp", "guard", "service"])?;
+    root.allow_only(&["monitor", "server", "storage", "alerts", "bgp", "guard", "service", "maintenance"])?;
     let monitor = read_monitor(root)?;
     let server = read_server(root)?;
     let storage = read_storage(root)?;
@@ -827,7 +829,44 @@ fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigErro
         return Err(err);
     }
 
-    Ok(Config { file: path.to_path_buf(), monitor, server, storage, alerts, bgp, guards, services })
+    let mut maintenance = Vec::new();
+    for table in root.tables("maintenance", |i| format!("maintenance {}", i + 1))? {
+        maintenance.push(read_maintenance(&table, &ids)?);
+    }
+
+    Ok(Config { file: path.to_path_buf(), monitor, server, storage, alerts, bgp, guards, services, maintenance })
+}
+
+/// One `[[maintenance]]`: `services` (known ids; none = all) and either
+/// `start` + `end` (RFC 3339) or `weekly`.
+fn read_maintenance(t: &Section<'_, '_>, ids: &HashSet<&str>) -> Result<crate::maintenance::Window, ConfigError> {
+    use crate::maintenance::{Schedule, Window};
+    t.allow_only(&["services", "start", "end", "weekly"])?;
+    let mut services = Vec::new();
+    for s in t.str_list("services")?.unwrap_or_default() {
+        if !ids.contains(s.value) {
+            return Err(t.error(&s.span, format!("\"services\": \"{}\" is not a configured service", s.value)));
+        }
+        services.push(s.value.to_string());
+    }
+    let time = |s: &str| {
+        humantime::parse_rfc3339(s)
+            .map(crate::time::unix)
+            .map_err(|e| format!("\"{s}\" is not an RFC 3339 UTC time like \"2026-12-24T02:00:00Z\" ({e})"))
+    };
+    let start = t.parsed("start", time)?;
+    let end = t.parsed("end", time)?;
+    let weekly = t.parsed("weekly", Schedule::weekly)?;
+    let schedule = match (start, end, weekly) {
+        (Some(start), Some(end), None) if end > start => Schedule::Once { start, end },
+        (Some(_), Some(_), None) => return Err(t.error_at_key("end", "\"end\" must be after \"start\"")),
+        (None, None, Some(weekly)) => weekly,
+        (_, _, Some(_)) => {
+            return Err(t.error_at_key("weekly", "give either \"weekly\" or \"start\" and \"end\", not both"));
+        }
+        _ => return Err(t.error_here("needs \"start\" and \"end\", or \"weekly\"")),
+    };
+    Ok(Window { services, schedule })
 }
 
 fn read_monitor(root: &Section<'_, '_>) -> Result<Monitor, ConfigError> {

@@ -404,6 +404,33 @@ impl Store {
         .await
     }
 
+    /// Records that services entered maintenance windows `(service, start,
+    /// end)`; a window already recorded takes the end now planned (a reload
+    /// may have moved it; past windows are never touched).
+    pub async fn begin_maintenance(&self, windows: Vec<(String, i64, i64)>) -> Result<(), StoreError> {
+        self.urgent(move |w| {
+            for (service, start, end) in &windows {
+                w.conn.execute(
+                    "INSERT INTO maintenance (service, start, end) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (service, start) DO UPDATE SET end = excluded.end",
+                    params![service, start, end],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Ends `service`'s window that began at `start` at `at`, if it was
+    /// to end later (a reload removed or shortened it).
+    pub async fn end_maintenance(&self, service: String, start: i64, at: i64) -> Result<(), StoreError> {
+        self.write(
+            "UPDATE maintenance SET end = ?3 WHERE service = ?1 AND start = ?2 AND end > ?3",
+            vec![service.into(), start.into(), at.into()],
+        )
+        .await
+    }
+
     /// Runs one write statement and commits it.
     async fn write(&self, sql: &'static str, values: Vec<rusqlite::types::Value>) -> Result<(), StoreError> {
         self.urgent(move |w| {

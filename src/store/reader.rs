@@ -115,15 +115,31 @@ impl Reader {
         Ok(rows)
     }
 
-    /// The spans of `service` over `[from, to)` as of `now`.
+    /// The maintenance windows of `service` overlapping `[from, to)`, as
+    /// recorded (sorted by start).
+    pub fn maintenance(&self, service: &str, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT start, end FROM maintenance WHERE service = ?1 AND start < ?3 AND end > ?2 ORDER BY start",
+            )?
+            .query_map(params![service, from, to], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The spans of `service` over `[from, to)` as of `now`, its
+    /// maintenance windows cut out (left as gaps: neither observed nor
+    /// unknown).
     pub fn spans(&self, service: &str, from: i64, to: i64, now: i64) -> Result<Vec<Span>, StoreError> {
         let rows = self.status_rows(service, from, to)?;
-        Ok(uptime::spans(&rows, from, to, self.known_until(now)?))
+        let spans = uptime::spans(&rows, from, to, self.known_until(now)?);
+        Ok(uptime::without(&spans, &self.maintenance(service, from, to)?))
     }
 
     /// Uptime of `service` over `[from, to)`.
     pub fn uptime(&self, service: &str, from: i64, to: i64, now: i64) -> Result<Uptime, StoreError> {
-        Ok(uptime::summarize(&self.spans(service, from, to, now)?))
+        Ok(uptime::summarize_window(&self.spans(service, from, to, now)?, from, to))
     }
 
     /// History of `service` over `[from, to)` in buckets of `step` seconds.

@@ -129,6 +129,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox_new RENAME TO outbox;
     CREATE INDEX outbox_pending ON outbox(sent_at, next_attempt_at);
     "#,
+    // 5: maintenance windows as they happened, per service: excluded from
+    // observed time; a later reload of the config does not rewrite them.
+    r#"
+    CREATE TABLE maintenance (
+        service TEXT NOT NULL,
+        start   INTEGER NOT NULL,
+        end     INTEGER NOT NULL,
+        PRIMARY KEY (service, start)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the schema to the current version.

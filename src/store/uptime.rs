@@ -2,9 +2,10 @@
 //!
 //! A service's history is a list of status changes; between two changes the
 //! status holds. Time before the first change, or after the monitor was last
-//! known alive, is `unknown`. Observed time excludes `unknown`;
-//! uptime = (observed − down) / observed; degraded time is reported apart
-//! (and counts as up).
+//! known alive, is `unknown`. Maintenance windows are cut out of the spans
+//! ([`without`]) and counted apart. Observed time excludes `unknown` and
+//! maintenance; uptime = (observed − down) / observed; degraded time is
+//! reported apart (and counts as up).
 
 use crate::verdict::ServiceStatus;
 
@@ -65,6 +66,8 @@ pub struct Uptime {
     pub degraded: i64,
     /// Seconds unknown.
     pub unknown: i64,
+    /// Seconds in maintenance (set by [`summarize_window`]).
+    pub maintenance: i64,
     /// (observed − down) / observed; None when nothing was observed.
     pub ratio: Option<f64>,
 }
@@ -96,6 +99,38 @@ pub fn summarize(spans: &[Span]) -> Uptime {
     }
     u.ratio = (u.observed > 0).then(|| (u.observed - u.down) as f64 / u.observed as f64);
     u
+}
+
+/// Sums the spans of the window `[from, to)`: what they leave uncovered
+/// was cut out as maintenance.
+pub fn summarize_window(spans: &[Span], from: i64, to: i64) -> Uptime {
+    let mut u = summarize(spans);
+    let covered: i64 = spans.iter().map(|s| s.to - s.from).sum();
+    u.maintenance = (to - from - covered).max(0);
+    u
+}
+
+/// `spans` with the time inside `windows` (each `(start, end)`) removed.
+pub fn without(spans: &[Span], windows: &[(i64, i64)]) -> Vec<Span> {
+    if windows.is_empty() {
+        return spans.to_vec();
+    }
+    let mut out = Vec::with_capacity(spans.len() + windows.len());
+    for s in spans {
+        let mut at = s.from;
+        let mut cuts: Vec<(i64, i64)> = windows.iter().filter(|(a, b)| *a < s.to && *b > s.from).copied().collect();
+        cuts.sort_unstable();
+        for (a, b) in cuts {
+            if a > at {
+                out.push(Span { from: at, to: a.min(s.to), status: s.status });
+            }
+            at = at.max(b);
+        }
+        if at < s.to {
+            out.push(Span { from: at, to: s.to, status: s.status });
+        }
+    }
+    out
 }
 
 /// One bucket of a history.
@@ -183,6 +218,16 @@ mod tests {
         assert_eq!(statuses, vec![Up, Down, Down, Up]);
         assert_eq!(b[1].ratio, Some(40.0 / 60.0));
         assert_eq!(b[2].ratio, Some(50.0 / 60.0));
+    }
+
+    #[test]
+    fn maintenance_is_neither_observed_nor_down() {
+        let rows = [(0, Up), (2 * H, Down), (5 * H, Up)];
+        // Down from 2 to 5; maintenance 1..3 and 2..4 (overlapping).
+        let spans = without(&spans(&rows, 0, 10 * H, i64::MAX), &[(H, 3 * H), (2 * H, 4 * H)]);
+        let u = summarize_window(&spans, 0, 10 * H);
+        assert_eq!((u.maintenance, u.observed, u.down, u.unknown), (3 * H, 7 * H, H, 0));
+        assert_eq!(u.ratio, Some(6.0 / 7.0));
     }
 
     #[test]
