@@ -37,7 +37,6 @@
 //! - [`prefix`]: IP prefixes, as the config, the BGP engine and the probes see them.
 //! - [`time`]: how times and durations are shown and stored.
 //! - [`window`]: windows and steps of history queries, checked once for CLI and API.
-//! - [`html`]: escaping text into the HTML of e-mails and the status page.
 
 #![deny(unsafe_code)]
 
@@ -52,7 +51,6 @@ pub mod config;
 pub mod error_text;
 pub mod fuzzing;
 pub mod health;
-pub mod html;
 pub mod incident;
 pub mod maintenance;
 pub mod metrics;

@@ -65,7 +65,7 @@ name = "Signal"
     })
     .await;
     assert_eq!(code, 200);
-    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.to_ascii_lowercase().starts_with("<!doctype html>"));
     assert!(!html.contains("<script"), "works without JavaScript");
     assert!(html.contains(r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#));
     assert!(html.contains(r#"http-equiv="refresh""#), "refreshes itself");

@@ -1,12 +1,14 @@
 //! What an e-mail alert says (README, "E-mail alerts"): subject lines, and multipart bodies
 //! (plain text and HTML) with the vantage, the start time in UTC, the root
 //! cause and what it led to, each probe's state and last result, and a link
-//! to the status page.
+//! to the status page. The HTML is written with maud, which escapes every
+//! value by construction (see `crate::api::status_page` for the choice).
 
 use std::fmt::Write;
 
+use maud::{DOCTYPE, Markup, html};
+
 use crate::config::Config;
-use crate::html::escape;
 use crate::notice::{AlertEvent, Member};
 use crate::time::{from_unix, human, rfc3339};
 
@@ -69,6 +71,15 @@ pub fn subject(event: AlertEvent, members: &[&Member], now: i64) -> String {
     }
 }
 
+/// An e-mail's HTML body: `subject` as its heading, then `body`.
+fn email_html(subject: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html { body style="font-family:sans-serif;font-size:14px" { h2 style="margin:0 0 8px" { (subject) } (body) } }
+    }
+    .into_string()
+}
+
 /// The FLAPPING alert: `service` changed status `changes` times within
 /// `window`; nothing more is said about it until it holds one status.
 pub fn flapping(name: &str, changes: usize, window: std::time::Duration, config: &Config) -> Rendered {
@@ -81,14 +92,20 @@ pub fn flapping(name: &str, changes: usize, window: std::time::Duration, config:
          Its alerts are held back until it has held one status for {window}; then one alert says which.\n\
          Incidents are still recorded.\n\nStatus page: {url}\n"
     );
-    let html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif;font-size:14px\"><h2>{}</h2><p>{} changed status {changes} times within {window}, as seen from vantage <b>{}</b>.</p><p>Its alerts are held back until it has held one status for {window}; then one alert says which. Incidents are still recorded.</p><p><a href=\"{}\">Status page</a></p></body></html>",
-        escape(&subject),
-        escape(name),
-        escape(vantage),
-        escape(&url)
+    let html = email_html(
+        &subject,
+        html! {
+            p { (name) " changed status " (changes) " times within " (window) ", as seen from vantage " b { (vantage) } "." }
+            p { "Its alerts are held back until it has held one status for " (window) "; then one alert says which. Incidents are still recorded." }
+            p { a href=(url) { "Status page" } }
+        },
     );
     Rendered { subject, text, html }
+}
+
+/// How long an incident lasted, in words.
+fn lasted(i: &crate::store::Incident, end: i64) -> String {
+    human(std::time::Duration::from_secs((end - i.started_at).max(0) as u64))
 }
 
 /// Renders an alert about `members` (at least one).
@@ -105,88 +122,106 @@ pub fn render(event: AlertEvent, members: &[Member], config: &Config, now: i64) 
         AlertEvent::Recovered => "has recovered",
         AlertEvent::Flapping => "is FLAPPING",
     };
+    // The effects above the root cause, when they say more than it.
+    let chain =
+        |m: &Member| m.snapshot.cause.as_ref().map(|c| c.chain.clone()).filter(|c| *c != m.incident.cause_summary);
     let mut text = String::new();
-    let mut html = String::from("<!doctype html><html><body style=\"font-family:sans-serif;font-size:14px\">");
-    let _ = writeln!(html, "<h2 style=\"margin:0 0 8px\">{}</h2>", escape(&subject));
-    let _ = writeln!(html, "<p>Seen from vantage <b>{}</b>.</p>", escape(vantage));
     for m in &sorted {
-        let i = &m.incident;
-        let s = &m.snapshot;
+        let (i, s) = (&m.incident, &m.snapshot);
         let _ = writeln!(text, "{} {headline}, as seen from vantage \"{vantage}\".\n", s.name);
         let _ = writeln!(text, "  Started:    {} (UTC)", rfc3339(from_unix(i.started_at)));
         if let Some(end) = i.ended_at {
-            let _ = writeln!(
-                text,
-                "  Ended:      {} (UTC), after {}",
-                rfc3339(from_unix(end)),
-                human(std::time::Duration::from_secs((end - i.started_at).max(0) as u64))
-            );
+            let _ = writeln!(text, "  Ended:      {} (UTC), after {}", rfc3339(from_unix(end)), lasted(i, end));
         }
         let _ = writeln!(text, "  Root cause: {}", i.cause_summary);
         let _ = writeln!(text, "  Details:    {url}services/{}", s.id);
-        let chain = s.cause.as_ref().map(|c| c.chain.as_str()).filter(|c| *c != i.cause_summary);
-        if let Some(chain) = chain {
+        if let Some(chain) = chain(m) {
             let _ = writeln!(text, "  Effects:    {chain}");
         }
         if !s.probes.is_empty() {
             let _ = writeln!(text, "  Probes:");
         }
-        let _ = writeln!(html, "<h3 style=\"margin:16px 0 4px\">{} {}</h3>", escape(&s.name), headline);
-        let _ = writeln!(
-            html,
-            "<p>Started {} (UTC)<br>Root cause: <b>{}</b>",
-            rfc3339(from_unix(i.started_at)),
-            escape(&i.cause_summary)
-        );
-        if let Some(end) = i.ended_at {
-            let _ = write!(html, "<br>Ended {} (UTC)", rfc3339(from_unix(end)));
-        }
-        if let Some(chain) = chain {
-            let _ = write!(html, "<br>Effects: {}", escape(chain));
-        }
-        let _ = write!(
-            html,
-            "<br><a href=\"{}services/{}\">{} service page</a>",
-            escape(&url),
-            escape(&s.id),
-            escape(&s.name)
-        );
-        let _ = writeln!(html, "</p>");
-        if !s.probes.is_empty() {
-            let _ = writeln!(
-                html,
-                "<table cellpadding=\"4\" style=\"border-collapse:collapse\"><tr><th align=\"left\">probe</th><th align=\"left\">kind</th><th align=\"left\">target</th><th align=\"left\">state</th><th align=\"left\">last result</th></tr>"
-            );
-        }
         for p in &s.probes {
-            let result = p.last_result.unwrap_or("-");
             let _ = writeln!(
                 text,
                 "    {:<14} {:<4} {:<6} {:<20} {} — {}",
                 p.id,
                 p.kind.as_str(),
                 p.status.as_str().to_uppercase(),
-                result,
+                p.last_result.unwrap_or("-"),
                 p.target,
                 p.detail
             );
-            let _ = writeln!(
-                html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}<br><small>{}</small></td></tr>",
-                escape(&p.id),
-                p.kind.as_str(),
-                escape(&p.target),
-                p.status.as_str().to_uppercase(),
-                result,
-                escape(&p.detail)
-            );
-        }
-        if !s.probes.is_empty() {
-            let _ = writeln!(html, "</table>");
         }
         text.push('\n');
     }
     let _ = writeln!(text, "Status page: {url}");
-    let _ = writeln!(html, "<p><a href=\"{}\">Status page</a></p></body></html>", escape(&url));
+    let html = email_html(
+        &subject,
+        html! {
+            p { "Seen from vantage " b { (vantage) } "." }
+            @for m in &sorted {
+                @let (i, s) = (&m.incident, &m.snapshot);
+                h3 style="margin:16px 0 4px" { (s.name) " " (headline) }
+                p {
+                    "Started " (rfc3339(from_unix(i.started_at))) " (UTC)" br;
+                    "Root cause: " b { (i.cause_summary) }
+                    @if let Some(end) = i.ended_at { br; "Ended " (rfc3339(from_unix(end))) " (UTC)" }
+                    @if let Some(chain) = chain(m) { br; "Effects: " (chain) }
+                    br; a href={ (url) "services/" (s.id) } { (s.name) " service page" }
+                }
+                @if !s.probes.is_empty() {
+                    table cellpadding="4" style="border-collapse:collapse" {
+                        tr { th align="left" { "probe" } th align="left" { "kind" } th align="left" { "target" } th align="left" { "state" } th align="left" { "last result" } }
+                        @for p in &s.probes {
+                            tr {
+                                td { (p.id) } td { (p.kind.as_str()) } td { (p.target) }
+                                td { (p.status.as_str().to_uppercase()) }
+                                td { (p.last_result.unwrap_or("-")) br; small { (p.detail) } }
+                            }
+                        }
+                    }
+                }
+            }
+            p { a href=(url) { "Status page" } }
+        },
+    );
     Rendered { subject, text, html }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notice::ServiceSnapshot;
+    use crate::store::Incident;
+    use crate::verdict::ServiceStatus;
+
+    #[test]
+    fn names_and_causes_are_escaped_in_the_html_and_kept_in_the_text() {
+        let config = Config::parse(
+            std::path::Path::new("t.toml"),
+            "[[service]]\nid = \"x\"\nname = \"X\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"a.test\"\n",
+        )
+        .unwrap();
+        let incident = Incident {
+            id: 1,
+            service: "x".into(),
+            status: ServiceStatus::Down,
+            started_at: 0,
+            ended_at: None,
+            cause_layer: "http".into(),
+            cause_summary: "http: <script>alert(1)</script> & \"quotes\"".into(),
+            cause_key: "http|http_status@x".into(),
+            group_id: None,
+            notified: None,
+            last_reminder_at: None,
+        };
+        let mut snapshot = ServiceSnapshot::placeholder(&incident);
+        snapshot.name = "<b>WhatsApp</b>".into();
+        let r = render(AlertEvent::Down, &[Member { incident, snapshot }], &config, 60);
+        assert!(!r.html.contains("<script>") && !r.html.contains("<b>WhatsApp</b>"), "{}", r.html);
+        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"), "{}", r.html);
+        assert!(r.html.contains("&lt;b&gt;WhatsApp&lt;/b&gt; is DOWN"), "{}", r.html);
+        assert!(r.text.contains("Root cause: http: <script>alert(1)</script>"), "plain text is not HTML");
+    }
 }

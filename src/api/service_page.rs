@@ -4,16 +4,16 @@
 //! incidents of the last 30 days. Linked from the status page and from
 //! every alert e-mail.
 
-use std::fmt::Write;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::status_page::{STYLE, ServiceView, gather, service_head};
+use maud::{Markup, html};
+
+use super::status_page::{ServiceView, document, gather, incident_list, service_card};
 use super::{ApiError, AppState};
-use crate::html::escape;
 use crate::store::uptime::Bucket;
 use crate::store::{Incident, Reader};
 use crate::time::{from_unix, unix, utc_text};
@@ -35,70 +35,49 @@ fn colour(status: ServiceStatus) -> &'static str {
 }
 
 /// A bar per bucket, as tall as its uptime, coloured by its worst status.
-fn svg(chart: &Chart) -> String {
+fn svg(chart: &Chart) -> Markup {
     let n = chart.buckets.len().max(1);
-    let mut out = format!(
-        "<svg class=\"chart\" viewBox=\"0 0 {w} 40\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{title}\">",
-        w = n * 10,
-        title = chart.title
-    );
-    for (i, b) in chart.buckets.iter().enumerate() {
-        let ratio = b.ratio.unwrap_or(1.0).clamp(0.0, 1.0);
-        let height = if b.status == ServiceStatus::Unknown { 40.0 } else { (ratio * 36.0).max(4.0) + 4.0 };
-        let title = match b.ratio {
-            Some(r) => format!("{} UTC: {} ({:.2}% up)", utc_text(from_unix(b.start)), b.status.as_str(), r * 100.0),
-            None => format!("{} UTC: no data", utc_text(from_unix(b.start))),
-        };
-        let _ = write!(
-            out,
-            "<rect x=\"{x}\" y=\"{y:.1}\" width=\"9\" height=\"{height:.1}\" fill=\"{fill}\"><title>{title}</title></rect>",
-            x = i * 10,
-            y = 40.0 - height,
-            fill = colour(b.status),
-            title = escape(&title)
-        );
+    html! {
+        svg class="chart" viewBox={ "0 0 " (n * 10) " 40" } preserveAspectRatio="none" role="img" aria-label=(chart.title) {
+            @for (i, b) in chart.buckets.iter().enumerate() {
+                @let ratio = b.ratio.unwrap_or(1.0).clamp(0.0, 1.0);
+                @let height = if b.status == ServiceStatus::Unknown { 40.0 } else { (ratio * 36.0).max(4.0) + 4.0 };
+                @let title = match b.ratio {
+                    Some(r) => format!("{} UTC: {} ({:.2}% up)", utc_text(from_unix(b.start)), b.status.as_str(), r * 100.0),
+                    None => format!("{} UTC: no data", utc_text(from_unix(b.start))),
+                };
+                rect x=(i * 10) y=(format!("{:.1}", 40.0 - height)) width="9" height=(format!("{height:.1}")) fill=(colour(b.status)) {
+                    title { (title) }
+                }
+            }
+        }
     }
-    out.push_str("</svg>");
-    out
 }
 
 fn render(vantage: &str, s: &ServiceView, charts: &[Chart], incidents: &[Incident], now: i64) -> String {
-    let mut html = String::with_capacity(16 * 1024);
-    let _ = write!(
-        html,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta http-equiv=\"refresh\" content=\"30\"><title>{name} — chatpulse</title><style>{STYLE}</style></head><body>",
-        name = escape(&s.name)
-    );
-    let _ = write!(
-        html,
-        "<header><p class=\"meta\"><a href=\"/\">← all services</a> · vantage <b>{}</b> · updated {} UTC</p></header><main>",
-        escape(vantage),
-        utc_text(from_unix(now))
-    );
-    service_head(&mut html, s, &format!("<h1>{}</h1>", escape(&s.name)), now);
-    for chart in charts {
-        let _ = write!(html, "<h2>{}</h2>{}", chart.title, svg(chart));
-    }
-    html.push_str("</section><section class=\"service\"><h2>Probes</h2><table><tr><th>probe</th><th>target</th><th>last result</th></tr>");
-    for (id, target, result, detail) in &s.probes {
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td><b>{result}</b><br><span class=\"small\">{}</span></td></tr>",
-            escape(id),
-            escape(target),
-            escape(detail)
-        );
-    }
-    html.push_str("</table></section><section class=\"service\"><h2>Incidents, last 30 days</h2>");
-    if incidents.is_empty() {
-        html.push_str("<p class=\"small\">None.</p>");
-    } else {
-        super::status_page::incident_list(&mut html, incidents.iter());
-    }
-    html.push_str(
-        "</section></main><footer class=\"small\">chatpulse · <a href=\"/\">status page</a></footer></body></html>",
-    );
-    html
+    let header = html! {
+        p class="meta" { a href="/" { "← all services" } " · vantage " b { (vantage) } " · updated " (utc_text(from_unix(now))) " UTC" }
+    };
+    let main = html! {
+        (service_card(s, html! { h1 { (s.name) } }, now, html! {
+            @for chart in charts { h2 { (chart.title) } (svg(chart)) }
+        }))
+        section class="service" {
+            h2 { "Probes" }
+            table {
+                tr { th { "probe" } th { "target" } th { "last result" } }
+                @for (id, target, result, detail) in &s.probes {
+                    tr { td { (id) } td { (target) } td { b { (result) } br; span class="small" { (detail) } } }
+                }
+            }
+        }
+        section class="service" {
+            h2 { "Incidents, last 30 days" }
+            @if incidents.is_empty() { p class="small" { "None." } } @else { (incident_list(incidents.iter())) }
+        }
+    };
+    let footer = html! { "chatpulse · " a href="/" { "status page" } };
+    document(&format!("{} — chatpulse", s.name), header, main, footer).into_string()
 }
 
 fn charts(reader: &Reader, service: &str, now: i64) -> Vec<Chart> {

@@ -3,17 +3,24 @@
 //! refreshes itself: per service its state, root cause, since when, a 90-day
 //! uptime bar from the history store, and its latest incidents; a banner
 //! while the monitor is offline or the BGP feed is down.
+//!
+//! The HTML of both pages (and of the e-mails, in `crate::alert::render`)
+//! is written with maud: markup is a Rust expression checked when chatpulse
+//! compiles, and every interpolated value is escaped unless wrapped in
+//! `PreEscaped` — so escaping holds by construction, without a template
+//! directory to ship or a runtime template error to handle (askama's
+//! templates live in separate files and compile too, but maud keeps the
+//! markup beside the data it shows, which suits pages this small).
 
-use std::fmt::Write;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::State;
 use axum::response::Html;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::AppState;
 use crate::config::Config;
-use crate::html::escape;
 use crate::probe::{Reason, result_word};
 use crate::store::uptime::{self, Bucket};
 use crate::store::{Incident, Reader};
@@ -125,6 +132,28 @@ fn history(reader: &Reader, services: &[ServiceView], now: i64) -> Vec<(Vec<Buck
         .collect()
 }
 
+/// The shell every page shares: head (viewport, self-refresh, style),
+/// header, main, footer.
+pub(super) fn document(title: &str, header: Markup, main: Markup, footer: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta http-equiv="refresh" content="30";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header { (header) }
+                main { (main) }
+                footer class="small" { (footer) }
+            }
+        }
+    }
+}
+
 fn render(
     vantage: &str,
     online: bool,
@@ -134,65 +163,52 @@ fn render(
     history: &[(Vec<Bucket>, Vec<Incident>, Option<f64>)],
     now: i64,
 ) -> String {
-    let mut html = String::with_capacity(16 * 1024);
-    let _ = write!(
-        html,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta http-equiv=\"refresh\" content=\"30\"><title>chatpulse — status</title><style>{STYLE}</style></head><body>"
-    );
-    let _ = write!(
-        html,
-        "<header><h1>chatpulse status</h1><p class=\"meta\">vantage <b>{}</b> · updated {} UTC · refreshes every 30 s</p></header>",
-        escape(vantage),
-        utc_text(from_unix(now))
-    );
+    let header = html! {
+        h1 { "chatpulse status" }
+        p class="meta" { "vantage " b { (vantage) } " · updated " (utc_text(from_unix(now))) " UTC · refreshes every 30 s" }
+    };
     // Banners sit inside <main>, so they are exactly as wide as the cards
     // on a desktop and keep the same margin from the screen edge on a phone.
-    html.push_str("<main>");
-    if !online {
-        let _ = write!(
-            html,
-            "<div class=\"banner offline\" role=\"alert\">This monitor is offline: every guard probe fails ({}), so the states below are unknown. The problem is probably on our side, not the platforms'.</div>",
-            escape(&guards.join(", "))
-        );
-    }
-    if feed_down {
-        html.push_str("<div class=\"banner feed\" role=\"alert\">The BGP feed is down or stale: routing visibility is unknown until it is back.</div>");
-    }
-    for (s, (buckets, incidents, ratio)) in services.iter().zip(history) {
-        let title =
-            format!("<h2><a href=\"/services/{id}\">{name}</a></h2>", id = escape(&s.id), name = escape(&s.name));
-        service_head(&mut html, s, &title, now);
-        let _ = write!(html, "<div class=\"bar\" role=\"img\" aria-label=\"uptime of the last {BAR_DAYS} days\">");
-        for b in buckets {
-            let day = rfc3339(from_unix(b.start));
-            let share = b.ratio.map_or_else(|| "no data".to_string(), |r| format!("{:.2}%", r * 100.0));
-            let _ = write!(
-                html,
-                "<span class=\"{}\" title=\"{} {}: {share}\"></span>",
-                b.status.as_str(),
-                &day[..10],
-                b.status.as_str()
-            );
+    let main = html! {
+        @if !online {
+            div class="banner offline" role="alert" {
+                "This monitor is offline: every guard probe fails (" (guards.join(", "))
+                "), so the states below are unknown. The problem is probably on our side, not the platforms'."
+            }
         }
-        let overall = ratio.map_or_else(|| "no data yet".to_string(), |r| format!("{:.3}% uptime", r * 100.0));
-        let _ = write!(html, "</div><p class=\"small\">{BAR_DAYS} days: {overall}</p>");
-        if !incidents.is_empty() {
-            incident_list(&mut html, incidents.iter().take(INCIDENTS_SHOWN));
+        @if feed_down {
+            div class="banner feed" role="alert" {
+                "The BGP feed is down or stale: routing visibility is unknown until it is back."
+            }
         }
-        html.push_str("<details><summary>Probes</summary><ul>");
-        for (id, target, result, detail) in &s.probes {
-            let _ = write!(
-                html,
-                "<li><b>{}</b> {}: {result}<br><span class=\"small\">{}</span></li>",
-                escape(id),
-                escape(target),
-                escape(detail)
-            );
+        @for (s, (buckets, incidents, ratio)) in services.iter().zip(history) {
+            (service_card(s, html! { h2 { a href={ "/services/" (s.id) } { (s.name) } } }, now, html! {
+                div class="bar" role="img" aria-label={ "uptime of the last " (BAR_DAYS) " days" } {
+                    @for b in buckets {
+                        @let share = b.ratio.map_or_else(|| "no data".to_string(), |r| format!("{:.2}%", r * 100.0));
+                        span class=(b.status.as_str()) title={ (&rfc3339(from_unix(b.start))[..10]) " " (b.status.as_str()) ": " (share) } {}
+                    }
+                }
+                p class="small" {
+                    (BAR_DAYS) " days: "
+                    (ratio.map_or_else(|| "no data yet".to_string(), |r| format!("{:.3}% uptime", r * 100.0)))
+                }
+                @if !incidents.is_empty() {
+                    (incident_list(incidents.iter().take(INCIDENTS_SHOWN)))
+                }
+                details {
+                    summary { "Probes" }
+                    ul {
+                        @for (id, target, result, detail) in &s.probes {
+                            li { b { (id) } " " (target) ": " (result) br; span class="small" { (detail) } }
+                        }
+                    }
+                }
+            }))
         }
-        html.push_str("</ul></details></section>");
-    }
-    html.push_str("</main><footer class=\"small\">chatpulse · <a href=\"/api/v1/services\">JSON</a> · <a href=\"/metrics\">metrics</a></footer></body></html>");
-    html
+    };
+    let footer = html! { "chatpulse · " a href="/api/v1/services" { "JSON" } " · " a href="/metrics" { "metrics" } };
+    document("chatpulse — status", header, main, footer).into_string()
 }
 
 /// The handler.
@@ -221,48 +237,45 @@ pub async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
     Html(page)
 }
 
-/// Opens a service's card: `title` (HTML), the state badge, since when,
-/// the maintenance it is in, the root cause. Shared by the status page and
-/// the service page.
-pub(super) fn service_head(html: &mut String, s: &ServiceView, title: &str, now: i64) {
+/// A service's card: `title`, the state badge, since when, the
+/// maintenance it is in, the root cause, then `body`. Shared by the status
+/// page and the service page.
+pub(super) fn service_card(s: &ServiceView, title: Markup, now: i64, body: Markup) -> Markup {
     let status = s.status.as_str();
-    let maintenance = if s.maintenance.is_some() { "<span class=\"badge maintenance\">MAINTENANCE</span>" } else { "" };
-    let _ = write!(
-        html,
-        "<section class=\"service {status}\" id=\"{id}\"><div class=\"head\">{title}<span class=\"badges\"><span class=\"badge {status}\">{label}</span>{maintenance}</span></div><p class=\"small\">since {since_text} UTC ({ago})</p>",
-        id = escape(&s.id),
-        label = status.to_uppercase(),
-        since_text = utc_text(s.since),
-        ago = human(std::time::Duration::from_secs((now - unix(s.since)).max(0) as u64)),
-    );
-    if let Some((_, end)) = s.maintenance {
-        let _ = write!(
-            html,
-            "<p class=\"maintenance\">In maintenance until {} UTC: alerts are held and this time does not count as downtime.</p>",
-            utc_text(crate::time::from_unix(end))
-        );
-    }
-    if let Some(cause) = &s.cause {
-        let _ = write!(html, "<p class=\"cause\">Root cause: {}</p>", escape(cause));
+    let ago = human(std::time::Duration::from_secs((now - unix(s.since)).max(0) as u64));
+    html! {
+        section class={ "service " (status) } id=(s.id) {
+            div class="head" {
+                (title)
+                span class="badges" {
+                    span class={ "badge " (status) } { (status.to_uppercase()) }
+                    @if s.maintenance.is_some() { span class="badge maintenance" { "MAINTENANCE" } }
+                }
+            }
+            p class="small" { "since " (utc_text(s.since)) " UTC (" (ago) ")" }
+            @if let Some((_, end)) = s.maintenance {
+                p class="maintenance" {
+                    "In maintenance until " (utc_text(from_unix(end))) " UTC: alerts are held and this time does not count as downtime."
+                }
+            }
+            @if let Some(cause) = &s.cause { p class="cause" { "Root cause: " (cause) } }
+            (body)
+        }
     }
 }
 
-/// Appends a `<ul>` of incidents: status, start (UTC), duration or "ongoing",
-/// and the root-cause summary. Shared by the status page and the service page.
-pub(super) fn incident_list<'a>(html: &mut String, incidents: impl Iterator<Item = &'a Incident>) {
-    html.push_str("<ul class=\"incidents\">");
-    for i in incidents {
-        let end = i.ended_at.map_or_else(
-            || "ongoing".to_string(),
-            |e| format!("lasted {}", human(std::time::Duration::from_secs((e - i.started_at).max(0) as u64))),
-        );
-        let _ = write!(
-            html,
-            "<li><b>{}</b> {} UTC, {end}: {}</li>",
-            i.status.as_str(),
-            utc_text(from_unix(i.started_at)),
-            escape(&i.cause_summary)
-        );
+/// A `<ul>` of incidents: status, start (UTC), duration or "ongoing", and
+/// the root-cause summary. Shared by the status page and the service page.
+pub(super) fn incident_list<'a>(incidents: impl Iterator<Item = &'a Incident>) -> Markup {
+    html! {
+        ul class="incidents" {
+            @for i in incidents {
+                @let end = i.ended_at.map_or_else(
+                    || "ongoing".to_string(),
+                    |e| format!("lasted {}", human(std::time::Duration::from_secs((e - i.started_at).max(0) as u64))),
+                );
+                li { b { (i.status.as_str()) } " " (utc_text(from_unix(i.started_at))) " UTC, " (end) ": " (i.cause_summary) }
+            }
+        }
     }
-    html.push_str("</ul>");
 }
