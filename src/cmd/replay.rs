@@ -112,7 +112,7 @@ struct Judges {
     /// Per watched prefix: the first bgp check on it (for the `state` field).
     checks: Vec<(Prefix, BgpCheck)>,
     thresholds: crate::bgp::Thresholds,
-    /// Which transitions alert, as `[alerts.email]` says (defaults without it).
+    /// Which transitions alert, as the alert channels ask (defaults without any).
     /// The same alert machine `run` uses.
     alerts: crate::alerting::AlertMachine,
 }

@@ -34,9 +34,31 @@ pub fn print_plan(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
         };
         writeln!(out, "BGP visibility from {source}; at least {} peers to judge", config.bgp.min_peers)?;
     }
-    match &config.alerts.email {
-        Some(e) => writeln!(out, "E-mail alerts to {} via {}", e.to.join(", "), e.smtp_url)?,
-        None => writeln!(out, "No e-mail alerts ([alerts.email] is absent)")?,
+    if let Some(e) = &config.alerts.email {
+        writeln!(out, "E-mail alerts to {} via {}", e.to.join(", "), e.smtp_url)?;
+    }
+    for (i, hook) in config.alerts.webhooks.iter().enumerate() {
+        let format = match hook.format {
+            crate::config::WebhookFormat::Json => "json",
+            crate::config::WebhookFormat::Slack => "slack",
+        };
+        let signed = if hook.secret_env.is_some() { ", signed" } else { "" };
+        writeln!(
+            out,
+            "Webhook alerts (webhook-{}) to {} ({format}{signed})",
+            i + 1,
+            crate::alert::webhook::shown(hook)
+        )?;
+    }
+    if config.alerts.channels().is_empty() {
+        writeln!(out, "No alerts: neither [alerts.email] nor [[alerts.webhook]] is configured")?;
+    }
+    if !config.maintenance.is_empty() {
+        writeln!(
+            out,
+            "{}",
+            super::plural(config.maintenance.len() as u64, "maintenance window", "maintenance windows")
+        )?;
     }
     writeln!(out, "History in {}", config.storage.path.display())?;
     writeln!(out)?;
