@@ -1,11 +1,13 @@
-//! A parsed TOML document that remembers where every value came from.
+//! Where things are in the config file: line numbers, and the name of the
+//! place (`[monitor]`, `service "whatsapp" probe 2`) each byte lies in —
+//! named here once, for the errors serde reports and for the ones the
+//! checks in [`super`] raise.
 //!
-//! The config loader walks the file section by section through [`Section`];
-//! each accessor checks the value's type and hands back its byte span, so any
-//! error (unknown key, bad type, bad value, missing key) becomes one sentence
-//! naming `file:line`, the section and the key.
+//! [`Table`] hands the checks one table of the deserialized file
+//! ([`super::raw`]) with accessors that check a value's range or syntax and
+//! turn any refusal into one sentence naming `file:line`, the place and
+//! the key.
 
-use std::collections::HashSet;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -13,37 +15,161 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::ConfigError;
+use super::raw::{Keys, Strings, Tables};
 
-/// The source file's name plus its line index.
-pub(crate) struct Document {
+/// The source file: its name, its line index, and its TOML tree (for
+/// naming places).
+pub(crate) struct Document<'a> {
     file: String,
     line_starts: Vec<usize>,
+    root: &'a DeTable<'a>,
 }
 
-impl Document {
-    pub(crate) fn new(file: &str, text: &str) -> Self {
-        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        Document { file: file.to_string(), line_starts }
+/// Where a byte lies: the place's name and the key whose value holds it.
+struct Place {
+    context: String,
+    key: Option<String>,
+}
+
+/// Where each line of `text` starts.
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect()
+}
+
+/// 1-based line of a byte offset.
+fn line_of(line_starts: &[usize], offset: usize) -> usize {
+    line_starts.partition_point(|&start| start <= offset).max(1)
+}
+
+impl<'a> Document<'a> {
+    pub(crate) fn new(file: &str, text: &str, root: &'a DeTable<'a>) -> Self {
+        Document { file: file.to_string(), line_starts: line_starts(text), root }
     }
 
     /// 1-based line of a byte offset.
     pub(crate) fn line_of(&self, offset: usize) -> usize {
-        self.line_starts.partition_point(|&start| start <= offset).max(1)
+        line_of(&self.line_starts, offset)
     }
 
-    /// An error at `span`, in `context` (e.g. `service "x" probe 2`).
-    pub(crate) fn error(&self, span: &Range<usize>, context: &str, message: String) -> ConfigError {
+    /// An error at `span`, named after the place it lies in.
+    pub(crate) fn error(&self, span: &Range<usize>, message: String) -> ConfigError {
+        let context = self.place(span.start).context;
         let message = if context.is_empty() { message } else { format!("{context}: {message}") };
         ConfigError::Invalid { file: self.file.clone(), line: self.line_of(span.start), message }
     }
+
+    /// The TOML parser's refusal, as one sentence.
+    pub(crate) fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+        let line = line_of(&line_starts(text), e.span().unwrap_or(0..0).start);
+        let message = e.message().trim_end().replace('\n', " ");
+        ConfigError::Invalid { file: file.to_string(), line, message: format!("invalid TOML: {message}") }
+    }
+
+    /// serde's refusal (an unknown key, a value of the wrong type), in the
+    /// words the checks use.
+    pub(crate) fn serde_error(&self, e: &toml::de::Error) -> ConfigError {
+        let span = e.span().unwrap_or(0..0);
+        let message = e.message().trim_end().replace('\n', " ");
+        let key = self.place(span.start).key.unwrap_or_default();
+        let message = if let Some(rest) = message.strip_prefix("unknown field `") {
+            let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            format!("unknown key \"{name}\" (expected one of: {})", known.join(", "))
+        } else if let Some(rest) = message.strip_prefix("invalid type: ") {
+            let (found, want) = rest.split_once(", expected ").unwrap_or((rest, ""));
+            format!("\"{key}\" must be {}, not {}", wanted(want), found_type(found))
+        } else {
+            format!("\"{key}\": {message}")
+        };
+        self.error(&span, message)
+    }
+
+    /// The place `offset` lies in.
+    fn place(&self, offset: usize) -> Place {
+        locate(self.root, &[], "", offset).unwrap_or(Place { context: String::new(), key: None })
+    }
 }
 
-/// One TOML table being read, with the keys it may contain.
-pub(crate) struct Section<'d, 't> {
-    doc: &'d Document,
-    context: String,
-    table: &'d DeTable<'t>,
-    span: Range<usize>,
+/// serde's "expected …" in the checks' words.
+fn wanted(want: &str) -> &'static str {
+    match want {
+        "i64" => "an integer",
+        "f64" => "a number",
+        "a boolean" => "true or false",
+        "a string" => "a string",
+        "a sequence" => "an array",
+        _ => "a table",
+    }
+}
+
+/// serde's "invalid type: …" in the checks' words.
+fn found_type(found: &str) -> &'static str {
+    match found.split(' ').next().unwrap_or("") {
+        "string" => "a string",
+        "integer" => "an integer",
+        "floating" => "a float",
+        "boolean" => "a boolean",
+        "sequence" => "an array",
+        "map" => "a table",
+        _ => "another type",
+    }
+}
+
+/// The name of the table at `path` (keys and array indexes from the root),
+/// given the table itself (a service is named by its id) and the name of
+/// the table holding it.
+fn name(path: &[(&str, Option<usize>)], table: &DeTable<'_>, parent: &str) -> String {
+    match path {
+        [] => String::new(),
+        [("service", Some(i))] => match table.get("id").and_then(|v| v.get_ref().as_str()) {
+            Some(id) => format!("service \"{id}\""),
+            None => format!("service {}", i + 1),
+        },
+        [("service", Some(_)), ("probe", Some(j))] => format!("{parent} probe {}", j + 1),
+        [("guard", Some(i))] => format!("guard {}", i + 1),
+        [("maintenance", Some(i))] => format!("maintenance {}", i + 1),
+        [("alerts", None), ("webhook", Some(i))] => format!("[[alerts.webhook]] {}", i + 1),
+        [("bgp", None), ("session", None), ("peer", Some(i))] => format!("[bgp.session] peer {}", i + 1),
+        keys => format!("[{}]", keys.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(".")),
+    }
+}
+
+/// The deepest table holding `offset` (in a key, a value, or its header);
+/// `here` is the name of `table`.
+fn locate(table: &DeTable<'_>, path: &[(&str, Option<usize>)], here: &str, offset: usize) -> Option<Place> {
+    let contains = |span: Range<usize>| span.start <= offset && offset < span.end.max(span.start + 1);
+    for (key, value) in table {
+        let k = key.get_ref().as_ref();
+        let mut children: Vec<(Option<usize>, &Spanned<DeValue<'_>>)> = Vec::new();
+        match value.get_ref() {
+            DeValue::Table(_) => children.push((None, value)),
+            DeValue::Array(items) if items.iter().all(|i| i.get_ref().as_table().is_some()) && !items.is_empty() => {
+                children.extend(items.iter().enumerate().map(|(i, item)| (Some(i), item)));
+            }
+            _ => {
+                if contains(key.span()) || contains(value.span()) {
+                    return Some(Place { context: here.to_string(), key: Some(k.to_string()) });
+                }
+                continue;
+            }
+        }
+        for (index, child) in children {
+            let Some(t) = child.get_ref().as_table() else { continue };
+            let mut deeper = path.to_vec();
+            deeper.push((k, index));
+            let named = name(&deeper, t, here);
+            if let Some(found) = locate(t, &deeper, &named, offset) {
+                return Some(found);
+            }
+            if contains(child.span()) || (index.is_none() && contains(key.span())) {
+                return Some(Place { context: named, key: None });
+            }
+        }
+        if contains(key.span()) {
+            return Some(Place { context: here.to_string(), key: Some(k.to_string()) });
+        }
+    }
+    None
 }
 
 /// A value with the span it was read from.
@@ -52,97 +178,85 @@ pub(crate) struct At<T> {
     pub(crate) span: Range<usize>,
 }
 
-impl<'d, 't> Section<'d, 't> {
-    /// The document root.
-    pub(crate) fn root(doc: &'d Document, table: &'d Spanned<DeTable<'t>>) -> Self {
-        Section { doc, context: String::new(), table: table.get_ref(), span: table.span() }
+/// One key of a table: its name and its value, if set.
+pub(crate) type Field<'r, T> = (&'static str, &'r Option<Spanned<T>>);
+
+/// `field!(table, key)`: the key's name and value in a [`Table`].
+macro_rules! field {
+    ($t:expr, $key:ident) => {
+        (stringify!($key), &$t.raw.$key)
+    };
+}
+pub(crate) use field;
+
+/// One table of the file being checked.
+pub(crate) struct Table<'d, R> {
+    doc: &'d Document<'d>,
+    /// Its keys, as deserialized.
+    pub(crate) raw: &'d R,
+    span: Range<usize>,
+}
+
+impl<'d, R: Keys> Table<'d, R> {
+    /// The document root, spanning `span`.
+    pub(crate) fn root(doc: &'d Document<'d>, raw: &'d R, span: Range<usize>) -> Self {
+        Table { doc, raw, span }
     }
 
-    /// The human name of this section, used as the prefix of its errors.
-    pub(crate) fn context(&self) -> &str {
-        &self.context
-    }
-
-    /// Renames the section (once its identity is known, e.g. a service id).
-    pub(crate) fn set_context(&mut self, context: String) {
-        self.context = context;
-    }
-
-    /// An error anywhere inside this section.
+    /// An error anywhere inside this table.
     pub(crate) fn error(&self, span: &Range<usize>, message: impl Into<String>) -> ConfigError {
-        self.doc.error(span, &self.context, message.into())
+        self.doc.error(span, message.into())
     }
 
-    /// An error about the section as a whole (reported at its header).
+    /// An error about the table as a whole (reported at its header).
     pub(crate) fn error_here(&self, message: impl Into<String>) -> ConfigError {
         self.error(&self.span.clone(), message)
     }
 
     /// An error about `key`, at the key's value when present, else at the header.
     pub(crate) fn error_at_key(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        let span = self.table.get(key).map(|v| v.span()).unwrap_or_else(|| self.span.clone());
+        let span =
+            self.raw.present().into_iter().find(|(k, _)| *k == key).map_or_else(|| self.span.clone(), |(_, s)| s);
         self.error(&span, message)
     }
 
-    /// Rejects any key not in `known`, naming the first one in file order.
-    pub(crate) fn allow_only(&self, known: &[&str]) -> Result<(), ConfigError> {
-        let known_set: HashSet<&str> = known.iter().copied().collect();
-        let mut unknown: Vec<(&Spanned<std::borrow::Cow<'t, str>>, _)> =
-            self.table.iter().filter(|(k, _)| !known_set.contains(k.get_ref().as_ref())).collect();
-        unknown.sort_by_key(|(k, _)| k.span().start);
-        match unknown.first() {
-            None => Ok(()),
-            Some((key, _)) => Err(self.error(
-                &key.span(),
-                format!("unknown key \"{}\" (expected one of: {})", key.get_ref(), known.join(", ")),
-            )),
-        }
+    /// The keys the file set here.
+    pub(crate) fn present(&self) -> Vec<(&'static str, Range<usize>)> {
+        self.raw.present()
     }
 
-    /// True when the key is present.
+    /// True when the file set `key` here.
     pub(crate) fn has(&self, key: &str) -> bool {
-        self.table.get(key).is_some()
-    }
-
-    fn get(&self, key: &str) -> Option<&'d Spanned<DeValue<'t>>> {
-        self.table.get(key)
-    }
-
-    fn wrong_type(&self, key: &str, value: &Spanned<DeValue<'t>>, want: &str) -> ConfigError {
-        self.error(&value.span(), format!("\"{key}\" must be {want}, not {}", value.get_ref().type_str()))
+        self.raw.present().iter().any(|(k, _)| *k == key)
     }
 
     /// A string value.
-    pub(crate) fn str(&self, key: &str) -> Result<Option<At<&'d str>>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => match v.get_ref().as_str() {
-                Some(s) => Ok(Some(At { value: s, span: v.span() })),
-                None => Err(self.wrong_type(key, v, "a string")),
-            },
-        }
+    pub(crate) fn str(&self, (_, v): Field<'d, String>) -> Option<At<&'d str>> {
+        v.as_ref().map(|v| At { value: v.get_ref().as_str(), span: v.span() })
     }
 
     /// A string value that must be present.
-    pub(crate) fn required_str(&self, key: &str) -> Result<At<&'d str>, ConfigError> {
-        self.str(key)?.ok_or_else(|| self.error_here(format!("missing required key \"{key}\"")))
+    pub(crate) fn required_str(&self, field: Field<'d, String>) -> Result<At<&'d str>, ConfigError> {
+        let key = field.0;
+        self.str(field).ok_or_else(|| self.error_here(format!("missing required key \"{key}\"")))
     }
 
     /// A string parsed by `parse`, whose error message is prefixed with the key.
     pub(crate) fn parsed<T>(
         &self,
-        key: &str,
+        field: Field<'d, String>,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<Option<T>, ConfigError> {
-        match self.str(key)? {
+        let key = field.0;
+        match self.str(field) {
             None => Ok(None),
             Some(at) => parse(at.value).map(Some).map_err(|why| self.error(&at.span, format!("\"{key}\": {why}"))),
         }
     }
 
     /// A humantime duration (`"30s"`, `"5m"`, `"7d"`); zero only if `allow_zero`.
-    pub(crate) fn duration(&self, key: &str, allow_zero: bool) -> Result<Option<Duration>, ConfigError> {
-        self.parsed(key, |s| {
+    pub(crate) fn duration(&self, field: Field<'d, String>, allow_zero: bool) -> Result<Option<Duration>, ConfigError> {
+        self.parsed(field, |s| {
             let d = humantime::parse_duration(s)
                 .map_err(|e| format!("\"{s}\" is not a duration like \"30s\", \"5m\" or \"7d\" ({e})"))?;
             if d.is_zero() && !allow_zero {
@@ -153,107 +267,67 @@ impl<'d, 't> Section<'d, 't> {
     }
 
     /// A boolean.
-    pub(crate) fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v.get_ref().as_bool().map(Some).ok_or_else(|| self.wrong_type(key, v, "true or false")),
-        }
+    pub(crate) fn bool(&self, (_, v): Field<'d, bool>) -> Option<bool> {
+        v.as_ref().map(|v| *v.get_ref())
     }
 
     /// An integer in `range`.
-    pub(crate) fn int(&self, key: &str, range: Range<i128>) -> Result<Option<i128>, ConfigError> {
-        let Some(v) = self.get(key) else { return Ok(None) };
-        let Some(int) = v.get_ref().as_integer() else {
-            return Err(self.wrong_type(key, v, "an integer"));
-        };
-        let parsed =
-            i128::from_str_radix(&int.as_str().replace('_', ""), int.radix()).ok().filter(|n| range.contains(n));
-        parsed.map(Some).ok_or_else(|| {
-            self.error(&v.span(), format!("\"{key}\" must be an integer from {} to {}", range.start, range.end - 1))
-        })
+    pub(crate) fn int(&self, (key, v): Field<'d, i64>, range: Range<i64>) -> Result<Option<i64>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let n = *v.get_ref();
+        if !range.contains(&n) {
+            return Err(self
+                .error(&v.span(), format!("\"{key}\" must be an integer from {} to {}", range.start, range.end - 1)));
+        }
+        Ok(Some(n))
     }
 
     /// An array of integers, each in `range`.
-    pub(crate) fn int_list(&self, key: &str, range: Range<i128>) -> Result<Option<Vec<i128>>, ConfigError> {
-        let Some(v) = self.get(key) else { return Ok(None) };
-        let Some(items) = v.get_ref().as_array() else {
-            return Err(self.wrong_type(key, v, "an array of integers"));
-        };
-        items
+    pub(crate) fn int_list(
+        &self,
+        (key, v): Field<'d, Vec<Spanned<i64>>>,
+        range: Range<i64>,
+    ) -> Result<Option<Vec<i64>>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        v.get_ref()
             .iter()
             .map(|item| {
-                let Some(int) = item.get_ref().as_integer() else {
-                    return Err(self.wrong_type(key, item, "an array of integers"));
-                };
-                i128::from_str_radix(&int.as_str().replace('_', ""), int.radix())
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .ok_or_else(|| {
-                        self.error(
-                            &item.span(),
-                            format!("\"{key}\" must hold integers from {} to {}", range.start, range.end - 1),
-                        )
-                    })
+                let n = *item.get_ref();
+                range.contains(&n).then_some(n).ok_or_else(|| {
+                    self.error(
+                        &item.span(),
+                        format!("\"{key}\" must hold integers from {} to {}", range.start, range.end - 1),
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
     }
 
     /// A number (integer or float) in `lo..=hi`.
-    pub(crate) fn number(&self, key: &str, lo: f64, hi: f64) -> Result<Option<f64>, ConfigError> {
-        let Some(v) = self.get(key) else { return Ok(None) };
-        let n = match v.get_ref() {
-            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
-            DeValue::Integer(i) => i.as_str().replace('_', "").parse::<f64>().ok(),
-            _ => return Err(self.wrong_type(key, v, "a number")),
-        };
-        n.filter(|n| (lo..=hi).contains(n))
-            .map(Some)
-            .ok_or_else(|| self.error(&v.span(), format!("\"{key}\" must be a number from {lo} to {hi}")))
+    pub(crate) fn number(&self, (key, v): Field<'d, f64>, lo: f64, hi: f64) -> Result<Option<f64>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let n = *v.get_ref();
+        if !(lo..=hi).contains(&n) {
+            return Err(self.error(&v.span(), format!("\"{key}\" must be a number from {lo} to {hi}")));
+        }
+        Ok(Some(n))
     }
 
     /// An array of strings.
-    pub(crate) fn str_list(&self, key: &str) -> Result<Option<Vec<At<&'d str>>>, ConfigError> {
-        let Some(v) = self.get(key) else { return Ok(None) };
-        let Some(items) = v.get_ref().as_array() else {
-            return Err(self.wrong_type(key, v, "an array of strings"));
-        };
-        items
-            .iter()
-            .map(|item| match item.get_ref().as_str() {
-                Some(s) => Ok(At { value: s, span: item.span() }),
-                None => Err(self.wrong_type(key, item, "an array of strings")),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+    pub(crate) fn str_list(&self, (_, v): Field<'d, Strings>) -> Option<Vec<At<&'d str>>> {
+        v.as_ref().map(|v| v.get_ref().iter().map(|s| At { value: s.get_ref().as_str(), span: s.span() }).collect())
     }
 
     /// A sub-table (`[monitor]`, `[alerts.email]`).
-    pub(crate) fn table(&self, key: &str, context: &str) -> Result<Option<Section<'d, 't>>, ConfigError> {
-        let Some(v) = self.get(key) else { return Ok(None) };
-        match v.get_ref().as_table() {
-            Some(table) => Ok(Some(Section { doc: self.doc, context: context.to_string(), table, span: v.span() })),
-            None => Err(self.wrong_type(key, v, "a table")),
-        }
+    pub(crate) fn table<S: Keys>(&self, (_, v): Field<'d, S>) -> Option<Table<'d, S>> {
+        v.as_ref().map(|v| Table { doc: self.doc, raw: v.get_ref(), span: v.span() })
     }
 
-    /// An array of tables (`[[service]]`); `context(i)` names element `i`.
-    pub(crate) fn tables(
-        &self,
-        key: &str,
-        context: impl Fn(usize) -> String,
-    ) -> Result<Vec<Section<'d, 't>>, ConfigError> {
-        let Some(v) = self.get(key) else { return Ok(Vec::new()) };
-        let Some(items) = v.get_ref().as_array() else {
-            return Err(self.wrong_type(key, v, "an array of tables ([[...]])"));
-        };
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match item.get_ref().as_table() {
-                Some(table) => Ok(Section { doc: self.doc, context: context(i), table, span: item.span() }),
-                None => Err(self.wrong_type(key, item, "a table")),
-            })
-            .collect()
+    /// An array of tables (`[[service]]`).
+    pub(crate) fn tables<S: Keys>(&self, (_, v): Field<'d, Tables<S>>) -> Vec<Table<'d, S>> {
+        v.as_ref()
+            .map(|v| v.get_ref().iter().map(|t| Table { doc: self.doc, raw: t.get_ref(), span: t.span() }).collect())
+            .unwrap_or_default()
     }
 }

@@ -5,8 +5,15 @@
 //! durations, addresses, prefixes, URLs) or one [`ConfigError`] sentence of the
 //! form `config.toml:42: service "whatsapp" probe 2: ...`. Nothing downstream
 //! re-validates.
+//!
+//! Three steps: the TOML parser ([`toml::de::DeTable`], for syntax errors
+//! and for naming places), serde into [`raw`] (where every key is declared
+//! once, unknown keys and wrong types refused), then the checks below
+//! (ranges, syntax of values, keys that do not apply to a probe kind,
+//! rules between keys), each error at the line of the value it is about.
 
 mod document;
+mod raw;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -16,7 +23,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use document::{Document, Section};
+use document::{Document, Table, field};
+use raw::*;
 
 use crate::prefix::Prefix;
 
@@ -738,13 +746,11 @@ impl Config {
 
     /// Validates `text` as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let doc = Document::new(&path.display().to_string(), text);
-        let root = toml::de::DeTable::parse(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim_end().replace('\n', " ");
-            doc.error(&span, "", format!("invalid TOML: {message}"))
-        })?;
-        let root = Section::root(&doc, &root);
+        let file = path.display().to_string();
+        let tree = toml::de::DeTable::parse(text).map_err(|e| Document::syntax_error(&file, text, &e))?;
+        let doc = Document::new(&file, text, tree.get_ref());
+        let raw: RawConfig = toml::from_str(text).map_err(|e| doc.serde_error(&e))?;
+        let root = Table::root(&doc, &raw, 0..text.len());
         read_config(&root, path)
     }
 
@@ -762,10 +768,9 @@ impl Config {
     }
 }
 
-fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigError> {
+fn read_config(root: &Table<'_, RawConfig>, path: &Path) -> Result<Config, ConfigError> {
     // `ca_file` paths are relative to the config file's directory.
     let base = path.parent().unwrap_or(Path::new("."));
-    root.allow_only(&["monitor", "server", "storage", "alerts", "bgp", "guard", "service", "maintenance"])?;
     let monitor = read_monitor(root)?;
     let server = read_server(root)?;
     let storage = read_storage(root)?;
@@ -773,7 +778,7 @@ fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigErro
     let bgp = read_bgp(root)?;
 
     let mut guards = Vec::new();
-    for guard in root.tables("guard", |i| format!("guard {}", i + 1))?.iter() {
+    for guard in root.tables(field!(root, guard)).iter() {
         let probe = read_probe(guard, &monitor, &guards, base)?;
         if probe.check.kind() == Kind::Bgp {
             return Err(guard.error_at_key("kind", "a guard must be of kind \"dns\", \"http\", \"tcp\" or \"tls\""));
@@ -788,27 +793,24 @@ fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigErro
 
     let mut services: Vec<Service> = Vec::new();
     let mut ids = HashSet::new();
-    let service_tables = root.tables("service", |i| format!("service {}", i + 1))?;
+    let service_tables = root.tables(field!(root, service));
     if service_tables.is_empty() {
         return Err(root.error_here("no [[service]] is configured: there is nothing to monitor"));
     }
-    for mut table in service_tables {
-        table.allow_only(&["id", "name", "probe"])?;
-        let id = table.required_str("id")?;
+    for table in service_tables {
+        let id = table.required_str(field!(table, id))?;
         if id.value.is_empty() || !id.value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             return Err(table.error(&id.span, format!("\"id\": \"{}\" must use only a-z, 0-9 and -", id.value)));
         }
         if !ids.insert(id.value) {
             return Err(table.error(&id.span, format!("\"id\": \"{}\" is used by another service", id.value)));
         }
-        table.set_context(format!("service \"{}\"", id.value));
-        let name = table.required_str("name")?;
+        let name = table.required_str(field!(table, name))?;
         if name.value.trim().is_empty() {
             return Err(table.error(&name.span, "\"name\" must not be empty"));
         }
         let mut probes = Vec::new();
-        let context = table.context().to_string();
-        let probe_tables = table.tables("probe", |i| format!("{context} probe {}", i + 1))?;
+        let probe_tables = table.tables(field!(table, probe));
         if probe_tables.is_empty() {
             return Err(table.error_here("has no [[service.probe]]: a service needs at least one probe"));
         }
@@ -821,7 +823,7 @@ fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigErro
 
     let has_bgp = services.iter().flat_map(|s| &s.probes).any(|p| p.check.kind() == Kind::Bgp);
     if has_bgp && bgp.source == BgpSource::Session && bgp.session.is_none() {
-        let bgp_table = root.table("bgp", "[bgp]")?;
+        let bgp_table = root.table(field!(root, bgp));
         let err = match bgp_table {
             Some(t) => t.error_at_key("source", "source = \"session\" needs a [bgp.session] table"),
             None => root.error_here("[bgp] source = \"session\" needs a [bgp.session] table"),
@@ -830,7 +832,7 @@ fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigErro
     }
 
     let mut maintenance = Vec::new();
-    for table in root.tables("maintenance", |i| format!("maintenance {}", i + 1))? {
+    for table in root.tables(field!(root, maintenance)) {
         maintenance.push(read_maintenance(&table, &ids)?);
     }
 
@@ -839,11 +841,13 @@ fn read_config(root: &Section<'_, '_>, path: &Path) -> Result<Config, ConfigErro
 
 /// One `[[maintenance]]`: `services` (known ids; none = all) and either
 /// `start` + `end` (RFC 3339) or `weekly`.
-fn read_maintenance(t: &Section<'_, '_>, ids: &HashSet<&str>) -> Result<crate::maintenance::Window, ConfigError> {
+fn read_maintenance(
+    t: &Table<'_, RawMaintenance>,
+    ids: &HashSet<&str>,
+) -> Result<crate::maintenance::Window, ConfigError> {
     use crate::maintenance::{Schedule, Window};
-    t.allow_only(&["services", "start", "end", "weekly"])?;
     let mut services = Vec::new();
-    for s in t.str_list("services")?.unwrap_or_default() {
+    for s in t.str_list(field!(t, services)).unwrap_or_default() {
         if !ids.contains(s.value) {
             return Err(t.error(&s.span, format!("\"services\": \"{}\" is not a configured service", s.value)));
         }
@@ -854,9 +858,9 @@ fn read_maintenance(t: &Section<'_, '_>, ids: &HashSet<&str>) -> Result<crate::m
             .map(crate::time::unix)
             .map_err(|e| format!("\"{s}\" is not an RFC 3339 UTC time like \"2026-12-24T02:00:00Z\" ({e})"))
     };
-    let start = t.parsed("start", time)?;
-    let end = t.parsed("end", time)?;
-    let weekly = t.parsed("weekly", Schedule::weekly)?;
+    let start = t.parsed(field!(t, start), time)?;
+    let end = t.parsed(field!(t, end), time)?;
+    let weekly = t.parsed(field!(t, weekly), Schedule::weekly)?;
     let schedule = match (start, end, weekly) {
         (Some(start), Some(end), None) if end > start => Schedule::Once { start, end },
         (Some(_), Some(_), None) => return Err(t.error_at_key("end", "\"end\" must be after \"start\"")),
@@ -869,7 +873,7 @@ fn read_maintenance(t: &Section<'_, '_>, ids: &HashSet<&str>) -> Result<crate::m
     Ok(Window { services, schedule })
 }
 
-fn read_monitor(root: &Section<'_, '_>) -> Result<Monitor, ConfigError> {
+fn read_monitor(root: &Table<'_, RawConfig>) -> Result<Monitor, ConfigError> {
     let mut monitor = Monitor {
         vantage: "local".into(),
         interval: Duration::from_secs(30),
@@ -877,16 +881,15 @@ fn read_monitor(root: &Section<'_, '_>) -> Result<Monitor, ConfigError> {
         fail_after: 3,
         recover_after: 2,
     };
-    let Some(t) = root.table("monitor", "[monitor]")? else { return Ok(monitor) };
-    t.allow_only(&["vantage", "interval", "timeout", "fail_after", "recover_after"])?;
-    if let Some(v) = t.str("vantage")? {
+    let Some(t) = root.table(field!(root, monitor)) else { return Ok(monitor) };
+    if let Some(v) = t.str(field!(t, vantage)) {
         monitor.vantage = v.value.to_string();
     }
-    monitor.interval = t.duration("interval", false)?.unwrap_or(monitor.interval);
+    monitor.interval = t.duration(field!(t, interval), false)?.unwrap_or(monitor.interval);
     // Unset, the timeout fits the interval (a 2 s interval gets a 2 s timeout).
-    monitor.timeout = t.duration("timeout", false)?.unwrap_or(monitor.timeout.min(monitor.interval));
-    monitor.fail_after = t.int("fail_after", 1..1001)?.map_or(monitor.fail_after, |n| n as u32);
-    monitor.recover_after = t.int("recover_after", 1..1001)?.map_or(monitor.recover_after, |n| n as u32);
+    monitor.timeout = t.duration(field!(t, timeout), false)?.unwrap_or(monitor.timeout.min(monitor.interval));
+    monitor.fail_after = t.int(field!(t, fail_after), 1..1001)?.map_or(monitor.fail_after, |n| n as u32);
+    monitor.recover_after = t.int(field!(t, recover_after), 1..1001)?.map_or(monitor.recover_after, |n| n as u32);
     if monitor.timeout > monitor.interval {
         return Err(t.error_at_key("timeout", "\"timeout\" must not be longer than \"interval\""));
     }
@@ -903,14 +906,14 @@ fn parse_socket_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, S
     }
 }
 
-fn read_server(root: &Section<'_, '_>) -> Result<Server, ConfigError> {
+fn read_server(root: &Table<'_, RawConfig>) -> Result<Server, ConfigError> {
     let mut server =
         Server { listen: SocketAddr::from(([127, 0, 0, 1], 9464)), max_connections: 256, public_url: None };
-    if let Some(t) = root.table("server", "[server]")? {
-        t.allow_only(&["listen", "max_connections", "public_url"])?;
-        server.listen = t.parsed("listen", |s| parse_socket_addr(s, None))?.unwrap_or(server.listen);
-        server.max_connections = t.int("max_connections", 1..65_536)?.map_or(server.max_connections, |n| n as usize);
-        server.public_url = t.parsed("public_url", |s| {
+    if let Some(t) = root.table(field!(root, server)) {
+        server.listen = t.parsed(field!(t, listen), |s| parse_socket_addr(s, None))?.unwrap_or(server.listen);
+        server.max_connections =
+            t.int(field!(t, max_connections), 1..65_536)?.map_or(server.max_connections, |n| n as usize);
+        server.public_url = t.parsed(field!(t, public_url), |s| {
             let u = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
             if !matches!(u.scheme(), "http" | "https") {
                 return Err(format!("\"{s}\" must start with http:// or https://"));
@@ -921,22 +924,21 @@ fn read_server(root: &Section<'_, '_>) -> Result<Server, ConfigError> {
     Ok(server)
 }
 
-fn read_storage(root: &Section<'_, '_>) -> Result<Storage, ConfigError> {
+fn read_storage(root: &Table<'_, RawConfig>) -> Result<Storage, ConfigError> {
     let mut storage = Storage {
         path: PathBuf::from("chatpulse.db"),
         raw_retention: Duration::from_secs(14 * 86400),
         rollup_retention: Duration::from_secs(400 * 86400),
     };
-    let Some(t) = root.table("storage", "[storage]")? else { return Ok(storage) };
-    t.allow_only(&["path", "raw_retention", "rollup_retention"])?;
-    if let Some(p) = t.str("path")? {
+    let Some(t) = root.table(field!(root, storage)) else { return Ok(storage) };
+    if let Some(p) = t.str(field!(t, path)) {
         if p.value.is_empty() {
             return Err(t.error(&p.span, "\"path\" must not be empty"));
         }
         storage.path = PathBuf::from(p.value);
     }
-    storage.raw_retention = t.duration("raw_retention", false)?.unwrap_or(storage.raw_retention);
-    storage.rollup_retention = t.duration("rollup_retention", false)?.unwrap_or(storage.rollup_retention);
+    storage.raw_retention = t.duration(field!(t, raw_retention), false)?.unwrap_or(storage.raw_retention);
+    storage.rollup_retention = t.duration(field!(t, rollup_retention), false)?.unwrap_or(storage.rollup_retention);
     if storage.rollup_retention < storage.raw_retention {
         return Err(
             t.error_at_key("rollup_retention", "\"rollup_retention\" must not be shorter than \"raw_retention\"")
@@ -951,7 +953,7 @@ fn parse_mailbox(s: &str) -> Result<String, String> {
         .map_err(|e| format!("\"{s}\" is not an e-mail address ({e})"))
 }
 
-fn read_alerts(root: &Section<'_, '_>) -> Result<Alerts, ConfigError> {
+fn read_alerts(root: &Table<'_, RawConfig>) -> Result<Alerts, ConfigError> {
     let mut alerts = Alerts {
         group_wait: Duration::from_secs(5),
         flap_changes: 6,
@@ -959,22 +961,20 @@ fn read_alerts(root: &Section<'_, '_>) -> Result<Alerts, ConfigError> {
         email: None,
         webhooks: Vec::new(),
     };
-    let Some(t) = root.table("alerts", "[alerts]")? else { return Ok(alerts) };
-    t.allow_only(&["group_wait", "flap_changes", "flap_window", "email", "webhook"])?;
-    alerts.group_wait = t.duration("group_wait", true)?.unwrap_or(alerts.group_wait);
-    alerts.flap_changes = t.int("flap_changes", 2..1001)?.map_or(alerts.flap_changes, |n| n as usize);
-    alerts.flap_window = t.duration("flap_window", false)?.unwrap_or(alerts.flap_window);
-    for w in t.tables("webhook", |i| format!("[[alerts.webhook]] {}", i + 1))? {
+    let Some(t) = root.table(field!(root, alerts)) else { return Ok(alerts) };
+    alerts.group_wait = t.duration(field!(t, group_wait), true)?.unwrap_or(alerts.group_wait);
+    alerts.flap_changes = t.int(field!(t, flap_changes), 2..1001)?.map_or(alerts.flap_changes, |n| n as usize);
+    alerts.flap_window = t.duration(field!(t, flap_window), false)?.unwrap_or(alerts.flap_window);
+    for w in t.tables(field!(t, webhook)) {
         alerts.webhooks.push(read_webhook(&w)?);
     }
-    let Some(e) = t.table("email", "[alerts.email]")? else { return Ok(alerts) };
-    e.allow_only(&["smtp", "username", "password_env", "from", "to", "notify_on", "repeat", "send_recovery"])?;
-    let smtp = e.required_str("smtp")?;
+    let Some(e) = t.table(field!(t, email)) else { return Ok(alerts) };
+    let smtp = e.required_str(field!(e, smtp))?;
     let (security, host, port) =
         parse_smtp_url(smtp.value).map_err(|why| e.error(&smtp.span, format!("\"smtp\": {why}")))?;
-    let from = e.required_str("from")?;
+    let from = e.required_str(field!(e, from))?;
     parse_mailbox(from.value).map_err(|why| e.error(&from.span, format!("\"from\": {why}")))?;
-    let to = e.str_list("to")?.ok_or_else(|| e.error_here("missing required key \"to\""))?;
+    let to = e.str_list(field!(e, to)).ok_or_else(|| e.error_here("missing required key \"to\""))?;
     if to.is_empty() {
         return Err(e.error_at_key("to", "\"to\" must name at least one recipient"));
     }
@@ -986,19 +986,25 @@ fn read_alerts(root: &Section<'_, '_>) -> Result<Alerts, ConfigError> {
         security,
         host,
         port,
-        username: e.str("username")?.map(|u| u.value.to_string()),
-        password_env: e.str("password_env")?.map(|u| u.value.to_string()),
+        username: e.str(field!(e, username)).map(|u| u.value.to_string()),
+        password_env: e.str(field!(e, password_env)).map(|u| u.value.to_string()),
         from: from.value.to_string(),
         to: to.iter().map(|a| a.value.to_string()).collect(),
-        rules: read_alert_rules(&e)?,
+        rules: read_alert_rules(&e, (field!(e, notify_on), field!(e, repeat), field!(e, send_recovery)))?,
     });
     Ok(alerts)
 }
 
 /// `notify_on`, `repeat` and `send_recovery` of one channel.
-fn read_alert_rules(t: &Section<'_, '_>) -> Result<AlertRules, ConfigError> {
+/// The keys every alert channel has.
+type RuleFields<'r> = (document::Field<'r, Strings>, document::Field<'r, String>, document::Field<'r, bool>);
+
+fn read_alert_rules<R: Keys>(
+    t: &Table<'_, R>,
+    (notify_on_field, repeat, send_recovery): RuleFields<'_>,
+) -> Result<AlertRules, ConfigError> {
     let mut notify_on = vec![NotifyOn::Down];
-    if let Some(list) = t.str_list("notify_on")? {
+    if let Some(list) = t.str_list(notify_on_field) {
         notify_on.clear();
         for item in list {
             let event = match item.value {
@@ -1016,17 +1022,16 @@ fn read_alert_rules(t: &Section<'_, '_>) -> Result<AlertRules, ConfigError> {
             }
         }
     }
-    let repeat = t.duration("repeat", true)?.unwrap_or(Duration::from_secs(4 * 3600));
+    let repeat = t.duration(repeat, true)?.unwrap_or(Duration::from_secs(4 * 3600));
     Ok(AlertRules {
         notify_on,
         repeat: (!repeat.is_zero()).then_some(repeat),
-        send_recovery: t.bool("send_recovery")?.unwrap_or(true),
+        send_recovery: t.bool(send_recovery).unwrap_or(true),
     })
 }
 
-fn read_webhook(w: &Section<'_, '_>) -> Result<Webhook, ConfigError> {
-    w.allow_only(&["url", "format", "secret_env", "notify_on", "repeat", "send_recovery"])?;
-    let url = w.parsed("url", |s| {
+fn read_webhook(w: &Table<'_, RawWebhook>) -> Result<Webhook, ConfigError> {
+    let url = w.parsed(field!(w, url), |s| {
         let url = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
         match url.scheme() {
             "http" | "https" if url.host().is_some() => Ok(url),
@@ -1035,7 +1040,7 @@ fn read_webhook(w: &Section<'_, '_>) -> Result<Webhook, ConfigError> {
     })?;
     let url = url.ok_or_else(|| w.error_here("missing required key \"url\""))?;
     let format = w
-        .parsed("format", |s| match s {
+        .parsed(field!(w, format), |s| match s {
             "json" => Ok(WebhookFormat::Json),
             "slack" => Ok(WebhookFormat::Slack),
             other => Err(format!("\"{other}\" is not a format (expected \"json\" or \"slack\")")),
@@ -1044,8 +1049,8 @@ fn read_webhook(w: &Section<'_, '_>) -> Result<Webhook, ConfigError> {
     Ok(Webhook {
         url,
         format,
-        secret_env: w.str("secret_env")?.map(|s| s.value.to_string()),
-        rules: read_alert_rules(w)?,
+        secret_env: w.str(field!(w, secret_env)).map(|s| s.value.to_string()),
+        rules: read_alert_rules(w, (field!(w, notify_on), field!(w, repeat), field!(w, send_recovery)))?,
     })
 }
 
@@ -1064,7 +1069,7 @@ fn parse_smtp_url(s: &str) -> Result<(SmtpSecurity, String, u16), String> {
     Ok((security, host, url.port().unwrap_or(default_port)))
 }
 
-fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
+fn read_bgp(root: &Table<'_, RawConfig>) -> Result<Bgp, ConfigError> {
     let mut bgp = Bgp {
         source: BgpSource::RisLive,
         ris_live_url: "wss://ris-live.ripe.net/v1/ws/?client=chatpulse".into(),
@@ -1075,26 +1080,19 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
         hijack_min_peers: 3,
         session: None,
     };
-    let Some(t) = root.table("bgp", "[bgp]")? else { return Ok(bgp) };
-    t.allow_only(&[
-        "source",
-        "ris_live_url",
-        "seed_url",
-        "mrt_url",
-        "stale_after",
-        "min_peers",
-        "hijack_min_peers",
-        "session",
-    ])?;
+    let Some(t) = root.table(field!(root, bgp)) else { return Ok(bgp) };
     bgp.source = t
-        .parsed("source", |s| match s {
+        .parsed(field!(t, source), |s| match s {
             "ris-live" => Ok(BgpSource::RisLive),
             "session" => Ok(BgpSource::Session),
             "mrt" => Ok(BgpSource::Mrt),
             other => Err(format!("\"{other}\" is not a source (expected \"ris-live\", \"session\" or \"mrt\")")),
         })?
         .unwrap_or(bgp.source);
-    let url = |key: &str, schemes: &'static [&'static str], default: &str| -> Result<String, ConfigError> {
+    let url = |key: document::Field<'_, String>,
+               schemes: &'static [&'static str],
+               default: &str|
+     -> Result<String, ConfigError> {
         Ok(t.parsed(key, |s| {
             let u = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
             if !schemes.contains(&u.scheme()) {
@@ -1104,22 +1102,23 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
         })?
         .unwrap_or_else(|| default.to_string()))
     };
-    bgp.ris_live_url = url("ris_live_url", &["wss", "ws"], &bgp.ris_live_url)?;
-    bgp.seed_url = url("seed_url", &["https", "http"], &bgp.seed_url)?;
-    bgp.mrt_url = url("mrt_url", &["https", "http"], &bgp.mrt_url)?;
-    bgp.stale_after = t.duration("stale_after", false)?.unwrap_or(bgp.stale_after);
+    bgp.ris_live_url = url(field!(t, ris_live_url), &["wss", "ws"], &bgp.ris_live_url)?;
+    bgp.seed_url = url(field!(t, seed_url), &["https", "http"], &bgp.seed_url)?;
+    bgp.mrt_url = url(field!(t, mrt_url), &["https", "http"], &bgp.mrt_url)?;
+    bgp.stale_after = t.duration(field!(t, stale_after), false)?.unwrap_or(bgp.stale_after);
     let default_min_peers = if bgp.source == BgpSource::Session { 1 } else { 10 };
-    bgp.min_peers = t.int("min_peers", 1..100_001)?.map_or(default_min_peers, |n| n as usize);
+    bgp.min_peers = t.int(field!(t, min_peers), 1..100_001)?.map_or(default_min_peers, |n| n as usize);
     let default_hijack = if bgp.source == BgpSource::Session { 1 } else { 3 };
-    bgp.hijack_min_peers = t.int("hijack_min_peers", 1..100_001)?.map_or(default_hijack, |n| n as usize);
-    if let Some(s) = t.table("session", "[bgp.session]")? {
-        s.allow_only(&["listen", "local_as", "router_id", "peer"])?;
-        let listen =
-            s.parsed("listen", |v| parse_socket_addr(v, Some(179)))?.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 179)));
-        let local_as =
-            s.int("local_as", 1..(1 << 32))?.ok_or_else(|| s.error_here("missing required key \"local_as\""))? as u32;
+    bgp.hijack_min_peers = t.int(field!(t, hijack_min_peers), 1..100_001)?.map_or(default_hijack, |n| n as usize);
+    if let Some(s) = t.table(field!(t, session)) {
+        let listen = s
+            .parsed(field!(s, listen), |v| parse_socket_addr(v, Some(179)))?
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 179)));
+        let local_as = s
+            .int(field!(s, local_as), 1..(1 << 32))?
+            .ok_or_else(|| s.error_here("missing required key \"local_as\""))? as u32;
         let router_id = s
-            .parsed("router_id", |v| {
+            .parsed(field!(s, router_id), |v| {
                 v.parse::<Ipv4Addr>()
                     .ok()
                     .filter(|ip| !ip.is_unspecified())
@@ -1127,22 +1126,23 @@ fn read_bgp(root: &Section<'_, '_>) -> Result<Bgp, ConfigError> {
             })?
             .ok_or_else(|| s.error_here("missing required key \"router_id\""))?;
         let mut peers: Vec<BgpPeer> = Vec::new();
-        let peer_tables = s.tables("peer", |i| format!("[bgp.session] peer {}", i + 1))?;
+        let peer_tables = s.tables(field!(s, peer));
         if peer_tables.is_empty() {
             return Err(s.error_here("needs at least one [[bgp.session.peer]]"));
         }
         for p in peer_tables {
-            p.allow_only(&["address", "remote_as", "port"])?;
             let address = p
-                .parsed("address", |v| v.parse::<IpAddr>().map_err(|_| format!("\"{v}\" is not an IP address")))?
+                .parsed(field!(p, address), |v| {
+                    v.parse::<IpAddr>().map_err(|_| format!("\"{v}\" is not an IP address"))
+                })?
                 .ok_or_else(|| p.error_here("missing required key \"address\""))?;
             if peers.iter().any(|q| q.address == address) {
                 return Err(p.error_at_key("address", format!("\"address\": {address} is configured twice")));
             }
             let remote_as = p
-                .int("remote_as", 1..(1 << 32))?
+                .int(field!(p, remote_as), 1..(1 << 32))?
                 .ok_or_else(|| p.error_here("missing required key \"remote_as\""))? as u32;
-            let port = p.int("port", 1..65536)?.map(|n| n as u16);
+            let port = p.int(field!(p, port), 1..65536)?.map(|n| n as u16);
             peers.push(BgpPeer { address, remote_as, port });
         }
         bgp.session = Some(BgpSession { listen, local_as, router_id, peers });
@@ -1182,12 +1182,12 @@ const TCP_KEYS: [&str; 1] = ["address"];
 const TLS_KEYS: [&str; 6] = ["address", "server_name", "ca_file", "system_roots", "alpn", "min_cert_days"];
 
 fn read_probe(
-    t: &Section<'_, '_>,
+    t: &Table<'_, RawProbe>,
     monitor: &Monitor,
     earlier: &[Arc<ProbeSpec>],
     base: &Path,
 ) -> Result<ProbeSpec, ConfigError> {
-    let kind = t.required_str("kind")?;
+    let kind = t.required_str(field!(t, kind))?;
     let (kind_value, kind_keys): (Kind, &[&str]) = match kind.value {
         "dns" => (Kind::Dns, &DNS_KEYS),
         "http" => (Kind::Http, &HTTP_KEYS),
@@ -1203,17 +1203,10 @@ fn read_probe(
             ));
         }
     };
-    let known: Vec<&str> = COMMON_PROBE_KEYS.iter().chain(kind_keys).copied().collect();
-    t.allow_only(&known).map_err(|_| {
-        let stray = [DNS_KEYS.as_slice(), &HTTP_KEYS, &BGP_KEYS, &TCP_KEYS, &TLS_KEYS]
-            .concat()
-            .into_iter()
-            .find(|k| t.has(k) && !known.contains(k));
-        match stray {
-            Some(k) => t.error_at_key(k, format!("key \"{k}\" does not apply to a {} probe", kind.value)),
-            None => t.allow_only(&known).expect_err("allow_only failed above"),
-        }
-    })?;
+    let stray = t.present().into_iter().find(|(k, _)| !COMMON_PROBE_KEYS.contains(k) && !kind_keys.contains(k));
+    if let Some((key, span)) = stray {
+        return Err(t.error(&span, format!("key \"{key}\" does not apply to a {} probe", kind.value)));
+    }
 
     let check = match kind_value {
         Kind::Dns => Check::Dns(read_dns(t, base)?),
@@ -1224,7 +1217,7 @@ fn read_probe(
     };
 
     let n = earlier.iter().filter(|p| p.check.kind() == kind_value).count() + 1;
-    let id = match t.str("id")? {
+    let id = match t.str(field!(t, id)) {
         Some(id) => {
             if id.value.is_empty() || !id.value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
                 return Err(t.error(
@@ -1239,8 +1232,8 @@ fn read_probe(
     if earlier.iter().any(|p| p.id == id) {
         return Err(t.error_at_key("id", format!("probe id \"{id}\" is used twice in this service")));
     }
-    let interval = t.duration("interval", false)?.unwrap_or(monitor.interval);
-    let timeout = t.duration("timeout", false)?.unwrap_or(monitor.timeout.min(interval));
+    let interval = t.duration(field!(t, interval), false)?.unwrap_or(monitor.interval);
+    let timeout = t.duration(field!(t, timeout), false)?.unwrap_or(monitor.timeout.min(interval));
     if timeout > interval {
         return Err(t.error_at_key("timeout", "\"timeout\" must not be longer than \"interval\""));
     }
@@ -1248,21 +1241,21 @@ fn read_probe(
         id,
         interval,
         timeout,
-        fail_after: t.int("fail_after", 1..1001)?.map_or(monitor.fail_after, |n| n as u32),
-        recover_after: t.int("recover_after", 1..1001)?.map_or(monitor.recover_after, |n| n as u32),
-        essential: t.bool("essential")?.unwrap_or(false),
+        fail_after: t.int(field!(t, fail_after), 1..1001)?.map_or(monitor.fail_after, |n| n as u32),
+        recover_after: t.int(field!(t, recover_after), 1..1001)?.map_or(monitor.recover_after, |n| n as u32),
+        essential: t.bool(field!(t, essential)).unwrap_or(false),
         check,
     })
 }
 
-fn read_endpoint(t: &Section<'_, '_>) -> Result<Endpoint, ConfigError> {
-    let address = t.required_str("address")?;
+fn read_endpoint(t: &Table<'_, RawProbe>) -> Result<Endpoint, ConfigError> {
+    let address = t.required_str(field!(t, address))?;
     Endpoint::parse(address.value).map_err(|why| t.error(&address.span, format!("\"address\": {why}")))
 }
 
 /// `ca_file` (checked to hold PEM certificates) and `system_roots`.
-fn read_trust(t: &Section<'_, '_>, base: &Path) -> Result<(Option<PathBuf>, bool), ConfigError> {
-    let ca_file = match t.str("ca_file")? {
+fn read_trust(t: &Table<'_, RawProbe>, base: &Path) -> Result<(Option<PathBuf>, bool), ConfigError> {
+    let ca_file = match t.str(field!(t, ca_file)) {
         Some(file) => {
             let path = base.join(file.value);
             let certs = crate::probe::tls::read_roots(&path)
@@ -1274,16 +1267,16 @@ fn read_trust(t: &Section<'_, '_>, base: &Path) -> Result<(Option<PathBuf>, bool
         }
         None => None,
     };
-    let system_roots = t.bool("system_roots")?;
+    let system_roots = t.bool(field!(t, system_roots));
     if system_roots.is_some() && ca_file.is_none() {
         return Err(t.error_at_key("system_roots", "\"system_roots\" only applies with \"ca_file\""));
     }
     Ok((ca_file, system_roots.unwrap_or(false)))
 }
 
-fn read_tls(t: &Section<'_, '_>, base: &Path) -> Result<TlsCheck, ConfigError> {
+fn read_tls(t: &Table<'_, RawProbe>, base: &Path) -> Result<TlsCheck, ConfigError> {
     let endpoint = read_endpoint(t)?;
-    let server_name = match t.str("server_name")? {
+    let server_name = match t.str(field!(t, server_name)) {
         Some(name) => {
             if rustls::pki_types::ServerName::try_from(name.value).is_err() {
                 return Err(t.error(&name.span, format!("\"server_name\": \"{}\" is not a host name", name.value)));
@@ -1293,24 +1286,24 @@ fn read_tls(t: &Section<'_, '_>, base: &Path) -> Result<TlsCheck, ConfigError> {
         None => endpoint.host.clone(),
     };
     let (ca_file, system_roots) = read_trust(t, base)?;
-    let alpn = t.str_list("alpn")?.map(|l| l.iter().map(|a| a.value.to_string()).collect()).unwrap_or_default();
+    let alpn = t.str_list(field!(t, alpn)).map(|l| l.iter().map(|a| a.value.to_string()).collect()).unwrap_or_default();
     Ok(TlsCheck {
         endpoint,
         server_name,
         ca_file,
         system_roots,
         alpn,
-        min_cert_days: t.int("min_cert_days", 0..3651)?.map(|n| n as u32),
+        min_cert_days: t.int(field!(t, min_cert_days), 0..3651)?.map(|n| n as u32),
     })
 }
 
-fn read_dns(t: &Section<'_, '_>, base: &Path) -> Result<DnsCheck, ConfigError> {
-    let query = t.required_str("query")?;
+fn read_dns(t: &Table<'_, RawProbe>, base: &Path) -> Result<DnsCheck, ConfigError> {
+    let query = t.required_str(field!(t, query))?;
     if hickory_proto::rr::Name::from_utf8(query.value).is_err() || query.value.is_empty() {
         return Err(t.error(&query.span, format!("\"query\": \"{}\" is not a domain name", query.value)));
     }
     let record = t
-        .parsed("record", |s| {
+        .parsed(field!(t, record), |s| {
             RECORD_TYPES
                 .iter()
                 .find(|(name, _)| name.eq_ignore_ascii_case(s))
@@ -1319,7 +1312,7 @@ fn read_dns(t: &Section<'_, '_>, base: &Path) -> Result<DnsCheck, ConfigError> {
         })?
         .unwrap_or(RecordType::A);
     let expect_rcode = t
-        .parsed("expect_rcode", |s| {
+        .parsed(field!(t, expect_rcode), |s| {
             RCODES.iter().find(|(name, _, _)| name.eq_ignore_ascii_case(s)).map(|(_, r, _)| *r).ok_or_else(|| {
                 format!(
                     "unknown response code \"{s}\" (expected one of NOERROR NXDOMAIN SERVFAIL REFUSED FORMERR NOTIMP)"
@@ -1328,7 +1321,7 @@ fn read_dns(t: &Section<'_, '_>, base: &Path) -> Result<DnsCheck, ConfigError> {
         })?
         .unwrap_or(Rcode::NoError);
     let transport = t
-        .parsed("transport", |s| match s {
+        .parsed(field!(t, transport), |s| match s {
             "udp" => Ok(DnsTransport::Udp),
             "tcp" => Ok(DnsTransport::Tcp),
             "tls" => Ok(DnsTransport::Tls),
@@ -1350,8 +1343,8 @@ fn read_dns(t: &Section<'_, '_>, base: &Path) -> Result<DnsCheck, ConfigError> {
             DnsTransport::Udp | DnsTransport::Tcp => parse_socket_addr(s, Some(53)).map(DnsServer::Addr),
         }
     };
-    let mut servers: Vec<DnsServer> = t.parsed("server", server)?.into_iter().collect();
-    if let Some(list) = t.str_list("servers")? {
+    let mut servers: Vec<DnsServer> = t.parsed(field!(t, server), server)?.into_iter().collect();
+    if let Some(list) = t.str_list(field!(t, servers)) {
         if !servers.is_empty() {
             return Err(t.error_at_key("servers", "give \"server\" or \"servers\", not both"));
         }
@@ -1375,17 +1368,17 @@ fn read_dns(t: &Section<'_, '_>, base: &Path) -> Result<DnsCheck, ConfigError> {
             return Err(t.error_at_key(key, format!("\"{key}\" applies to transport = \"tls\" or \"https\" only")));
         }
     }
-    let server_name = t.str("server_name")?.map(|n| n.value.to_string());
+    let server_name = t.str(field!(t, server_name)).map(|n| n.value.to_string());
     let (ca_file, system_roots) = read_trust(t, base)?;
     let require_all = t
-        .parsed("require", |s| match s {
+        .parsed(field!(t, require), |s| match s {
             "any" => Ok(false),
             "all" => Ok(true),
             other => Err(format!("\"{other}\" is not \"any\" or \"all\"")),
         })?
         .unwrap_or(false);
-    let recursion = t.bool("recursion")?.unwrap_or(true);
-    let authoritative = t.bool("authoritative")?;
+    let recursion = t.bool(field!(t, recursion)).unwrap_or(true);
+    let authoritative = t.bool(field!(t, authoritative));
     if authoritative == Some(true) && recursion {
         return Err(t.error_at_key("authoritative", "\"authoritative\" applies to recursion = false only"));
     }
@@ -1401,12 +1394,12 @@ fn read_dns(t: &Section<'_, '_>, base: &Path) -> Result<DnsCheck, ConfigError> {
         authoritative: !recursion && authoritative.unwrap_or(true),
         recursion,
         expect_rcode,
-        expect_answer: t.bool("expect_answer")?.unwrap_or(true),
+        expect_answer: t.bool(field!(t, expect_answer)).unwrap_or(true),
     })
 }
 
-fn read_http(t: &Section<'_, '_>, base: &Path) -> Result<HttpCheck, ConfigError> {
-    let url = t.required_str("url")?;
+fn read_http(t: &Table<'_, RawProbe>, base: &Path) -> Result<HttpCheck, ConfigError> {
+    let url = t.required_str(field!(t, url))?;
     let parsed = reqwest::Url::parse(url.value)
         .map_err(|e| t.error(&url.span, format!("\"url\": \"{}\" is not a URL ({e})", redacted(url.value))))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
@@ -1416,13 +1409,13 @@ fn read_http(t: &Section<'_, '_>, base: &Path) -> Result<HttpCheck, ConfigError>
         ));
     }
     let method = t
-        .parsed("method", |s| match s.to_ascii_uppercase().as_str() {
+        .parsed(field!(t, method), |s| match s.to_ascii_uppercase().as_str() {
             "GET" => Ok(HttpMethod::Get),
             "HEAD" => Ok(HttpMethod::Head),
             _ => Err(format!("\"{s}\" is not a supported method (expected GET or HEAD)")),
         })?
         .unwrap_or(HttpMethod::Get);
-    let expect_status = match t.str_list("expect_status")? {
+    let expect_status = match t.str_list(field!(t, expect_status)) {
         None => vec![StatusRange { low: 200, high: 399 }],
         Some(list) if list.is_empty() => {
             return Err(t.error_at_key("expect_status", "\"expect_status\" must list at least one code or range"));
@@ -1432,18 +1425,18 @@ fn read_http(t: &Section<'_, '_>, base: &Path) -> Result<HttpCheck, ConfigError>
             .map(|s| StatusRange::parse(s.value).map_err(|why| t.error(&s.span, format!("\"expect_status\": {why}"))))
             .collect::<Result<_, _>>()?,
     };
-    let body_contains = t.str("body_contains")?.map(|b| b.value.to_string());
+    let body_contains = t.str(field!(t, body_contains)).map(|b| b.value.to_string());
     if body_contains.is_some() && method == HttpMethod::Head {
         return Err(t.error_at_key("body_contains", "\"body_contains\" cannot be checked with method HEAD (no body)"));
     }
-    let user_agent = match t.str("user_agent")? {
+    let user_agent = match t.str(field!(t, user_agent)) {
         Some(ua) if ua.value.trim().is_empty() || ua.value.contains(['\r', '\n']) => {
             return Err(t.error(&ua.span, "\"user_agent\" must be one non-empty line"));
         }
         Some(ua) => ua.value.to_string(),
         None => DEFAULT_USER_AGENT.to_string(),
     };
-    let max_redirects = t.int("max_redirects", 0..21)?.map_or(5, |n| n as u32);
+    let max_redirects = t.int(field!(t, max_redirects), 0..21)?.map_or(5, |n| n as u32);
     let (ca_file, system_roots) = read_trust(t, base)?;
     Ok(HttpCheck {
         url: url.value.to_string(),
@@ -1454,15 +1447,15 @@ fn read_http(t: &Section<'_, '_>, base: &Path) -> Result<HttpCheck, ConfigError>
         max_redirects,
         ca_file,
         system_roots,
-        min_cert_days: t.int("min_cert_days", 0..3651)?.map(|n| n as u32),
+        min_cert_days: t.int(field!(t, min_cert_days), 0..3651)?.map(|n| n as u32),
     })
 }
 
-fn read_bgp_check(t: &Section<'_, '_>) -> Result<BgpCheck, ConfigError> {
-    let prefix = t.required_str("prefix")?;
+fn read_bgp_check(t: &Table<'_, RawProbe>) -> Result<BgpCheck, ConfigError> {
+    let prefix = t.required_str(field!(t, prefix))?;
     let parsed: Prefix = prefix.value.parse().map_err(|e| t.error(&prefix.span, format!("\"prefix\": {e}")))?;
-    let mut origins: Vec<u32> = t.int("origin", 1..(1 << 32))?.map(|n| n as u32).into_iter().collect();
-    if let Some(list) = t.int_list("origins", 1..(1 << 32))? {
+    let mut origins: Vec<u32> = t.int(field!(t, origin), 1..(1 << 32))?.map(|n| n as u32).into_iter().collect();
+    if let Some(list) = t.int_list(field!(t, origins), 1..(1 << 32))? {
         if !origins.is_empty() {
             return Err(t.error_at_key("origins", "give \"origin\" or \"origins\", not both"));
         }
@@ -1471,7 +1464,7 @@ fn read_bgp_check(t: &Section<'_, '_>) -> Result<BgpCheck, ConfigError> {
         }
         origins = list.into_iter().map(|n| n as u32).collect();
     }
-    let more_specifics = match t.bool("more_specifics")? {
+    let more_specifics = match t.bool(field!(t, more_specifics)) {
         Some(true) if origins.is_empty() => {
             return Err(t.error_at_key(
                 "more_specifics",
@@ -1484,8 +1477,8 @@ fn read_bgp_check(t: &Section<'_, '_>) -> Result<BgpCheck, ConfigError> {
     Ok(BgpCheck {
         prefix: parsed,
         origins,
-        min_visibility: t.number("min_visibility", 0.0, 1.0)?.unwrap_or(0.5),
-        covering: t.bool("covering")?.unwrap_or(false),
+        min_visibility: t.number(field!(t, min_visibility), 0.0, 1.0)?.unwrap_or(0.5),
+        covering: t.bool(field!(t, covering)).unwrap_or(false),
         more_specifics,
     })
 }
@@ -1633,6 +1626,28 @@ mod tests {
         assert_eq!(redacted("http://admin:hunter2@example.org/x"), "http://admin:***@example.org/x");
         assert_eq!(redacted("https://example.org/"), "https://example.org/");
         assert_eq!(redacted("not a url"), "not a url");
+    }
+
+    #[test]
+    fn serde_refusals_name_the_line_the_place_and_the_key() {
+        let cases = [
+            (
+                format!("[alerts.email]\nsmtpx = \"smtp://x\"\n{MINIMAL}"),
+                "config.toml:2: [alerts.email]: unknown key \"smtpx\" (expected one of: smtp, username, password_env, from, to, notify_on, repeat, send_recovery)",
+            ),
+            (
+                format!("{MINIMAL}  interval = 5\n"),
+                "config.toml:8: service \"whatsapp\" probe 1: \"interval\" must be a string, not an integer",
+            ),
+            (
+                format!("[bgp]\n[bgp.session]\nlocal_as = 1\n[[bgp.session.peer]]\nremote_as = \"x\"\n{MINIMAL}"),
+                "config.toml:5: [bgp.session] peer 1: \"remote_as\" must be an integer, not a string",
+            ),
+            (format!("monitor = 5\n{MINIMAL}"), "config.toml:1: \"monitor\" must be a table, not an integer"),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(&text).unwrap_err().to_string(), expected);
+        }
     }
 
     #[test]
