@@ -2,14 +2,15 @@
 //! real exchange.
 //!
 //! The query is built once with hickory-proto and sent over UDP (TCP when the
-//! answer is truncated), TCP, TLS (DoT, RFC 7858) or HTTPS (DoH, RFC 8484,
-//! POST) to the configured servers or to the first name server of the system
-//! configuration. The exchange is ours on every transport (DoT is the TCP
-//! framing inside rustls, DoH one reqwest POST), so every failure keeps its
-//! own reason; a TLS failure on the way is a `dns_timeout` whose detail
-//! says why. Doing the exchange ourselves, rather than
-//! through a caching stub resolver, is what lets each failure keep its own
-//! name: a timeout is not a SERVFAIL is not an NXDOMAIN is not REFUSED.
+//! answer is truncated), TCP, TLS (DoT, RFC 7858) or HTTPS (DoH, RFC 8484)
+//! to the configured servers or to the first name server of the system
+//! configuration. UDP is our own socket (so a flood of forged or malformed
+//! datagrams is counted and ignored); TCP, DoT and DoH go through
+//! hickory-net's own clients, one connection per run. Every exchange is
+//! one question to one server, never through a caching stub resolver, so
+//! each failure keeps its own name: a timeout is not a SERVFAIL is not an
+//! NXDOMAIN is not REFUSED; a TLS failure on the way is a `dns_timeout`
+//! whose detail says why.
 //! Replies that do not parse or do not match the question (ID, exactly our
 //! one question) are ignored (as a resolver would) and mentioned in the
 //! detail if nothing valid follows. Only records owned by the queried name,
@@ -25,10 +26,12 @@ use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use futures_util::StreamExt;
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::{DnsHandle, NetError};
+use hickory_proto::op::{DnsRequest, DnsRequestOptions, Edns, Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType as WireType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout_at};
 
 use super::{Finding, Probe, Reason, RunFuture, is_resource_shortage};
@@ -74,9 +77,15 @@ fn io_failure(what: &str, e: &std::io::Error) -> Failure {
     Failure { reason, why: format!("{what}: {e}") }
 }
 
-/// A byte stream to a DNS server: plain TCP or TLS.
-trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+/// hickory-net's refusal, named after the step it stopped at (`TLS`,
+/// `TCP`, `HTTPS`).
+fn net_failure(step: &str, e: &NetError) -> Failure {
+    match e {
+        NetError::Io(io) => io_failure(&format!("{step} failed"), io),
+        NetError::Timeout => Failure::from(format!("{step}: no answer within the timeout")),
+        other => Failure::from(format!("{step} failed: {}", crate::error_text::root_cause(other))),
+    }
+}
 
 /// Most CNAMEs followed inside one answer.
 const MAX_CNAME_CHAIN: usize = 16;
@@ -87,10 +96,8 @@ pub struct DnsProbe {
     timeout: Duration,
     /// The servers asked; empty when none is configured and the system has none.
     servers: Vec<DnsServer>,
-    /// DoT: the TLS client (or why there is none).
+    /// DoT and DoH: the TLS client configuration (or why there is none).
     tls: Option<Result<std::sync::Arc<rustls::ClientConfig>, String>>,
-    /// DoH: the HTTPS client (or why there is none).
-    https: Option<Result<reqwest::Client, String>>,
     name: Name,
     record: WireType,
     /// The encoded query; bytes 0..2 (the ID) are replaced on every run.
@@ -117,22 +124,14 @@ impl DnsProbe {
         } else {
             check.servers.clone()
         };
-        let tls_config =
-            || super::tls::client_config(check.ca_file.as_deref(), check.system_roots, &[]).map(std::sync::Arc::new);
-        let tls = (check.transport == DnsTransport::Tls).then(tls_config);
-        let https = (check.transport == DnsTransport::Https).then(|| {
-            let config = super::tls::client_config(
-                check.ca_file.as_deref(),
-                check.system_roots,
-                &["h2".into(), "http/1.1".into()],
-            )?;
-            reqwest::Client::builder()
-                .use_preconfigured_tls(config)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| e.to_string())
+        let alpn: &[String] = match check.transport {
+            DnsTransport::Https => &["h2".into()],
+            _ => &[],
+        };
+        let tls = matches!(check.transport, DnsTransport::Tls | DnsTransport::Https).then(|| {
+            super::tls::client_config(check.ca_file.as_deref(), check.system_roots, alpn).map(std::sync::Arc::new)
         });
-        DnsProbe { check: check.clone(), timeout, servers, tls, https, name, record, query }
+        DnsProbe { check: check.clone(), timeout, servers, tls, name, record, query }
     }
 
     async fn exchange(&self, server: &DnsServer) -> Finding {
@@ -143,14 +142,9 @@ impl DnsProbe {
             query[..2].copy_from_slice(&id.to_be_bytes());
         }
         let addr = match (server, self.check.transport) {
-            (DnsServer::Url(url), _) => return self.https_exchange(url, &query, id, deadline).await,
-            (DnsServer::Addr(addr), DnsTransport::Tcp | DnsTransport::Tls | DnsTransport::Https) => {
-                let stream = match timeout_at(deadline, self.stream(*addr)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(failure)) => return self.no_answer(server, failure),
-                    Err(_) => return self.no_answer(server, "no connection within the timeout".to_string().into()),
-                };
-                return match timeout_at(deadline, self.framed(stream, &query, id)).await {
+            (DnsServer::Addr(addr), DnsTransport::Udp) => *addr,
+            (_, transport) => {
+                return match timeout_at(deadline, self.over_stream(server, transport)).await {
                     Ok(Ok(reply)) => self.judge(server, &reply),
                     Ok(Err(failure)) => self.no_answer(server, failure),
                     Err(_) => self.no_answer(
@@ -159,17 +153,12 @@ impl DnsProbe {
                     ),
                 };
             }
-            (DnsServer::Addr(addr), DnsTransport::Udp) => *addr,
         };
         let server = &DnsServer::Addr(addr);
         let mut ignored = 0usize;
         let reply = match timeout_at(deadline, self.udp(addr, &query, id, &mut ignored)).await {
             Ok(Ok(reply)) if reply.metadata.truncation => {
-                let over_tcp = async {
-                    let stream = self.stream(addr).await?;
-                    self.framed(stream, &query, id).await
-                };
-                match timeout_at(deadline, over_tcp).await {
+                match timeout_at(deadline, self.over_stream(server, DnsTransport::Tcp)).await {
                     Ok(Ok(reply)) => reply,
                     Ok(Err(failure)) => return self.no_answer(server, failure),
                     Err(_) => {
@@ -223,80 +212,77 @@ impl DnsProbe {
         }
     }
 
-    /// A TCP connection to `server`, inside TLS with transport `tls`.
-    async fn stream(&self, server: SocketAddr) -> Result<Box<dyn Stream>, Failure> {
-        let tcp = TcpStream::connect(server).await.map_err(|e| io_failure("TCP connect failed", &e))?;
-        let Some(tls) = &self.tls else { return Ok(Box::new(tcp)) };
-        let config = tls.clone().map_err(Failure::from)?;
-        let name = match &self.check.server_name {
-            Some(name) => {
-                rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| format!("bad server_name: {e}"))?
-            }
-            None => rustls::pki_types::ServerName::IpAddress(server.ip().into()),
+    /// One exchange through hickory-net's client for `transport` (TCP,
+    /// DoT, DoH): a connection of its own, one question, the reply.
+    async fn over_stream(&self, server: &DnsServer, transport: DnsTransport) -> Result<Message, Failure> {
+        // The provider's handle owns the exchange's background task (a
+        // JoinSet): held until the reply is in, dropped with the connection.
+        let provider = TokioRuntimeProvider::default();
+        let _background = provider.clone();
+        let tls = || match &self.tls {
+            Some(Ok(config)) => Ok(config.clone()),
+            Some(Err(why)) => Err(Failure::from(why.clone())),
+            None => Err(Failure::from("no TLS client".to_string())),
         };
-        let stream = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| Failure::from(format!("TLS failed: {}", crate::error_text::root_cause(&e))))?;
-        Ok(Box::new(stream))
-    }
-
-    /// One exchange in the two-byte-length framing of DNS over TCP and TLS.
-    async fn framed(&self, mut stream: Box<dyn Stream>, query: &[u8], id: u16) -> Result<Message, Failure> {
-        let len = u16::try_from(query.len()).map_err(|_| "query too long".to_string())?;
-        let mut framed = len.to_be_bytes().to_vec();
-        framed.extend_from_slice(query);
-        stream.write_all(&framed).await.map_err(|e| io_failure("send failed", &e))?;
-        let reply_len = stream.read_u16().await.map_err(|e| io_failure("receive failed", &e))?;
-        let mut buf = vec![0u8; usize::from(reply_len)];
-        stream.read_exact(&mut buf).await.map_err(|e| io_failure("receive failed", &e))?;
-        match Message::from_vec(&buf) {
-            Ok(reply) if self.answers(&reply, id) => Ok(reply),
-            Ok(_) => Err("the reply does not match the question".to_string().into()),
-            Err(e) => Err(format!("malformed reply: {e}").into()),
+        match (server, transport) {
+            (DnsServer::Addr(addr), DnsTransport::Tls) => {
+                let name = match &self.check.server_name {
+                    Some(name) => rustls::pki_types::ServerName::try_from(name.clone())
+                        .map_err(|e| Failure::from(format!("bad server_name: {e}")))?,
+                    None => rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
+                };
+                let config = (*tls()?).clone();
+                let exchange = hickory_net::tls::tls_exchange(*addr, name, config, self.timeout, Some(1), provider)
+                    .await
+                    .map_err(|e| net_failure("TLS", &e))?;
+                self.ask(exchange, "TLS").await
+            }
+            (DnsServer::Addr(addr), _) => {
+                let exchange =
+                    hickory_net::tcp::TcpClientStream::exchange(*addr, None, self.timeout, Some(1), provider)
+                        .await
+                        .map_err(|e| net_failure("TCP", &e))?;
+                self.ask(exchange, "TCP").await
+            }
+            (DnsServer::Url(url), _) => {
+                let parsed = reqwest::Url::parse(url).map_err(|e| Failure::from(format!("bad URL: {e}")))?;
+                let host = parsed.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
+                let port = parsed.port_or_known_default().unwrap_or(443);
+                let addr = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|e| io_failure(&format!("cannot resolve {host}"), &e))?
+                    .next()
+                    .ok_or_else(|| Failure::from(format!("{host} has no address")))?;
+                let mut builder = hickory_net::h2::HttpsClientStream::builder(tls()?, provider);
+                builder.request_timeout(self.timeout);
+                let name = self.check.server_name.clone().unwrap_or(host);
+                let exchange = builder
+                    .exchange(addr, name.into(), parsed.path().into())
+                    .await
+                    .map_err(|e| net_failure("HTTPS", &e))?;
+                self.ask(exchange, "HTTPS").await
+            }
         }
     }
 
-    /// DNS over HTTPS: one POST of the query as `application/dns-message`.
-    async fn https_exchange(&self, url: &str, query: &[u8], id: u16, deadline: Instant) -> Finding {
-        let server = &DnsServer::Url(url.to_string());
-        let client = match &self.https {
-            Some(Ok(client)) => client,
-            Some(Err(why)) => return self.no_answer(server, why.clone().into()),
-            None => return self.no_answer(server, "no HTTPS client".to_string().into()),
-        };
-        let exchange = async {
-            let response = client
-                .post(url)
-                .header(reqwest::header::CONTENT_TYPE, "application/dns-message")
-                .header(reqwest::header::ACCEPT, "application/dns-message")
-                .body(query.to_vec())
-                .send()
-                .await
-                .map_err(|e| Failure::from(format!("HTTPS failed: {}", crate::error_text::root_cause(&e))))?;
-            if !response.status().is_success() {
-                return Err(Failure::from(format!("HTTP status {}", response.status().as_u16())));
-            }
-            let mut response = response;
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| Failure::from(e.to_string()))? {
-                body.extend_from_slice(&chunk);
-                if body.len() > usize::from(u16::MAX) {
-                    return Err(Failure::from("an answer larger than any DNS message".to_string()));
+    /// Sends our question through `handle` (which gives it its own ID and
+    /// matches the reply to it): the reply, if it answers our question.
+    async fn ask(&self, handle: impl DnsHandle, step: &str) -> Result<Message, Failure> {
+        let message = Message::from_vec(&self.query).map_err(|e| Failure::from(format!("bad query: {e}")))?;
+        let mut options = DnsRequestOptions::default();
+        options.use_edns = true;
+        let mut replies = handle.send(DnsRequest::new(message, options));
+        match replies.next().await {
+            Some(Ok(reply)) => {
+                let reply = reply.into_message();
+                if self.asks_our_question(&reply) {
+                    Ok(reply)
+                } else {
+                    Err("the reply does not match the question".to_string().into())
                 }
             }
-            match Message::from_vec(&body) {
-                Ok(reply) if self.answers(&reply, id) => Ok(reply),
-                Ok(_) => Err("the reply does not match the question".to_string().into()),
-                Err(e) => Err(format!("malformed reply: {e}").into()),
-            }
-        };
-        match timeout_at(deadline, exchange).await {
-            Ok(Ok(reply)) => self.judge(server, &reply),
-            Ok(Err(failure)) => self.no_answer(server, failure),
-            Err(_) => {
-                self.no_answer(server, format!("no answer within {}", humantime::format_duration(self.timeout)).into())
-            }
+            Some(Err(e)) => Err(net_failure(step, &e)),
+            None => Err(format!("{step}: the connection closed without an answer").into()),
         }
     }
 
@@ -310,8 +296,12 @@ impl DnsProbe {
     /// True when `reply` is a response to our query: our ID, and exactly our
     /// one question (a reply without a question proves nothing).
     fn answers(&self, reply: &Message, id: u16) -> bool {
-        reply.metadata.id == id
-            && reply.metadata.message_type == MessageType::Response
+        reply.metadata.id == id && self.asks_our_question(reply)
+    }
+
+    /// True when `reply` is a response carrying exactly our one question.
+    fn asks_our_question(&self, reply: &Message) -> bool {
+        reply.metadata.message_type == MessageType::Response
             && reply.queries.len() == 1
             && reply.queries.iter().all(|q| q.query_type == self.record && q.name == self.name)
     }
