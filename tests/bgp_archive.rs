@@ -61,6 +61,7 @@ async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
         stale_after: Duration::from_secs(1200),
         min_peers: 1,
         hijack_min_peers: 1,
+        rpki: None,
         session: None,
     };
     let board = VisibilityBoard::new(&[watched], 1);
@@ -126,6 +127,7 @@ async fn a_stalled_download_is_given_up() {
         stale_after: Duration::from_secs(1200),
         min_peers: 1,
         hijack_min_peers: 1,
+        rpki: None,
         session: None,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);

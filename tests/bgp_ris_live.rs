@@ -120,6 +120,7 @@ async fn rig(watched: &str, stale_after: Duration) -> Rig {
         stale_after,
         min_peers: 10,
         hijack_min_peers: 1,
+        rpki: None,
         session: None,
     };
     let board = VisibilityBoard::new(&[watched], 10);
@@ -259,6 +260,7 @@ fn source(url: &str, seed_url: String, stale_after: Duration) -> RisLive {
         stale_after,
         min_peers: 10,
         hijack_min_peers: 1,
+        rpki: None,
         session: None,
     };
     RisLive::new(&config, &[WATCHED.parse().unwrap()])

@@ -56,6 +56,8 @@ pub enum FeedEvent {
     Alive,
     /// A message that could not be understood was skipped.
     Malformed,
+    /// New VRPs (the `rpki` file changed): routes are validated against them.
+    Vrps(Arc<super::rpki::Vrps>),
 }
 
 /// Sends events to the engine.
@@ -181,6 +183,10 @@ impl Engine {
                 }
             }
             FeedEvent::Alive => {}
+            FeedEvent::Vrps(vrps) => {
+                self.rib.set_vrps(vrps);
+                self.publish(None);
+            }
             FeedEvent::Malformed => {
                 if let Some(m) = &self.metrics {
                     m.add_bgp_malformed(self.source);
@@ -228,8 +234,11 @@ pub async fn run_engine(mut engine: Engine, mut events: mpsc::Receiver<FeedEvent
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { return };
-                last = Instant::now();
-                engine.set_stale(false);
+                // New VRPs come from a file, not from the feed: no sign of life.
+                if !matches!(event, FeedEvent::Vrps(_)) {
+                    last = Instant::now();
+                    engine.set_stale(false);
+                }
                 engine.apply(event);
             }
             () = tokio::time::sleep_until(last + stale_after), if !engine.stale => engine.set_stale(true),
@@ -291,14 +300,17 @@ impl Feed {
         let mut tasks = vec![runtime.spawn(run_engine(engine, rx, config.stale_after))];
         tasks.push(match config.source {
             BgpSource::RisLive => {
-                runtime.spawn(super::ris_live::run(super::ris_live::RisLive::new(config, &watched), tx))
+                runtime.spawn(super::ris_live::run(super::ris_live::RisLive::new(config, &watched), tx.clone()))
             }
-            BgpSource::Mrt => runtime.spawn(super::archive::run(config.clone(), watched, tx)),
+            BgpSource::Mrt => runtime.spawn(super::archive::run(config.clone(), watched, tx.clone())),
             BgpSource::Session => match &config.session {
-                Some(session) => runtime.spawn(super::session::run(session.clone(), tx)),
+                Some(session) => runtime.spawn(super::session::run(session.clone(), tx.clone())),
                 None => runtime.spawn(async {}),
             },
         });
+        if let Some(path) = &config.rpki {
+            tasks.push(runtime.spawn(super::rpki::watch(path.clone(), tx)));
+        }
         Feed { tasks, _thread: stop }
     }
 

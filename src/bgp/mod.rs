@@ -11,6 +11,7 @@ pub mod feed;
 pub mod mrt;
 pub mod rib;
 pub mod ris_live;
+pub mod rpki;
 pub mod seed;
 pub mod session;
 pub mod wire;
@@ -43,6 +44,9 @@ pub struct Visibility {
     /// Origin ASes of routes to strict more-specifics of the prefix, with
     /// the number of peers carrying each, most common first.
     pub more_specific_origins: Vec<(u32, usize)>,
+    /// RPKI-invalid routes to the prefix or a more-specific (when VRPs are
+    /// configured): peers carrying them, per origin, most common first.
+    pub rpki_invalid: Vec<(Option<u32>, usize)>,
 }
 
 impl Visibility {
@@ -56,6 +60,7 @@ impl Visibility {
             exact: Vec::new(),
             via_covering: Vec::new(),
             more_specific_origins: Vec::new(),
+            rpki_invalid: Vec::new(),
         }
     }
 

@@ -23,7 +23,10 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+use std::sync::Arc;
+
 use super::Visibility;
+use super::rpki::{Validity, Vrps};
 use super::wire::Origin;
 use crate::prefix::Prefix;
 
@@ -37,22 +40,27 @@ pub const MAX_PEERS: usize = 20_000;
 pub const MAX_MORE_SPECIFICS_PER_PEER: u32 = 10_000;
 
 /// Per watched prefix: the origins of its strict more-specifics, as counts
-/// of routes per (origin, peer), and the number of them per peer.
+/// of routes per (origin, peer), the same for the RPKI-invalid ones, and
+/// the number of them per peer.
 #[derive(Debug, Default)]
 struct MoreSpecifics {
     origins: HashMap<u32, HashMap<PeerId, u32>>,
+    invalid: HashMap<Origin, HashMap<PeerId, u32>>,
     per_peer: HashMap<PeerId, u32>,
 }
 
 impl MoreSpecifics {
-    fn add(&mut self, peer: PeerId, origin: Origin) {
+    fn add(&mut self, peer: PeerId, origin: Origin, invalid: bool) {
         *self.per_peer.entry(peer).or_default() += 1;
         if let Some(asn) = origin {
             *self.origins.entry(asn).or_default().entry(peer).or_default() += 1;
         }
+        if invalid {
+            *self.invalid.entry(origin).or_default().entry(peer).or_default() += 1;
+        }
     }
 
-    fn remove(&mut self, peer: PeerId, origin: Origin) {
+    fn remove(&mut self, peer: PeerId, origin: Origin, invalid: bool) {
         decrement(&mut self.per_peer, peer);
         if let Some(asn) = origin
             && let Some(peers) = self.origins.get_mut(&asn)
@@ -60,6 +68,12 @@ impl MoreSpecifics {
             decrement(peers, peer);
             if peers.is_empty() {
                 self.origins.remove(&asn);
+            }
+        }
+        if invalid && let Some(peers) = self.invalid.get_mut(&origin) {
+            decrement(peers, peer);
+            if peers.is_empty() {
+                self.invalid.remove(&origin);
             }
         }
     }
@@ -137,6 +151,8 @@ pub struct Rib {
     more_specifics: HashMap<Prefix, MoreSpecifics>,
     /// Announcements refused by the per-peer cap, since start.
     capped: u64,
+    /// VRPs routes are validated against, if any.
+    vrps: Option<Arc<Vrps>>,
 }
 
 impl Rib {
@@ -152,6 +168,7 @@ impl Rib {
             carriers: HashMap::new(),
             more_specifics: HashMap::new(),
             capped: 0,
+            vrps: None,
         }
     }
 
@@ -271,12 +288,14 @@ impl Rib {
             Some(route) => route.1 = origin,
             None => routes.push((peer, origin)),
         }
+        let invalid = self.invalid(prefix, origin);
+        let was_invalid = previous.is_some_and(|old| self.invalid(prefix, old));
         for w in above {
             let index = self.more_specifics.entry(w).or_default();
             if let Some(old) = previous {
-                index.remove(peer, old);
+                index.remove(peer, old, was_invalid);
             }
-            index.add(peer, origin);
+            index.add(peer, origin, invalid);
         }
         if let Interest::Watched(watched) = &self.interest
             && prefix.length() > 0
@@ -297,12 +316,40 @@ impl Rib {
             self.routes.remove(&prefix);
         }
         let above: Vec<Prefix> = self.watched_above(prefix).collect();
+        let invalid = self.invalid(prefix, origin);
         for w in above {
             if let Some(index) = self.more_specifics.get_mut(&w) {
-                index.remove(peer, origin);
+                index.remove(peer, origin, invalid);
             }
         }
         true
+    }
+
+    /// True when VRPs are loaded and say the route is RPKI-invalid.
+    fn invalid(&self, prefix: Prefix, origin: Origin) -> bool {
+        self.vrps.as_ref().is_some_and(|v| v.validate(prefix, origin) == Validity::Invalid)
+    }
+
+    /// Validates routes against `vrps` from now on (and re-validates every
+    /// route held).
+    pub fn set_vrps(&mut self, vrps: Arc<Vrps>) {
+        self.vrps = Some(vrps);
+        self.more_specifics.clear();
+        let held: Vec<(Prefix, Vec<(PeerId, Origin)>)> = self
+            .routes
+            .iter()
+            .filter(|(prefix, _)| self.watched_above(**prefix).next().is_some())
+            .map(|(prefix, routes)| (*prefix, routes.clone()))
+            .collect();
+        for (prefix, routes) in held {
+            let above: Vec<Prefix> = self.watched_above(prefix).collect();
+            for (peer, origin) in routes {
+                let invalid = self.invalid(prefix, origin);
+                for w in &above {
+                    self.more_specifics.entry(*w).or_default().add(peer, origin, invalid);
+                }
+            }
+        }
     }
 
     /// Every (peer, origin) holding a route to exactly `prefix`.
@@ -341,6 +388,21 @@ impl Rib {
         for (_, origin) in self.routes_to(&watched) {
             *exact.entry(*origin).or_default() += 1;
         }
+        // RPKI-invalid routes to the prefix or a more-specific: peers per origin.
+        let mut invalid: HashMap<Origin, HashSet<PeerId>> = HashMap::new();
+        for (peer, origin) in self.routes_to(&watched) {
+            if self.invalid(watched, *origin) {
+                invalid.entry(*origin).or_default().insert(*peer);
+            }
+        }
+        if let Some(index) = self.more_specifics.get(&watched) {
+            for (origin, peers) in &index.invalid {
+                invalid.entry(*origin).or_default().extend(peers.keys());
+            }
+        }
+        let mut rpki_invalid: Vec<(Origin, usize)> =
+            invalid.into_iter().map(|(origin, peers)| (origin, peers.len())).collect();
+        rpki_invalid.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut more_specific_origins: Vec<(u32, usize)> = self
             .more_specifics
             .get(&watched)
@@ -367,6 +429,7 @@ impl Rib {
             exact,
             via_covering,
             more_specific_origins,
+            rpki_invalid,
         }
     }
 }
@@ -387,6 +450,29 @@ mod tests {
             })
             .collect();
         (rib, peers)
+    }
+
+    #[test]
+    fn rpki_invalid_routes_are_counted_per_origin_and_revalidated_when_vrps_change() {
+        let (mut rib, peers) = rib();
+        let vrps = |json: &str| Arc::new(Vrps::parse(json.as_bytes()).unwrap());
+        rib.set_vrps(vrps(r#"{"roas": [{"asn": 32934, "prefix": "129.134.30.0/23", "maxLength": 24}]}"#));
+        rib.announce(peers[0], p("129.134.30.0/23"), Some(32934));
+        rib.announce(peers[1], p("129.134.30.0/23"), Some(666));
+        rib.announce(peers[2], p("129.134.31.0/24"), Some(32934));
+        rib.announce(peers[3], p("129.134.30.0/25"), Some(32934));
+        rib.announce(peers[2], p("129.134.30.128/25"), Some(666));
+        let v = rib.visibility(p("129.134.30.0/23"), true);
+        assert_eq!(v.rpki_invalid, vec![(Some(666), 2), (Some(32934), 1)], "another origin; a /25 beyond maxLength");
+        rib.withdraw(peers[3], p("129.134.30.0/25"));
+        rib.announce(peers[2], p("129.134.30.128/25"), Some(32934));
+        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).rpki_invalid, vec![(Some(666), 1), (Some(32934), 1)]);
+        // AS666 gets a ROA of its own: only the /25 stays invalid.
+        rib.set_vrps(vrps(
+            r#"{"roas": [{"asn": "AS32934", "prefix": "129.134.30.0/23", "maxLength": 24},
+                         {"asn": "AS666", "prefix": "129.134.30.0/23", "maxLength": 23}]}"#,
+        ));
+        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).rpki_invalid, vec![(Some(32934), 1)]);
     }
 
     #[test]

@@ -175,6 +175,11 @@ pub fn replay(
     }
     let mut judges = judges(config);
     let mut rib = Rib::new(Interest::Watched(watched.clone()), Denominator::Carriers);
+    if let Some(path) = &config.bgp.rpki {
+        let vrps = crate::bgp::rpki::read(path)
+            .map_err(|why| ReplayError::Unreadable { file: path.display().to_string(), why })?;
+        rib.set_vrps(std::sync::Arc::new(vrps));
+    }
     let mut last: Vec<Option<crate::bgp::Visibility>> = vec![None; watched.len()];
     let mut summaries: Vec<PrefixSummary> = watched
         .iter()

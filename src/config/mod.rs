@@ -329,6 +329,9 @@ pub struct Bgp {
     pub min_peers: usize,
     /// Peers that must carry an offending route before it is reported.
     pub hijack_min_peers: usize,
+    /// VRP file (rpki-client `-j` or Routinator `jsonext`), relative to the
+    /// config file; re-read when it changes.
+    pub rpki: Option<PathBuf>,
     /// `[bgp.session]`, required when `source = "session"`.
     pub session: Option<BgpSession>,
 }
@@ -775,11 +778,11 @@ fn read_config(root: &Table<'_, RawConfig>, path: &Path) -> Result<Config, Confi
     let server = read_server(root)?;
     let storage = read_storage(root)?;
     let alerts = read_alerts(root)?;
-    let bgp = read_bgp(root)?;
+    let bgp = read_bgp(root, base)?;
 
     let mut guards = Vec::new();
     for guard in root.tables(field!(root, guard)).iter() {
-        let probe = read_probe(guard, &monitor, &guards, base)?;
+        let probe = read_probe(guard, &monitor, &guards, base, bgp.rpki.is_some())?;
         if probe.check.kind() == Kind::Bgp {
             return Err(guard.error_at_key("kind", "a guard must be of kind \"dns\", \"http\", \"tcp\" or \"tls\""));
         }
@@ -815,7 +818,7 @@ fn read_config(root: &Table<'_, RawConfig>, path: &Path) -> Result<Config, Confi
             return Err(table.error_here("has no [[service.probe]]: a service needs at least one probe"));
         }
         for probe in probe_tables.iter() {
-            let spec = read_probe(probe, &monitor, &probes, base)?;
+            let spec = read_probe(probe, &monitor, &probes, base, bgp.rpki.is_some())?;
             probes.push(Arc::new(spec));
         }
         services.push(Service { id: id.value.to_string(), name: name.value.to_string(), probes });
@@ -1069,7 +1072,7 @@ fn parse_smtp_url(s: &str) -> Result<(SmtpSecurity, String, u16), String> {
     Ok((security, host, url.port().unwrap_or(default_port)))
 }
 
-fn read_bgp(root: &Table<'_, RawConfig>) -> Result<Bgp, ConfigError> {
+fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError> {
     let mut bgp = Bgp {
         source: BgpSource::RisLive,
         ris_live_url: "wss://ris-live.ripe.net/v1/ws/?client=chatpulse".into(),
@@ -1078,9 +1081,17 @@ fn read_bgp(root: &Table<'_, RawConfig>) -> Result<Bgp, ConfigError> {
         stale_after: Duration::from_secs(300),
         min_peers: 10,
         hijack_min_peers: 3,
+        rpki: None,
         session: None,
     };
     let Some(t) = root.table(field!(root, bgp)) else { return Ok(bgp) };
+    if let Some(file) = t.str(field!(t, rpki)) {
+        let path = base.join(file.value);
+        if !path.is_file() {
+            return Err(t.error(&file.span, format!("\"rpki\": {} is not a readable file", path.display())));
+        }
+        bgp.rpki = Some(path);
+    }
     bgp.source = t
         .parsed(field!(t, source), |s| match s {
             "ris-live" => Ok(BgpSource::RisLive),
@@ -1186,6 +1197,7 @@ fn read_probe(
     monitor: &Monitor,
     earlier: &[Arc<ProbeSpec>],
     base: &Path,
+    rpki: bool,
 ) -> Result<ProbeSpec, ConfigError> {
     let kind = t.required_str(field!(t, kind))?;
     let (kind_value, kind_keys): (Kind, &[&str]) = match kind.value {
@@ -1211,7 +1223,7 @@ fn read_probe(
     let check = match kind_value {
         Kind::Dns => Check::Dns(read_dns(t, base)?),
         Kind::Http => Check::Http(read_http(t, base)?),
-        Kind::Bgp => Check::Bgp(read_bgp_check(t)?),
+        Kind::Bgp => Check::Bgp(read_bgp_check(t, rpki)?),
         Kind::Tcp => Check::Tcp(read_endpoint(t)?),
         Kind::Tls => Check::Tls(read_tls(t, base)?),
     };
@@ -1451,7 +1463,7 @@ fn read_http(t: &Table<'_, RawProbe>, base: &Path) -> Result<HttpCheck, ConfigEr
     })
 }
 
-fn read_bgp_check(t: &Table<'_, RawProbe>) -> Result<BgpCheck, ConfigError> {
+fn read_bgp_check(t: &Table<'_, RawProbe>, rpki: bool) -> Result<BgpCheck, ConfigError> {
     let prefix = t.required_str(field!(t, prefix))?;
     let parsed: Prefix = prefix.value.parse().map_err(|e| t.error(&prefix.span, format!("\"prefix\": {e}")))?;
     let mut origins: Vec<u32> = t.int(field!(t, origin), 1..(1 << 32))?.map(|n| n as u32).into_iter().collect();
@@ -1465,10 +1477,10 @@ fn read_bgp_check(t: &Table<'_, RawProbe>) -> Result<BgpCheck, ConfigError> {
         origins = list.into_iter().map(|n| n as u32).collect();
     }
     let more_specifics = match t.bool(field!(t, more_specifics)) {
-        Some(true) if origins.is_empty() => {
+        Some(true) if origins.is_empty() && !rpki => {
             return Err(t.error_at_key(
                 "more_specifics",
-                "\"more_specifics\" needs \"origin\" or \"origins\" (which origins may announce more-specifics)",
+                "\"more_specifics\" needs \"origin\" or \"origins\" (which origins may announce more-specifics), or [bgp] rpki",
             ));
         }
         Some(set) => set,

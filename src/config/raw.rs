@@ -126,6 +126,7 @@ table!(
         stale_after: String,
         min_peers: i64,
         hijack_min_peers: i64,
+        rpki: String,
         session: RawSession,
     }
 );

@@ -35,7 +35,8 @@ fn allowed(check: &BgpCheck, origin: Option<u32>) -> bool {
 /// (a covering route too with `covering = true`); the denominator is the
 /// peers that carry the prefix or a covering one. Offending routes need
 /// `hijack_min_peers` peers; precedence: another origin on the prefix, then
-/// a foreign more-specific, then too little visibility.
+/// an RPKI-invalid route to it or a more-specific, then a foreign
+/// more-specific, then too little visibility.
 pub fn judge(check: &BgpCheck, thresholds: &Thresholds, v: &Visibility) -> Finding {
     let prefix = check.prefix;
     let origins: Vec<String> = check.origins.iter().map(|asn| format!("AS{asn}")).collect();
@@ -66,6 +67,17 @@ pub fn judge(check: &BgpCheck, thresholds: &Thresholds, v: &Visibility) -> Findi
         Finding::fail(
             Reason::BgpOriginMismatch,
             format!("{prefix} originated by AS{asn} at {peers} of {} peers{expected}", v.peers_total),
+        )
+    } else if let Some((origin, peers)) =
+        v.rpki_invalid.first().copied().filter(|(_, peers)| *peers >= thresholds.hijack_min_peers)
+    {
+        let origin = origin.map_or_else(|| "an AS_SET".to_string(), |asn| format!("AS{asn}"));
+        Finding::fail(
+            Reason::BgpRpkiInvalid,
+            format!(
+                "{prefix} or a more-specific originated by {origin}, RPKI-invalid, at {peers} of {} peers",
+                v.peers_total
+            ),
         )
     } else if let Some((asn, peers)) =
         foreign_more_specific.filter(|(_, peers)| check.more_specifics && *peers >= thresholds.hijack_min_peers)
@@ -181,6 +193,21 @@ mod tests {
         assert!(f.detail.contains("AS666 at 5 of 20 peers (expected AS62041 or AS211157)"), "{}", f.detail);
         let off = BgpCheck { more_specifics: false, ..telegram };
         assert_eq!(judge(&off, &T, &v).result, Ok(()));
+    }
+
+    #[test]
+    fn an_rpki_invalid_route_seen_by_enough_peers_is_named_after_an_origin_mismatch() {
+        let open = BgpCheck { origins: vec![], more_specifics: false, ..check() };
+        let mut v = seen(20, vec![(Some(32934), 20)]);
+        v.rpki_invalid = vec![(Some(666), 4)];
+        let f = judge(&open, &T, &v);
+        assert_eq!(f.result, Err(Reason::BgpRpkiInvalid), "{}", f.detail);
+        assert!(f.detail.contains("originated by AS666, RPKI-invalid, at 4 of 20 peers"), "{}", f.detail);
+        v.rpki_invalid = vec![(Some(666), 2)];
+        assert_eq!(judge(&open, &T, &v).result, Ok(()), "two peers are not enough");
+        let mut both = seen(20, vec![(Some(32934), 10), (Some(666), 10)]);
+        both.rpki_invalid = vec![(Some(666), 10)];
+        assert_eq!(judge(&check(), &T, &both).result, Err(Reason::BgpOriginMismatch), "origin mismatch first");
     }
 
     #[test]

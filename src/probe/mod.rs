@@ -74,13 +74,16 @@ pub enum Reason {
     BgpOriginMismatch,
     /// Enough peers see a more-specific of the prefix from an AS not allowed.
     BgpMoreSpecific,
+    /// Enough peers see the prefix or a more-specific with an RPKI-invalid
+    /// origin (against the `[bgp] rpki` VRPs).
+    BgpRpkiInvalid,
     /// The feed is down or not yet seeded: no verdict, never an outage.
     BgpUnknown,
 }
 
 impl Reason {
     /// Every reason, in the order of README's table.
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 26] = [
         Reason::DnsTimeout,
         Reason::DnsServfail,
         Reason::DnsNxdomain,
@@ -105,6 +108,7 @@ impl Reason {
         Reason::BgpInvisible,
         Reason::BgpOriginMismatch,
         Reason::BgpMoreSpecific,
+        Reason::BgpRpkiInvalid,
         Reason::BgpUnknown,
     ];
 
@@ -135,6 +139,7 @@ impl Reason {
             Reason::BgpInvisible => "bgp_invisible",
             Reason::BgpOriginMismatch => "bgp_origin_mismatch",
             Reason::BgpMoreSpecific => "bgp_more_specific",
+            Reason::BgpRpkiInvalid => "bgp_rpki_invalid",
             Reason::BgpUnknown => "bgp_unknown",
         }
     }

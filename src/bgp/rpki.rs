@@ -1,0 +1,216 @@
+//! RPKI route-origin validation (RFC 6811) against VRPs read from a file
+//! (`[bgp] rpki`, README "BGP visibility"): tells a hijack from a
+//! legitimate new origin without a hand-kept origin list.
+//!
+//! Two JSON exports are read, both an object whose `roas` array holds
+//! `{"asn", "prefix", "maxLength"}`: rpki-client's `-j` output (`"asn":
+//! 13335`, the format string in rpki-client 8.2's output code) and
+//! Routinator's `json`/`jsonext` (`"asn": "AS13335"`). Anything else in the
+//! file is ignored. The file is polled and re-read when it changes; one
+//! that does not parse is reported and the VRPs read before stay in force.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use super::feed::{FeedEvent, FeedSender};
+use super::wire::Origin;
+use crate::prefix::Prefix;
+
+/// How often the VRP file is looked at for a change.
+const POLL: Duration = Duration::from_secs(2);
+
+/// Largest VRP file read (a full export is about 60 MB of JSON today).
+const MAX_FILE: u64 = 512 << 20;
+
+/// A route's RPKI state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// A VRP covers the prefix and matches its origin and length.
+    Valid,
+    /// VRPs cover the prefix, none matches.
+    Invalid,
+    /// No VRP covers the prefix.
+    NotFound,
+}
+
+/// Validated ROA payloads, indexed by prefix.
+#[derive(Debug, Default)]
+pub struct Vrps {
+    /// Per VRP prefix: (max length, AS) pairs.
+    by_prefix: HashMap<Prefix, Vec<(u8, u32)>>,
+    count: usize,
+}
+
+#[derive(Deserialize)]
+struct File {
+    roas: Vec<Roa>,
+}
+
+#[derive(Deserialize)]
+struct Roa {
+    asn: Asn,
+    prefix: String,
+    #[serde(rename = "maxLength")]
+    max_length: u8,
+}
+
+/// `13335` (rpki-client) or `"AS13335"` (Routinator).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Asn {
+    Number(u32),
+    Text(String),
+}
+
+impl Asn {
+    fn value(&self) -> Option<u32> {
+        match self {
+            Asn::Number(n) => Some(*n),
+            Asn::Text(t) => t.strip_prefix("AS").or(t.strip_prefix("as")).unwrap_or(t).parse().ok(),
+        }
+    }
+}
+
+impl Vrps {
+    /// Reads an rpki-client `-j` or Routinator `jsonext` document.
+    pub fn parse(json: &[u8]) -> Result<Vrps, String> {
+        let file: File = serde_json::from_slice(json).map_err(|e| format!("not a VRP export with \"roas\": {e}"))?;
+        let mut vrps = Vrps::default();
+        for (i, roa) in file.roas.iter().enumerate() {
+            let bad = |why: &str| format!("roas[{i}]: {why}");
+            let prefix: Prefix = roa.prefix.parse().map_err(|e| bad(&format!("{e}")))?;
+            let asn = roa.asn.value().ok_or_else(|| bad("\"asn\" is not an AS number"))?;
+            let longest = if prefix.is_v6() { 128 } else { 32 };
+            if roa.max_length < prefix.length() || roa.max_length > longest {
+                return Err(bad(&format!("maxLength {} does not fit {prefix}", roa.max_length)));
+            }
+            vrps.by_prefix.entry(prefix).or_default().push((roa.max_length, asn));
+            vrps.count += 1;
+        }
+        Ok(vrps)
+    }
+
+    /// How many VRPs there are.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The RFC 6811 state of a route to `prefix` from `origin` (an origin
+    /// hidden in an AS_SET matches no VRP).
+    pub fn validate(&self, prefix: Prefix, origin: Origin) -> Validity {
+        let mut covered = false;
+        for length in (0..=prefix.length()).rev() {
+            let Some(vrp_prefix) = Prefix::new(prefix.addr(), length) else { continue };
+            let Some(entries) = self.by_prefix.get(&vrp_prefix) else { continue };
+            covered = true;
+            if entries.iter().any(|(max, asn)| origin == Some(*asn) && *asn != 0 && prefix.length() <= *max) {
+                return Validity::Valid;
+            }
+        }
+        if covered { Validity::Invalid } else { Validity::NotFound }
+    }
+}
+
+/// Reads a VRP file: its VRPs, or why not, without the path (`replay`
+/// reads it once; [`watch`] names the file in its log line).
+pub fn read(path: &std::path::Path) -> Result<Vrps, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if meta.len() > MAX_FILE {
+        return Err(format!("larger than {} MiB", MAX_FILE >> 20));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    Vrps::parse(&bytes)
+}
+
+/// Watches `path`, sending the VRPs to the engine at start and whenever
+/// the file changes (size or modification time); runs until the engine is
+/// gone.
+pub async fn watch(path: PathBuf, engine: FeedSender) {
+    let mut seen: Option<(SystemTime, u64)> = None;
+    loop {
+        let stamp = std::fs::metadata(&path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+        if stamp != seen {
+            seen = stamp;
+            let file = path.clone();
+            match tokio::task::spawn_blocking(move || read(&file)).await {
+                Ok(Ok(vrps)) => {
+                    info!(vrps = vrps.len(), file = %path.display(), "RPKI VRPs loaded");
+                    if engine.send(FeedEvent::Vrps(Arc::new(vrps))).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(why)) => warn!("RPKI: {}: {why}; the VRPs read before stay in force", path.display()),
+                Err(_) => warn!("RPKI: reading the VRP file failed; the VRPs read before stay in force"),
+            }
+        }
+        if engine.is_closed() {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    /// rpki-client 8.2 `-j` output, as its format string writes it.
+    const RPKI_CLIENT: &str = r#"{
+        "metadata": { "buildmachine": "x", "buildtime": "2026-12-01T00:00:00Z", "roas": 2, "vrps": 2 },
+        "roas": [
+            { "asn": 32934, "prefix": "129.134.30.0/23", "maxLength": 24, "ta": "arin", "expires": 1800000000 },
+            { "asn": 32934, "prefix": "2a03:2880::/29", "maxLength": 48, "ta": "ripe", "expires": 1800000000 }
+        ],
+        "bgpsec_keys": []
+    }"#;
+
+    /// Routinator's `jsonext`.
+    const ROUTINATOR: &str = r#"{
+        "metadata": { "generated": 0, "generatedTime": "1970-01-01T00:00:00Z" },
+        "roas": [ { "asn": "AS62041", "prefix": "149.154.160.0/20", "maxLength": 22,
+                    "source": [ { "type": "roa", "uri": "rsync://x", "validity": {} } ] } ],
+        "aspas": []
+    }"#;
+
+    #[test]
+    fn both_exports_are_read() {
+        let a = Vrps::parse(RPKI_CLIENT.as_bytes()).unwrap();
+        assert_eq!(a.len(), 2);
+        let b = Vrps::parse(ROUTINATOR.as_bytes()).unwrap();
+        assert_eq!(b.validate(p("149.154.160.0/21"), Some(62041)), Validity::Valid);
+    }
+
+    #[test]
+    fn origin_and_length_decide_validity_and_uncovered_space_is_not_found() {
+        let v = Vrps::parse(RPKI_CLIENT.as_bytes()).unwrap();
+        assert_eq!(v.validate(p("129.134.30.0/23"), Some(32934)), Validity::Valid);
+        assert_eq!(v.validate(p("129.134.31.0/24"), Some(32934)), Validity::Valid, "within maxLength");
+        assert_eq!(v.validate(p("129.134.30.0/23"), Some(666)), Validity::Invalid, "another origin");
+        assert_eq!(v.validate(p("129.134.30.0/25"), Some(32934)), Validity::Invalid, "longer than maxLength");
+        assert_eq!(v.validate(p("129.134.30.0/23"), None), Validity::Invalid, "an AS_SET matches nothing");
+        assert_eq!(v.validate(p("129.134.0.0/17"), Some(32934)), Validity::NotFound, "a covering route");
+        assert_eq!(v.validate(p("2a03:2880:f000::/36"), Some(32934)), Validity::Valid);
+        assert_eq!(v.validate(p("2a03:2880:f000::/36"), Some(666)), Validity::Invalid);
+    }
+
+    #[test]
+    fn a_broken_export_is_refused_with_the_entry_named() {
+        assert!(Vrps::parse(b"[]").unwrap_err().contains("roas"));
+        let bad = r#"{"roas": [{"asn": 1, "prefix": "10.0.0.0/24", "maxLength": 16}]}"#;
+        assert!(Vrps::parse(bad.as_bytes()).unwrap_err().contains("roas[0]: maxLength 16 does not fit 10.0.0.0/24"));
+    }
+}
