@@ -5,7 +5,10 @@
 # IPv6 prefix; `gobgp global rib del` of the /23 makes the probe
 # bgp_invisible (the /17 still routed does not count: 4 October 2021) and
 # the service's root cause bgp; re-announcing recovers it; a more-specific
-# /24 from AS666 is bgp_more_specific.
+# /24 from AS666 is bgp_more_specific. With VRPs written in rpki-client's
+# -j format, Telegram's probe (no origin list, [bgp] rpki) is ok for the
+# valid route and bgp_rpki_invalid for gobgpd's invalid-origin and
+# invalid-length more-specifics.
 source "$(dirname "$0")/lib.sh"
 
 BGP_PORT=$(free_port)
@@ -52,6 +55,7 @@ path = "$WORK/history.db"
 
 [bgp]
 source = "session"
+rpki = "vrps.json"
 [bgp.session]
 listen = "127.0.0.1:$BGP_PORT"
 local_as = 65010
@@ -73,7 +77,24 @@ name = "Facebook"
   id = "dns-prefix-v6"
   prefix = "2a03:2880:f0fc::/47"
   origin = 32934
+
+[[service]]
+id = "telegram"
+name = "Telegram"
+  [[service.probe]]
+  kind = "bgp"
+  id = "dc-rpki"
+  prefix = "149.154.160.0/22"
+  more_specifics = true
 CONF
+cat >"$WORK/vrps.json" <<'JSON'
+{
+	"metadata": { "buildmachine": "interop", "buildtime": "2026-12-02T00:00:00Z", "roas": 1, "vrps": 1 },
+	"roas": [
+		{ "asn": 62041, "prefix": "149.154.160.0/22", "maxLength": 23, "ta": "ripe", "expires": 1900000000 }
+	]
+}
+JSON
 
 start_chatpulse "$WORK/config.toml" "$HTTP_PORT"
 spawn gobgpd gobgpd -f "$WORK/gobgpd.toml" -p --api-hosts="127.0.0.1:$API_PORT" --pprof-disable
@@ -113,5 +134,18 @@ detail=$(service_field facebook '.probes[] | select(.id=="dns-prefix") | .last_r
 log "ok: $detail"
 gobgp_cli global rib del 129.134.30.0/24 -a ipv4 >/dev/null
 wait_until "facebook up once the hijack is gone" 20 service_is facebook up
+log "RPKI: 149.154.160.0/22 from AS62041 (valid)"
+gobgp_cli global rib add 149.154.160.0/22 nexthop 192.0.2.1 origin igp aspath 62041 -a ipv4 >/dev/null
+wait_until "RPKI probe ok on the valid route" 20 probe_result_is telegram dc-rpki ok
+log "RPKI: 149.154.162.0/23 from AS666 (invalid origin)"
+gobgp_cli global rib add 149.154.162.0/23 nexthop 192.0.2.1 origin igp aspath 666 -a ipv4 >/dev/null
+wait_until "probe bgp_rpki_invalid (origin)" 20 probe_result_is telegram dc-rpki bgp_rpki_invalid
+gobgp_cli global rib del 149.154.162.0/23 -a ipv4 >/dev/null
+wait_until "RPKI probe ok again" 20 probe_result_is telegram dc-rpki ok
+log "RPKI: 149.154.160.0/24 from AS62041 (longer than maxLength 23)"
+gobgp_cli global rib add 149.154.160.0/24 nexthop 192.0.2.1 origin igp aspath 62041 -a ipv4 >/dev/null
+wait_until "probe bgp_rpki_invalid (length)" 20 probe_result_is telegram dc-rpki bgp_rpki_invalid
+gobgp_cli global rib del 149.154.160.0/24 -a ipv4 >/dev/null
+wait_until "RPKI probe ok once the /24 is gone" 20 probe_result_is telegram dc-rpki ok
 grep -q "refused a connection" "$WORK/chatpulse.log" && fail "chatpulse refused gobgpd"
 log "PASS"
