@@ -160,7 +160,8 @@ pub struct Metrics {
     bgp_visibility: Family<BgpLabels, Ratio>,
     bgp_peers_seeing: Family<BgpLabels, Gauge>,
     bgp_peers_total: Family<BgpLabels, UntypedGauge>,
-    bgp_feed_up: Family<SourceLabels, Gauge>,
+    /// Labels `source`, and `reason` while 0 (see [`Metrics::set_feed_up`]).
+    bgp_feed_up: Family<Vec<(String, String)>, Gauge>,
     bgp_updates: Family<SourceLabels, Counter>,
     bgp_malformed: Family<SourceLabels, Counter>,
     service_up: Family<ServiceLabels, Ratio>,
@@ -536,9 +537,21 @@ impl Metrics {
         }
     }
 
-    /// `chatpulse_bgp_feed_up{source}`.
-    pub fn set_feed_up(&self, source: &str, up: bool) {
-        self.bgp_feed_up.get_or_create(&SourceLabels { source: source.into() }).set(i64::from(up));
+    /// `chatpulse_bgp_feed_up{source}` 1, or `{source, reason}` 0 with the
+    /// reason it is down (`disconnected`, `stale`, `canary`): one series per
+    /// source at any time.
+    pub fn set_feed_up(&self, source: &str, down_because: Option<&str>) {
+        let labels = |reason: Option<&str>| {
+            let mut l = vec![("source".to_string(), source.to_string())];
+            l.extend(reason.map(|r| ("reason".to_string(), r.to_string())));
+            l
+        };
+        for reason in [None, Some("disconnected"), Some("stale"), Some("canary")] {
+            if reason != down_because {
+                self.bgp_feed_up.remove(&labels(reason));
+            }
+        }
+        self.bgp_feed_up.get_or_create(&labels(down_because)).set(i64::from(down_because.is_none()));
     }
 
     /// `chatpulse_bgp_updates_total{source}`.
@@ -596,7 +609,7 @@ impl Metrics {
         drop(m.bgp_visibility.get_or_create(&bgp));
         drop(m.bgp_peers_seeing.get_or_create(&bgp));
         drop(m.bgp_peers_total.get_or_create(&bgp));
-        drop(m.bgp_feed_up.get_or_create(&source));
+        m.set_feed_up("ris-live", Some("stale"));
         drop(m.bgp_updates.get_or_create(&source));
         drop(m.bgp_malformed.get_or_create(&source));
         m.set_service_status("s", ServiceStatus::Up);

@@ -62,6 +62,7 @@ async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
         min_peers: 1,
         hijack_min_peers: 1,
         rpki: None,
+        canary: false,
         session: None,
     };
     let board = VisibilityBoard::new(&[watched], 1);
@@ -128,6 +129,7 @@ async fn a_stalled_download_is_given_up() {
         min_peers: 1,
         hijack_min_peers: 1,
         rpki: None,
+        canary: false,
         session: None,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);

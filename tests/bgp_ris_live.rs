@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::extract::Query;
 use chatpulse::bgp::VisibilityBoard;
+use chatpulse::bgp::canary::Canary;
 use chatpulse::bgp::feed::{Engine, run_engine};
 use chatpulse::bgp::ris_live::{RisLive, run};
 use chatpulse::config::{Bgp, BgpCheck, BgpSource};
@@ -108,6 +109,10 @@ struct Rig {
 }
 
 async fn rig(watched: &str, stale_after: Duration) -> Rig {
+    rig_with(watched, stale_after, None).await
+}
+
+async fn rig_with(watched: &str, stale_after: Duration, canary: Option<Canary>) -> Rig {
     let server = ris_server().await;
     let seed_peers = Arc::new(AtomicUsize::new(12));
     let seed_url = looking_glass(seed_peers.clone()).await;
@@ -121,15 +126,20 @@ async fn rig(watched: &str, stale_after: Duration) -> Rig {
         min_peers: 10,
         hijack_min_peers: 1,
         rpki: None,
+        canary: false,
         session: None,
     };
     let board = VisibilityBoard::new(&[watched], 10);
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = mpsc::channel(1024);
-    let engine = Engine::new(BgpSource::RisLive, vec![watched], board.clone(), Some(metrics.clone()));
+    let mut engine = Engine::new(BgpSource::RisLive, vec![watched], board.clone(), Some(metrics.clone()));
+    let beacons = if canary.is_some() { chatpulse::bgp::canary::beacons() } else { Vec::new() };
+    if let Some(canary) = canary {
+        engine = engine.with_canary(canary);
+    }
     let tasks = vec![
         tokio::spawn(run_engine(engine, rx, stale_after)),
-        tokio::spawn(run(RisLive::new(&config, &[watched]), tx)),
+        tokio::spawn(run(RisLive::new(&config, &[watched]).listening_to(&beacons), tx)),
     ];
     Rig { server, seed_peers, board, metrics, watched, _tasks: tasks }
 }
@@ -220,7 +230,13 @@ async fn silence_makes_the_feed_unknown_and_speech_brings_it_back() {
     rig.server.answer_pings.store(false, Ordering::SeqCst);
     rig.until("the feed stale", |v| !v.feed_up).await;
     assert_eq!(rig.judge(), Err(Reason::BgpUnknown));
-    assert!(rig.metrics.render().contains("chatpulse_bgp_feed_up{source=\"ris-live\"} 0"));
+    // The source notices the silence too and reconnects: stale or disconnected.
+    let rendered = rig.metrics.render();
+    let down = rendered.lines().find(|l| l.starts_with("chatpulse_bgp_feed_up{")).unwrap_or_default().to_string();
+    assert!(
+        down.ends_with(" 0") && (down.contains("reason=\"stale\"") || down.contains("reason=\"disconnected\"")),
+        "{down}"
+    );
     rig.server.answer_pings.store(true, Ordering::SeqCst);
     rig.until("the feed back", |v| v.feed_up).await;
     assert_eq!(rig.judge(), Ok(()));
@@ -261,6 +277,7 @@ fn source(url: &str, seed_url: String, stale_after: Duration) -> RisLive {
         min_peers: 10,
         hijack_min_peers: 1,
         rpki: None,
+        canary: false,
         session: None,
     };
     RisLive::new(&config, &[WATCHED.parse().unwrap()])
@@ -346,4 +363,70 @@ async fn peers_announcing_only_unwatched_space_are_not_kept() {
         }));
     }
     assert_eq!(engine.peers_known(), 0);
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+fn beacon_update(peer: &str, announce: bool) -> String {
+    let prefix = "84.205.64.0/24";
+    let (announcements, withdrawals) = if announce {
+        (serde_json::json!([{"next_hop": peer, "prefixes": [prefix]}]), serde_json::json!([]))
+    } else {
+        (serde_json::json!([]), serde_json::json!([prefix]))
+    };
+    serde_json::json!({"type": "ris_message", "data": {"timestamp": unix_now(), "peer": peer, "peer_asn": "64500",
+        "host": "rrc00", "type": "UPDATE", "path": [64500, 12654], "announcements": announcements,
+        "withdrawals": withdrawals}})
+    .to_string()
+}
+
+/// A RIS Live stand-in that keeps answering pings but stops forwarding
+/// updates is caught by the routing beacons: with a sped-up schedule (a
+/// cycle of 8 s: announced 4 s, withdrawn 4 s), three peers showing each
+/// change keep the feed up; silence on the beacons takes it down with
+/// reason `canary`, and their return brings it back.
+#[tokio::test]
+async fn a_feed_that_stops_showing_the_beacons_is_down_with_reason_canary() {
+    const CYCLE: f64 = 8.0;
+    let rig = rig_with(WATCHED, Duration::from_secs(60), Some(Canary::with_cycle(3, CYCLE as i64))).await;
+    rig.until("seeded", |v| v.feed_up && v.peers_seeing == 12).await;
+    let subscriptions = rig.server.subscriptions.lock().unwrap().clone();
+    assert!(subscriptions.iter().any(|s| s.contains("84.205.64.0/24")), "the beacons are subscribed to");
+    let delivering = Arc::new(AtomicBool::new(true));
+    let schedule = {
+        let (commands, delivering) = (rig.server.commands.clone(), delivering.clone());
+        tokio::spawn(async move {
+            loop {
+                let now = unix_now();
+                let announced = now.rem_euclid(CYCLE) < CYCLE / 2.0;
+                if delivering.load(Ordering::SeqCst) {
+                    for i in 1..=3 {
+                        let frame = beacon_update(&format!("10.9.0.{i}"), announced);
+                        let _ = commands.send(Command::Send(Message::Text(frame.into())));
+                    }
+                }
+                let next_phase = (now / (CYCLE / 2.0)).floor() * (CYCLE / 2.0) + CYCLE / 2.0 + 0.1;
+                tokio::time::sleep(Duration::from_secs_f64(next_phase - now)).await;
+            }
+        })
+    };
+    // Two whole phases pass after the feed came up, each judged 1 s in.
+    let judged = unix_now() + CYCLE + 1.5;
+    wait_for("two beacon phases judged", Duration::from_secs(15), || async { (unix_now() >= judged).then_some(()) })
+        .await;
+    assert!(rig.board.current(rig.watched).feed_up, "beacons on schedule keep the feed up");
+    assert_eq!(rig.judge(), Ok(()));
+
+    delivering.store(false, Ordering::SeqCst);
+    rig.until("the canary", |v| !v.feed_up).await;
+    assert_eq!(rig.judge(), Err(Reason::BgpUnknown));
+    assert!(rig.metrics.render().contains("chatpulse_bgp_feed_up{source=\"ris-live\",reason=\"canary\"} 0"));
+    assert_eq!(rig.server.connections.load(Ordering::SeqCst), 1, "the connection itself stayed up");
+
+    delivering.store(true, Ordering::SeqCst);
+    rig.until("the beacons back", |v| v.feed_up).await;
+    assert!(rig.metrics.render().contains("chatpulse_bgp_feed_up{source=\"ris-live\"} 1"));
+    schedule.abort();
 }

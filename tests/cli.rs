@@ -134,6 +134,12 @@ fn broken_configs() -> Vec<(&'static str, String, usize, &'static str)> {
             "give either \"weekly\" or \"start\" and \"end\", not both",
         ),
         (
+            "canary on a session",
+            format!("[bgp]\nsource = \"session\"\ncanary = \"ris-beacons\"\n{SERVICE}"),
+            3,
+            "[bgp]: the RIS beacons canary applies to source = \"ris-live\" or \"mrt\"",
+        ),
+        (
             "webhook format",
             format!("[[alerts.webhook]]\nurl = \"https://hooks.example.org/x\"\nformat = \"teams\"\n{SERVICE}"),
             3,

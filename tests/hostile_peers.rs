@@ -140,8 +140,11 @@ async fn a_peer_stalling_mid_update_is_cut_and_the_feed_goes_down() {
     peer.send(&update[..update.len() - 5]).await;
     assert_eq!(peer.notification().await, Some((4, 0)), "Hold Timer Expired");
     assert!(started.elapsed() < Duration::from_secs(6), "held {:?}", started.elapsed());
-    wait_for("the feed down", Duration::from_secs(10), || async { (daemon.metric(feed).await? == 0.0).then_some(()) })
+    // Down, the series names why: the session's only peer is gone.
+    let down = "chatpulse_bgp_feed_up{source=\"session\",reason=\"disconnected\"}";
+    wait_for("the feed down", Duration::from_secs(10), || async { (daemon.metric(down).await? == 0.0).then_some(()) })
         .await;
+    assert_eq!(daemon.metric(feed).await, None, "one series per source: the 1 is gone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

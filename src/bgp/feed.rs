@@ -75,6 +75,10 @@ pub struct Engine {
     /// Whether every peer that is up counts (our own sessions).
     counts_up_peers: bool,
     last_limit_warning: Option<Instant>,
+    /// The routing-beacon canary, when `[bgp] canary` asks for it.
+    canary: Option<super::canary::Canary>,
+    /// False while the canary says the feed is frozen.
+    canary_ok: bool,
 }
 
 impl Engine {
@@ -96,19 +100,68 @@ impl Engine {
             metrics,
             counts_up_peers: denominator == Denominator::UpPeers,
             last_limit_warning: None,
+            canary: None,
+            canary_ok: true,
         };
         engine.set_feed_gauge();
         engine
     }
 
+    /// The same engine judging the feed by the RIS routing beacons too.
+    pub fn with_canary(mut self, canary: super::canary::Canary) -> Engine {
+        self.canary = Some(canary);
+        self
+    }
+
     fn feed_up(&self) -> bool {
-        self.healthy && !self.stale
+        self.down_because().is_none()
+    }
+
+    /// Why the feed counts as down, if it does.
+    fn down_because(&self) -> Option<&'static str> {
+        if !self.healthy {
+            Some("disconnected")
+        } else if self.stale {
+            Some("stale")
+        } else if !self.canary_ok {
+            Some("canary")
+        } else {
+            None
+        }
     }
 
     fn set_feed_gauge(&self) {
         if let Some(m) = &self.metrics {
-            m.set_feed_up(self.source, self.feed_up());
+            m.set_feed_up(self.source, self.down_because());
         }
+    }
+
+    /// Judges the beacons now; publishes when the verdict changes.
+    pub fn check_canary(&mut self) {
+        let now = crate::time::unix(std::time::SystemTime::now());
+        let Some(canary) = &mut self.canary else { return };
+        let ok = canary.check(now);
+        if ok != self.canary_ok {
+            if ok {
+                info!(source = self.source, "RIS routing beacons seen on schedule again: BGP feed trusted");
+            } else {
+                warn!(source = self.source, "BGP feed down: {}; bgp probes are unknown", canary.explain());
+            }
+            self.canary_ok = ok;
+            self.set_feed_gauge();
+            self.publish(None);
+        }
+    }
+
+    /// True when `prefix` is a beacon the canary counts (then it is not a
+    /// route of interest).
+    fn beacon(&mut self, peer: &PeerKey, prefix: &Prefix, announce: bool) -> bool {
+        let Some(canary) = &mut self.canary else { return false };
+        if !canary.is_beacon(prefix) {
+            return false;
+        }
+        canary.saw(peer, announce, crate::time::unix(std::time::SystemTime::now()));
+        true
     }
 
     /// Recomputes and publishes the watched prefixes that `changed` touches
@@ -124,6 +177,9 @@ impl Engine {
         match event {
             FeedEvent::Announce { peer, prefix, origin } => {
                 self.count_update();
+                if self.beacon(&peer, &prefix, true) {
+                    return;
+                }
                 // Interest first: a route outside the watched space neither
                 // registers its peer nor costs more than this check.
                 if !self.rib.wants(&prefix) {
@@ -145,6 +201,9 @@ impl Engine {
             }
             FeedEvent::Withdraw { peer, prefix } => {
                 self.count_update();
+                if self.beacon(&peer, &prefix, false) {
+                    return;
+                }
                 if let Some(id) = self.rib.known_peer(&peer)
                     && self.rib.withdraw(id, prefix)
                 {
@@ -173,6 +232,10 @@ impl Engine {
             FeedEvent::Healthy(healthy) => {
                 if healthy != self.healthy {
                     self.healthy = healthy;
+                    if let Some(canary) = &mut self.canary {
+                        canary.feed_up(healthy, crate::time::unix(std::time::SystemTime::now()));
+                        self.canary_ok = true;
+                    }
                     if healthy {
                         info!(source = self.source, peers = self.rib.peers_up(), "BGP feed up");
                     } else {
@@ -230,8 +293,11 @@ impl Engine {
 /// `stale_after` without any event.
 pub async fn run_engine(mut engine: Engine, mut events: mpsc::Receiver<FeedEvent>, stale_after: Duration) {
     let mut last = Instant::now();
+    let every = engine.canary.as_ref().map_or(Duration::from_secs(3600), |c| c.check_every());
+    let mut canary = tokio::time::interval(every);
     loop {
         tokio::select! {
+            _ = canary.tick(), if engine.canary.is_some() => engine.check_canary(),
             event = events.recv() => {
                 let Some(event) = event else { return };
                 // New VRPs come from a file, not from the feed: no sign of life.
@@ -296,13 +362,22 @@ impl Feed {
             None => (tokio::runtime::Handle::current(), None),
         };
         let (tx, rx) = mpsc::channel(4096);
-        let engine = Engine::new(config.source, watched.clone(), board, Some(metrics));
+        let mut engine = Engine::new(config.source, watched.clone(), board, Some(metrics));
+        // The beacons are listened to, not seeded or published.
+        let beacons = if config.canary { super::canary::beacons() } else { Vec::new() };
+        if config.canary {
+            engine = engine.with_canary(super::canary::Canary::new(config.min_peers));
+        }
         let mut tasks = vec![runtime.spawn(run_engine(engine, rx, config.stale_after))];
         tasks.push(match config.source {
-            BgpSource::RisLive => {
-                runtime.spawn(super::ris_live::run(super::ris_live::RisLive::new(config, &watched), tx.clone()))
+            BgpSource::RisLive => runtime.spawn(super::ris_live::run(
+                super::ris_live::RisLive::new(config, &watched).listening_to(&beacons),
+                tx.clone(),
+            )),
+            BgpSource::Mrt => {
+                let listened = watched.iter().chain(&beacons).copied().collect();
+                runtime.spawn(super::archive::run(config.clone(), listened, tx.clone()))
             }
-            BgpSource::Mrt => runtime.spawn(super::archive::run(config.clone(), watched, tx.clone())),
             BgpSource::Session => match &config.session {
                 Some(session) => runtime.spawn(super::session::run(session.clone(), tx.clone())),
                 None => runtime.spawn(async {}),

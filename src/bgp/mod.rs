@@ -7,6 +7,7 @@
 //! bgp probes read the board and are re-judged on every change.
 
 pub mod archive;
+pub mod canary;
 pub mod feed;
 pub mod mrt;
 pub mod rib;

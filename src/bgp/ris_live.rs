@@ -44,6 +44,8 @@ pub struct RisLive {
     url: String,
     seed_url: String,
     prefixes: Vec<Prefix>,
+    /// Subscribed to but not seeded (the canary's beacons).
+    listened: Vec<Prefix>,
     ping_every: Duration,
     stale_after: Duration,
     connect_timeout: Duration,
@@ -57,6 +59,7 @@ impl RisLive {
             url: config.ris_live_url.clone(),
             seed_url: config.seed_url.clone(),
             prefixes: prefixes.to_vec(),
+            listened: Vec::new(),
             // Often enough that a healthy, quiet feed never looks stale.
             ping_every: (config.stale_after / 3).clamp(Duration::from_millis(100), Duration::from_secs(30)),
             stale_after: config.stale_after,
@@ -67,6 +70,13 @@ impl RisLive {
                 .build()
                 .unwrap_or_else(|_| reqwest::Client::new()),
         }
+    }
+
+    /// Also subscribes to `prefixes`, without seeding them (the routing
+    /// beacons: their changes are what the canary counts).
+    pub fn listening_to(mut self, prefixes: &[Prefix]) -> RisLive {
+        self.listened = prefixes.to_vec();
+        self
     }
 }
 
@@ -195,7 +205,7 @@ async fn session(source: &RisLive, tx: &FeedSender) -> Result<(), String> {
         .await
         .map_err(|_| format!("no websocket handshake within {}", humantime::format_duration(source.connect_timeout)))?
         .map_err(|e| format!("cannot connect: {}", crate::error_text::root_cause(&e)))?;
-    for prefix in &source.prefixes {
+    for prefix in source.prefixes.iter().chain(&source.listened) {
         let subscribe = ws.send(Message::Text(subscription(*prefix).into()));
         tokio::time::timeout(source.connect_timeout, subscribe)
             .await

@@ -332,6 +332,9 @@ pub struct Bgp {
     /// VRP file (rpki-client `-j` or Routinator `jsonext`), relative to the
     /// config file; re-read when it changes.
     pub rpki: Option<PathBuf>,
+    /// `canary = "ris-beacons"`: the feed must show the RIS routing
+    /// beacons changing on schedule.
+    pub canary: bool,
     /// `[bgp.session]`, required when `source = "session"`.
     pub session: Option<BgpSession>,
 }
@@ -1082,6 +1085,7 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
         min_peers: 10,
         hijack_min_peers: 3,
         rpki: None,
+        canary: false,
         session: None,
     };
     let Some(t) = root.table(field!(root, bgp)) else { return Ok(bgp) };
@@ -1100,6 +1104,15 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
             other => Err(format!("\"{other}\" is not a source (expected \"ris-live\", \"session\" or \"mrt\")")),
         })?
         .unwrap_or(bgp.source);
+    bgp.canary = t
+        .parsed(field!(t, canary), |s| match s {
+            "ris-beacons" => Ok(true),
+            other => Err(format!("\"{other}\" is not a canary (expected \"ris-beacons\")")),
+        })?
+        .unwrap_or(false);
+    if bgp.canary && bgp.source == BgpSource::Session {
+        return Err(t.error_at_key("canary", "the RIS beacons canary applies to source = \"ris-live\" or \"mrt\""));
+    }
     let url = |key: document::Field<'_, String>,
                schemes: &'static [&'static str],
                default: &str|

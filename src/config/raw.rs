@@ -127,6 +127,7 @@ table!(
         min_peers: i64,
         hijack_min_peers: i64,
         rpki: String,
+        canary: String,
         session: RawSession,
     }
 );
