@@ -73,13 +73,13 @@ fn load(file: &Path, interest: Interest) -> (u64, f64, Rib) {
     };
     reader
         .for_each(&mut |e| match e {
-            Element::Announce { peer, prefix, origin, .. } => {
+            Element::Announce { peer, prefix, path_id, origin, .. } => {
                 let p = id(&mut rib, peer.ip);
-                rib.announce(p, prefix, origin);
+                rib.announce_path(p, path_id, prefix, origin);
             }
-            Element::Withdraw { peer, prefix, .. } => {
+            Element::Withdraw { peer, prefix, path_id, .. } => {
                 let p = id(&mut rib, peer.ip);
-                rib.withdraw(p, prefix);
+                rib.withdraw_path(p, path_id, prefix);
             }
             Element::State { peer, new, .. } if new != 6 => {
                 let p = id(&mut rib, peer.ip);
@@ -252,14 +252,14 @@ fn update_cost_under_many_routes() {
             let j = i + 1;
             let prefix =
                 Prefix::new(format!("2a03:2880:{:x}:{:x}::", j >> 16, j & 0xffff).parse().unwrap(), 64).unwrap();
-            engine.apply(FeedEvent::Announce { peer: key(i / 5_000), prefix, origin: Some(666) });
+            engine.apply(FeedEvent::Announce { peer: key(i / 5_000), prefix, path_id: 0, origin: Some(666) });
         }
         let probe: Prefix = "2a03:2880:ffff:ffff::/64".parse().unwrap();
         let rounds = 20_000u32;
         let started = Instant::now();
         for _ in 0..rounds {
-            engine.apply(FeedEvent::Announce { peer: key(0), prefix: probe, origin: Some(666) });
-            engine.apply(FeedEvent::Withdraw { peer: key(0), prefix: probe });
+            engine.apply(FeedEvent::Announce { peer: key(0), prefix: probe, path_id: 0, origin: Some(666) });
+            engine.apply(FeedEvent::Withdraw { peer: key(0), prefix: probe, path_id: 0 });
         }
         let per_update = started.elapsed().as_secs_f64() / f64::from(rounds * 2);
         println!("update cost: {n} more-specifics under the watched prefix: {:.2} µs per UPDATE", per_update * 1e6);

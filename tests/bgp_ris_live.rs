@@ -355,6 +355,7 @@ async fn peers_announcing_only_unwatched_space_are_not_kept() {
         engine.apply(chatpulse::bgp::feed::FeedEvent::Announce {
             peer: chatpulse::bgp::rib::PeerKey { collector: "rrc00".into(), ip: std::net::Ipv4Addr::from(i).into() },
             prefix: "192.0.2.0/24".parse().unwrap(),
+            path_id: 0,
             origin: Some(64500),
         });
         engine.apply(chatpulse::bgp::feed::FeedEvent::PeerUp(chatpulse::bgp::rib::PeerKey {

@@ -230,11 +230,11 @@ async fn fetch(
         reader
             .for_each(&mut |element| {
                 let event = match element {
-                    Element::Announce { peer, prefix, origin, .. } if wanted(&prefix) => {
-                        FeedEvent::Announce { peer: key(peer.ip), prefix, origin }
+                    Element::Announce { peer, prefix, path_id, origin, .. } if wanted(&prefix) => {
+                        FeedEvent::Announce { peer: key(peer.ip), prefix, path_id, origin }
                     }
-                    Element::Withdraw { peer, prefix, .. } if wanted(&prefix) => {
-                        FeedEvent::Withdraw { peer: key(peer.ip), prefix }
+                    Element::Withdraw { peer, prefix, path_id, .. } if wanted(&prefix) => {
+                        FeedEvent::Withdraw { peer: key(peer.ip), prefix, path_id }
                     }
                     Element::State { peer, new: 6, .. } => FeedEvent::PeerUp(key(peer.ip)),
                     Element::State { peer, .. } => FeedEvent::PeerDown(key(peer.ip)),

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use super::VisibilityBoard;
 use super::rib::{Denominator, Interest, MAX_MORE_SPECIFICS_PER_PEER, MAX_PEERS, PeerKey, Rib};
-use super::wire::Origin;
+use super::wire::{Origin, PathId};
 use crate::config::{Bgp, BgpSource};
 use crate::metrics::Metrics;
 use crate::prefix::Prefix;
@@ -27,21 +27,26 @@ use crate::prefix::Prefix;
 /// What a source tells the engine.
 #[derive(Debug, Clone)]
 pub enum FeedEvent {
-    /// `peer` routes `prefix` via `origin`.
+    /// `peer` routes `prefix` via `origin` (path `path_id`: ADD-PATH
+    /// sources may hold several paths per prefix; others use 0).
     Announce {
         /// Who.
         peer: PeerKey,
         /// What.
         prefix: Prefix,
+        /// The ADD-PATH path id.
+        path_id: PathId,
         /// Origin AS.
         origin: Origin,
     },
-    /// `peer` withdrew `prefix`.
+    /// `peer` withdrew path `path_id` to `prefix`.
     Withdraw {
         /// Who.
         peer: PeerKey,
         /// What.
         prefix: Prefix,
+        /// The ADD-PATH path id.
+        path_id: PathId,
     },
     /// A peer's session came up (it starts with no routes).
     PeerUp(PeerKey),
@@ -175,7 +180,7 @@ impl Engine {
     /// Applies one event and publishes what it changed.
     pub fn apply(&mut self, event: FeedEvent) {
         match event {
-            FeedEvent::Announce { peer, prefix, origin } => {
+            FeedEvent::Announce { peer, prefix, path_id, origin } => {
                 self.count_update();
                 if self.beacon(&peer, &prefix, true) {
                     return;
@@ -190,7 +195,7 @@ impl Engine {
                     return;
                 };
                 let capped = self.rib.capped();
-                if self.rib.announce(id, prefix, origin) {
+                if self.rib.announce_path(id, path_id, prefix, origin) {
                     self.publish(Some(prefix));
                 } else if self.rib.capped() > capped {
                     self.warn_limit(format!(
@@ -199,13 +204,13 @@ impl Engine {
                     ));
                 }
             }
-            FeedEvent::Withdraw { peer, prefix } => {
+            FeedEvent::Withdraw { peer, prefix, path_id } => {
                 self.count_update();
                 if self.beacon(&peer, &prefix, false) {
                     return;
                 }
                 if let Some(id) = self.rib.known_peer(&peer)
-                    && self.rib.withdraw(id, prefix)
+                    && self.rib.withdraw_path(id, path_id, prefix)
                 {
                     self.publish(Some(prefix));
                 }

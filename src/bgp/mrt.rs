@@ -11,7 +11,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::wire::{self, Codec, Origin, Update};
+use super::wire::{self, Codec, Origin, PathId, Update};
 use crate::prefix::Prefix;
 
 /// The largest record accepted. Real records are at most a few hundred KiB
@@ -39,10 +39,12 @@ pub enum Element {
         peer: Peer,
         /// The prefix.
         prefix: Prefix,
+        /// The ADD-PATH path id (0 without ADD-PATH).
+        path_id: PathId,
         /// The origin AS.
         origin: Origin,
     },
-    /// `peer` no longer has a route to `prefix`.
+    /// `peer` no longer has a route to `prefix` (that path).
     Withdraw {
         /// Record time.
         time: u32,
@@ -50,6 +52,8 @@ pub enum Element {
         peer: Peer,
         /// The prefix.
         prefix: Prefix,
+        /// The ADD-PATH path id (0 without ADD-PATH).
+        path_id: PathId,
     },
     /// `peer`'s session changed state (6 = Established).
     State {
@@ -212,7 +216,7 @@ impl<R: Read> Reader<R> {
         let attrs = b.get(p + alen + 4..p + alen + 4 + attr_len).ok_or("attributes overrun the record")?;
         let origin = wire::rib_entry_origin(attrs, Codec::default()).ok_or("malformed attributes")?;
         self.stats.elements += 1;
-        sink(Element::Announce { time, peer: Peer { ip, asn }, prefix, origin });
+        sink(Element::Announce { time, peer: Peer { ip, asn }, prefix, path_id: 0, origin });
         Ok(())
     }
 
@@ -241,13 +245,15 @@ impl<R: Read> Reader<R> {
                         return Err("RIB entry too short");
                     }
                     let peer = *self.peers.get(usize::from(be16(rest))).ok_or("RIB entry names an unknown peer")?;
+                    // peer index (2), originated time (4), then with ADD-PATH the path id (4).
+                    let path_id = if add_path { u32::from_be_bytes([rest[6], rest[7], rest[8], rest[9]]) } else { 0 };
                     let attr_len = usize::from(be16(&rest[head..]));
                     let attrs = rest.get(head + 2..head + 2 + attr_len).ok_or("RIB entry overruns the record")?;
                     rest = &rest[head + 2 + attr_len..];
                     match wire::rib_entry_origin(attrs, Codec { four_byte_as: true, add_path: false }) {
                         Some(origin) => {
                             self.stats.elements += 1;
-                            sink(Element::Announce { time, peer, prefix, origin });
+                            sink(Element::Announce { time, peer, prefix, path_id, origin });
                         }
                         None => self.stats.malformed += 1,
                     }
@@ -314,11 +320,11 @@ impl<R: Read> Reader<R> {
         let mut update = std::mem::take(&mut self.update);
         let parsed = wire::parse_update(body, codec, &mut update);
         if parsed.is_ok() {
-            for &prefix in &update.withdrawn {
-                sink(Element::Withdraw { time, peer, prefix });
+            for &(prefix, path_id) in &update.withdrawn {
+                sink(Element::Withdraw { time, peer, prefix, path_id });
             }
-            for &prefix in &update.announced {
-                sink(Element::Announce { time, peer, prefix, origin: update.origin });
+            for &(prefix, path_id) in &update.announced {
+                sink(Element::Announce { time, peer, prefix, path_id, origin: update.origin });
             }
             self.stats.elements += (update.withdrawn.len() + update.announced.len()) as u64;
         }

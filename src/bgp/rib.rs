@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use super::Visibility;
 use super::rpki::{Validity, Vrps};
-use super::wire::Origin;
+use super::wire::{Origin, PathId};
 use crate::prefix::Prefix;
 
 /// A peer, as the engine numbers them.
@@ -134,7 +134,19 @@ struct PeerInfo {
     up: bool,
 }
 
-/// Routes per prefix, per peer.
+/// One route: a peer's path to a prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Who.
+    pub peer: PeerId,
+    /// Its ADD-PATH path id (0 without ADD-PATH): a peer may hold several
+    /// paths to one prefix, each withdrawn on its own.
+    pub path_id: PathId,
+    /// The origin AS.
+    pub origin: Origin,
+}
+
+/// Routes per prefix, per peer and path.
 #[derive(Debug)]
 pub struct Rib {
     interest: Interest,
@@ -144,7 +156,7 @@ pub struct Rib {
     peers: Vec<Option<PeerInfo>>,
     free: Vec<PeerId>,
     by_key: HashMap<PeerKey, PeerId>,
-    routes: HashMap<Prefix, Vec<(PeerId, Origin)>>,
+    routes: HashMap<Prefix, Vec<Route>>,
     /// Per watched prefix: peers that carried it or a covering prefix.
     carriers: HashMap<Prefix, HashSet<PeerId>>,
     /// Per watched prefix with more-specifics: their origins.
@@ -239,14 +251,13 @@ impl Rib {
         let Some(info) = self.peers.get_mut(peer as usize).and_then(Option::take) else { return false };
         self.by_key.remove(&info.key);
         self.free.push(peer);
-        let held: Vec<Prefix> = self
+        let held: Vec<(Prefix, PathId)> = self
             .routes
             .iter()
-            .filter(|(_, routes)| routes.iter().any(|(p, _)| *p == peer))
-            .map(|(prefix, _)| *prefix)
+            .flat_map(|(prefix, routes)| routes.iter().filter(|r| r.peer == peer).map(|r| (*prefix, r.path_id)))
             .collect();
-        for prefix in &held {
-            self.withdraw(peer, *prefix);
+        for (prefix, path_id) in &held {
+            self.withdraw_path(peer, *path_id, *prefix);
         }
         for carriers in self.carriers.values_mut() {
             carriers.remove(&peer);
@@ -264,13 +275,20 @@ impl Rib {
     }
 
     /// `peer` has a route to `prefix` from `origin` (replacing any earlier
-    /// one). Returns false when the prefix is not of interest.
+    /// one); path 0. Returns false when the prefix is not of interest.
     pub fn announce(&mut self, peer: PeerId, prefix: Prefix, origin: Origin) -> bool {
+        self.announce_path(peer, 0, prefix, origin)
+    }
+
+    /// `peer` has path `path_id` to `prefix` from `origin` (replacing that
+    /// path's earlier route). Returns false when the prefix is not of interest.
+    pub fn announce_path(&mut self, peer: PeerId, path_id: PathId, prefix: Prefix, origin: Origin) -> bool {
         if !self.interest.wants(&prefix) {
             return false;
         }
         let above: Vec<Prefix> = self.watched_above(prefix).collect();
-        let previous = self.routes.get(&prefix).and_then(|r| r.iter().find(|(p, _)| *p == peer)).map(|r| r.1);
+        let same = |r: &&Route| r.peer == peer && r.path_id == path_id;
+        let previous = self.routes.get(&prefix).and_then(|r| r.iter().find(same)).map(|r| r.origin);
         if previous.is_none()
             && above.iter().any(|w| {
                 self.more_specifics.get(w).and_then(|m| m.per_peer.get(&peer)).copied().unwrap_or(0)
@@ -284,9 +302,9 @@ impl Rib {
             info.up = true;
         }
         let routes = self.routes.entry(prefix).or_default();
-        match routes.iter_mut().find(|(p, _)| *p == peer) {
-            Some(route) => route.1 = origin,
-            None => routes.push((peer, origin)),
+        match routes.iter_mut().find(|r| r.peer == peer && r.path_id == path_id) {
+            Some(route) => route.origin = origin,
+            None => routes.push(Route { peer, path_id, origin }),
         }
         let invalid = self.invalid(prefix, origin);
         let was_invalid = previous.is_some_and(|old| self.invalid(prefix, old));
@@ -307,11 +325,17 @@ impl Rib {
         true
     }
 
-    /// `peer` no longer routes `prefix`. Returns true if it had a route.
+    /// `peer` no longer routes `prefix` (path 0). Returns true if it had a route.
     pub fn withdraw(&mut self, peer: PeerId, prefix: Prefix) -> bool {
+        self.withdraw_path(peer, 0, prefix)
+    }
+
+    /// `peer` withdrew path `path_id` to `prefix`; its other paths stay.
+    /// Returns true if it had that route.
+    pub fn withdraw_path(&mut self, peer: PeerId, path_id: PathId, prefix: Prefix) -> bool {
         let Some(routes) = self.routes.get_mut(&prefix) else { return false };
-        let Some(at) = routes.iter().position(|(p, _)| *p == peer) else { return false };
-        let (_, origin) = routes.swap_remove(at);
+        let Some(at) = routes.iter().position(|r| r.peer == peer && r.path_id == path_id) else { return false };
+        let Route { origin, .. } = routes.swap_remove(at);
         if routes.is_empty() {
             self.routes.remove(&prefix);
         }
@@ -335,7 +359,7 @@ impl Rib {
     pub fn set_vrps(&mut self, vrps: Arc<Vrps>) {
         self.vrps = Some(vrps);
         self.more_specifics.clear();
-        let held: Vec<(Prefix, Vec<(PeerId, Origin)>)> = self
+        let held: Vec<(Prefix, Vec<Route>)> = self
             .routes
             .iter()
             .filter(|(prefix, _)| self.watched_above(**prefix).next().is_some())
@@ -343,7 +367,7 @@ impl Rib {
             .collect();
         for (prefix, routes) in held {
             let above: Vec<Prefix> = self.watched_above(prefix).collect();
-            for (peer, origin) in routes {
+            for Route { peer, origin, .. } in routes {
                 let invalid = self.invalid(prefix, origin);
                 for w in &above {
                     self.more_specifics.entry(*w).or_default().add(peer, origin, invalid);
@@ -352,8 +376,8 @@ impl Rib {
         }
     }
 
-    /// Every (peer, origin) holding a route to exactly `prefix`.
-    pub fn routes_to(&self, prefix: &Prefix) -> &[(PeerId, Origin)] {
+    /// Every route to exactly `prefix`.
+    pub fn routes_to(&self, prefix: &Prefix) -> &[Route] {
         self.routes.get(prefix).map_or(&[], Vec::as_slice)
     }
 
@@ -380,17 +404,19 @@ impl Rib {
         let mut best: HashMap<PeerId, Prefix> = HashMap::new();
         for length in (1..=watched.length()).rev() {
             let Some(covering) = Prefix::new(watched.addr(), length) else { continue };
-            for (peer, _) in self.routes_to(&covering) {
-                best.entry(*peer).or_insert(covering);
+            for route in self.routes_to(&covering) {
+                best.entry(route.peer).or_insert(covering);
             }
         }
+        // Peers per origin: a peer with several paths from one origin counts once.
+        let pairs: HashSet<(PeerId, Origin)> = self.routes_to(&watched).iter().map(|r| (r.peer, r.origin)).collect();
         let mut exact: HashMap<Option<u32>, usize> = HashMap::new();
-        for (_, origin) in self.routes_to(&watched) {
+        for (_, origin) in &pairs {
             *exact.entry(*origin).or_default() += 1;
         }
         // RPKI-invalid routes to the prefix or a more-specific: peers per origin.
         let mut invalid: HashMap<Origin, HashSet<PeerId>> = HashMap::new();
-        for (peer, origin) in self.routes_to(&watched) {
+        for (peer, origin) in &pairs {
             if self.invalid(watched, *origin) {
                 invalid.entry(*origin).or_default().insert(*peer);
             }
@@ -473,6 +499,24 @@ mod tests {
                          {"asn": "AS666", "prefix": "129.134.30.0/23", "maxLength": 23}]}"#,
         ));
         assert_eq!(rib.visibility(p("129.134.30.0/23"), true).rpki_invalid, vec![(Some(32934), 1)]);
+    }
+
+    #[test]
+    fn add_path_routes_are_kept_per_path_and_withdrawn_one_by_one() {
+        let (mut rib, peers) = rib();
+        let w = p("129.134.30.0/23");
+        rib.announce_path(peers[0], 1, w, Some(32934));
+        rib.announce_path(peers[0], 2, w, Some(32934));
+        rib.announce_path(peers[0], 3, w, Some(666));
+        let v = rib.visibility(w, true);
+        assert_eq!(v.peers_seeing, 1);
+        assert_eq!(v.exact, vec![(Some(666), 1), (Some(32934), 1)], "a peer counts once per origin");
+        rib.withdraw_path(peers[0], 1, w);
+        rib.withdraw_path(peers[0], 3, w);
+        let v = rib.visibility(w, true);
+        assert_eq!((v.peers_seeing, v.exact), (1, vec![(Some(32934), 1)]), "path 2 still routes it");
+        rib.withdraw_path(peers[0], 2, w);
+        assert_eq!(rib.visibility(w, true).peers_seeing, 0);
     }
 
     #[test]

@@ -143,14 +143,14 @@ pub fn translate(text: &str) -> Result<Vec<FeedEvent>, String> {
         "UPDATE" => {
             for withdrawn in &message.withdrawals {
                 if let Some(prefix) = lenient_prefix(withdrawn) {
-                    events.push(FeedEvent::Withdraw { peer: peer.clone(), prefix });
+                    events.push(FeedEvent::Withdraw { peer: peer.clone(), prefix, path_id: 0 });
                 }
             }
             let origin = origin(&message.path);
             for announcement in &message.announcements {
                 for text in &announcement.prefixes {
                     if let Some(prefix) = lenient_prefix(text) {
-                        events.push(FeedEvent::Announce { peer: peer.clone(), prefix, origin });
+                        events.push(FeedEvent::Announce { peer: peer.clone(), prefix, path_id: 0, origin });
                     }
                 }
             }

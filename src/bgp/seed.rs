@@ -120,6 +120,7 @@ pub async fn looking_glass(
             events.push(FeedEvent::Announce {
                 peer: PeerKey { collector: collector.clone(), ip },
                 prefix: routed,
+                path_id: 0,
                 origin: asn(&route.asn_origin),
             });
         }

@@ -311,11 +311,11 @@ async fn session(
                 if let Some(error) = &update.treated_as_withdraw {
                     debug!(peer = %peer.address, "UPDATE treated as withdraw (RFC 7606): {error}");
                 }
-                for prefix in update.withdrawn.drain(..) {
-                    send(tx, FeedEvent::Withdraw { peer: key.clone(), prefix }).await?;
+                for (prefix, path_id) in update.withdrawn.drain(..) {
+                    send(tx, FeedEvent::Withdraw { peer: key.clone(), prefix, path_id }).await?;
                 }
-                for prefix in update.announced.drain(..) {
-                    send(tx, FeedEvent::Announce { peer: key.clone(), prefix, origin: update.origin }).await?;
+                for (prefix, path_id) in update.announced.drain(..) {
+                    send(tx, FeedEvent::Announce { peer: key.clone(), prefix, path_id, origin: update.origin }).await?;
                 }
             }
             kind::KEEPALIVE | kind::ROUTE_REFRESH => send(tx, FeedEvent::Alive).await?,

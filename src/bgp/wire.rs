@@ -361,10 +361,11 @@ pub struct Codec {
 /// What an UPDATE says, reduced to what visibility needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Update {
-    /// Prefixes withdrawn (including those treated as withdrawn).
-    pub withdrawn: Vec<Prefix>,
-    /// Prefixes announced, with `origin`.
-    pub announced: Vec<Prefix>,
+    /// Prefixes withdrawn (including those treated as withdrawn), with
+    /// their ADD-PATH path ids (0 without ADD-PATH).
+    pub withdrawn: Vec<(Prefix, PathId)>,
+    /// Prefixes announced, with `origin`, and their path ids.
+    pub announced: Vec<(Prefix, PathId)>,
     /// Origin AS of the announced prefixes.
     pub origin: Origin,
     /// Set when an attribute error turned the announcements into
@@ -386,17 +387,24 @@ fn attr_list_error() -> Notification {
     Notification::new(code::UPDATE, code::UPDATE_ATTRIBUTE_LIST, &[])
 }
 
-/// Reads NLRI (`len` byte then the prefix bytes) into `out`.
-fn read_nlri(mut data: &[u8], v6: bool, add_path: bool, out: &mut Vec<Prefix>) -> Result<(), Notification> {
+/// An ADD-PATH path identifier (RFC 7911); 0 without ADD-PATH.
+pub type PathId = u32;
+
+/// Reads NLRI (with ADD-PATH, a 4-byte path id, then the `len` byte and
+/// the prefix bytes) into `out`.
+fn read_nlri(mut data: &[u8], v6: bool, add_path: bool, out: &mut Vec<(Prefix, PathId)>) -> Result<(), Notification> {
     let invalid = || Notification::new(code::UPDATE, code::UPDATE_NETWORK, &[]);
     while !data.is_empty() {
+        let mut path_id = 0;
         if add_path {
-            data = data.get(4..).ok_or_else(invalid)?;
+            let id = data.get(..4).ok_or_else(invalid)?;
+            path_id = u32::from_be_bytes([id[0], id[1], id[2], id[3]]);
+            data = &data[4..];
         }
         let len = *data.first().ok_or_else(invalid)?;
         let bytes = usize::from(len).div_ceil(8);
         let raw = data.get(1..1 + bytes).ok_or_else(invalid)?;
-        out.push(Prefix::from_nlri(v6, len, raw).ok_or_else(invalid)?);
+        out.push((Prefix::from_nlri(v6, len, raw).ok_or_else(invalid)?, path_id));
         data = &data[1 + bytes..];
     }
     Ok(())
@@ -652,7 +660,7 @@ mod tests {
         let path = [2, 2, 0, 0, 0xfd, 0xe9, 0, 0, 0x80, 0xa6];
         let mut out = Update::default();
         parse_update(&update(&[], &standard_attrs(&path), &FB), FOUR_BYTE, &mut out).unwrap();
-        assert_eq!(out.announced, vec!["129.134.30.0/23".parse().unwrap()]);
+        assert_eq!(out.announced, vec![("129.134.30.0/23".parse().unwrap(), 0)]);
         assert_eq!(out.origin, Some(32934));
         assert_eq!(out.treated_as_withdraw, None);
     }
@@ -673,7 +681,7 @@ mod tests {
         let mut out = Update::default();
         parse_update(&update(&[], &attrs, &FB), FOUR_BYTE, &mut out).unwrap();
         assert!(out.announced.is_empty());
-        assert_eq!(out.withdrawn, vec!["129.134.30.0/23".parse().unwrap()]);
+        assert_eq!(out.withdrawn, vec![("129.134.30.0/23".parse().unwrap(), 0)]);
         assert_eq!(out.treated_as_withdraw.unwrap().subcode, code::UPDATE_MISSING);
     }
 
@@ -708,7 +716,7 @@ mod tests {
         let value = [0, 2, 1, 32, 0x2a, 0x03, 0x28, 0x80];
         let mut out = Update::default();
         parse_update(&update(&[], &attr(0x80, 15, &value), &[]), FOUR_BYTE, &mut out).unwrap();
-        assert_eq!(out.withdrawn, vec!["2a03:2880::/32".parse().unwrap()]);
+        assert_eq!(out.withdrawn, vec![("2a03:2880::/32".parse().unwrap(), 0)]);
     }
 
     #[test]

@@ -281,13 +281,13 @@ pub fn replay(
 fn apply(rib: &mut Rib, element: Element) -> (u32, Option<Option<Prefix>>) {
     let key = |ip| PeerKey { collector: String::new(), ip };
     match element {
-        Element::Announce { time, peer, prefix, origin } => {
+        Element::Announce { time, peer, prefix, path_id, origin } => {
             let id = rib.wants(&prefix).then(|| rib.peer(&key(peer.ip))).flatten();
-            (time, id.is_some_and(|id| rib.announce(id, prefix, origin)).then_some(Some(prefix)))
+            (time, id.is_some_and(|id| rib.announce_path(id, path_id, prefix, origin)).then_some(Some(prefix)))
         }
-        Element::Withdraw { time, peer, prefix } => {
+        Element::Withdraw { time, peer, prefix, path_id } => {
             let id = rib.known_peer(&key(peer.ip));
-            (time, id.is_some_and(|id| rib.withdraw(id, prefix)).then_some(Some(prefix)))
+            (time, id.is_some_and(|id| rib.withdraw_path(id, path_id, prefix)).then_some(Some(prefix)))
         }
         Element::State { time, peer, new } => {
             let Some(id) = rib.known_peer(&key(peer.ip)) else { return (time, None) };
