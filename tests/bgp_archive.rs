@@ -54,7 +54,7 @@ async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
 
     let watched: Prefix = "213.202.64.0/18".parse().unwrap();
     let config = Bgp {
-        source: BgpSource::Mrt,
+        sources: vec![BgpSource::Mrt],
         ris_live_url: String::new(),
         seed_url: String::new(),
         mrt_url: base.clone(),
@@ -121,7 +121,7 @@ async fn a_stalled_download_is_given_up() {
     let base = format!("http://{}/rrc00", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let config = Bgp {
-        source: BgpSource::Mrt,
+        sources: vec![BgpSource::Mrt],
         ris_live_url: String::new(),
         seed_url: String::new(),
         mrt_url: base,

@@ -112,13 +112,15 @@ async fn rig(watched: &str, stale_after: Duration) -> Rig {
     rig_with(watched, stale_after, None).await
 }
 
-async fn rig_with(watched: &str, stale_after: Duration, canary: Option<Canary>) -> Rig {
+/// A rig whose engine, with `canary` = (min peers, cycle in seconds),
+/// judges the feed by the routing beacons too.
+async fn rig_with(watched: &str, stale_after: Duration, canary: Option<(usize, i64)>) -> Rig {
     let server = ris_server().await;
     let seed_peers = Arc::new(AtomicUsize::new(12));
     let seed_url = looking_glass(seed_peers.clone()).await;
     let watched: Prefix = watched.parse().unwrap();
     let config = Bgp {
-        source: BgpSource::RisLive,
+        sources: vec![BgpSource::RisLive],
         ris_live_url: server.url.clone(),
         seed_url,
         mrt_url: String::new(),
@@ -134,8 +136,8 @@ async fn rig_with(watched: &str, stale_after: Duration, canary: Option<Canary>) 
     let (tx, rx) = mpsc::channel(1024);
     let mut engine = Engine::new(BgpSource::RisLive, vec![watched], board.clone(), Some(metrics.clone()));
     let beacons = if canary.is_some() { chatpulse::bgp::canary::beacons() } else { Vec::new() };
-    if let Some(canary) = canary {
-        engine = engine.with_canary(canary);
+    if let Some((min_peers, cycle)) = canary {
+        engine = engine.with_canary(|| Canary::with_cycle(min_peers, cycle));
     }
     let tasks = vec![
         tokio::spawn(run_engine(engine, rx, stale_after)),
@@ -269,7 +271,7 @@ async fn a_dropped_connection_is_re_established_and_reseeded() {
 
 fn source(url: &str, seed_url: String, stale_after: Duration) -> RisLive {
     let config = Bgp {
-        source: BgpSource::RisLive,
+        sources: vec![BgpSource::RisLive],
         ris_live_url: url.to_string(),
         seed_url,
         mrt_url: String::new(),
@@ -391,7 +393,7 @@ fn beacon_update(peer: &str, announce: bool) -> String {
 #[tokio::test]
 async fn a_feed_that_stops_showing_the_beacons_is_down_with_reason_canary() {
     const CYCLE: f64 = 8.0;
-    let rig = rig_with(WATCHED, Duration::from_secs(60), Some(Canary::with_cycle(3, CYCLE as i64))).await;
+    let rig = rig_with(WATCHED, Duration::from_secs(60), Some((3, CYCLE as i64))).await;
     rig.until("seeded", |v| v.feed_up && v.peers_seeing == 12).await;
     let subscriptions = rig.server.subscriptions.lock().unwrap().clone();
     assert!(subscriptions.iter().any(|s| s.contains("84.205.64.0/24")), "the beacons are subscribed to");
@@ -430,4 +432,81 @@ async fn a_feed_that_stops_showing_the_beacons_is_down_with_reason_canary() {
     rig.until("the beacons back", |v| v.feed_up).await;
     assert!(rig.metrics.render().contains("chatpulse_bgp_feed_up{source=\"ris-live\"} 1"));
     schedule.abort();
+}
+
+/// Two sources pooled (`source = ["ris-live", "session"]`), started the way
+/// `run` starts them: RIS Live from the stand-in (three peers seeded) and a
+/// BGP session with the test's speaker. Each source has its own feed gauge;
+/// when RIS Live goes quiet its peers stop counting but the session keeps
+/// the prefix judged — a withdrawal on it is `bgp_invisible`, not unknown —
+/// and when RIS Live is back its peers count again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_sources_keep_judging_while_one_is_down() {
+    let server = ris_server().await;
+    let seed_peers = Arc::new(AtomicUsize::new(3));
+    let seed_url = looking_glass(seed_peers.clone()).await;
+    let bgp_port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let watched: Prefix = WATCHED.parse().unwrap();
+    let config = Bgp {
+        sources: vec![BgpSource::RisLive, BgpSource::Session],
+        ris_live_url: server.url.clone(),
+        seed_url,
+        mrt_url: String::new(),
+        stale_after: Duration::from_millis(900),
+        min_peers: 1,
+        hijack_min_peers: 1,
+        rpki: None,
+        canary: false,
+        session: Some(chatpulse::config::BgpSession {
+            listen: ([127, 0, 0, 1], bgp_port).into(),
+            local_as: 65010,
+            router_id: "192.0.2.10".parse().unwrap(),
+            peers: vec![chatpulse::config::BgpPeer {
+                address: "127.0.0.2".parse().unwrap(),
+                remote_as: 65001,
+                port: None,
+            }],
+        }),
+    };
+    let board = VisibilityBoard::new(&[watched], 1).with_hijack_min_peers(1);
+    let metrics = Arc::new(Metrics::new());
+    let feed = chatpulse::bgp::feed::Feed::start(&config, vec![watched], board.clone(), metrics.clone());
+    let until = |what: &'static str, want: fn(&chatpulse::bgp::Visibility) -> bool| {
+        let board = board.clone();
+        async move {
+            wait_for(what, Duration::from_secs(15), || async { want(&board.current(watched)).then_some(()) }).await
+        }
+    };
+    let judge = || {
+        let check =
+            BgpCheck { prefix: watched, origins: vec![], min_visibility: 0.5, covering: false, more_specifics: false };
+        chatpulse::probe::bgp::judge(&check, &board.thresholds(), &board.current(watched)).result
+    };
+    until("RIS Live seeded", |v| v.feed_up && v.peers_seeing == 3).await;
+    wait_for("the BGP listener", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", bgp_port)).await.ok().map(|_| ())
+    })
+    .await;
+    let mut peer =
+        support::bgp::Speaker::connect(([127, 0, 0, 1], bgp_port).into(), "127.0.0.2".parse().unwrap()).await;
+    peer.establish(65001, 30).await;
+    peer.send(&support::bgp::announce(&[WATCHED], &[65001, 32934])).await;
+    until("both sources pooled", |v| v.feed_up && v.peers_seeing == 4 && v.peers_total == 4).await;
+    let text = metrics.render();
+    for source in ["ris-live", "session"] {
+        assert!(text.contains(&format!("chatpulse_bgp_feed_up{{source=\"{source}\"}} 1")), "{text}");
+    }
+
+    server.answer_pings.store(false, Ordering::SeqCst);
+    until("RIS Live's peers out of the pool", |v| v.feed_up && v.peers_total == 1 && v.peers_seeing == 1).await;
+    assert!(metrics.render().contains("chatpulse_bgp_feed_up{source=\"session\"} 1"));
+    assert_eq!(judge(), Ok(()), "the session alone still judges");
+    peer.send(&support::bgp::withdraw(&[WATCHED])).await;
+    until("the session's withdrawal", |v| v.feed_up && v.peers_seeing == 0).await;
+    assert_eq!(judge(), Err(Reason::BgpInvisible), "a source is up: invisible, not unknown");
+
+    server.answer_pings.store(true, Ordering::SeqCst);
+    until("RIS Live back in the pool", |v| v.feed_up && v.peers_seeing == 3 && v.peers_total == 4).await;
+    assert_eq!(judge(), Ok(()));
+    feed.stop().await;
 }

@@ -63,6 +63,8 @@ name = "Facebook"
     };
     wait_for("facebook up", deadline, || async { (status("facebook").await? == "up").then_some(()) }).await;
     assert_eq!(daemon.metric(r#"chatpulse_bgp_feed_up{source="session"}"#).await, Some(1.0));
+    let sources = daemon.json("/api/v1/services").await.unwrap()["bgp_sources"].clone();
+    assert_eq!(sources, serde_json::json!([{"source": "session", "up": true, "reason": null}]));
     let ratio = r#"chatpulse_bgp_visibility_ratio{service="facebook",probe="dns-prefix",prefix="129.134.30.0/23"}"#;
     let metrics = daemon.get("/metrics").await.unwrap().1;
     assert_eq!(

@@ -36,6 +36,8 @@ pub struct AppState {
     pub health: Arc<crate::health::Health>,
     /// The history store, read-only.
     pub history: Arc<crate::store::Reader>,
+    /// The BGP sources' health (empty without bgp probes).
+    pub feed: crate::bgp::FeedStatus,
 }
 
 /// A JSON error response.

@@ -20,6 +20,8 @@ pub struct ServicesView {
     online: bool,
     services: Vec<ServiceView>,
     guards: Vec<GuardView>,
+    /// Each configured BGP source: up, or down and why.
+    bgp_sources: Vec<crate::bgp::SourceStatus>,
 }
 
 #[derive(Serialize)]
@@ -86,9 +88,10 @@ fn service_view(config: &Config, verdict: &Verdict, service: &ServiceState, now:
     }
 }
 
-/// Builds the view at `now`.
-pub fn view(config: &Config, verdict: &Verdict, now: i64) -> ServicesView {
+/// Builds the view at `now`, with the BGP sources' health.
+pub fn view(config: &Config, verdict: &Verdict, now: i64, sources: Vec<crate::bgp::SourceStatus>) -> ServicesView {
     ServicesView {
+        bgp_sources: sources,
         vantage: config.monitor.vantage.clone(),
         online: verdict.online(),
         services: verdict.services().iter().map(|s| service_view(config, verdict, s, now)).collect(),
@@ -114,5 +117,5 @@ pub fn view(config: &Config, verdict: &Verdict, now: i64) -> ServicesView {
 pub async fn list(axum::extract::State(state): State<Arc<AppState>>) -> Json<ServicesView> {
     let config = state.config.borrow().clone();
     let verdict = state.verdict.read().await;
-    Json(view(&config, &verdict, crate::time::unix(std::time::SystemTime::now())))
+    Json(view(&config, &verdict, crate::time::unix(std::time::SystemTime::now()), state.feed.snapshot()))
 }

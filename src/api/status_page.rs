@@ -154,15 +154,25 @@ pub(super) fn document(title: &str, header: Markup, main: Markup, footer: Markup
     }
 }
 
-fn render(
-    vantage: &str,
+/// The monitor itself, as the page's header and banners show it.
+struct MonitorView {
+    vantage: String,
     online: bool,
-    guards: &[String],
+    /// `id: target` of each guard (named while offline).
+    guards: Vec<String>,
+    /// Every bgp probe's feed is down.
     feed_down: bool,
+    sources: Vec<crate::bgp::SourceStatus>,
+}
+
+fn render(
+    monitor: &MonitorView,
     services: &[ServiceView],
     history: &[(Vec<Bucket>, Vec<Incident>, Option<f64>)],
     now: i64,
 ) -> String {
+    let MonitorView { vantage, online, guards, feed_down, sources } = monitor;
+    let (online, feed_down) = (*online, *feed_down);
     let header = html! {
         h1 { "chatpulse status" }
         p class="meta" { "vantage " b { (vantage) } " · updated " (utc_text(from_unix(now))) " UTC · refreshes every 30 s" }
@@ -179,6 +189,17 @@ fn render(
         @if feed_down {
             div class="banner feed" role="alert" {
                 "The BGP feed is down or stale: routing visibility is unknown until it is back."
+            }
+        }
+        @let down: Vec<String> = sources
+            .iter()
+            .filter(|s| !s.up)
+            .map(|s| format!("{} ({})", s.source, s.reason.as_deref().unwrap_or("down")))
+            .collect();
+        @let up: Vec<&str> = sources.iter().filter(|s| s.up).map(|s| s.source.as_str()).collect();
+        @if !feed_down && !down.is_empty() && !up.is_empty() {
+            div class="banner feed" role="status" {
+                "BGP source down: " (down.join(", ")) ". Routing visibility comes from " (up.join(", ")) " alone."
             }
         }
         @for (s, (buckets, incidents, ratio)) in services.iter().zip(history) {
@@ -227,10 +248,11 @@ pub async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
         (services, feed_down, verdict.online(), guards)
     };
     let reader = state.history.clone();
+    let monitor = MonitorView { vantage, online, guards, feed_down, sources: state.feed.snapshot() };
     let now = unix(SystemTime::now());
     let page = tokio::task::spawn_blocking(move || {
         let history = history(&reader, &services, now);
-        render(&vantage, online, &guards, feed_down, &services, &history, now)
+        render(&monitor, &services, &history, now)
     })
     .await
     .unwrap_or_else(|_| "<!doctype html><title>chatpulse</title><p>The status page failed to render.</p>".into());

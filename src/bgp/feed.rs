@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::VisibilityBoard;
-use super::rib::{Denominator, Interest, MAX_MORE_SPECIFICS_PER_PEER, MAX_PEERS, PeerKey, Rib};
+use super::rib::{Denominator, Interest, MAX_MORE_SPECIFICS_PER_PEER, MAX_PEERS, PeerKey, Rib, SourceId};
 use super::wire::{Origin, PathId};
 use crate::config::{Bgp, BgpSource};
 use crate::metrics::Metrics;
@@ -68,61 +68,24 @@ pub enum FeedEvent {
 /// Sends events to the engine.
 pub type FeedSender = mpsc::Sender<FeedEvent>;
 
-/// The engine: routes, health, and where visibility is published.
-pub struct Engine {
-    rib: Rib,
-    board: VisibilityBoard,
-    watched: Vec<Prefix>,
-    source: &'static str,
+/// One source's health, as the engine judges it.
+struct SourceState {
+    name: &'static str,
+    /// Our own sessions: every peer that is up counts, and the hold timer,
+    /// not `stale_after`, tells a dead peer.
+    counts_up_peers: bool,
     healthy: bool,
     stale: bool,
-    metrics: Option<Arc<Metrics>>,
-    /// Whether every peer that is up counts (our own sessions).
-    counts_up_peers: bool,
-    last_limit_warning: Option<Instant>,
+    /// When it last said anything.
+    last: Instant,
     /// The routing-beacon canary, when `[bgp] canary` asks for it.
     canary: Option<super::canary::Canary>,
     /// False while the canary says the feed is frozen.
     canary_ok: bool,
 }
 
-impl Engine {
-    /// An engine for `watched` prefixes, publishing to `board`.
-    pub fn new(
-        source: BgpSource,
-        watched: Vec<Prefix>,
-        board: VisibilityBoard,
-        metrics: Option<Arc<Metrics>>,
-    ) -> Engine {
-        let denominator = if source == BgpSource::Session { Denominator::UpPeers } else { Denominator::Carriers };
-        let engine = Engine {
-            rib: Rib::new(Interest::Watched(watched.clone()), denominator),
-            board,
-            watched,
-            source: source.as_str(),
-            healthy: false,
-            stale: false,
-            metrics,
-            counts_up_peers: denominator == Denominator::UpPeers,
-            last_limit_warning: None,
-            canary: None,
-            canary_ok: true,
-        };
-        engine.set_feed_gauge();
-        engine
-    }
-
-    /// The same engine judging the feed by the RIS routing beacons too.
-    pub fn with_canary(mut self, canary: super::canary::Canary) -> Engine {
-        self.canary = Some(canary);
-        self
-    }
-
-    fn feed_up(&self) -> bool {
-        self.down_because().is_none()
-    }
-
-    /// Why the feed counts as down, if it does.
+impl SourceState {
+    /// Why the source counts as down, if it does.
     fn down_because(&self) -> Option<&'static str> {
         if !self.healthy {
             Some("disconnected")
@@ -134,34 +97,126 @@ impl Engine {
             None
         }
     }
+}
 
-    fn set_feed_gauge(&self) {
+/// The engine: routes, health, and where visibility is published. With
+/// several sources (`source = ["ris-live", "session"]`) their peers are
+/// pooled: a source that is down counts for nothing, and visibility is
+/// unknown only when every source is down.
+pub struct Engine {
+    rib: Rib,
+    board: VisibilityBoard,
+    watched: Vec<Prefix>,
+    sources: Vec<SourceState>,
+    metrics: Option<Arc<Metrics>>,
+    last_limit_warning: Option<Instant>,
+}
+
+/// Where an event came from: the index of its source.
+pub type Tagged = (SourceId, FeedEvent);
+
+impl Engine {
+    /// An engine for `watched` prefixes fed by one source, publishing to `board`.
+    pub fn new(
+        source: BgpSource,
+        watched: Vec<Prefix>,
+        board: VisibilityBoard,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Engine {
+        Engine::pooled(&[source], watched, board, metrics)
+    }
+
+    /// An engine pooling the peers of `sources` (event tags index this list).
+    pub fn pooled(
+        sources: &[BgpSource],
+        watched: Vec<Prefix>,
+        board: VisibilityBoard,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Engine {
+        let denominator =
+            |s: &BgpSource| if *s == BgpSource::Session { Denominator::UpPeers } else { Denominator::Carriers };
+        let states = sources
+            .iter()
+            .map(|s| SourceState {
+                name: s.as_str(),
+                counts_up_peers: *s == BgpSource::Session,
+                healthy: false,
+                stale: false,
+                last: Instant::now(),
+                canary: None,
+                canary_ok: true,
+            })
+            .collect();
+        let engine = Engine {
+            rib: Rib::with_sources(Interest::Watched(watched.clone()), sources.iter().map(denominator).collect()),
+            board,
+            watched,
+            sources: states,
+            metrics,
+            last_limit_warning: None,
+        };
+        for i in 0..engine.sources.len() {
+            engine.set_feed_gauge(i);
+        }
+        engine
+    }
+
+    /// The same engine judging its RIS Live and MRT sources by the RIS
+    /// routing beacons too (`canary` makes one judge per source).
+    pub fn with_canary(mut self, canary: impl Fn() -> super::canary::Canary) -> Engine {
+        for s in self.sources.iter_mut().filter(|s| !s.counts_up_peers) {
+            s.canary = Some(canary());
+        }
+        self
+    }
+
+    /// True while at least one source is up.
+    fn feed_up(&self) -> bool {
+        self.sources.iter().any(|s| s.down_because().is_none())
+    }
+
+    fn set_feed_gauge(&self, source: usize) {
+        let s = &self.sources[source];
+        self.board.status().set(s.name, s.down_because());
         if let Some(m) = &self.metrics {
-            m.set_feed_up(self.source, self.down_because());
+            m.set_feed_up(s.name, s.down_because());
         }
     }
 
-    /// Judges the beacons now; publishes when the verdict changes.
+    /// A source's health may have changed: gauges, the pooled RIB, and the
+    /// visibility of every watched prefix.
+    fn health_changed(&mut self, source: usize) {
+        self.set_feed_gauge(source);
+        if self.sources.len() > 1 {
+            let up = self.sources[source].down_because().is_none();
+            self.rib.set_source_up(source as SourceId, up);
+        }
+        self.publish(None);
+    }
+
+    /// Judges the beacons of every source now.
     pub fn check_canary(&mut self) {
         let now = crate::time::unix(std::time::SystemTime::now());
-        let Some(canary) = &mut self.canary else { return };
-        let ok = canary.check(now);
-        if ok != self.canary_ok {
-            if ok {
-                info!(source = self.source, "RIS routing beacons seen on schedule again: BGP feed trusted");
-            } else {
-                warn!(source = self.source, "BGP feed down: {}; bgp probes are unknown", canary.explain());
+        for i in 0..self.sources.len() {
+            let s = &mut self.sources[i];
+            let Some(canary) = &mut s.canary else { continue };
+            let ok = canary.check(now);
+            if ok != s.canary_ok {
+                if ok {
+                    info!(source = s.name, "RIS routing beacons seen on schedule again: BGP feed trusted");
+                } else {
+                    warn!(source = s.name, "BGP feed down: {}; its peers count for nothing", canary.explain());
+                }
+                s.canary_ok = ok;
+                self.health_changed(i);
             }
-            self.canary_ok = ok;
-            self.set_feed_gauge();
-            self.publish(None);
         }
     }
 
-    /// True when `prefix` is a beacon the canary counts (then it is not a
-    /// route of interest).
-    fn beacon(&mut self, peer: &PeerKey, prefix: &Prefix, announce: bool) -> bool {
-        let Some(canary) = &mut self.canary else { return false };
+    /// True when `prefix` is a beacon `source`'s canary counts (then it is
+    /// not a route of interest).
+    fn beacon(&mut self, source: usize, peer: &PeerKey, prefix: &Prefix, announce: bool) -> bool {
+        let Some(canary) = &mut self.sources[source].canary else { return false };
         if !canary.is_beacon(prefix) {
             return false;
         }
@@ -172,17 +227,25 @@ impl Engine {
     /// Recomputes and publishes the watched prefixes that `changed` touches
     /// (all of them when `changed` is None).
     fn publish(&self, changed: Option<Prefix>) {
+        let up = self.feed_up();
         for w in self.watched.iter().filter(|w| changed.is_none_or(|p| w.overlaps(&p))) {
-            self.board.publish(self.rib.visibility(*w, self.feed_up()));
+            self.board.publish(self.rib.visibility(*w, up));
         }
     }
 
-    /// Applies one event and publishes what it changed.
+    /// Applies one event of the first source and publishes what it changed.
     pub fn apply(&mut self, event: FeedEvent) {
+        self.apply_from(0, event);
+    }
+
+    /// Applies one event of `source` and publishes what it changed.
+    pub fn apply_from(&mut self, source: SourceId, event: FeedEvent) {
+        let src = usize::from(source).min(self.sources.len() - 1);
+        let name = self.sources[src].name;
         match event {
             FeedEvent::Announce { peer, prefix, path_id, origin } => {
-                self.count_update();
-                if self.beacon(&peer, &prefix, true) {
+                self.count_update(name);
+                if self.beacon(src, &peer, &prefix, true) {
                     return;
                 }
                 // Interest first: a route outside the watched space neither
@@ -190,23 +253,26 @@ impl Engine {
                 if !self.rib.wants(&prefix) {
                     return;
                 }
-                let Some(id) = self.rib.peer(&peer) else {
-                    self.warn_limit(format!("more than {MAX_PEERS} peers; routes from new ones are ignored"));
+                let Some(id) = self.rib.peer_of(&peer, source) else {
+                    self.warn_limit(name, format!("more than {MAX_PEERS} peers; routes from new ones are ignored"));
                     return;
                 };
                 let capped = self.rib.capped();
                 if self.rib.announce_path(id, path_id, prefix, origin) {
                     self.publish(Some(prefix));
                 } else if self.rib.capped() > capped {
-                    self.warn_limit(format!(
-                        "peer {} holds {MAX_MORE_SPECIFICS_PER_PEER} more-specifics of a watched prefix; further ones are ignored",
-                        peer.ip
-                    ));
+                    self.warn_limit(
+                        name,
+                        format!(
+                            "peer {} holds {MAX_MORE_SPECIFICS_PER_PEER} more-specifics of a watched prefix; further ones are ignored",
+                            peer.ip
+                        ),
+                    );
                 }
             }
             FeedEvent::Withdraw { peer, prefix, path_id } => {
-                self.count_update();
-                if self.beacon(&peer, &prefix, false) {
+                self.count_update(name);
+                if self.beacon(src, &peer, &prefix, false) {
                     return;
                 }
                 if let Some(id) = self.rib.known_peer(&peer)
@@ -218,7 +284,11 @@ impl Engine {
             FeedEvent::PeerUp(peer) => {
                 // Our own sessions count every peer that is up; a collector's
                 // peer counts once it carries something of interest.
-                let id = if self.counts_up_peers { self.rib.peer(&peer) } else { self.rib.known_peer(&peer) };
+                let id = if self.sources[src].counts_up_peers {
+                    self.rib.peer_of(&peer, source)
+                } else {
+                    self.rib.known_peer(&peer)
+                };
                 if let Some(id) = id {
                     self.rib.peer_up(id);
                     self.publish(None);
@@ -231,34 +301,36 @@ impl Engine {
                 }
             }
             FeedEvent::Reset => {
-                self.rib.forget_routes();
+                self.rib.forget_routes_of(source);
                 self.publish(None);
             }
             FeedEvent::Healthy(healthy) => {
-                if healthy != self.healthy {
-                    self.healthy = healthy;
-                    if let Some(canary) = &mut self.canary {
+                let s = &mut self.sources[src];
+                if healthy != s.healthy {
+                    s.healthy = healthy;
+                    if let Some(canary) = &mut s.canary {
                         canary.feed_up(healthy, crate::time::unix(std::time::SystemTime::now()));
-                        self.canary_ok = true;
+                        s.canary_ok = true;
                     }
                     if healthy {
-                        info!(source = self.source, peers = self.rib.peers_up(), "BGP feed up");
+                        info!(source = name, peers = self.rib.peers_up(), "BGP feed up");
+                    } else if self.sources.iter().all(|s| !s.healthy) {
+                        warn!(source = name, "BGP feed down: bgp probes are unknown until it is back");
                     } else {
-                        warn!(source = self.source, "BGP feed down: bgp probes are unknown until it is back");
+                        warn!(source = name, "BGP feed down: its peers count for nothing until it is back");
                     }
-                    self.set_feed_gauge();
-                    self.publish(None);
+                    self.health_changed(src);
                 }
             }
             FeedEvent::Alive => {}
+            FeedEvent::Malformed => {
+                if let Some(m) = &self.metrics {
+                    m.add_bgp_malformed(name);
+                }
+            }
             FeedEvent::Vrps(vrps) => {
                 self.rib.set_vrps(vrps);
                 self.publish(None);
-            }
-            FeedEvent::Malformed => {
-                if let Some(m) = &self.metrics {
-                    m.add_bgp_malformed(self.source);
-                }
             }
         }
     }
@@ -269,50 +341,91 @@ impl Engine {
     }
 
     /// A limit was hit: said at most once a minute.
-    fn warn_limit(&mut self, what: String) {
+    fn warn_limit(&mut self, source: &'static str, what: String) {
         if self.last_limit_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-            warn!(source = self.source, "BGP engine limit: {what}");
+            warn!(source, "BGP engine limit: {what}");
             self.last_limit_warning = Some(Instant::now());
         }
     }
 
-    fn count_update(&self) {
+    fn count_update(&self, source: &'static str) {
         if let Some(m) = &self.metrics {
-            m.add_bgp_updates(self.source, 1);
+            m.add_bgp_updates(source, 1);
         }
     }
 
-    fn set_stale(&mut self, stale: bool) {
-        if stale != self.stale {
-            self.stale = stale;
+    /// `source` said something (or stayed silent too long).
+    fn set_stale(&mut self, source: usize, stale: bool) {
+        let s = &mut self.sources[source];
+        if stale != s.stale {
+            s.stale = stale;
             if stale {
-                warn!(source = self.source, "BGP feed silent for too long: bgp probes are unknown until it speaks");
+                warn!(source = s.name, "BGP feed silent for too long: its peers count for nothing until it speaks");
             }
-            self.set_feed_gauge();
-            self.publish(None);
+            self.health_changed(source);
+        }
+    }
+
+    /// When the next source not yet stale goes stale, given `stale_after`.
+    /// A BGP session is never stale: its hold timer is its liveness check
+    /// (a quiet session within its hold time is healthy).
+    fn next_stale(&self, stale_after: Duration) -> Option<(usize, Instant)> {
+        self.sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.stale && !s.counts_up_peers)
+            .map(|(i, s)| (i, s.last + stale_after))
+            .min_by_key(|(_, at)| *at)
+    }
+}
+
+/// Passes `events` on to the engine, tagged with their source.
+async fn tag(source: SourceId, mut events: mpsc::Receiver<FeedEvent>, engine: mpsc::Sender<Tagged>) {
+    while let Some(event) = events.recv().await {
+        if engine.send((source, event)).await.is_err() {
+            return;
         }
     }
 }
 
-/// Applies events until every sender is gone, marking the feed stale after
-/// `stale_after` without any event.
-pub async fn run_engine(mut engine: Engine, mut events: mpsc::Receiver<FeedEvent>, stale_after: Duration) {
-    let mut last = Instant::now();
-    let every = engine.canary.as_ref().map_or(Duration::from_secs(3600), |c| c.check_every());
+/// Applies events of one source until its senders are gone, marking the
+/// feed stale after `stale_after` without any event.
+pub async fn run_engine(engine: Engine, events: mpsc::Receiver<FeedEvent>, stale_after: Duration) {
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::join!(tag(0, events, tx), run_pooled(engine, rx, stale_after));
+}
+
+/// Applies tagged events of every source until all senders are gone; a
+/// source silent for `stale_after` is stale.
+pub async fn run_pooled(mut engine: Engine, mut events: mpsc::Receiver<Tagged>, stale_after: Duration) {
+    let every = engine
+        .sources
+        .iter()
+        .filter_map(|s| s.canary.as_ref())
+        .map(|c| c.check_every())
+        .min()
+        .unwrap_or(Duration::from_secs(3600));
+    let has_canary = engine.sources.iter().any(|s| s.canary.is_some());
     let mut canary = tokio::time::interval(every);
     loop {
+        let next = engine.next_stale(stale_after);
         tokio::select! {
-            _ = canary.tick(), if engine.canary.is_some() => engine.check_canary(),
+            _ = canary.tick(), if has_canary => engine.check_canary(),
             event = events.recv() => {
-                let Some(event) = event else { return };
+                let Some((source, event)) = event else { return };
+                let src = usize::from(source).min(engine.sources.len() - 1);
                 // New VRPs come from a file, not from the feed: no sign of life.
                 if !matches!(event, FeedEvent::Vrps(_)) {
-                    last = Instant::now();
-                    engine.set_stale(false);
+                    engine.sources[src].last = Instant::now();
+                    engine.set_stale(src, false);
                 }
-                engine.apply(event);
+                engine.apply_from(source, event);
             }
-            () = tokio::time::sleep_until(last + stale_after), if !engine.stale => engine.set_stale(true),
+            () = tokio::time::sleep_until(next.map_or_else(Instant::now, |(_, at)| at)), if next.is_some() => {
+                if let Some((source, _)) = next {
+                    engine.set_stale(source, true);
+                }
+            }
         }
     }
 }
@@ -366,29 +479,36 @@ impl Feed {
             Some((handle, stop)) => (handle, Some(stop)),
             None => (tokio::runtime::Handle::current(), None),
         };
-        let (tx, rx) = mpsc::channel(4096);
-        let mut engine = Engine::new(config.source, watched.clone(), board, Some(metrics));
+        let (tagged, rx) = mpsc::channel(4096);
+        let mut engine = Engine::pooled(&config.sources, watched.clone(), board, Some(metrics));
         // The beacons are listened to, not seeded or published.
         let beacons = if config.canary { super::canary::beacons() } else { Vec::new() };
         if config.canary {
-            engine = engine.with_canary(super::canary::Canary::new(config.min_peers));
+            let min_peers = config.min_peers;
+            engine = engine.with_canary(|| super::canary::Canary::new(min_peers));
         }
-        let mut tasks = vec![runtime.spawn(run_engine(engine, rx, config.stale_after))];
-        tasks.push(match config.source {
-            BgpSource::RisLive => runtime.spawn(super::ris_live::run(
-                super::ris_live::RisLive::new(config, &watched).listening_to(&beacons),
-                tx.clone(),
-            )),
-            BgpSource::Mrt => {
-                let listened = watched.iter().chain(&beacons).copied().collect();
-                runtime.spawn(super::archive::run(config.clone(), listened, tx.clone()))
-            }
-            BgpSource::Session => match &config.session {
-                Some(session) => runtime.spawn(super::session::run(session.clone(), tx.clone())),
-                None => runtime.spawn(async {}),
-            },
-        });
+        let mut tasks = vec![runtime.spawn(run_pooled(engine, rx, config.stale_after))];
+        for (i, source) in config.sources.iter().enumerate() {
+            let (tx, events) = mpsc::channel(4096);
+            tasks.push(runtime.spawn(tag(i as SourceId, events, tagged.clone())));
+            tasks.push(match source {
+                BgpSource::RisLive => runtime.spawn(super::ris_live::run(
+                    super::ris_live::RisLive::new(config, &watched).listening_to(&beacons),
+                    tx,
+                )),
+                BgpSource::Mrt => {
+                    let listened = watched.iter().chain(&beacons).copied().collect();
+                    runtime.spawn(super::archive::run(config.clone(), listened, tx))
+                }
+                BgpSource::Session => match &config.session {
+                    Some(session) => runtime.spawn(super::session::run(session.clone(), tx)),
+                    None => runtime.spawn(async {}),
+                },
+            });
+        }
         if let Some(path) = &config.rpki {
+            let (tx, events) = mpsc::channel(4);
+            tasks.push(runtime.spawn(tag(0, events, tagged)));
             tasks.push(runtime.spawn(super::rpki::watch(path.clone(), tx)));
         }
         Feed { tasks, _thread: stop }

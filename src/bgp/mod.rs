@@ -81,12 +81,52 @@ pub struct Thresholds {
     pub hijack_min_peers: usize,
 }
 
+/// One BGP source as the API and the status page show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceStatus {
+    /// `ris-live`, `session`, `mrt`.
+    pub source: String,
+    /// Connected, seeded, not stale, beacons on schedule.
+    pub up: bool,
+    /// Why not, while down: `disconnected`, `stale`, `canary`.
+    pub reason: Option<String>,
+}
+
+/// The state of every configured source, shared by the engine (which
+/// writes it) and the API (which reads it); it outlives a reload.
+#[derive(Debug, Clone, Default)]
+pub struct FeedStatus(Arc<Mutex<Vec<SourceStatus>>>);
+
+impl FeedStatus {
+    /// `source` is up (`down_because` None) or down for that reason.
+    pub fn set(&self, source: &str, down_because: Option<&str>) {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let status =
+            SourceStatus { source: source.into(), up: down_because.is_none(), reason: down_because.map(Into::into) };
+        match all.iter_mut().find(|s| s.source == source) {
+            Some(existing) => *existing = status,
+            None => all.push(status),
+        }
+    }
+
+    /// Keeps only `sources` (after a reload changed them).
+    pub fn retain(&self, sources: &[&str]) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| sources.contains(&s.source.as_str()));
+    }
+
+    /// Every source, in config order.
+    pub fn snapshot(&self) -> Vec<SourceStatus> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// Where the engine publishes and bgp probes subscribe, one channel per
-/// watched prefix.
+/// watched prefix; it also carries the sources' [`FeedStatus`].
 #[derive(Clone)]
 pub struct VisibilityBoard {
     channels: Arc<Mutex<HashMap<Prefix, watch::Sender<Visibility>>>>,
     thresholds: Thresholds,
+    status: FeedStatus,
 }
 
 impl VisibilityBoard {
@@ -96,7 +136,19 @@ impl VisibilityBoard {
     pub fn new(prefixes: &[Prefix], min_peers: usize) -> VisibilityBoard {
         let channels = prefixes.iter().map(|p| (*p, watch::Sender::new(Visibility::unknown(*p)))).collect();
         let thresholds = Thresholds { min_peers, hijack_min_peers: min_peers.clamp(1, 3) };
-        VisibilityBoard { channels: Arc::new(Mutex::new(channels)), thresholds }
+        VisibilityBoard { channels: Arc::new(Mutex::new(channels)), thresholds, status: FeedStatus::default() }
+    }
+
+    /// The same board reporting source health into `status` (kept across
+    /// reloads, read by the API).
+    pub fn with_status(mut self, status: FeedStatus) -> VisibilityBoard {
+        self.status = status;
+        self
+    }
+
+    /// The sources' health.
+    pub fn status(&self) -> FeedStatus {
+        self.status.clone()
     }
 
     /// The same board with `hijack_min_peers` set.

@@ -132,7 +132,12 @@ pub struct PeerKey {
 struct PeerInfo {
     key: PeerKey,
     up: bool,
+    source: SourceId,
 }
+
+/// Which of the configured sources a peer was learnt from (0 for the first;
+/// a RIB fed by one source only ever sees 0).
+pub type SourceId = u8;
 
 /// One route: a peer's path to a prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +155,11 @@ pub struct Route {
 #[derive(Debug)]
 pub struct Rib {
     interest: Interest,
-    denominator: Denominator,
+    /// How each source's peers count in the denominator.
+    denominators: Vec<Denominator>,
+    /// Whether each source is up: the peers of a source that is down count
+    /// neither as seeing nor in the denominator (several sources pooled).
+    source_up: Vec<bool>,
     /// Indexed by [`PeerId`]; `None` for a slot freed by a peer that went
     /// down (its number is reused by the next new peer).
     peers: Vec<Option<PeerInfo>>,
@@ -168,11 +177,18 @@ pub struct Rib {
 }
 
 impl Rib {
-    /// An empty RIB.
+    /// An empty RIB fed by one source.
     pub fn new(interest: Interest, denominator: Denominator) -> Rib {
+        Rib::with_sources(interest, vec![denominator])
+    }
+
+    /// An empty RIB pooling the peers of several sources, each counted in
+    /// the denominator as `denominators[source]` says.
+    pub fn with_sources(interest: Interest, denominators: Vec<Denominator>) -> Rib {
         Rib {
             interest,
-            denominator,
+            source_up: vec![true; denominators.len()],
+            denominators,
             peers: Vec::new(),
             free: Vec::new(),
             by_key: HashMap::new(),
@@ -194,16 +210,22 @@ impl Rib {
         self.by_key.get(key).copied()
     }
 
-    /// The engine's number for a peer, registering it (as up) if new;
-    /// `None` when [`MAX_PEERS`] are known already.
+    /// The engine's number for a peer of the first source, registering it
+    /// (as up) if new; `None` when [`MAX_PEERS`] are known already.
     pub fn peer(&mut self, key: &PeerKey) -> Option<PeerId> {
+        self.peer_of(key, 0)
+    }
+
+    /// The engine's number for a peer learnt from `source`, registering it
+    /// (as up) if new; `None` when [`MAX_PEERS`] are known already.
+    pub fn peer_of(&mut self, key: &PeerKey, source: SourceId) -> Option<PeerId> {
         if let Some(&id) = self.by_key.get(key) {
             return Some(id);
         }
         if self.by_key.len() >= MAX_PEERS {
             return None;
         }
-        let info = Some(PeerInfo { key: key.clone(), up: true });
+        let info = Some(PeerInfo { key: key.clone(), up: true, source });
         let id = match self.free.pop() {
             Some(id) => {
                 self.peers[id as usize] = info;
@@ -272,6 +294,74 @@ impl Rib {
     pub fn forget_routes(&mut self) {
         self.routes.clear();
         self.more_specifics.clear();
+    }
+
+    /// As [`Rib::forget_routes`], for the routes of `source`'s peers only.
+    pub fn forget_routes_of(&mut self, source: SourceId) {
+        if self.denominators.len() == 1 {
+            return self.forget_routes();
+        }
+        let of_source =
+            |peer: PeerId| self.peers.get(peer as usize).and_then(Option::as_ref).is_some_and(|p| p.source == source);
+        let held: Vec<(Prefix, PeerId, PathId)> = self
+            .routes
+            .iter()
+            .flat_map(|(prefix, routes)| routes.iter().map(move |r| (*prefix, r.peer, r.path_id)))
+            .filter(|(_, peer, _)| of_source(*peer))
+            .collect();
+        for (prefix, peer, path_id) in held {
+            self.withdraw_path(peer, path_id, prefix);
+        }
+    }
+
+    /// Marks `source` up or down: while down its peers count for nothing.
+    pub fn set_source_up(&mut self, source: SourceId, up: bool) {
+        if let Some(state) = self.source_up.get_mut(usize::from(source)) {
+            *state = up;
+        }
+    }
+
+    /// True when every source is up (nothing to filter out).
+    fn all_sources_up(&self) -> bool {
+        self.source_up.iter().all(|up| *up)
+    }
+
+    /// True when `peer` counts now: known, and its source up.
+    fn counts(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(peer as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|p| self.source_up.get(usize::from(p.source)).copied().unwrap_or(false))
+    }
+
+    /// The peers that count for `watched`: its carriers (sources counting
+    /// carriers) and the up peers of sources counting every up peer.
+    fn denominator(&self, watched: &Prefix) -> usize {
+        let carriers = self.carriers.get(watched);
+        if self.denominators.len() == 1 {
+            return match self.denominators[0] {
+                Denominator::UpPeers => self.peers_up(),
+                Denominator::Carriers => carriers.map_or(0, HashSet::len),
+            };
+        }
+        let counts_carriers =
+            |p: &PeerInfo| self.denominators.get(usize::from(p.source)) == Some(&Denominator::Carriers);
+        let mut total: HashSet<PeerId> = carriers
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|id| self.counts(*id) && self.peers[*id as usize].as_ref().is_some_and(counts_carriers))
+            .collect();
+        for (id, p) in self.peers.iter().enumerate() {
+            if let Some(p) = p
+                && p.up
+                && !counts_carriers(p)
+                && self.counts(id as PeerId)
+            {
+                total.insert(id as PeerId);
+            }
+        }
+        total.len()
     }
 
     /// `peer` has a route to `prefix` from `origin` (replacing any earlier
@@ -401,15 +491,18 @@ impl Rib {
         // For each peer, the most specific route covering `watched`: the
         // prefix itself, then its covering prefixes from the longest down
         // (a default route says nothing about where the prefix is).
+        let all_up = self.all_sources_up();
+        let counts = |peer: PeerId| all_up || self.counts(peer);
         let mut best: HashMap<PeerId, Prefix> = HashMap::new();
         for length in (1..=watched.length()).rev() {
             let Some(covering) = Prefix::new(watched.addr(), length) else { continue };
-            for route in self.routes_to(&covering) {
+            for route in self.routes_to(&covering).iter().filter(|r| counts(r.peer)) {
                 best.entry(route.peer).or_insert(covering);
             }
         }
         // Peers per origin: a peer with several paths from one origin counts once.
-        let pairs: HashSet<(PeerId, Origin)> = self.routes_to(&watched).iter().map(|r| (r.peer, r.origin)).collect();
+        let pairs: HashSet<(PeerId, Origin)> =
+            self.routes_to(&watched).iter().filter(|r| counts(r.peer)).map(|r| (r.peer, r.origin)).collect();
         let mut exact: HashMap<Option<u32>, usize> = HashMap::new();
         for (_, origin) in &pairs {
             *exact.entry(*origin).or_default() += 1;
@@ -423,24 +516,34 @@ impl Rib {
         }
         if let Some(index) = self.more_specifics.get(&watched) {
             for (origin, peers) in &index.invalid {
-                invalid.entry(*origin).or_default().extend(peers.keys());
+                invalid.entry(*origin).or_default().extend(peers.keys().filter(|p| counts(**p)));
             }
         }
-        let mut rpki_invalid: Vec<(Origin, usize)> =
-            invalid.into_iter().map(|(origin, peers)| (origin, peers.len())).collect();
+        let mut rpki_invalid: Vec<(Origin, usize)> = invalid
+            .into_iter()
+            .filter(|(_, peers)| !peers.is_empty())
+            .map(|(origin, peers)| (origin, peers.len()))
+            .collect();
         rpki_invalid.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut more_specific_origins: Vec<(u32, usize)> = self
             .more_specifics
             .get(&watched)
-            .map(|index| index.origins.iter().map(|(asn, peers)| (*asn, peers.len())).collect())
+            .map(|index| {
+                index
+                    .origins
+                    .iter()
+                    .map(|(asn, peers)| {
+                        let n = if all_up { peers.len() } else { peers.keys().filter(|p| counts(**p)).count() };
+                        (*asn, n)
+                    })
+                    .filter(|(_, n)| *n > 0)
+                    .collect()
+            })
             .unwrap_or_default();
         more_specific_origins.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut exact: Vec<(Option<u32>, usize)> = exact.into_iter().collect();
         exact.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let peers_total = match self.denominator {
-            Denominator::UpPeers => self.peers_up(),
-            Denominator::Carriers => self.carriers.get(&watched).map_or(0, HashSet::len),
-        };
+        let peers_total = self.denominator(&watched);
         let mut via: HashMap<Prefix, usize> = HashMap::new();
         for covering in best.values().filter(|p| **p != watched) {
             *via.entry(*covering).or_default() += 1;

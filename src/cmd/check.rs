@@ -67,11 +67,12 @@ async fn seed_board(config: &Config, prefixes: &[Prefix], board: &VisibilityBoar
     if prefixes.is_empty() {
         return problems;
     }
-    if config.bgp.source != BgpSource::RisLive {
-        let why = format!("the {} feed is followed only by `chatpulse run`", config.bgp.source.as_str());
+    if !config.bgp.sources.contains(&BgpSource::RisLive) {
+        let names: Vec<&str> = config.bgp.sources.iter().map(|s| s.as_str()).collect();
+        let why = format!("the {} feed is followed only by `chatpulse run`", names.join(" and "));
         return prefixes.iter().map(|p| (*p, why.clone())).collect();
     }
-    let mut engine = Engine::new(config.bgp.source, prefixes.to_vec(), board.clone(), None);
+    let mut engine = Engine::new(BgpSource::RisLive, prefixes.to_vec(), board.clone(), None);
     let client = reqwest::Client::new();
     for prefix in prefixes {
         match seed::looking_glass(&client, &config.bgp.seed_url, *prefix).await {

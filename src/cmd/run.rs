@@ -113,8 +113,11 @@ impl HttpServer {
 
 /// The series the config fixes: the BGP source, the alert channels.
 fn declare(metrics: &Metrics, config: &Config) {
-    let sources: Vec<&str> =
-        if config.watched_prefixes().is_empty() { Vec::new() } else { vec![config.bgp.source.as_str()] };
+    let sources: Vec<&str> = if config.watched_prefixes().is_empty() {
+        Vec::new()
+    } else {
+        config.bgp.sources.iter().map(|s| s.as_str()).collect()
+    };
     let names: Vec<String> = config.alerts.channels().into_iter().map(|(name, _)| name).collect();
     let channels: Vec<&str> = names.iter().map(String::as_str).collect();
     let events: Vec<&str> = crate::notice::AlertEvent::ALL.iter().map(|e| e.as_str()).collect();
@@ -151,6 +154,7 @@ impl Daemon {
             metrics: self.metrics.clone(),
             health: self.health.clone(),
             history: self.history.clone(),
+            feed: self.toolkit.bgp.status(),
         })
     }
 
@@ -214,8 +218,12 @@ impl Daemon {
             if let Some(feed) = self.feed.take() {
                 feed.stop().await;
             }
+            let status = self.toolkit.bgp.status();
+            let names: Vec<&str> = new.bgp.sources.iter().map(|s| s.as_str()).collect();
+            status.retain(if new.watched_prefixes().is_empty() { &[] } else { &names });
             self.toolkit.bgp = VisibilityBoard::new(&new.watched_prefixes(), new.bgp.min_peers)
-                .with_hijack_min_peers(new.bgp.hijack_min_peers);
+                .with_hijack_min_peers(new.bgp.hijack_min_peers)
+                .with_status(status);
             self.feed =
                 Some(Feed::start(&new.bgp, new.watched_prefixes(), self.toolkit.bgp.clone(), self.metrics.clone()));
         }

@@ -20,18 +20,24 @@ pub fn print_plan(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
     )?;
     let has_bgp = config.services.iter().flat_map(|s| &s.probes).any(|p| p.check.kind() == Kind::Bgp);
     if has_bgp {
-        let source = match config.bgp.source {
-            BgpSource::RisLive => format!(
-                "ris-live {} (seeded from {})",
-                redacted(&config.bgp.ris_live_url),
-                redacted(&config.bgp.seed_url)
-            ),
-            BgpSource::Mrt => format!("mrt {}", redacted(&config.bgp.mrt_url)),
-            BgpSource::Session => match &config.bgp.session {
-                Some(s) => format!("session on {} as AS{} with {} peers", s.listen, s.local_as, s.peers.len()),
-                None => "session".into(),
-            },
-        };
+        let described: Vec<String> = config
+            .bgp
+            .sources
+            .iter()
+            .map(|source| match source {
+                BgpSource::RisLive => format!(
+                    "ris-live {} (seeded from {})",
+                    redacted(&config.bgp.ris_live_url),
+                    redacted(&config.bgp.seed_url)
+                ),
+                BgpSource::Mrt => format!("mrt {}", redacted(&config.bgp.mrt_url)),
+                BgpSource::Session => match &config.bgp.session {
+                    Some(s) => format!("session on {} as AS{} with {} peers", s.listen, s.local_as, s.peers.len()),
+                    None => "session".into(),
+                },
+            })
+            .collect();
+        let source = described.join(" + ");
         writeln!(out, "BGP visibility from {source}; at least {} peers to judge", config.bgp.min_peers)?;
     }
     if let Some(e) = &config.alerts.email {

@@ -78,6 +78,8 @@ impl<'a> Document<'a> {
         } else if let Some(rest) = message.strip_prefix("invalid type: ") {
             let (found, want) = rest.split_once(", expected ").unwrap_or((rest, ""));
             format!("\"{key}\" must be {}, not {}", wanted(want), found_type(found))
+        } else if message.starts_with("data did not match any variant") {
+            format!("\"{key}\" must be a string or an array of strings")
         } else {
             format!("\"{key}\": {message}")
         };

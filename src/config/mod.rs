@@ -315,8 +315,8 @@ impl BgpSource {
 /// `[bgp]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bgp {
-    /// Which feed.
-    pub source: BgpSource,
+    /// Which feeds (`source = "ris-live"` or a list): their peers are pooled.
+    pub sources: Vec<BgpSource>,
     /// RIS Live websocket URL.
     pub ris_live_url: String,
     /// RIPEstat base URL (looking-glass seeding).
@@ -828,7 +828,7 @@ fn read_config(root: &Table<'_, RawConfig>, path: &Path) -> Result<Config, Confi
     }
 
     let has_bgp = services.iter().flat_map(|s| &s.probes).any(|p| p.check.kind() == Kind::Bgp);
-    if has_bgp && bgp.source == BgpSource::Session && bgp.session.is_none() {
+    if has_bgp && bgp.sources.contains(&BgpSource::Session) && bgp.session.is_none() {
         let bgp_table = root.table(field!(root, bgp));
         let err = match bgp_table {
             Some(t) => t.error_at_key("source", "source = \"session\" needs a [bgp.session] table"),
@@ -1077,7 +1077,7 @@ fn parse_smtp_url(s: &str) -> Result<(SmtpSecurity, String, u16), String> {
 
 fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError> {
     let mut bgp = Bgp {
-        source: BgpSource::RisLive,
+        sources: vec![BgpSource::RisLive],
         ris_live_url: "wss://ris-live.ripe.net/v1/ws/?client=chatpulse".into(),
         seed_url: "https://stat.ripe.net".into(),
         mrt_url: "https://data.ris.ripe.net/rrc00".into(),
@@ -1096,21 +1096,42 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
         }
         bgp.rpki = Some(path);
     }
-    bgp.source = t
-        .parsed(field!(t, source), |s| match s {
-            "ris-live" => Ok(BgpSource::RisLive),
-            "session" => Ok(BgpSource::Session),
-            "mrt" => Ok(BgpSource::Mrt),
-            other => Err(format!("\"{other}\" is not a source (expected \"ris-live\", \"session\" or \"mrt\")")),
-        })?
-        .unwrap_or(bgp.source);
+    if let Some(value) = &t.raw.source {
+        let words: Vec<&str> = match value.get_ref() {
+            Sources::One(word) => vec![word.as_str()],
+            Sources::Many(list) => list.iter().map(String::as_str).collect(),
+        };
+        if words.is_empty() {
+            return Err(t.error(&value.span(), "\"source\" must name at least one source"));
+        }
+        bgp.sources.clear();
+        for word in words {
+            let source = match word {
+                "ris-live" => BgpSource::RisLive,
+                "session" => BgpSource::Session,
+                "mrt" => BgpSource::Mrt,
+                other => {
+                    return Err(t.error(
+                        &value.span(),
+                        format!(
+                            "\"source\": \"{other}\" is not a source (expected \"ris-live\", \"session\" or \"mrt\")"
+                        ),
+                    ));
+                }
+            };
+            if bgp.sources.contains(&source) {
+                return Err(t.error(&value.span(), format!("\"source\": \"{word}\" is listed twice")));
+            }
+            bgp.sources.push(source);
+        }
+    }
     bgp.canary = t
         .parsed(field!(t, canary), |s| match s {
             "ris-beacons" => Ok(true),
             other => Err(format!("\"{other}\" is not a canary (expected \"ris-beacons\")")),
         })?
         .unwrap_or(false);
-    if bgp.canary && bgp.source == BgpSource::Session {
+    if bgp.canary && bgp.sources == [BgpSource::Session] {
         return Err(t.error_at_key("canary", "the RIS beacons canary applies to source = \"ris-live\" or \"mrt\""));
     }
     let url = |key: document::Field<'_, String>,
@@ -1130,9 +1151,10 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
     bgp.seed_url = url(field!(t, seed_url), &["https", "http"], &bgp.seed_url)?;
     bgp.mrt_url = url(field!(t, mrt_url), &["https", "http"], &bgp.mrt_url)?;
     bgp.stale_after = t.duration(field!(t, stale_after), false)?.unwrap_or(bgp.stale_after);
-    let default_min_peers = if bgp.source == BgpSource::Session { 1 } else { 10 };
+    let sessions_only = bgp.sources == [BgpSource::Session];
+    let default_min_peers = if sessions_only { 1 } else { 10 };
     bgp.min_peers = t.int(field!(t, min_peers), 1..100_001)?.map_or(default_min_peers, |n| n as usize);
-    let default_hijack = if bgp.source == BgpSource::Session { 1 } else { 3 };
+    let default_hijack = if sessions_only { 1 } else { 3 };
     bgp.hijack_min_peers = t.int(field!(t, hijack_min_peers), 1..100_001)?.map_or(default_hijack, |n| n as usize);
     if let Some(s) = t.table(field!(t, session)) {
         let listen = s
@@ -1525,7 +1547,7 @@ mod tests {
         assert_eq!(c.monitor.fail_after, 3);
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:9464");
         assert_eq!(c.storage.raw_retention, Duration::from_secs(14 * 86400));
-        assert_eq!(c.bgp.source, BgpSource::RisLive);
+        assert_eq!(c.bgp.sources, vec![BgpSource::RisLive]);
         assert_eq!(c.bgp.min_peers, 10);
         let probe = &c.services[0].probes[0];
         assert_eq!(probe.id, "dns-1");
@@ -1651,6 +1673,25 @@ mod tests {
         assert_eq!(redacted("http://admin:hunter2@example.org/x"), "http://admin:***@example.org/x");
         assert_eq!(redacted("https://example.org/"), "https://example.org/");
         assert_eq!(redacted("not a url"), "not a url");
+    }
+
+    #[test]
+    fn several_sources_are_pooled_and_each_named_once() {
+        let session = "[bgp.session]\nlocal_as = 65010\nrouter_id = \"192.0.2.10\"\n[[bgp.session.peer]]\naddress = \"192.0.2.1\"\nremote_as = 65001\n";
+        let c = parse(&format!("[bgp]\nsource = [\"ris-live\", \"session\"]\n{session}{MINIMAL}")).unwrap();
+        assert_eq!(c.bgp.sources, vec![BgpSource::RisLive, BgpSource::Session]);
+        assert_eq!(c.bgp.min_peers, 10, "collector peers in the pool: the collector default");
+        let c = parse(&format!("[bgp]\nsource = \"session\"\n{session}{MINIMAL}")).unwrap();
+        assert_eq!((c.bgp.sources, c.bgp.min_peers), (vec![BgpSource::Session], 1));
+        for (source, message) in [
+            ("[]", "\"source\" must name at least one source"),
+            ("[\"mrt\", \"mrt\"]", "\"source\": \"mrt\" is listed twice"),
+            ("[\"bmp\"]", "\"source\": \"bmp\" is not a source"),
+            ("5", "\"source\" must be a string or an array of strings"),
+        ] {
+            let err = parse(&format!("[bgp]\nsource = {source}\n{MINIMAL}")).unwrap_err().to_string();
+            assert!(err.starts_with("config.toml:2: [bgp]: ") && err.contains(message), "{source}: {err}");
+        }
     }
 
     #[test]

@@ -45,6 +45,16 @@ pub(crate) trait Keys {
     fn present(&self) -> Vec<(&'static str, Range<usize>)>;
 }
 
+/// `source = "ris-live"` or `source = ["ris-live", "session"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Sources {
+    /// One source.
+    One(String),
+    /// Several, pooled.
+    Many(Vec<String>),
+}
+
 /// A list of strings, each with its span.
 pub(crate) type Strings = Vec<Spanned<String>>;
 /// An array of tables.
@@ -119,7 +129,7 @@ table!(
 table!(
     /// `[bgp]`.
     RawBgp {
-        source: String,
+        source: Sources,
         ris_live_url: String,
         seed_url: String,
         mrt_url: String,
