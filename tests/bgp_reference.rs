@@ -169,6 +169,15 @@ fn engine_state_after_each_router_sample_matches_bgpdump() {
     }
 }
 
+/// A TABLE_DUMP_V2 RIB dump (IPv4 and IPv6, a 4-byte-AS peer) and the
+/// BGP4MP updates gobgpd wrote after learning routes from two real
+/// neighbours (tests/data/gobgpd/make.sh).
+#[test]
+fn engine_state_after_the_gobgpd_dumps_matches_bgpdump() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/gobgpd");
+    assert_eq!(compare_dir(&dir, ".bgp"), 2, "expected gobgpd_rib and gobgpd_updates in {}", dir.display());
+}
+
 #[test]
 fn engine_state_after_each_ris_file_matches_bgpdump() {
     assert!(compare_dir(&data_dir(), ".bgp.gz") >= 4, "expected the RIS sample files in {}", data_dir().display());
