@@ -227,3 +227,27 @@ name = "WhatsApp"
     let up = daemon.metric(r#"chatpulse_service_up{service="whatsapp"}"#).await.unwrap();
     assert!(up.is_nan(), "service_up = {up} while offline");
 }
+
+/// `/metrics` of a few hundred probes is several 64 KB chunks: streamed,
+/// it arrives whole — every probe's series, and the last family (the
+/// scheduler's lateness) complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_metrics_page_is_streamed_whole() {
+    let dns = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let services: String = (0..300)
+        .map(|i| support::config::dns_service(&format!("s{i}"), &format!("S{i}"), "web.chat.test", dns.addr))
+        .collect();
+    let text = format!("[monitor]\ninterval = \"1h\"\n{}{services}", support::config::server_and_store(dir.path()));
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    let (status, body) = daemon.get("/metrics").await.expect("/metrics answers");
+    assert_eq!(status, 200);
+    assert!(body.len() > 4 * 64 * 1024, "{} bytes: more than a few chunks", body.len());
+    let tail = &body[body.len().saturating_sub(200)..];
+    assert!(tail.contains("\nchatpulse_scheduler_lateness_seconds_count ") && body.ends_with('\n'), "…{tail}");
+    for i in [0, 150, 299] {
+        assert!(body.contains(&format!("service=\"s{i}\",probe=\"dns\"")), "s{i} missing");
+    }
+}
