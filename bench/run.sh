@@ -3,6 +3,7 @@
 # side in one run, on the same local targets at the same rate.
 #
 #   bench/run.sh            (DURATION=30 by default; writes bench/out/results.md)
+#   bench/run.sh scale      (100,000 probes at 60 s; writes bench/out/scale.md)
 #
 # Measures, from /proc (utime+stime, VmHWM) of each process:
 #   1. CPU-seconds per 1,000 DNS and per 1,000 HTTP probes at 100 probes/s, and peak RSS;
@@ -78,7 +79,7 @@ run_chatpulse() {
   local t0; t0=$(cpu_ticks "$pid")
   local scraper=""
   if [ "${6:-}" = scrape ]; then
-    (while :; do curl -sf "http://127.0.0.1:$listen/metrics" >/dev/null; sleep 1; done) &
+    (while :; do curl -sf "http://127.0.0.1:$listen/metrics" >/dev/null; sleep "${SCRAPE_EVERY:-1}"; done) &
     scraper=$!
   fi
   sleep "$5"
@@ -127,6 +128,26 @@ YML
 
 per_1000() { echo "scale=3; 1000 * $1 / $2" | bc | sed 's/^\./0./'; }
 ratio() { echo "scale=3; ($1 * $4) / ($2 * $3)" | bc | sed 's/^\./0./; s/$/x/'; }
+
+if [ "${1:-}" = scale ]; then
+  # bench/run.sh scale: 100,000 probes (50,000 DNS + 50,000 HTTP) at a 60 s
+  # interval (1,667 runs/s) for 2 minutes, scraped every 15 s.
+  echo "== chatpulse: 100,000 probes at 60 s for 120s, /metrics scraped every 15 s"
+  read -r sc_cpu sc_runs sc_rss sc_p99 sc_steady < <(SCRAPE_EVERY=15 run_chatpulse scale 50000 50000 60s 120 scrape)
+  cat >"$OUT/scale.md" <<MD
+Run on $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores. Command: \`bench/run.sh scale\`.
+
+| measurement | value |
+|---|---|
+| CPU, share of one core (scrapes included) | $(echo "scale=1; 100 * $sc_cpu / 120" | bc) % |
+| RSS before the first /metrics scrape (steady state) | $sc_steady MiB |
+| peak RSS (VmHWM, scraped every 15 s) | $sc_rss MiB |
+| probes completed in 120 s (1,667/s expected: 200,000) | $sc_runs |
+| p99 scheduling lateness (histogram bucket bound) | $(/usr/bin/python3 -c "print(f'{float(\"$sc_p99\") * 1000:g} ms')") |
+MD
+  cat "$OUT/scale.md"
+  exit 0
+fi
 
 echo "== chatpulse: 1,000 DNS probes at 10 s (100 probes/s) for ${DURATION}s"
 read -r cp_dns_cpu cp_dns_runs cp_dns_rss _ < <(run_chatpulse dns 1000 0 10s "$DURATION")
