@@ -122,10 +122,27 @@ fn origin(path: &[serde_json::Value]) -> Option<u32> {
     }
 }
 
+/// Why a RIS Live frame was not understood (it is skipped and counted).
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Not JSON, or not a frame.
+    #[error("not RIS Live JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// A frame type RIS Live does not send.
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    /// A `ris_message` without the fields one has.
+    #[error("bad ris_message: {0}")]
+    BadMessage(serde_json::Error),
+    /// The peer is not an IP address.
+    #[error("bad peer address {0:?}")]
+    BadPeer(String),
+}
+
 /// Translates one text frame into engine events (empty for frames that only
 /// prove the feed alive). `Err` for frames that are not understood.
-pub fn translate(text: &str) -> Result<Vec<FeedEvent>, String> {
-    let frame: Frame = serde_json::from_str(text).map_err(|e| format!("not RIS Live JSON: {e}"))?;
+pub fn translate(text: &str) -> Result<Vec<FeedEvent>, FrameError> {
+    let frame: Frame = serde_json::from_str(text).map_err(FrameError::NotJson)?;
     match frame.kind.as_str() {
         "ris_message" => {}
         "pong" | "ris_rrc_list" => return Ok(vec![FeedEvent::Alive]),
@@ -133,10 +150,10 @@ pub fn translate(text: &str) -> Result<Vec<FeedEvent>, String> {
             warn!(error = %frame.data, "RIS Live reported an error");
             return Ok(vec![FeedEvent::Alive]);
         }
-        other => return Err(format!("unknown frame type {other:?}")),
+        other => return Err(FrameError::UnknownType(other.to_string())),
     }
-    let message: RisMessage = serde_json::from_value(frame.data).map_err(|e| format!("bad ris_message: {e}"))?;
-    let ip = message.peer.parse().map_err(|_| format!("bad peer address {:?}", message.peer))?;
+    let message: RisMessage = serde_json::from_value(frame.data).map_err(FrameError::BadMessage)?;
+    let ip = message.peer.parse().map_err(|_| FrameError::BadPeer(message.peer.clone()))?;
     let peer = PeerKey { collector: message.host.to_ascii_lowercase(), ip };
     let mut events = vec![FeedEvent::Alive];
     match message.kind.as_str() {

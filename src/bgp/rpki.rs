@@ -38,6 +38,28 @@ pub enum Validity {
     NotFound,
 }
 
+/// Why a VRP file could not be used (the VRPs read before stay in force).
+#[derive(Debug, thiserror::Error)]
+pub enum RpkiError {
+    /// The file cannot be read.
+    #[error("cannot read it: {0}")]
+    Read(#[from] std::io::Error),
+    /// The file is larger than any export.
+    #[error("larger than {} MiB", MAX_FILE >> 20)]
+    TooLarge,
+    /// Not an export with a `roas` array.
+    #[error("not a VRP export with \"roas\": {0}")]
+    NotAnExport(serde_json::Error),
+    /// One entry is wrong.
+    #[error("roas[{index}]: {why}")]
+    BadEntry {
+        /// Its position in `roas`.
+        index: usize,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
 /// Validated ROA payloads, indexed by prefix.
 #[derive(Debug, Default)]
 pub struct Vrps {
@@ -78,11 +100,11 @@ impl Asn {
 
 impl Vrps {
     /// Reads an rpki-client `-j` or Routinator `jsonext` document.
-    pub fn parse(json: &[u8]) -> Result<Vrps, String> {
-        let file: File = serde_json::from_slice(json).map_err(|e| format!("not a VRP export with \"roas\": {e}"))?;
+    pub fn parse(json: &[u8]) -> Result<Vrps, RpkiError> {
+        let file: File = serde_json::from_slice(json).map_err(RpkiError::NotAnExport)?;
         let mut vrps = Vrps::default();
         for (i, roa) in file.roas.iter().enumerate() {
-            let bad = |why: &str| format!("roas[{i}]: {why}");
+            let bad = |why: &str| RpkiError::BadEntry { index: i, why: why.to_string() };
             let prefix: Prefix = roa.prefix.parse().map_err(|e| bad(&format!("{e}")))?;
             let asn = roa.asn.value().ok_or_else(|| bad("\"asn\" is not an AS number"))?;
             let longest = if prefix.is_v6() { 128 } else { 32 };
@@ -123,13 +145,11 @@ impl Vrps {
 
 /// Reads a VRP file: its VRPs, or why not, without the path (`replay`
 /// reads it once; [`watch`] names the file in its log line).
-pub fn read(path: &std::path::Path) -> Result<Vrps, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
-    if meta.len() > MAX_FILE {
-        return Err(format!("larger than {} MiB", MAX_FILE >> 20));
+pub fn read(path: &std::path::Path) -> Result<Vrps, RpkiError> {
+    if std::fs::metadata(path)?.len() > MAX_FILE {
+        return Err(RpkiError::TooLarge);
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
-    Vrps::parse(&bytes)
+    Vrps::parse(&std::fs::read(path)?)
 }
 
 /// Watches `path`, sending the VRPs to the engine at start and whenever
@@ -209,8 +229,9 @@ mod tests {
 
     #[test]
     fn a_broken_export_is_refused_with_the_entry_named() {
-        assert!(Vrps::parse(b"[]").unwrap_err().contains("roas"));
+        assert!(Vrps::parse(b"[]").unwrap_err().to_string().contains("roas"));
         let bad = r#"{"roas": [{"asn": 1, "prefix": "10.0.0.0/24", "maxLength": 16}]}"#;
-        assert!(Vrps::parse(bad.as_bytes()).unwrap_err().contains("roas[0]: maxLength 16 does not fit 10.0.0.0/24"));
+        let err = Vrps::parse(bad.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("roas[0]: maxLength 16 does not fit 10.0.0.0/24"), "{err}");
     }
 }

@@ -177,7 +177,7 @@ pub fn replay(
     let mut rib = Rib::new(Interest::Watched(watched.clone()), Denominator::Carriers);
     if let Some(path) = &config.bgp.rpki {
         let vrps = crate::bgp::rpki::read(path)
-            .map_err(|why| ReplayError::Unreadable { file: path.display().to_string(), why })?;
+            .map_err(|why| ReplayError::Unreadable { file: path.display().to_string(), why: why.to_string() })?;
         rib.set_vrps(std::sync::Arc::new(vrps));
     }
     let mut last: Vec<Option<crate::bgp::Visibility>> = vec![None; watched.len()];
