@@ -708,6 +708,9 @@ impl Tracker {
         if !self.online {
             return;
         }
+        // Reminder clocks of incidents that ended go with them.
+        let open: std::collections::HashSet<i64> = self.open.values().map(|i| i.id).collect();
+        self.reminded.retain(|(id, _), _| open.contains(id));
         let config = self.config.borrow().clone();
         let now = crate::time::unix(std::time::SystemTime::now());
         for (channel, rules) in config.alerts.channels() {

@@ -44,14 +44,14 @@ pub struct Failure {
 
 /// One channel's transport.
 enum Transport<'c> {
-    Email(&'c Email),
+    Email(&'c Email, Result<email::Smtp, String>),
     Webhook(&'c Webhook, &'c reqwest::Client),
 }
 
 impl Transport<'_> {
     async fn send(&self, message: &NewMessage) -> Result<(), Failure> {
         match self {
-            Transport::Email(e) => email::send(e, message).await,
+            Transport::Email(e, smtp) => email::send(smtp, e, message).await,
             Transport::Webhook(hook, client) => webhook::send(client, hook, message).await,
         }
     }
@@ -59,7 +59,7 @@ impl Transport<'_> {
     /// Where it sends, as logs show it.
     fn target(&self) -> String {
         match self {
-            Transport::Email(e) => e.smtp_url.clone(),
+            Transport::Email(e, _) => e.smtp_url.clone(),
             Transport::Webhook(hook, _) => webhook::shown(hook),
         }
     }
@@ -168,7 +168,8 @@ pub async fn run(
         let current = config.borrow_and_update().clone();
         let mut channels: Vec<Channel<'_>> = Vec::new();
         if let Some(e) = &current.alerts.email {
-            channels.push(Channel { name: email::CHANNEL.into(), transport: Transport::Email(e) });
+            let smtp = email::transport(e);
+            channels.push(Channel { name: email::CHANNEL.into(), transport: Transport::Email(e, smtp) });
         }
         for (i, hook) in current.alerts.webhooks.iter().enumerate() {
             channels.push(Channel { name: webhook::channel(i), transport: Transport::Webhook(hook, &client) });

@@ -23,7 +23,12 @@ pub const CHANNEL: &str = "email";
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn transport(email: &Email) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+/// The SMTP transport of `[alerts.email]` (built once per delivery pass, so
+/// the messages of one pass share its connection pool).
+pub type Smtp = AsyncSmtpTransport<Tokio1Executor>;
+
+/// Builds the transport, or says why it cannot be.
+pub fn transport(email: &Email) -> Result<Smtp, String> {
     let builder = match email.security {
         SmtpSecurity::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(email.host.as_str()),
         SmtpSecurity::StartTls => {
@@ -79,8 +84,8 @@ pub fn message_for(notice: &Notice, config: &Config) -> NewMessage {
 
 /// Sends one queued message. SMTP 5xx (and a message that cannot even be
 /// built) is permanent; anything else is worth retrying.
-pub async fn send(email: &Email, message: &NewMessage) -> Result<(), Failure> {
-    let transport = transport(email).map_err(|why| Failure { permanent: false, why })?;
+pub async fn send(transport: &Result<Smtp, String>, email: &Email, message: &NewMessage) -> Result<(), Failure> {
+    let transport = transport.as_ref().map_err(|why| Failure { permanent: false, why: why.clone() })?;
     let built = build(email, message).map_err(|why| Failure { permanent: true, why })?;
     transport.send(built).await.map(|_| ()).map_err(|e| Failure { permanent: e.is_permanent(), why: e.to_string() })
 }

@@ -47,9 +47,9 @@ fn members_and_summary<'n>(notice: &'n Notice, config: &Config) -> (Vec<&'n Memb
     }
 }
 
-/// The documented JSON body (README, "Webhooks").
-pub fn json_body(notice: &Notice, config: &Config) -> Value {
-    let (members, summary) = members_and_summary(notice, config);
+/// The documented JSON body (README, "Webhooks") of `notice`, about
+/// `members` (sorted) with its one-line `summary`.
+fn json_body(notice: &Notice, members: &[&Member], summary: &str, config: &Config) -> Value {
     let url = status_url(config);
     let event = notice.event();
     let services: Vec<Value> = members
@@ -101,8 +101,7 @@ pub fn json_body(notice: &Notice, config: &Config) -> Value {
 
 /// A Slack / Mattermost incoming-webhook message: one text, links bare
 /// (both autolink them).
-pub fn slack_body(notice: &Notice, config: &Config) -> Value {
-    let (members, summary) = members_and_summary(notice, config);
+fn slack_body(members: &[&Member], summary: &str, config: &Config) -> Value {
     let url = status_url(config);
     let mut text = format!("*{summary}*\nvantage: {}", config.monitor.vantage);
     for m in members {
@@ -120,15 +119,16 @@ pub fn slack_body(notice: &Notice, config: &Config) -> Value {
 
 /// The outbox message of `notice` for `hook`: the body in `body_text`.
 pub fn message_for(notice: &Notice, hook: &Webhook, channel: String, config: &Config) -> NewMessage {
+    let (members, summary) = members_and_summary(notice, config);
     let body = match hook.format {
-        WebhookFormat::Json => json_body(notice, config),
-        WebhookFormat::Slack => slack_body(notice, config),
+        WebhookFormat::Json => json_body(notice, &members, &summary, config),
+        WebhookFormat::Slack => slack_body(&members, &summary, config),
     };
     NewMessage {
         channel,
         event: notice.event().as_str().into(),
         message_id: notice.message_id.clone(),
-        subject: members_and_summary(notice, config).1,
+        subject: summary,
         body_text: body.to_string(),
         body_html: String::new(),
         created_at: notice.at,
