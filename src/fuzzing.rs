@@ -57,7 +57,7 @@ pub fn dns_reply(data: &[u8]) {
         expect_rcode: Rcode::NoError,
         expect_answer: true,
     };
-    let probe = crate::probe::dns::DnsProbe::new(&check, Duration::from_secs(1), None);
+    let probe = crate::probe::dns::DnsProbe::new(check, Duration::from_secs(1), None);
     let id = data.get(..2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     let server = DnsServer::Addr(SocketAddr::from(([127, 0, 0, 1], 53)));
     let _ = probe.judge_bytes(&server, data, id);

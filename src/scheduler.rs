@@ -277,7 +277,7 @@ mod tests {
             fail_after: 1,
             recover_after: 1,
             essential: false,
-            check: Check::Dns(check),
+            check: Check::Dns(Arc::new(check)),
         };
         Arc::new(ProbeRef { index, service: "s".into(), spec: Arc::new(spec) })
     }

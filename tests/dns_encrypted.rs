@@ -89,7 +89,7 @@ fn check(transport: DnsTransport, server: DnsServer, ca_file: Option<std::path::
 
 async fn run(check: DnsCheck) -> Finding {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    tokio::time::timeout(T * 3, DnsProbe::new(&check, T, None).run()).await.expect("the probe keeps its timeout")
+    tokio::time::timeout(T * 3, DnsProbe::new(check, T, None).run()).await.expect("the probe keeps its timeout")
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ fn check(query: &str, record: RecordType, server: SocketAddr) -> DnsCheck {
 }
 
 async fn run(check: DnsCheck, timeout: Duration) -> Finding {
-    DnsProbe::new(&check, timeout, None).run().await
+    DnsProbe::new(check, timeout, None).run().await
 }
 
 const T: Duration = Duration::from_secs(2);

@@ -27,7 +27,7 @@ fn check(url: String, body_contains: Option<&str>) -> HttpCheck {
 
 async fn run(check: HttpCheck, timeout: Duration) -> Finding {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    HttpProbe::new(&check, timeout, client().unwrap()).run().await
+    HttpProbe::new(check, timeout, client().unwrap()).run().await
 }
 
 const T: Duration = Duration::from_secs(3);
@@ -166,6 +166,6 @@ async fn credentials_in_the_url_are_never_shown() {
     let closed = closed_port().await;
     let f = run(check(format!("http://admin:hunter2@{closed}/"), None), T).await;
     assert!(!f.detail.contains("hunter2"), "{}", f.detail);
-    let target = chatpulse::config::Check::Http(check(url, None)).target();
+    let target = chatpulse::config::Check::Http(check(url, None).into()).target();
     assert!(target.contains("admin:***@") && !target.contains("hunter2"), "{target}");
 }

@@ -229,8 +229,9 @@ name = "WhatsApp"
 }
 
 /// `/metrics` of a few hundred probes is several 64 KB chunks: streamed,
-/// it arrives whole — every probe's series, and the last family (the
-/// scheduler's lateness) complete.
+/// it arrives whole — every family, every probe's series, and the last
+/// family (the per-probe ones come last, in plan order) complete down to
+/// the last probe's line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_metrics_page_is_streamed_whole() {
     let dns = TestDns::start().await;
@@ -245,8 +246,14 @@ async fn a_large_metrics_page_is_streamed_whole() {
     let (status, body) = daemon.get("/metrics").await.expect("/metrics answers");
     assert_eq!(status, 200);
     assert!(body.len() > 4 * 64 * 1024, "{} bytes: more than a few chunks", body.len());
+    assert!(body.contains("\nchatpulse_scheduler_lateness_seconds_count "), "the lateness family is missing");
     let tail = &body[body.len().saturating_sub(200)..];
-    assert!(tail.contains("\nchatpulse_scheduler_lateness_seconds_count ") && body.ends_with('\n'), "…{tail}");
+    let last = tail.trim_end().rsplit('\n').next().unwrap_or("");
+    assert!(
+        last.starts_with(r#"chatpulse_probe_runs_total{service="s299",probe="dns",kind="dns",result="ok"} "#)
+            && body.ends_with('\n'),
+        "…{tail}"
+    );
     for i in [0, 150, 299] {
         assert!(body.contains(&format!("service=\"s{i}\",probe=\"dns\"")), "s{i} missing");
     }

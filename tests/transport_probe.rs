@@ -167,7 +167,7 @@ async fn https(check: chatpulse::config::HttpCheck) -> Finding {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let shared = chatpulse::probe::http::client().unwrap();
     let client = chatpulse::probe::http::client_for(&check, &shared).unwrap();
-    let probe = chatpulse::probe::http::HttpProbe::new(&check, T, client);
+    let probe = chatpulse::probe::http::HttpProbe::new(check, T, client);
     tokio::time::timeout(T * 3, probe.run()).await.expect("the probe keeps its timeout")
 }
 

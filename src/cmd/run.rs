@@ -228,13 +228,8 @@ impl Daemon {
                 Some(Feed::start(&new.bgp, new.watched_prefixes(), self.toolkit.bgp.clone(), self.metrics.clone()));
         }
         let plan = probe::plan(&new);
-        // A probe gone, or changed (its prefix, say): its old series go;
-        // install() below creates the current ones.
-        for old in &self.plan {
-            if !plan.iter().any(|p| p.service == old.service && p.spec == old.spec) {
-                self.metrics.forget_probe(old);
-            }
-        }
+        // A probe gone, or changed (its prefix, say), loses its series.
+        self.metrics.install(&plan);
         let now = unix(SystemTime::now());
         for old in &self.config.services {
             if !new.services.iter().any(|s| s.id == old.id) {
@@ -257,7 +252,6 @@ impl Daemon {
                 self.metrics.set_service_status(&s.id, s.status);
             }
         }
-        self.metrics.install(&plan);
         declare(&self.metrics, &new);
         self.sinks.flush_runs();
         self.sinks.plan_changed();

@@ -92,12 +92,12 @@ const MAX_CNAME_CHAIN: usize = 16;
 
 /// A configured dns probe, with its query pre-encoded.
 pub struct DnsProbe {
-    check: DnsCheck,
+    check: std::sync::Arc<DnsCheck>,
     timeout: Duration,
     /// The servers asked; empty when none is configured and the system has none.
     servers: Vec<DnsServer>,
     /// DoT and DoH: the TLS client configuration (or why there is none).
-    tls: Option<Result<std::sync::Arc<rustls::ClientConfig>, String>>,
+    tls: Option<Result<std::sync::Arc<rustls::ClientConfig>, super::tls::TlsSetupError>>,
     name: Name,
     record: WireType,
     /// The encoded query; bytes 0..2 (the ID) are replaced on every run.
@@ -106,7 +106,8 @@ pub struct DnsProbe {
 
 impl DnsProbe {
     /// Prepares the probe; `system` is used when the check names no server.
-    pub fn new(check: &DnsCheck, timeout: Duration, system: Option<SocketAddr>) -> DnsProbe {
+    pub fn new(check: impl Into<std::sync::Arc<DnsCheck>>, timeout: Duration, system: Option<SocketAddr>) -> DnsProbe {
+        let check = check.into();
         let mut name = Name::from_utf8(&check.query).unwrap_or_else(|_| Name::root());
         name.set_fqdn(true);
         let record = wire_type(check.record);
@@ -118,7 +119,10 @@ impl DnsProbe {
         message.set_edns(edns);
         // Encoding a query we built from a validated name cannot fail; an
         // empty query would only make every run time out, never panic.
-        let query = message.to_vec().unwrap_or_default();
+        let mut query = message.to_vec().unwrap_or_default();
+        // The encoder's buffer starts at 512 bytes; a query is ~40, and a
+        // probe keeps it for life.
+        query.shrink_to_fit();
         let servers = if check.servers.is_empty() {
             system.into_iter().map(DnsServer::Addr).collect()
         } else {
@@ -131,7 +135,7 @@ impl DnsProbe {
         let tls = matches!(check.transport, DnsTransport::Tls | DnsTransport::Https).then(|| {
             super::tls::client_config(check.ca_file.as_deref(), check.system_roots, alpn).map(std::sync::Arc::new)
         });
-        DnsProbe { check: check.clone(), timeout, servers, tls, name, record, query }
+        DnsProbe { check, timeout, servers, tls, name, record, query }
     }
 
     async fn exchange(&self, server: &DnsServer) -> Finding {
@@ -221,7 +225,7 @@ impl DnsProbe {
         let _background = provider.clone();
         let tls = || match &self.tls {
             Some(Ok(config)) => Ok(config.clone()),
-            Some(Err(why)) => Err(Failure::from(why.clone())),
+            Some(Err(why)) => Err(Failure::from(why.to_string())),
             None => Err(Failure::from("no TLS client".to_string())),
         };
         match (server, transport) {

@@ -41,16 +41,48 @@ fn builder() -> reqwest::ClientBuilder {
 
 /// A client of its own for a probe with a `ca_file` (trusting exactly its
 /// roots, plus the system's with `system_roots`); the shared one otherwise.
-pub fn client_for(check: &HttpCheck, shared: &reqwest::Client) -> Result<reqwest::Client, String> {
+pub fn client_for(check: &HttpCheck, shared: &reqwest::Client) -> Result<reqwest::Client, ClientError> {
     let Some(ca_file) = &check.ca_file else { return Ok(shared.clone()) };
     let alpn = ["http/1.1".to_string()];
     let tls = super::tls::client_config(Some(ca_file), check.system_roots, &alpn)?;
-    builder().use_preconfigured_tls(tls).build().map_err(|e| e.to_string())
+    Ok(builder().use_preconfigured_tls(tls).build()?)
+}
+
+/// Why a probe with a `ca_file` cannot have its own client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Its roots cannot be loaded.
+    #[error(transparent)]
+    Roots(#[from] super::tls::TlsSetupError),
+    /// reqwest refused the configuration.
+    #[error("{0}")]
+    Build(#[from] reqwest::Error),
+}
+
+/// Why a redirect is not followed (`http_redirect`).
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("the Location header is not a URL")]
+    NotAUrl,
+    #[error("more than {0} redirects (max_redirects)")]
+    TooMany(u32),
+    #[error("a downgrade from https to http")]
+    Downgrade,
+    #[error("scheme \"{0}\" is not http or https")]
+    Scheme(String),
+    #[error("no host")]
+    NoHost,
+    #[error("{host} does not resolve ({source})")]
+    Unresolved { host: String, source: std::io::Error },
+    #[error("{0} did not resolve in time")]
+    Unanswered(String),
+    #[error("{0} is a loopback, link-local or private address")]
+    Internal(String),
 }
 
 /// A configured http probe.
 pub struct HttpProbe {
-    check: HttpCheck,
+    check: std::sync::Arc<HttpCheck>,
     /// Parsed once: parsing (with IDNA) on every run costs more than the
     /// request's own user-space work.
     url: Option<reqwest::Url>,
@@ -83,8 +115,8 @@ fn is_internal(ip: IpAddr) -> bool {
 }
 
 /// The addresses `url`'s host stands for (an IP literal, or resolved).
-async fn addresses(url: &reqwest::Url, until: Instant) -> Result<Vec<IpAddr>, String> {
-    let host = url.host_str().ok_or("no host")?;
+async fn addresses(url: &reqwest::Url, until: Instant) -> Result<Vec<IpAddr>, Refusal> {
+    let host = url.host_str().ok_or(Refusal::NoHost)?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(vec![ip]);
@@ -92,21 +124,16 @@ async fn addresses(url: &reqwest::Url, until: Instant) -> Result<Vec<IpAddr>, St
     let port = url.port_or_known_default().unwrap_or(80);
     match tokio::time::timeout_at(until, tokio::net::lookup_host((bare, port))).await {
         Ok(Ok(found)) => Ok(found.map(|a| a.ip()).collect()),
-        Ok(Err(e)) => Err(format!("{host} does not resolve ({e})")),
-        Err(_) => Err(format!("{host} did not resolve in time")),
+        Ok(Err(source)) => Err(Refusal::Unresolved { host: host.to_string(), source }),
+        Err(_) => Err(Refusal::Unanswered(host.to_string())),
     }
 }
 
 impl HttpProbe {
     /// Prepares the probe.
-    pub fn new(check: &HttpCheck, timeout: Duration, client: reqwest::Client) -> HttpProbe {
-        HttpProbe {
-            check: check.clone(),
-            url: reqwest::Url::parse(&check.url).ok(),
-            shown: check.shown_url(),
-            timeout,
-            client,
-        }
+    pub fn new(check: impl Into<std::sync::Arc<HttpCheck>>, timeout: Duration, client: reqwest::Client) -> HttpProbe {
+        let check = check.into();
+        HttpProbe { url: reqwest::Url::parse(&check.url).ok(), shown: check.shown_url(), check, timeout, client }
     }
 
     /// Whether the redirect from `from` (the original target was
@@ -117,17 +144,17 @@ impl HttpProbe {
         from: &reqwest::Url,
         to: &reqwest::Url,
         until: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         match (from.scheme(), to.scheme()) {
             ("http", "http") | ("https", "https") | ("http", "https") => {}
-            ("https", "http") => return Err("a downgrade from https to http".into()),
-            (_, other) => return Err(format!("scheme \"{other}\" is not http or https")),
+            ("https", "http") => return Err(Refusal::Downgrade),
+            (_, other) => return Err(Refusal::Scheme(other.to_string())),
         }
         let target = addresses(to, until).await?;
         if target.iter().copied().any(is_internal) {
             let started_inside = addresses(original, until).await.is_ok_and(|a| a.into_iter().any(is_internal));
             if !started_inside {
-                return Err(format!("{} is a loopback, link-local or private address", to.host_str().unwrap_or("?")));
+                return Err(Refusal::Internal(to.host_str().unwrap_or("?").to_string()));
             }
         }
         Ok(())
@@ -162,20 +189,20 @@ impl HttpProbe {
                 break response;
             }
             let Some(location) = response.headers().get(reqwest::header::LOCATION) else { break response };
-            let refuse = |why: String| {
+            let refuse = |why: &dyn std::fmt::Display| {
                 let mut f = Finding::fail(Reason::HttpRedirect, format!("{url}: redirect refused: {why}"));
                 f.http_status = Some(response.status().as_u16());
                 f
             };
             let next = match location.to_str().ok().and_then(|l| current.join(l).ok()) {
                 Some(next) => next,
-                None => return refuse("the Location header is not a URL".into()),
+                None => return refuse(&Refusal::NotAUrl),
             };
             if hops == self.check.max_redirects {
-                return refuse(format!("more than {} redirects (max_redirects)", self.check.max_redirects));
+                return refuse(&Refusal::TooMany(self.check.max_redirects));
             }
             if let Err(why) = self.allowed(&original, &current, &next, until).await {
-                return refuse(format!("to {}: {why}", redacted(next.as_str())));
+                return refuse(&format_args!("to {}: {why}", redacted(next.as_str())));
             }
             hops += 1;
             current = next;

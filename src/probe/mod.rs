@@ -282,9 +282,9 @@ impl Toolkit {
     pub fn build(&self, probe: &ProbeRef) -> Box<dyn Probe> {
         let spec = &probe.spec;
         match &spec.check {
-            Check::Dns(check) => Box::new(dns::DnsProbe::new(check, spec.timeout, self.system_resolver)),
+            Check::Dns(check) => Box::new(dns::DnsProbe::new(check.clone(), spec.timeout, self.system_resolver)),
             Check::Http(check) => match http::client_for(check, &self.http) {
-                Ok(client) => Box::new(http::HttpProbe::new(check, spec.timeout, client)),
+                Ok(client) => Box::new(http::HttpProbe::new(check.clone(), spec.timeout, client)),
                 Err(why) => {
                     Box::new(Unusable { reason: Reason::HttpTls, why: format!("{}: {why}", check.shown_url()) })
                 }

@@ -20,12 +20,37 @@ use super::tcp::connect;
 use super::{Finding, Probe, Reason, RunFuture};
 use crate::config::TlsCheck;
 
-/// The certificates of a PEM file; the error says why it cannot be used.
-pub fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+/// Why a probe's TLS client cannot be built; every run of the probe says it.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The `ca_file` cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The `ca_file` holds something other than PEM certificates.
+    #[error("{path} is not a PEM certificate file ({source})")]
+    NotPem {
+        /// The file.
+        path: String,
+        /// What the PEM reader said.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// Neither the file nor the system gave a certificate rustls accepts.
+    #[error("no usable root certificate to verify against")]
+    NoRoots,
+}
+
+/// The certificates of a PEM file.
+pub fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let shown = || path.display().to_string();
+    let text = std::fs::read(path).map_err(|source| TlsSetupError::Read { path: shown(), source })?;
     CertificateDer::pem_slice_iter(&text)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{} is not a PEM certificate file ({e})", path.display()))
+        .map_err(|source| TlsSetupError::NotPem { path: shown(), source })
 }
 
 /// The roots the system trusts (empty if none can be read).
@@ -38,7 +63,7 @@ pub struct TlsProbe {
     check: TlsCheck,
     timeout: Duration,
     /// `None` when the configured roots could not be loaded (every run says why).
-    config: Result<Arc<rustls::ClientConfig>, String>,
+    config: Result<Arc<rustls::ClientConfig>, TlsSetupError>,
 }
 
 impl TlsProbe {
@@ -56,7 +81,7 @@ pub fn client_config(
     ca_file: Option<&Path>,
     system_roots: bool,
     alpn: &[String],
-) -> Result<rustls::ClientConfig, String> {
+) -> Result<rustls::ClientConfig, TlsSetupError> {
     let mut roots = rustls::RootCertStore::empty();
     let mut certs = Vec::new();
     if let Some(file) = ca_file {
@@ -67,7 +92,7 @@ pub fn client_config(
     }
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
-        return Err("no usable root certificate to verify against".into());
+        return Err(TlsSetupError::NoRoots);
     }
     let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
