@@ -51,8 +51,8 @@ impl Schedule {
 
     /// Parses `weekly = "sun 02:00-03:00"` (day names may be written out;
     /// `24:00` ends at midnight; an end before the start is the next day).
-    pub fn weekly(text: &str) -> Result<Schedule, String> {
-        let bad = || format!("\"{text}\" is not a weekly window like \"sun 02:00-03:00\" (UTC)");
+    pub fn weekly(text: &str) -> Result<Schedule, WeeklyError> {
+        let bad = || WeeklyError::Syntax(text.to_string());
         let (day, times) = text.trim().split_once(' ').ok_or_else(bad)?;
         let day = day.to_ascii_lowercase();
         let day = DAYS.iter().position(|d| day.len() >= 3 && d.starts_with(&day[..3])).ok_or_else(bad)? as i64;
@@ -64,11 +64,22 @@ impl Schedule {
         };
         let (from, to) = (clock(from).ok_or_else(bad)?, clock(to).ok_or_else(bad)?);
         if from == to || from == 86_400 {
-            return Err(format!("\"{text}\": the window must have a length and start before 24:00"));
+            return Err(WeeklyError::Empty(text.to_string()));
         }
         let length = if to > from { to - from } else { to + 86_400 - from };
         Ok(Schedule::Weekly { start: day * 86_400 + from, length })
     }
+}
+
+/// Why a `weekly` value is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WeeklyError {
+    /// Not "day HH:MM-HH:MM".
+    #[error("\"{0}\" is not a weekly window like \"sun 02:00-03:00\" (UTC)")]
+    Syntax(String),
+    /// Starts and ends at the same time, or starts at 24:00.
+    #[error("\"{0}\": the window must have a length and start before 24:00")]
+    Empty(String),
 }
 
 /// One `[[maintenance]]`.
@@ -130,7 +141,7 @@ mod tests {
     fn bad_weekly_windows_are_refused_with_the_text() {
         for bad in ["sun", "funday 02:00-03:00", "sun 02:00", "sun 25:00-26:00", "sun 02:00-02:00", "sun 2-3"] {
             let err = Schedule::weekly(bad).unwrap_err();
-            assert!(err.contains(bad), "{err}");
+            assert!(err.to_string().contains(bad), "{err}");
         }
     }
 

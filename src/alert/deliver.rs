@@ -44,7 +44,7 @@ pub struct Failure {
 
 /// One channel's transport.
 enum Transport<'c> {
-    Email(&'c Email, Result<email::Smtp, String>),
+    Email(&'c Email, Result<email::Smtp, email::TransportError>),
     Webhook(&'c Webhook, &'c reqwest::Client),
 }
 

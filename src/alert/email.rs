@@ -27,21 +27,37 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// the messages of one pass share its connection pool).
 pub type Smtp = AsyncSmtpTransport<Tokio1Executor>;
 
+/// Why no e-mail can be sent at all (every queued message waits).
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// lettre refused the relay (its TLS parameters).
+    #[error("{0}")]
+    Relay(#[from] lettre::transport::smtp::Error),
+    /// `password_env` names a variable that is not set.
+    #[error("environment variable {0} (password_env) is not set")]
+    NoPassword(String),
+}
+
+/// Why one message cannot be built (it is given up: retrying cannot help).
+#[derive(Debug, thiserror::Error)]
+enum BuildError {
+    #[error("bad address {address:?}: {source}")]
+    Address { address: String, source: lettre::address::AddressError },
+    #[error("{0}")]
+    Message(#[from] lettre::error::Error),
+}
+
 /// Builds the transport, or says why it cannot be.
-pub fn transport(email: &Email) -> Result<Smtp, String> {
+pub fn transport(email: &Email) -> Result<Smtp, TransportError> {
     let builder = match email.security {
         SmtpSecurity::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(email.host.as_str()),
-        SmtpSecurity::StartTls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&email.host).map_err(|e| e.to_string())?
-        }
-        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&email.host).map_err(|e| e.to_string())?,
+        SmtpSecurity::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&email.host)?,
+        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&email.host)?,
     };
     let mut builder = builder.port(email.port).timeout(Some(SMTP_TIMEOUT));
     if let Some(user) = &email.username {
         let password = match &email.password_env {
-            Some(var) => {
-                std::env::var(var).map_err(|_| format!("environment variable {var} (password_env) is not set"))?
-            }
+            Some(var) => std::env::var(var).map_err(|_| TransportError::NoPassword(var.clone()))?,
             None => String::new(),
         };
         builder = builder.credentials(Credentials::new(user.clone(), password));
@@ -49,8 +65,8 @@ pub fn transport(email: &Email) -> Result<Smtp, String> {
     Ok(builder.build())
 }
 
-fn build(email: &Email, message: &NewMessage) -> Result<Message, String> {
-    let parse = |s: &str| s.parse::<Mailbox>().map_err(|e| format!("bad address {s:?}: {e}"));
+fn build(email: &Email, message: &NewMessage) -> Result<Message, BuildError> {
+    let parse = |s: &str| s.parse::<Mailbox>().map_err(|source| BuildError::Address { address: s.into(), source });
     let mut builder = Message::builder().from(parse(&email.from)?);
     for to in &email.to {
         builder = builder.to(parse(to)?);
@@ -60,7 +76,7 @@ fn build(email: &Email, message: &NewMessage) -> Result<Message, String> {
         .message_id(Some(message.message_id.clone()))
         .date(crate::time::from_unix(message.created_at))
         .multipart(MultiPart::alternative_plain_html(message.body_text.clone(), message.body_html.clone()))
-        .map_err(|e| e.to_string())
+        .map_err(BuildError::from)
 }
 
 /// The outbox message of `notice` for e-mail: subject, plain text, HTML.
@@ -84,8 +100,12 @@ pub fn message_for(notice: &Notice, config: &Config) -> NewMessage {
 
 /// Sends one queued message. SMTP 5xx (and a message that cannot even be
 /// built) is permanent; anything else is worth retrying.
-pub async fn send(transport: &Result<Smtp, String>, email: &Email, message: &NewMessage) -> Result<(), Failure> {
-    let transport = transport.as_ref().map_err(|why| Failure { permanent: false, why: why.clone() })?;
-    let built = build(email, message).map_err(|why| Failure { permanent: true, why })?;
+pub async fn send(
+    transport: &Result<Smtp, TransportError>,
+    email: &Email,
+    message: &NewMessage,
+) -> Result<(), Failure> {
+    let transport = transport.as_ref().map_err(|why| Failure { permanent: false, why: why.to_string() })?;
+    let built = build(email, message).map_err(|why| Failure { permanent: true, why: why.to_string() })?;
     transport.send(built).await.map(|_| ()).map_err(|e| Failure { permanent: e.is_permanent(), why: e.to_string() })
 }

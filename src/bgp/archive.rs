@@ -170,8 +170,34 @@ async fn seed(
     None
 }
 
+/// Why one RIB dump could not be used (the next older one is tried).
+#[derive(Debug, thiserror::Error)]
+enum ArchiveError {
+    /// The request or the body's transfer failed (the innermost cause).
+    #[error("{0}")]
+    Network(String),
+    /// The archive answered with an error status.
+    #[error("HTTP {0}")]
+    Status(reqwest::StatusCode),
+    /// The body outgrew the configured cap.
+    #[error("larger than {0} MiB; not read further")]
+    TooLarge(u64),
+    /// The bytes are not a (compressed) MRT file, or the transfer broke off.
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    /// The MRT reader refused a record.
+    #[error("{0}")]
+    Mrt(#[from] super::mrt::MrtError),
+    /// The engine went away while the dump was applied.
+    #[error("the engine stopped")]
+    EngineStopped,
+    /// The parser thread died.
+    #[error("the parser thread failed: {0}")]
+    Parser(#[from] tokio::task::JoinError),
+}
+
 /// A piece of the body, or the reason the download failed.
-type Chunk = Result<Vec<u8>, String>;
+type Chunk = Result<Vec<u8>, ArchiveError>;
 
 /// Bytes from the network, as a blocking `Read` for the MRT parser thread.
 /// The async side awaits room in the channel, so a slow parser slows the
@@ -208,46 +234,43 @@ async fn fetch(
     watched: &[Prefix],
     tx: &FeedSender,
     (total, max_bytes): (Duration, u64),
-) -> Result<Fetched, String> {
-    let tell = |e: reqwest::Error| crate::error_text::root_cause(&e);
+) -> Result<Fetched, ArchiveError> {
+    let tell = |e: reqwest::Error| ArchiveError::Network(crate::error_text::root_cause(&e));
     let mut response = client.get(url).timeout(total).send().await.map_err(tell)?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(Fetched::Missing);
     }
     if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
+        return Err(ArchiveError::Status(response.status()));
     }
     let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel::<Chunk>(64);
     let watched = watched.to_vec();
     let events = tx.clone();
-    let parser = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-        let input =
-            decompress(ChunkReader { chunks: chunk_rx, current: Vec::new(), at: 0 }).map_err(|e| e.to_string())?;
+    let parser = tokio::task::spawn_blocking(move || -> Result<u64, ArchiveError> {
+        let input = decompress(ChunkReader { chunks: chunk_rx, current: Vec::new(), at: 0 })?;
         let mut reader = Reader::new(input);
         let wanted = |p: &Prefix| watched.iter().any(|w| w.overlaps(p));
         let key = |ip| PeerKey { collector: String::new(), ip };
         let mut closed = false;
-        reader
-            .for_each(&mut |element| {
-                let event = match element {
-                    Element::Announce { peer, prefix, path_id, origin, .. } if wanted(&prefix) => {
-                        FeedEvent::Announce { peer: key(peer.ip), prefix, path_id, origin }
-                    }
-                    Element::Withdraw { peer, prefix, path_id, .. } if wanted(&prefix) => {
-                        FeedEvent::Withdraw { peer: key(peer.ip), prefix, path_id }
-                    }
-                    Element::State { peer, new: 6, .. } => FeedEvent::PeerUp(key(peer.ip)),
-                    Element::State { peer, .. } => FeedEvent::PeerDown(key(peer.ip)),
-                    _ => return,
-                };
-                closed |= events.blocking_send(event).is_err();
-            })
-            .map_err(|e| e.to_string())?;
+        reader.for_each(&mut |element| {
+            let event = match element {
+                Element::Announce { peer, prefix, path_id, origin, .. } if wanted(&prefix) => {
+                    FeedEvent::Announce { peer: key(peer.ip), prefix, path_id, origin }
+                }
+                Element::Withdraw { peer, prefix, path_id, .. } if wanted(&prefix) => {
+                    FeedEvent::Withdraw { peer: key(peer.ip), prefix, path_id }
+                }
+                Element::State { peer, new: 6, .. } => FeedEvent::PeerUp(key(peer.ip)),
+                Element::State { peer, .. } => FeedEvent::PeerDown(key(peer.ip)),
+                _ => return,
+            };
+            closed |= events.blocking_send(event).is_err();
+        })?;
         for _ in 0..reader.stats.malformed {
             let _ = events.blocking_send(FeedEvent::Malformed);
         }
         let _ = events.blocking_send(FeedEvent::Alive);
-        if closed { Err("the engine stopped".into()) } else { Ok(reader.stats.elements) }
+        if closed { Err(ArchiveError::EngineStopped) } else { Ok(reader.stats.elements) }
     });
     let mut received: u64 = 0;
     loop {
@@ -255,8 +278,7 @@ async fn fetch(
             Ok(Some(chunk)) => {
                 received += chunk.len() as u64;
                 if received > max_bytes {
-                    let why = format!("larger than {} MiB; not read further", max_bytes >> 20);
-                    let _ = chunk_tx.send(Err(why)).await;
+                    let _ = chunk_tx.send(Err(ArchiveError::TooLarge(max_bytes >> 20))).await;
                     break;
                 }
                 if chunk_tx.send(Ok(chunk.to_vec())).await.is_err() {
@@ -271,6 +293,6 @@ async fn fetch(
         }
     }
     drop(chunk_tx);
-    let elements = parser.await.map_err(|e| e.to_string())??;
+    let elements = parser.await??;
     Ok(Fetched::Applied(elements))
 }

@@ -212,24 +212,51 @@ pub async fn run(source: RisLive, tx: FeedSender) {
     }
 }
 
+/// Why a RIS Live connection ended (it is reconnected after a backoff).
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("no websocket handshake within {}", humantime::format_duration(*.0))]
+    HandshakeTimeout(Duration),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("cannot subscribe: the server does not read")]
+    SubscribeTimeout,
+    #[error("cannot subscribe: {0}")]
+    Subscribe(tokio_tungstenite::tungstenite::Error),
+    #[error("cannot seed: {0}")]
+    Seed(#[from] seed::SeedError),
+    #[error("nothing received for {}, not even a pong", humantime::format_duration(*.0))]
+    Silent(Duration),
+    #[error("connection closed")]
+    Closed,
+    #[error("connection lost: {0}")]
+    Lost(tokio_tungstenite::tungstenite::Error),
+    #[error("server closed the connection")]
+    ClosedByServer,
+    #[error("cannot ping: the server does not read")]
+    PingTimeout,
+    #[error("cannot ping: {0}")]
+    Ping(tokio_tungstenite::tungstenite::Error),
+}
+
 /// One connection. `Ok` only when the engine has gone away.
-async fn session(source: &RisLive, tx: &FeedSender) -> Result<(), String> {
+async fn session(source: &RisLive, tx: &FeedSender) -> Result<(), SessionError> {
     let mut limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     limits.max_message_size = Some(MAX_FRAME);
     limits.max_frame_size = Some(MAX_FRAME);
     let connect = tokio_tungstenite::connect_async_with_config(source.url.as_str(), Some(limits), false);
     let (mut ws, _) = tokio::time::timeout(source.connect_timeout, connect)
         .await
-        .map_err(|_| format!("no websocket handshake within {}", humantime::format_duration(source.connect_timeout)))?
-        .map_err(|e| format!("cannot connect: {}", crate::error_text::root_cause(&e)))?;
+        .map_err(|_| SessionError::HandshakeTimeout(source.connect_timeout))?
+        .map_err(|e| SessionError::Connect(crate::error_text::root_cause(&e)))?;
     for prefix in source.prefixes.iter().chain(&source.listened) {
         let subscribe = ws.send(Message::Text(subscription(*prefix).into()));
         tokio::time::timeout(source.connect_timeout, subscribe)
             .await
-            .map_err(|_| "cannot subscribe: the server does not read".to_string())?
-            .map_err(|e| format!("cannot subscribe: {e}"))?;
+            .map_err(|_| SessionError::SubscribeTimeout)?
+            .map_err(SessionError::Subscribe)?;
     }
-    let gone = |_| Ok::<(), String>(());
+    let gone = |_| Ok::<(), SessionError>(());
     if tx.send(FeedEvent::Reset).await.is_err() {
         return gone(());
     }
@@ -244,7 +271,7 @@ async fn session(source: &RisLive, tx: &FeedSender) -> Result<(), String> {
                     }
                 }
             }
-            Err(e) => return Err(format!("cannot seed: {e}")),
+            Err(e) => return Err(e.into()),
         }
     }
     info!(url = %crate::config::redacted(&source.url), routes = seeded, "RIS Live connected and seeded");
@@ -257,20 +284,17 @@ async fn session(source: &RisLive, tx: &FeedSender) -> Result<(), String> {
         tokio::select! {
             frame = tokio::time::timeout_at(heard + source.stale_after, ws.next()) => {
                 let Ok(frame) = frame else {
-                    return Err(format!(
-                        "nothing received for {}, not even a pong",
-                        humantime::format_duration(source.stale_after)
-                    ));
+                    return Err(SessionError::Silent(source.stale_after));
                 };
                 heard = tokio::time::Instant::now();
                 let events = match frame {
-                    None => return Err("connection closed".into()),
-                    Some(Err(e)) => return Err(format!("connection lost: {e}")),
+                    None => return Err(SessionError::Closed),
+                    Some(Err(e)) => return Err(SessionError::Lost(e)),
                     Some(Ok(Message::Text(text))) => translate(&text).unwrap_or_else(|why| {
                         debug!("RIS Live frame skipped: {why}");
                         vec![FeedEvent::Malformed]
                     }),
-                    Some(Ok(Message::Close(_))) => return Err("server closed the connection".into()),
+                    Some(Ok(Message::Close(_))) => return Err(SessionError::ClosedByServer),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => vec![FeedEvent::Alive],
                     Some(Ok(_)) => vec![FeedEvent::Malformed],
                 };
@@ -284,8 +308,8 @@ async fn session(source: &RisLive, tx: &FeedSender) -> Result<(), String> {
                 let send = ws.send(Message::Text(r#"{"type":"ping"}"#.into()));
                 tokio::time::timeout(source.stale_after, send)
                     .await
-                    .map_err(|_| "cannot ping: the server does not read".to_string())?
-                    .map_err(|e| format!("cannot ping: {e}"))?;
+                    .map_err(|_| SessionError::PingTimeout)?
+                    .map_err(SessionError::Ping)?;
             }
         }
     }
