@@ -27,6 +27,53 @@ pub(crate) struct Document<'a> {
     line_starts: Vec<usize>,
 }
 
+/// Why a value's text is refused; the reader adds the key and the place
+/// (`file:line: place: "key": ...`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ValueError {
+    /// Not of the expected form.
+    #[error("\"{text}\" is not {expected}{}", because(.why))]
+    Not { text: String, expected: &'static str, why: Option<String> },
+    /// Of the form, but breaking a rule.
+    #[error("\"{text}\" must {rule}{}", because(.why))]
+    Must { text: String, rule: String, why: Option<String> },
+    /// A word outside a closed list.
+    #[error("unknown {what} \"{text}\" (expected one of {known})")]
+    Unknown { what: &'static str, text: String, known: &'static str },
+    /// An `smtp` URL of another scheme.
+    #[error("scheme \"{0}\" is not one of smtp://, smtp+starttls://, smtps://")]
+    SmtpScheme(String),
+    /// A URL without a host.
+    #[error("\"{0}\" has no host")]
+    NoHost(String),
+}
+
+/// ` (why)`, or nothing.
+fn because(why: &Option<String>) -> String {
+    why.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
+}
+
+impl ValueError {
+    /// `"text" is not expected`.
+    pub(crate) fn not(text: &str, expected: &'static str) -> ValueError {
+        ValueError::Not { text: text.to_string(), expected, why: None }
+    }
+
+    /// `"text" must rule`.
+    pub(crate) fn must(text: &str, rule: impl Into<String>) -> ValueError {
+        ValueError::Must { text: text.to_string(), rule: rule.into(), why: None }
+    }
+
+    /// The same, with the parser's own words in parentheses.
+    pub(crate) fn because(self, e: impl std::fmt::Display) -> ValueError {
+        match self {
+            ValueError::Not { text, expected, .. } => ValueError::Not { text, expected, why: Some(e.to_string()) },
+            ValueError::Must { text, rule, .. } => ValueError::Must { text, rule, why: Some(e.to_string()) },
+            other => other,
+        }
+    }
+}
+
 /// Where a byte lies: the place's name and the key whose value holds it.
 struct Place {
     context: String,
@@ -265,9 +312,9 @@ impl<'d, R: Keys> Table<'d, R> {
     pub(crate) fn duration(&self, field: Field<'d, String>, allow_zero: bool) -> Result<Option<Duration>, ConfigError> {
         self.parsed(field, |s| {
             let d = humantime::parse_duration(s)
-                .map_err(|e| format!("\"{s}\" is not a duration like \"30s\", \"5m\" or \"7d\" ({e})"))?;
+                .map_err(|e| ValueError::not(s, "a duration like \"30s\", \"5m\" or \"7d\"").because(e))?;
             if d.is_zero() && !allow_zero {
-                return Err(format!("\"{s}\" must be longer than zero"));
+                return Err(ValueError::must(s, "be longer than zero"));
             }
             Ok(d)
         })

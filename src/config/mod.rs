@@ -23,7 +23,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use document::{Document, Table, field};
+use document::{Document, Table, ValueError, field};
 use raw::*;
 
 use crate::prefix::Prefix;
@@ -421,13 +421,12 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    fn parse(text: &str) -> Result<Endpoint, String> {
+    fn parse(text: &str) -> Result<Endpoint, ValueError> {
         if let Ok(addr) = text.parse::<SocketAddr>() {
             return Ok(Endpoint { address: text.to_string(), host: addr.ip().to_string(), port: addr.port() });
         }
-        let bad = || {
-            format!("\"{text}\" is not host:port (like g.whatsapp.net:5222, 149.154.167.51:443 or [2001:db8::1]:443)")
-        };
+        let bad =
+            || ValueError::not(text, "host:port (like g.whatsapp.net:5222, 149.154.167.51:443 or [2001:db8::1]:443)");
         let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
         let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
         if host.is_empty() || host.contains(':') || hickory_proto::rr::Name::from_utf8(host).is_err() {
@@ -608,7 +607,7 @@ pub struct StatusRange {
 }
 
 impl StatusRange {
-    fn parse(s: &str) -> Result<StatusRange, String> {
+    fn parse(s: &str) -> Result<StatusRange, ValueError> {
         let code = |t: &str| t.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c));
         let range = if let Some(class) = s.strip_suffix("xx").and_then(|c| c.parse::<u16>().ok()) {
             Some((class * 100, class * 100 + 99)).filter(|_| (1..=5).contains(&class))
@@ -619,7 +618,7 @@ impl StatusRange {
         };
         range
             .map(|(low, high)| StatusRange { low, high })
-            .ok_or_else(|| format!("\"{s}\" is not a status code or range (like \"200\", \"200-399\" or \"2xx\")"))
+            .ok_or_else(|| ValueError::not(s, "a status code or range (like \"200\", \"200-399\" or \"2xx\")"))
     }
 
     /// True when `code` is inside.
@@ -865,7 +864,7 @@ fn read_maintenance(
     let time = |s: &str| {
         humantime::parse_rfc3339(s)
             .map(crate::time::unix)
-            .map_err(|e| format!("\"{s}\" is not an RFC 3339 UTC time like \"2026-12-24T02:00:00Z\" ({e})"))
+            .map_err(|e| ValueError::not(s, "an RFC 3339 UTC time like \"2026-12-24T02:00:00Z\"").because(e))
     };
     let start = t.parsed(field!(t, start), time)?;
     let end = t.parsed(field!(t, end), time)?;
@@ -905,13 +904,13 @@ fn read_monitor(root: &Table<'_, RawConfig>) -> Result<Monitor, ConfigError> {
     Ok(monitor)
 }
 
-fn parse_socket_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, String> {
+fn parse_socket_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, ValueError> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(addr);
     }
     match (default_port, s.parse::<IpAddr>()) {
         (Some(port), Ok(ip)) => Ok(SocketAddr::new(ip, port)),
-        _ => Err(format!("\"{s}\" is not an IP address with a port (like 127.0.0.1:9464 or [::1]:9464)")),
+        _ => Err(ValueError::not(s, "an IP address with a port (like 127.0.0.1:9464 or [::1]:9464)")),
     }
 }
 
@@ -923,9 +922,9 @@ fn read_server(root: &Table<'_, RawConfig>) -> Result<Server, ConfigError> {
         server.max_connections =
             t.int(field!(t, max_connections), 1..65_536)?.map_or(server.max_connections, |n| n as usize);
         server.public_url = t.parsed(field!(t, public_url), |s| {
-            let u = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
+            let u = reqwest::Url::parse(s).map_err(|e| ValueError::not(s, "a URL").because(e))?;
             if !matches!(u.scheme(), "http" | "https") {
-                return Err(format!("\"{s}\" must start with http:// or https://"));
+                return Err(ValueError::must(s, "start with http:// or https://"));
             }
             Ok(s.trim_end_matches('/').to_string())
         })?;
@@ -956,10 +955,10 @@ fn read_storage(root: &Table<'_, RawConfig>) -> Result<Storage, ConfigError> {
     Ok(storage)
 }
 
-fn parse_mailbox(s: &str) -> Result<String, String> {
+fn parse_mailbox(s: &str) -> Result<String, ValueError> {
     lettre::message::Mailbox::from_str(s)
         .map(|_| s.to_string())
-        .map_err(|e| format!("\"{s}\" is not an e-mail address ({e})"))
+        .map_err(|e| ValueError::not(s, "an e-mail address").because(e))
 }
 
 fn read_alerts(root: &Table<'_, RawConfig>) -> Result<Alerts, ConfigError> {
@@ -1041,10 +1040,10 @@ fn read_alert_rules<R: Keys>(
 
 fn read_webhook(w: &Table<'_, RawWebhook>) -> Result<Webhook, ConfigError> {
     let url = w.parsed(field!(w, url), |s| {
-        let url = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
+        let url = reqwest::Url::parse(s).map_err(|e| ValueError::not(s, "a URL").because(e))?;
         match url.scheme() {
             "http" | "https" if url.host().is_some() => Ok(url),
-            _ => Err(format!("\"{s}\" is not an http:// or https:// URL")),
+            _ => Err(ValueError::not(s, "an http:// or https:// URL")),
         }
     })?;
     let url = url.ok_or_else(|| w.error_here("missing required key \"url\""))?;
@@ -1052,7 +1051,7 @@ fn read_webhook(w: &Table<'_, RawWebhook>) -> Result<Webhook, ConfigError> {
         .parsed(field!(w, format), |s| match s {
             "json" => Ok(WebhookFormat::Json),
             "slack" => Ok(WebhookFormat::Slack),
-            other => Err(format!("\"{other}\" is not a format (expected \"json\" or \"slack\")")),
+            other => Err(ValueError::not(other, "a format (expected \"json\" or \"slack\")")),
         })?
         .unwrap_or(WebhookFormat::Json);
     Ok(Webhook {
@@ -1063,17 +1062,17 @@ fn read_webhook(w: &Table<'_, RawWebhook>) -> Result<Webhook, ConfigError> {
     })
 }
 
-fn parse_smtp_url(s: &str) -> Result<(SmtpSecurity, String, u16), String> {
-    let url = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
+fn parse_smtp_url(s: &str) -> Result<(SmtpSecurity, String, u16), ValueError> {
+    let url = reqwest::Url::parse(s).map_err(|e| ValueError::not(s, "a URL").because(e))?;
     let (security, default_port) = match url.scheme() {
         "smtp" => (SmtpSecurity::Plain, 25),
         "smtp+starttls" => (SmtpSecurity::StartTls, 587),
         "smtps" => (SmtpSecurity::Tls, 465),
         other => {
-            return Err(format!("scheme \"{other}\" is not one of smtp://, smtp+starttls://, smtps://"));
+            return Err(ValueError::SmtpScheme(other.to_string()));
         }
     };
-    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("\"{s}\" has no host"))?;
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| ValueError::NoHost(s.to_string()))?;
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
     Ok((security, host, url.port().unwrap_or(default_port)))
 }
@@ -1131,7 +1130,7 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
     bgp.canary = t
         .parsed(field!(t, canary), |s| match s {
             "ris-beacons" => Ok(true),
-            other => Err(format!("\"{other}\" is not a canary (expected \"ris-beacons\")")),
+            other => Err(ValueError::not(other, "a canary (expected \"ris-beacons\")")),
         })?
         .unwrap_or(false);
     if bgp.canary && bgp.sources == [BgpSource::Session] {
@@ -1142,9 +1141,9 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
                default: &str|
      -> Result<String, ConfigError> {
         Ok(t.parsed(key, |s| {
-            let u = reqwest::Url::parse(s).map_err(|e| format!("\"{s}\" is not a URL ({e})"))?;
+            let u = reqwest::Url::parse(s).map_err(|e| ValueError::not(s, "a URL").because(e))?;
             if !schemes.contains(&u.scheme()) {
-                return Err(format!("\"{s}\" must start with {}", schemes.join(":// or ") + "://"));
+                return Err(ValueError::must(s, format!("start with {}", schemes.join(":// or ") + "://")));
             }
             Ok(s.trim_end_matches('/').to_string())
         })?
@@ -1171,7 +1170,7 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
                 v.parse::<Ipv4Addr>()
                     .ok()
                     .filter(|ip| !ip.is_unspecified())
-                    .ok_or_else(|| format!("\"{v}\" is not a non-zero IPv4 address"))
+                    .ok_or_else(|| ValueError::not(v, "a non-zero IPv4 address"))
             })?
             .ok_or_else(|| s.error_here("missing required key \"router_id\""))?;
         let mut peers: Vec<BgpPeer> = Vec::new();
@@ -1181,9 +1180,7 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
         }
         for p in peer_tables {
             let address = p
-                .parsed(field!(p, address), |v| {
-                    v.parse::<IpAddr>().map_err(|_| format!("\"{v}\" is not an IP address"))
-                })?
+                .parsed(field!(p, address), |v| v.parse::<IpAddr>().map_err(|_| ValueError::not(v, "an IP address")))?
                 .ok_or_else(|| p.error_here("missing required key \"address\""))?;
             if peers.iter().any(|q| q.address == address) {
                 return Err(p.error_at_key("address", format!("\"address\": {address} is configured twice")));
@@ -1308,8 +1305,7 @@ fn read_trust(t: &Table<'_, RawProbe>, base: &Path) -> Result<(Option<PathBuf>, 
     let ca_file = match t.str(field!(t, ca_file)) {
         Some(file) => {
             let path = base.join(file.value);
-            let certs = crate::probe::tls::read_roots(&path)
-                .map_err(|why| t.error(&file.span, format!("\"ca_file\": {why}")))?;
+            let certs = crate::certs::read(&path).map_err(|why| t.error(&file.span, format!("\"ca_file\": {why}")))?;
             if certs.is_empty() {
                 return Err(t.error(&file.span, format!("\"ca_file\": {} holds no PEM certificate", path.display())));
             }
@@ -1354,19 +1350,19 @@ fn read_dns(t: &Table<'_, RawProbe>, base: &Path) -> Result<DnsCheck, ConfigErro
     }
     let record = t
         .parsed(field!(t, record), |s| {
-            RECORD_TYPES
-                .iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(s))
-                .map(|(_, r)| *r)
-                .ok_or_else(|| format!("unknown record type \"{s}\" (expected one of A AAAA CNAME NS SOA TXT MX)"))
+            RECORD_TYPES.iter().find(|(name, _)| name.eq_ignore_ascii_case(s)).map(|(_, r)| *r).ok_or_else(|| {
+                ValueError::Unknown { what: "record type", text: s.to_string(), known: "A AAAA CNAME NS SOA TXT MX" }
+            })
         })?
         .unwrap_or(RecordType::A);
     let expect_rcode = t
         .parsed(field!(t, expect_rcode), |s| {
             RCODES.iter().find(|(name, _, _)| name.eq_ignore_ascii_case(s)).map(|(_, r, _)| *r).ok_or_else(|| {
-                format!(
-                    "unknown response code \"{s}\" (expected one of NOERROR NXDOMAIN SERVFAIL REFUSED FORMERR NOTIMP)"
-                )
+                ValueError::Unknown {
+                    what: "response code",
+                    text: s.to_string(),
+                    known: "NOERROR NXDOMAIN SERVFAIL REFUSED FORMERR NOTIMP",
+                }
             })
         })?
         .unwrap_or(Rcode::NoError);
@@ -1376,16 +1372,16 @@ fn read_dns(t: &Table<'_, RawProbe>, base: &Path) -> Result<DnsCheck, ConfigErro
             "tcp" => Ok(DnsTransport::Tcp),
             "tls" => Ok(DnsTransport::Tls),
             "https" => Ok(DnsTransport::Https),
-            other => Err(format!("\"{other}\" is not a transport (expected \"udp\", \"tcp\", \"tls\" or \"https\")")),
+            other => Err(ValueError::not(other, "a transport (expected \"udp\", \"tcp\", \"tls\" or \"https\")")),
         })?
         .unwrap_or(DnsTransport::Udp);
-    let server = |s: &str| -> Result<DnsServer, String> {
+    let server = |s: &str| -> Result<DnsServer, ValueError> {
         match transport {
             DnsTransport::Https => {
                 let url = reqwest::Url::parse(s)
-                    .map_err(|e| format!("\"{s}\" must be an https:// URL with transport = \"https\" ({e})"))?;
+                    .map_err(|e| ValueError::must(s, "be an https:// URL with transport = \"https\"").because(e))?;
                 if url.scheme() != "https" || url.host_str().is_none() {
-                    return Err(format!("\"{s}\" must be an https:// URL with transport = \"https\""));
+                    return Err(ValueError::must(s, "be an https:// URL with transport = \"https\""));
                 }
                 Ok(DnsServer::Url(s.to_string()))
             }
@@ -1424,7 +1420,7 @@ fn read_dns(t: &Table<'_, RawProbe>, base: &Path) -> Result<DnsCheck, ConfigErro
         .parsed(field!(t, require), |s| match s {
             "any" => Ok(false),
             "all" => Ok(true),
-            other => Err(format!("\"{other}\" is not \"any\" or \"all\"")),
+            other => Err(ValueError::not(other, "\"any\" or \"all\"")),
         })?
         .unwrap_or(false);
     let recursion = t.bool(field!(t, recursion)).unwrap_or(true);
@@ -1462,7 +1458,7 @@ fn read_http(t: &Table<'_, RawProbe>, base: &Path) -> Result<HttpCheck, ConfigEr
         .parsed(field!(t, method), |s| match s.to_ascii_uppercase().as_str() {
             "GET" => Ok(HttpMethod::Get),
             "HEAD" => Ok(HttpMethod::Head),
-            _ => Err(format!("\"{s}\" is not a supported method (expected GET or HEAD)")),
+            _ => Err(ValueError::not(s, "a supported method (expected GET or HEAD)")),
         })?
         .unwrap_or(HttpMethod::Get);
     let expect_status = match t.str_list(field!(t, expect_status)) {
