@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::alerting::{AlertMachine, Decision, Policy};
 use crate::config::Config;
@@ -103,12 +103,10 @@ impl Tracker {
         let mut machine = AlertMachine::new(Policy::from_config(&config.borrow()));
         for incident in open.values() {
             // Told, or decided and still pending: either way, not again.
-            let pending =
-                decided.iter().filter(|p| p.incident.id == incident.id).filter_map(|p| match p.event.as_str() {
-                    "down" => Some(ServiceStatus::Down),
-                    "degraded" => Some(ServiceStatus::Degraded),
-                    _ => None,
-                });
+            let pending = decided
+                .iter()
+                .filter(|p| p.incident.id == incident.id)
+                .filter_map(|p| AlertEvent::from_word(&p.event).and_then(AlertEvent::announces));
             let told = incident.notified.into_iter().chain(pending).max_by_key(|s| *s == ServiceStatus::Down);
             machine.resume(&incident.service, incident.status, told);
         }
@@ -144,7 +142,10 @@ impl Tracker {
         let config = self.config.borrow().clone();
         let now = crate::time::unix(std::time::SystemTime::now());
         for p in decided {
-            let Some(event) = AlertEvent::from_word(&p.event) else { continue };
+            let Some(event) = AlertEvent::from_word(&p.event) else {
+                error!(event = %p.event, incident = p.incident.id, "a pending alert with an unknown event word is dropped");
+                continue;
+            };
             let left = (p.decided_at + config.alerts.group_wait.as_secs() as i64 - now).max(0);
             let deadline = Instant::now() + Duration::from_secs(left as u64);
             let name = config.services.iter().find(|s| s.id == p.incident.service).map(|s| s.name.clone());
@@ -257,7 +258,7 @@ impl Tracker {
         self.latest.insert(snapshot.id.clone(), snapshot.clone());
         // In maintenance nothing is told (or opened): the window's end
         // looks at the service afresh.
-        if let Some(span) = crate::maintenance::active(&config, &snapshot.id, snapshot.at) {
+        if let Some(span) = crate::maintenance::active(&config.maintenance, &snapshot.id, snapshot.at) {
             if self.in_maintenance.get(&snapshot.id) != Some(&span) {
                 self.in_maintenance.insert(snapshot.id.clone(), span);
                 self.record_windows(vec![(snapshot.id.clone(), span.0, span.1)]).await;
@@ -654,7 +655,9 @@ impl Tracker {
         let active: HashMap<String, (i64, i64)> = config
             .services
             .iter()
-            .filter_map(|s| crate::maintenance::active(&config, &s.id, now).map(|span| (s.id.clone(), span)))
+            .filter_map(|s| {
+                crate::maintenance::active(&config.maintenance, &s.id, now).map(|span| (s.id.clone(), span))
+            })
             .collect();
         let ended: Vec<(String, (i64, i64))> = self
             .in_maintenance

@@ -35,6 +35,7 @@
 //! - [`fuzzing`]: entry points for the fuzzers and their regression corpus.
 //! - [`health`]: the monitor's own health, for `/healthz`.
 //! - [`prefix`]: IP prefixes, as the config, the BGP engine and the probes see them.
+//! - [`certs`]: the PEM certificate files a config names (`ca_file`).
 //! - [`time`]: how times and durations are shown and stored.
 //! - [`window`]: windows and steps of history queries, checked once for CLI and API.
 
@@ -46,6 +47,7 @@ pub mod alerting;
 pub mod allocator;
 pub mod api;
 pub mod bgp;
+pub mod certs;
 pub mod cmd;
 pub mod config;
 pub mod error_text;

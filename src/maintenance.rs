@@ -9,8 +9,6 @@
 //! reload does not rewrite history; the API reads [`active`] for the
 //! `"maintenance"` flag.
 
-use crate::config::Config;
-
 /// Seconds in a week.
 const WEEK: i64 = 7 * 86_400;
 /// The Unix epoch was a Thursday: Monday 00:00 UTC is 3 days earlier.
@@ -100,9 +98,8 @@ impl Window {
 
 /// The maintenance `service` is in at `t`, as one span `(start, end)`
 /// (overlapping windows joined), if any.
-pub fn active(config: &Config, service: &str, t: i64) -> Option<(i64, i64)> {
-    config
-        .maintenance
+pub fn active(windows: &[Window], service: &str, t: i64) -> Option<(i64, i64)> {
+    windows
         .iter()
         .filter(|w| w.covers(service))
         .filter_map(|w| w.schedule.span_at(t))

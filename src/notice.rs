@@ -36,6 +36,15 @@ impl AlertEvent {
         AlertEvent::ALL.into_iter().find(|e| e.as_str() == word)
     }
 
+    /// The status this event tells the on-call about, if it tells one.
+    pub fn announces(self) -> Option<ServiceStatus> {
+        match self {
+            AlertEvent::Down => Some(ServiceStatus::Down),
+            AlertEvent::Degraded => Some(ServiceStatus::Degraded),
+            AlertEvent::Reminder | AlertEvent::Recovered | AlertEvent::Flapping => None,
+        }
+    }
+
     /// Every event an incident alert can be.
     pub const ALL: [AlertEvent; 4] =
         [AlertEvent::Down, AlertEvent::Degraded, AlertEvent::Reminder, AlertEvent::Recovered];

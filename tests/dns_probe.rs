@@ -1,5 +1,5 @@
 //! The dns probe against a real hickory-server on loopback: every dns reason
-//! of SPEC section 3 comes from a real exchange.
+//! of README, "What a run can say", comes from a real exchange.
 
 mod support;
 

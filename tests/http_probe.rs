@@ -1,5 +1,5 @@
 //! The http probe against a real axum server and a real TLS endpoint on
-//! loopback: every http reason of SPEC section 3 from a real request.
+//! loopback: every http reason of README, "What a run can say", from a real request.
 
 mod support;
 

@@ -119,7 +119,7 @@ fn certificates_named_exist_and_expiry_warnings_sit_on_non_essential_probes() {
         for probe in &service.probes {
             if let Check::Tls(t) = &probe.check {
                 if let Some(file) = &t.ca_file {
-                    let roots = chatpulse::probe::tls::read_roots(file).expect("the CA file parses");
+                    let roots = chatpulse::certs::read(file).expect("the CA file parses");
                     assert!(!roots.is_empty());
                     signal_ca |= service.id == "signal";
                 }

@@ -53,7 +53,7 @@ async fn until_delivered(receiver: &Receiver, n: usize) -> Vec<Hit> {
 }
 
 /// A DNS outage and its end: the JSON hook, the Slack hook and the e-mail
-/// all hear of both, the JSON body carries what SPEC section 7 lists, and
+/// all hear of both, the JSON body carries what README, "Webhooks", lists, and
 /// its Message-ID is the e-mail's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_posted_signed_as_json_and_slack_beside_the_email() {

@@ -78,7 +78,7 @@ fn probe_view(state: &ProbeState) -> ProbeView {
 
 fn service_view(config: &Config, verdict: &Verdict, service: &ServiceState, now: i64) -> ServiceView {
     ServiceView {
-        maintenance: crate::maintenance::active(config, &service.id, now).is_some(),
+        maintenance: crate::maintenance::active(&config.maintenance, &service.id, now).is_some(),
         id: service.id.clone(),
         name: service.name.clone(),
         status: service.status.as_str().into(),

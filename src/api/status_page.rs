@@ -92,7 +92,7 @@ pub(super) fn gather(config: &Config, verdict: &Verdict, now: i64) -> (Vec<Servi
             status: s.status,
             since: s.since,
             cause: s.cause.as_ref().map(|c| c.summary.clone()),
-            maintenance: crate::maintenance::active(config, &s.id, now),
+            maintenance: crate::maintenance::active(&config.maintenance, &s.id, now),
             probes: s
                 .probes
                 .iter()

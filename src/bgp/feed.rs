@@ -21,7 +21,6 @@ use super::VisibilityBoard;
 use super::rib::{Denominator, Interest, MAX_MORE_SPECIFICS_PER_PEER, MAX_PEERS, PeerKey, Rib, SourceId};
 use super::wire::{Origin, PathId};
 use crate::config::{Bgp, BgpSource};
-use crate::metrics::Metrics;
 use crate::prefix::Prefix;
 
 /// What a source tells the engine.
@@ -99,6 +98,18 @@ impl SourceState {
     }
 }
 
+/// Where the engine reports its counts and each source's health (the
+/// metrics, in `run`). A trait, so that the BGP layer, upstream of the
+/// metrics in the data flow, does not import them.
+pub trait FeedGauges: Send + Sync {
+    /// `n` route updates arrived from `source`.
+    fn add_updates(&self, source: &str, n: u64);
+    /// `source` sent something that could not be understood.
+    fn add_malformed(&self, source: &str);
+    /// `source` is up (`None`) or down, and why.
+    fn set_feed_up(&self, source: &str, down_because: Option<&str>);
+}
+
 /// The engine: routes, health, and where visibility is published. With
 /// several sources (`source = ["ris-live", "session"]`) their peers are
 /// pooled: a source that is down counts for nothing, and visibility is
@@ -108,7 +119,7 @@ pub struct Engine {
     board: VisibilityBoard,
     watched: Vec<Prefix>,
     sources: Vec<SourceState>,
-    metrics: Option<Arc<Metrics>>,
+    metrics: Option<Arc<dyn FeedGauges>>,
     last_limit_warning: Option<Instant>,
 }
 
@@ -121,7 +132,7 @@ impl Engine {
         source: BgpSource,
         watched: Vec<Prefix>,
         board: VisibilityBoard,
-        metrics: Option<Arc<Metrics>>,
+        metrics: Option<Arc<dyn FeedGauges>>,
     ) -> Engine {
         Engine::pooled(&[source], watched, board, metrics)
     }
@@ -131,7 +142,7 @@ impl Engine {
         sources: &[BgpSource],
         watched: Vec<Prefix>,
         board: VisibilityBoard,
-        metrics: Option<Arc<Metrics>>,
+        metrics: Option<Arc<dyn FeedGauges>>,
     ) -> Engine {
         let denominator =
             |s: &BgpSource| if *s == BgpSource::Session { Denominator::UpPeers } else { Denominator::Carriers };
@@ -325,7 +336,7 @@ impl Engine {
             FeedEvent::Alive => {}
             FeedEvent::Malformed => {
                 if let Some(m) = &self.metrics {
-                    m.add_bgp_malformed(name);
+                    m.add_malformed(name);
                 }
             }
             FeedEvent::Vrps(vrps) => {
@@ -350,7 +361,7 @@ impl Engine {
 
     fn count_update(&self, source: &'static str) {
         if let Some(m) = &self.metrics {
-            m.add_bgp_updates(source, 1);
+            m.add_updates(source, 1);
         }
     }
 
@@ -471,7 +482,7 @@ fn bgp_thread() -> Option<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<
 impl Feed {
     /// Starts the source configured in `[bgp]` for the `watched` prefixes
     /// (nothing runs when there are none).
-    pub fn start(config: &Bgp, watched: Vec<Prefix>, board: VisibilityBoard, metrics: Arc<Metrics>) -> Feed {
+    pub fn start(config: &Bgp, watched: Vec<Prefix>, board: VisibilityBoard, metrics: Arc<dyn FeedGauges>) -> Feed {
         if watched.is_empty() {
             return Feed { tasks: Vec::new(), _thread: None };
         }

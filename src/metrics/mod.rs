@@ -409,6 +409,20 @@ impl Metrics {
     }
 }
 
+impl crate::bgp::feed::FeedGauges for Metrics {
+    fn add_updates(&self, source: &str, n: u64) {
+        self.add_bgp_updates(source, n);
+    }
+
+    fn add_malformed(&self, source: &str) {
+        self.add_bgp_malformed(source);
+    }
+
+    fn set_feed_up(&self, source: &str, down_because: Option<&str>) {
+        Metrics::set_feed_up(self, source, down_because);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::time::{Instant, timeout_at};
 
@@ -23,34 +22,12 @@ use crate::config::TlsCheck;
 /// Why a probe's TLS client cannot be built; every run of the probe says it.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
-    /// The `ca_file` cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The `ca_file` holds something other than PEM certificates.
-    #[error("{path} is not a PEM certificate file ({source})")]
-    NotPem {
-        /// The file.
-        path: String,
-        /// What the PEM reader said.
-        source: rustls::pki_types::pem::Error,
-    },
+    /// The `ca_file` cannot be used.
+    #[error(transparent)]
+    File(#[from] crate::certs::CertFileError),
     /// Neither the file nor the system gave a certificate rustls accepts.
     #[error("no usable root certificate to verify against")]
     NoRoots,
-}
-
-/// The certificates of a PEM file.
-pub fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let shown = || path.display().to_string();
-    let text = std::fs::read(path).map_err(|source| TlsSetupError::Read { path: shown(), source })?;
-    CertificateDer::pem_slice_iter(&text)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsSetupError::NotPem { path: shown(), source })
 }
 
 /// The roots the system trusts (empty if none can be read).
@@ -85,7 +62,7 @@ pub fn client_config(
     let mut roots = rustls::RootCertStore::empty();
     let mut certs = Vec::new();
     if let Some(file) = ca_file {
-        certs.extend(read_roots(file)?);
+        certs.extend(crate::certs::read(file)?);
     }
     if ca_file.is_none() || system_roots {
         certs.extend(self::system_roots());
