@@ -38,6 +38,7 @@
 //! - [`certs`]: the PEM certificate files a config names (`ca_file`).
 //! - [`time`]: how times and durations are shown and stored.
 //! - [`window`]: windows and steps of history queries, checked once for CLI and API.
+//! - [`views`]: the JSON shapes of uptime and incidents, shared by the API and the CLI.
 
 #![deny(unsafe_code)]
 
@@ -64,4 +65,5 @@ pub mod sinks;
 pub mod store;
 pub mod time;
 pub mod verdict;
+pub mod views;
 pub mod window;

@@ -2,19 +2,47 @@
 //! flow (scheduler → probe → verdict → sinks): metrics, the history store
 //! (status changes, run-length results), the incident tracker, and the
 //! monitor's own health. Each sink only records; none decides status.
+//! Also here: the uptime publisher, which keeps the uptime gauges current
+//! from what the store recorded.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::config::Config;
 use crate::health::Health;
 use crate::incident::{ServiceSnapshot, TrackerInput};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UPTIME_WINDOWS};
 use crate::probe::{Reason, result_word};
-use crate::store::{RunRecord, StatusRecord, Store};
+use crate::store::{Reader, RunRecord, StatusRecord, Store, uptime};
 use crate::time::unix;
 use crate::verdict::Event;
+
+/// Keeps `chatpulse_service_uptime_ratio{window}` current from the store:
+/// one read of the longest window per service serves every window.
+pub async fn publish_uptime(history: Arc<Reader>, config: watch::Receiver<Arc<Config>>, metrics: Arc<Metrics>) {
+    let longest = UPTIME_WINDOWS.iter().map(|(_, secs)| *secs as i64).max().unwrap_or(0);
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let services: Vec<String> = config.borrow().services.iter().map(|s| s.id.clone()).collect();
+        let (history, metrics) = (history.clone(), metrics.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = unix(SystemTime::now());
+            for service in &services {
+                let Ok(spans) = history.spans(service, now - longest, now, now) else { continue };
+                for (window, secs) in UPTIME_WINDOWS {
+                    if let Some(ratio) = uptime::summarize(&uptime::clip(&spans, now - secs as i64, now)).ratio {
+                        metrics.set_uptime(service, window, ratio);
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}
 
 /// Where the verdict's events go.
 pub struct Sinks {

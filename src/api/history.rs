@@ -9,10 +9,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Serialize;
 
-use super::services::CauseView;
 use super::{ApiError, AppState};
-use crate::store::Incident;
 use crate::time::{from_unix, rfc3339, unix};
+use crate::views::{IncidentView, UptimeView};
 use crate::window::{Window, WindowError};
 
 fn param(query: &HashMap<String, String>, key: &str, default: &str) -> Result<Window, ApiError> {
@@ -42,23 +41,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// The uptime response.
-#[derive(Serialize)]
-pub struct UptimeView {
-    service: String,
-    window: String,
-    from: String,
-    to: String,
-    uptime_ratio: Option<f64>,
-    down_seconds: i64,
-    degraded_seconds: i64,
-    unknown_seconds: i64,
-    maintenance_seconds: i64,
-    observed_seconds: i64,
-    incidents: usize,
-    mttr_seconds: Option<f64>,
-}
-
 /// `GET /api/v1/services/{id}/uptime?window=30d`.
 pub async fn uptime(
     State(state): State<Arc<AppState>>,
@@ -74,26 +56,6 @@ pub async fn uptime(
     let service = id.clone();
     let report = blocking(move || reader.report(&service, from, to, now)).await?;
     Ok(Json(UptimeView::new(id, window.text().to_string(), from, to, &report)))
-}
-
-impl UptimeView {
-    /// The view of one service's report over `[from, to)`.
-    pub fn new(service: String, window: String, from: i64, to: i64, report: &crate::store::Report) -> UptimeView {
-        UptimeView {
-            service,
-            window,
-            from: rfc3339(from_unix(from)),
-            to: rfc3339(from_unix(to)),
-            uptime_ratio: report.uptime.ratio,
-            down_seconds: report.uptime.down,
-            degraded_seconds: report.uptime.degraded,
-            unknown_seconds: report.uptime.unknown,
-            maintenance_seconds: report.uptime.maintenance,
-            observed_seconds: report.uptime.observed,
-            incidents: report.incidents,
-            mttr_seconds: report.mttr_seconds,
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -137,35 +99,6 @@ pub async fn history(
             })
             .collect(),
     }))
-}
-
-/// One incident as the API shows it.
-#[derive(Serialize)]
-pub struct IncidentView {
-    id: i64,
-    service: String,
-    status: String,
-    started_at: String,
-    ended_at: Option<String>,
-    duration_seconds: i64,
-    cause: CauseView,
-    group: Option<i64>,
-}
-
-impl IncidentView {
-    /// From a stored incident, as of `now`.
-    pub fn new(i: Incident, now: i64) -> IncidentView {
-        IncidentView {
-            id: i.id,
-            duration_seconds: i.ended_at.unwrap_or(now) - i.started_at,
-            service: i.service,
-            status: i.status.as_str().into(),
-            started_at: rfc3339(from_unix(i.started_at)),
-            ended_at: i.ended_at.map(|e| rfc3339(from_unix(e))),
-            cause: CauseView { layer: i.cause_layer, summary: i.cause_summary },
-            group: i.group_id,
-        }
-    }
 }
 
 /// The incidents response.

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::probe::result_word;
 use crate::time::rfc3339;
 use crate::verdict::{ProbeState, ServiceState, Verdict};
+use crate::views::CauseView;
 
 /// The response body.
 #[derive(Serialize)]
@@ -31,13 +32,6 @@ struct GuardView {
     target: String,
     status: String,
     last_result: Option<String>,
-}
-
-/// A root cause as the API shows it (services and incidents).
-#[derive(Serialize)]
-pub(super) struct CauseView {
-    pub(super) layer: String,
-    pub(super) summary: String,
 }
 
 #[derive(Serialize)]

@@ -23,11 +23,10 @@ use crate::config::Config;
 use crate::health::Health;
 use crate::incident::{Tracker, TrackerInput};
 use crate::metrics::Metrics;
-use crate::metrics::UPTIME_WINDOWS;
 use crate::probe::{self, Observation, ProbeRef, Toolkit};
 use crate::scheduler::Schedule;
 use crate::sinks::Sinks;
-use crate::store::{Reader, Retention, StatusRecord, Store, uptime};
+use crate::store::{Reader, Retention, StatusRecord, Store};
 use crate::time::unix;
 use crate::verdict::{ServiceStatus, Verdict};
 
@@ -58,30 +57,6 @@ pub enum RunError {
     },
 }
 
-/// Keeps `chatpulse_service_uptime_ratio{window}` current from the store:
-/// one read of the longest window per service serves every window.
-async fn publish_uptime(history: Arc<Reader>, config: watch::Receiver<Arc<Config>>, metrics: Arc<Metrics>) {
-    let longest = UPTIME_WINDOWS.iter().map(|(_, secs)| *secs as i64).max().unwrap_or(0);
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        let services: Vec<String> = config.borrow().services.iter().map(|s| s.id.clone()).collect();
-        let (history, metrics) = (history.clone(), metrics.clone());
-        let _ = tokio::task::spawn_blocking(move || {
-            let now = unix(SystemTime::now());
-            for service in &services {
-                let Ok(spans) = history.spans(service, now - longest, now, now) else { continue };
-                for (window, secs) in UPTIME_WINDOWS {
-                    if let Some(ratio) = uptime::summarize(&uptime::clip(&spans, now - secs as i64, now)).ratio {
-                        metrics.set_uptime(service, window, ratio);
-                    }
-                }
-            }
-        })
-        .await;
-    }
-}
-
 /// Observations processed per verdict lock.
 const BATCH: usize = 256;
 
@@ -109,19 +84,6 @@ impl HttpServer {
         let _ = self.stop.send(());
         let _ = self.task.await;
     }
-}
-
-/// The series the config fixes: the BGP source, the alert channels.
-fn declare(metrics: &Metrics, config: &Config) {
-    let sources: Vec<&str> = if config.watched_prefixes().is_empty() {
-        Vec::new()
-    } else {
-        config.bgp.sources.iter().map(|s| s.as_str()).collect()
-    };
-    let names: Vec<String> = config.alerts.channels().into_iter().map(|(name, _)| name).collect();
-    let channels: Vec<&str> = names.iter().map(String::as_str).collect();
-    let events: Vec<&str> = crate::notice::AlertEvent::ALL.iter().map(|e| e.as_str()).collect();
-    metrics.declare(&sources, &channels, &events);
 }
 
 /// The running monitor.
@@ -171,41 +133,19 @@ impl Daemon {
     }
 
     async fn reload(&mut self) {
-        // Parsing a large config takes tens of milliseconds: not on the
-        // thread that runs the probes.
-        let path = self.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
-        let new = match loaded.unwrap_or_else(|e| {
-            Err(crate::config::ConfigError::Read {
-                path: self.path.display().to_string(),
-                source: std::io::Error::other(e.to_string()),
-            })
-        }) {
+        let new = match self.read_config().await {
             Ok(c) => c,
-            Err(e) => {
-                error!("config reload rejected, the running config stays in force: {e}");
-                self.metrics.set_reload_ok(false);
-                return;
-            }
+            Err(e) => return self.reject(&e),
         };
         if new == *self.config {
             info!("config reloaded: no changes");
             self.metrics.set_reload_ok(true);
             return;
         }
-        if new.server.listen != self.config.server.listen {
-            match HttpServer::start(&new.server, self.app_state()).await {
-                Ok(server) => {
-                    if let Some(old) = self.http.replace(server) {
-                        old.stop().await;
-                    }
-                }
-                Err(e) => {
-                    error!("config reload rejected, the running config stays in force: {e}");
-                    self.metrics.set_reload_ok(false);
-                    return;
-                }
-            }
+        if new.server.listen != self.config.server.listen
+            && let Err(e) = self.move_http(&new).await
+        {
+            return self.reject(&e);
         }
         if new.storage.path != self.config.storage.path {
             warn!("[storage] path changes take effect at the next start");
@@ -215,34 +155,12 @@ impl Daemon {
         }
         let new = Arc::new(new);
         if new.bgp != self.config.bgp || new.watched_prefixes() != self.config.watched_prefixes() {
-            if let Some(feed) = self.feed.take() {
-                feed.stop().await;
-            }
-            let status = self.toolkit.bgp.status();
-            let names: Vec<&str> = new.bgp.sources.iter().map(|s| s.as_str()).collect();
-            status.retain(if new.watched_prefixes().is_empty() { &[] } else { &names });
-            self.toolkit.bgp = VisibilityBoard::new(&new.watched_prefixes(), new.bgp.min_peers)
-                .with_hijack_min_peers(new.bgp.hijack_min_peers)
-                .with_status(status);
-            self.feed =
-                Some(Feed::start(&new.bgp, new.watched_prefixes(), self.toolkit.bgp.clone(), self.metrics.clone()));
+            self.restart_feed(&new).await;
         }
         let plan = probe::plan(&new);
         // A probe gone, or changed (its prefix, say), loses its series.
         self.metrics.install(&plan);
-        let now = unix(SystemTime::now());
-        for old in &self.config.services {
-            if !new.services.iter().any(|s| s.id == old.id) {
-                self.metrics.forget_service(&old.id);
-                // Not watched any more: from now on its history is unknown.
-                self.sinks.store().record_status(StatusRecord {
-                    service: old.id.clone(),
-                    at: now,
-                    status: ServiceStatus::Unknown,
-                    cause: None,
-                });
-            }
-        }
+        self.forget_removed_services(&new);
         self.sinks.tell(TrackerInput::Services(new.services.iter().map(|s| s.id.clone()).collect()));
         {
             let mut verdict = self.verdict.write().await;
@@ -252,7 +170,7 @@ impl Daemon {
                 self.metrics.set_service_status(&s.id, s.status);
             }
         }
-        declare(&self.metrics, &new);
+        self.metrics.declare_config(&new);
         self.sinks.flush_runs();
         self.sinks.plan_changed();
         self.schedule = Some(start_schedule(&self.toolkit, &plan, self.observations.clone()));
@@ -266,6 +184,65 @@ impl Daemon {
             guards = self.config.guards.len(),
             "config reloaded"
         );
+    }
+
+    /// Reads the config file again. Parsing a large config takes tens of
+    /// milliseconds: not on the thread that runs the probes.
+    async fn read_config(&self) -> Result<Config, crate::config::ConfigError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || Config::load(&path)).await.unwrap_or_else(|e| {
+            Err(crate::config::ConfigError::Read {
+                path: self.path.display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
+    }
+
+    /// The reload cannot be applied: the running config stays in force.
+    fn reject(&self, why: &dyn std::fmt::Display) {
+        error!("config reload rejected, the running config stays in force: {why}");
+        self.metrics.set_reload_ok(false);
+    }
+
+    /// Serves HTTP on the new `listen` address, then stops the old server.
+    async fn move_http(&mut self, new: &Config) -> Result<(), RunError> {
+        let server = HttpServer::start(&new.server, self.app_state()).await?;
+        if let Some(old) = self.http.replace(server) {
+            old.stop().await;
+        }
+        Ok(())
+    }
+
+    /// A new feed and board for new BGP settings or watched prefixes; the
+    /// health of sources still configured is carried over.
+    async fn restart_feed(&mut self, new: &Config) {
+        if let Some(feed) = self.feed.take() {
+            feed.stop().await;
+        }
+        let status = self.toolkit.bgp.status();
+        let names: Vec<&str> = new.bgp.sources.iter().map(|s| s.as_str()).collect();
+        status.retain(if new.watched_prefixes().is_empty() { &[] } else { &names });
+        self.toolkit.bgp = VisibilityBoard::new(&new.watched_prefixes(), new.bgp.min_peers)
+            .with_hijack_min_peers(new.bgp.hijack_min_peers)
+            .with_status(status);
+        self.feed = Some(Feed::start(&new.bgp, new.watched_prefixes(), self.toolkit.bgp.clone(), self.metrics.clone()));
+    }
+
+    /// Services no longer configured: their series go, and from now on
+    /// their history is unknown.
+    fn forget_removed_services(&mut self, new: &Config) {
+        let now = unix(SystemTime::now());
+        for old in &self.config.services {
+            if !new.services.iter().any(|s| s.id == old.id) {
+                self.metrics.forget_service(&old.id);
+                self.sinks.store().record_status(StatusRecord {
+                    service: old.id.clone(),
+                    at: now,
+                    status: ServiceStatus::Unknown,
+                    cause: None,
+                });
+            }
+        }
     }
 
     async fn shutdown(mut self, tracker: JoinHandle<()>, background: Vec<JoinHandle<()>>) {
@@ -310,7 +287,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     let plan = probe::plan(&config);
     let verdict = Verdict::new(&config, &plan, SystemTime::now());
     metrics.install(&plan);
-    declare(&metrics, &config);
+    metrics.declare_config(&config);
     for s in verdict.services() {
         metrics.set_service_status(&s.id, ServiceStatus::Unknown);
     }
@@ -339,7 +316,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
             metrics.clone(),
             delivery,
         )),
-        tokio::spawn(publish_uptime(history.clone(), config_tx.subscribe(), metrics.clone())),
+        tokio::spawn(crate::sinks::publish_uptime(history.clone(), config_tx.subscribe(), metrics.clone())),
     ];
     let (observations, mut rx) = mpsc::channel(8192);
     let health = Arc::new(Health::default());

@@ -5,10 +5,10 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::api::history::{IncidentView, UptimeView};
 use crate::config::Config;
 use crate::store::{Reader, StoreError};
 use crate::time::{from_unix, human, rfc3339, unix};
+use crate::views::{IncidentView, UptimeView};
 use crate::window::{Window, WindowError};
 
 /// What a history command could not do.

@@ -286,10 +286,24 @@ impl Metrics {
         }
     }
 
+    /// Creates the series `config` fixes: its BGP sources (while a prefix is
+    /// watched), its alert channels and their events.
+    pub fn declare_config(&self, config: &crate::config::Config) {
+        let sources: Vec<&str> = if config.watched_prefixes().is_empty() {
+            Vec::new()
+        } else {
+            config.bgp.sources.iter().map(|s| s.as_str()).collect()
+        };
+        let names: Vec<String> = config.alerts.channels().into_iter().map(|(name, _)| name).collect();
+        let channels: Vec<&str> = names.iter().map(String::as_str).collect();
+        let events: Vec<&str> = crate::notice::AlertEvent::ALL.iter().map(|e| e.as_str()).collect();
+        self.declare(&sources, &channels, &events);
+    }
+
     /// Creates the series whose labels the config already fixes, so they
     /// exist from the first scrape (counters at 0) and `absent()` rules and
     /// dashboards see them before the first event.
-    pub fn declare(&self, sources: &[&str], channels: &[&str], events: &[&str]) {
+    fn declare(&self, sources: &[&str], channels: &[&str], events: &[&str]) {
         for source in sources {
             let labels = SourceLabels { source: (*source).into() };
             drop(self.bgp_updates.get_or_create(&labels));
