@@ -258,3 +258,41 @@ async fn a_large_metrics_page_is_streamed_whole() {
         assert!(body.contains(&format!("service=\"s{i}\",probe=\"dns\"")), "s{i} missing");
     }
 }
+
+/// A `/metrics` client that stops reading holds up nothing: with its
+/// scrape stalled mid-page, a SIGHUP reload (which replaces the probes'
+/// series) still goes through and the API keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_metrics_client_does_not_hold_up_a_reload() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dns = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |n: usize| {
+        let services: String = (0..n)
+            .map(|i| support::config::dns_service(&format!("s{i}"), &format!("S{i}"), "web.chat.test", dns.addr))
+            .collect();
+        format!("[monitor]\ninterval = \"1h\"\n{}{services}", support::config::server_and_store(dir.path()))
+    };
+    let path = dir.path().join("config.toml");
+    // ~15 MB of text, to a client with a small receive buffer: far more than
+    // the sockets take in, so the encoder blocks on the client.
+    std::fs::write(&path, config(10_000)).unwrap();
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    let addr: std::net::SocketAddr = daemon.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = tokio::time::timeout(Duration::from_secs(10), socket.connect(addr)).await.unwrap().unwrap();
+    stalled.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut first = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stalled.read(&mut first)).await.unwrap().unwrap();
+    // The encoder has started (and soon blocks on this client, whatever
+    // the order): the reload must not wait for it.
+    assert!(n > 0, "the scrape started");
+    std::fs::write(&path, config(10_001)).unwrap();
+    daemon.signal("HUP");
+    wait_for("the reload to take effect while the scrape is stalled", Duration::from_secs(5), || async {
+        daemon.service("s10000").await.map(|_| ())
+    })
+    .await;
+    drop(stalled);
+}

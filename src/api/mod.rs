@@ -121,10 +121,22 @@ struct ChunkWriter {
     tx: tokio::sync::mpsc::Sender<axum::body::Bytes>,
 }
 
+/// How long a `/metrics` client may read nothing before it is cut off:
+/// while the text is encoded, the registry's families are read-locked, and
+/// a new series (a new root cause, say) waits for that lock on the probes'
+/// thread.
+const METRICS_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl ChunkWriter {
     fn send(&mut self) -> std::fmt::Result {
         let chunk = std::mem::replace(&mut self.buf, String::with_capacity(METRICS_CHUNK + 4096));
-        self.tx.blocking_send(axum::body::Bytes::from(chunk)).map_err(|_| std::fmt::Error)
+        let sent = tokio::runtime::Handle::current()
+            .block_on(tokio::time::timeout(METRICS_STALL, self.tx.send(axum::body::Bytes::from(chunk))));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            // The client went away, or stopped reading.
+            _ => Err(std::fmt::Error),
+        }
     }
 }
 

@@ -61,7 +61,9 @@ impl Numbers {
 #[derive(Debug)]
 struct Series {
     probe: Arc<ProbeRef>,
-    numbers: Mutex<Numbers>,
+    /// Shared with the same probe's series in an older plan that a scrape
+    /// may still be encoding.
+    numbers: Arc<Mutex<Numbers>>,
 }
 
 fn lock(s: &Series) -> std::sync::MutexGuard<'_, Numbers> {
@@ -69,10 +71,12 @@ fn lock(s: &Series) -> std::sync::MutexGuard<'_, Numbers> {
 }
 
 /// The numbers of every probe in the plan, by plan index; the registry
-/// encodes them through [`Collector`].
+/// encodes them through [`Collector`]. A scrape encodes its own snapshot
+/// of the plan (an `Arc`), so a slow client never holds a lock that a
+/// reload or a run on the probe thread waits for.
 #[derive(Debug, Default)]
 pub(super) struct ProbeFamilies {
-    series: RwLock<Vec<Series>>,
+    series: RwLock<Arc<Vec<Series>>>,
 }
 
 impl ProbeFamilies {
@@ -80,22 +84,26 @@ impl ProbeFamilies {
     /// config keeps its numbers (counters never go back); the series of a
     /// probe that left or changed are gone from the next scrape.
     pub(super) fn install(&self, plan: &[Arc<ProbeRef>]) {
-        let mut series = self.series.write().unwrap_or_else(|e| e.into_inner());
-        let mut kept: HashMap<(String, String), Series> = std::mem::take(&mut *series)
-            .into_iter()
-            .map(|s| ((s.probe.service.clone(), s.probe.spec.id.clone()), s))
-            .collect();
-        *series = plan
+        let old = self.snapshot();
+        let kept: HashMap<(&str, &str), &Series> =
+            old.iter().map(|s| ((s.probe.service.as_str(), s.probe.spec.id.as_str()), s)).collect();
+        let series = plan
             .iter()
             .map(|probe| {
                 let numbers = kept
-                    .remove(&(probe.service.clone(), probe.spec.id.clone()))
+                    .get(&(probe.service.as_str(), probe.spec.id.as_str()))
                     .filter(|old| old.probe.spec == probe.spec)
-                    .map(|old| old.numbers.into_inner().unwrap_or_else(|e| e.into_inner()))
+                    .map(|old| old.numbers.clone())
                     .unwrap_or_default();
-                Series { probe: probe.clone(), numbers: Mutex::new(numbers) }
+                Series { probe: probe.clone(), numbers }
             })
             .collect();
+        *self.series.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(series);
+    }
+
+    /// The current plan's series.
+    fn snapshot(&self) -> Arc<Vec<Series>> {
+        self.series.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Applies `f` to the numbers of `probe`, if it is the plan's current one
@@ -145,7 +153,7 @@ impl ProbeFamilies {
     /// Gives every installed probe a sample in every family, so that
     /// [`super::Metrics::exported_names`] sees every name.
     pub(super) fn fill_every_family(&self) {
-        for s in self.series.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        for s in self.snapshot().iter() {
             let mut n = lock(s);
             n.up = Some(true);
             n.cert_expiry = Some(0);
@@ -229,7 +237,7 @@ fn prefix_of(p: &ProbeRef) -> String {
 
 impl Collector for ProbeFamilies {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let series = self.series.read().unwrap_or_else(|e| e.into_inner());
+        let series = self.snapshot();
         let e = &mut encoder;
         let s = series.as_slice();
         use MetricType::{Counter, Gauge, Histogram, Unknown};
