@@ -14,6 +14,10 @@
 //!                     metrics      store (SQLite)     alerts/outbox   api + status page
 //! ```
 //!
+//! No two top-level modules import each other. The BGP feed, a source
+//! beside the probes, reports its own counts and health to the metrics
+//! through a trait (`bgp::feed::FeedGauges`) rather than importing them.
+//!
 //! Modules, one concern each:
 //! - [`config`]: TOML in, validated `Config` out; every config error message.
 //! - [`probe`]: the `Probe` trait and `Finding`; one file per kind (dns, http, bgp).

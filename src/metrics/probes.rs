@@ -7,7 +7,7 @@
 //! `/metrics` is encoded, from the probe's own config. A label-keyed
 //! `Family` per metric held each label string once per series plus a hash
 //! entry: about 1.6 KiB per probe, most of the monitor's memory at 100,000
-//! probes. This block is about 200 bytes, and a scrape walks the plan in
+//! probes. This block is about 250 bytes, and a scrape walks the plan in
 //! its order instead of hashing.
 
 use std::collections::HashMap;
