@@ -3,9 +3,9 @@
 //! allocations get their own mappings, and freed heap goes back to the OS.
 
 /// Makes glibc serve allocations of 256 KiB and more with their own
-/// mappings, returned to the OS on free: a `/metrics` rendering for 10,000
-/// probes is a 17 MB string, built and dropped on every scrape, and would
-/// otherwise stay resident as free heap.
+/// mappings, returned to the OS on free: the large, short-lived buffers
+/// (a config file read for a reload, the plan's vectors, a history query's
+/// rows) would otherwise stay resident as free heap.
 pub fn tune() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes allocator tuning; called before any

@@ -6,11 +6,12 @@
 //! form `config.toml:42: service "whatsapp" probe 2: ...`. Nothing downstream
 //! re-validates.
 //!
-//! Three steps: the TOML parser ([`toml::de::DeTable`], for syntax errors
-//! and for naming places), serde into [`raw`] (where every key is declared
-//! once, unknown keys and wrong types refused), then the checks below
-//! (ranges, syntax of values, keys that do not apply to a probe kind,
-//! rules between keys), each error at the line of the value it is about.
+//! Two steps: serde into `raw.rs` (where every key is declared once,
+//! unknown keys and wrong types refused), then the checks below (ranges,
+//! syntax of values, keys that do not apply to a probe kind, rules between
+//! keys), each error at the line of the value it is about. Only when there
+//! is an error is the file parsed into a TOML tree ([`toml::de::DeTable`])
+//! to tell a syntax error from a refused value and to name the place.
 
 mod document;
 mod raw;

@@ -1,10 +1,11 @@
 //! Metric families (README, "Metrics"), and nothing else.
 //!
 //! [`Metrics`] owns the Prometheus registry. The verdict's events update the
-//! probe and service families through [`Metrics::record`]; the BGP engine,
-//! the alert outbox and the uptime task update their own families through
-//! the small setters below. `/metrics` renders [`Metrics::render`] in the
-//! Prometheus text format (what `promtool check metrics` reads).
+//! probe and service families through [`Metrics::record`] (the per-probe
+//! ones live in `probes.rs`); the BGP engine, the alert outbox and the
+//! uptime task update their own families through the small setters below.
+//! `/metrics` streams [`Metrics::encode`] in the Prometheus text format
+//! (what `promtool check metrics` reads).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -24,7 +25,7 @@ use crate::verdict::{Event, ProbeStatus, ServiceStatus};
 /// The `window` label values of `chatpulse_service_uptime_ratio`, with their length in seconds.
 pub const UPTIME_WINDOWS: [(&str, u64); 3] = [("1d", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400)];
 
-/// The content type of [`Metrics::render`].
+/// The content type of [`Metrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -102,9 +103,6 @@ pub struct Metrics {
     alert_queue: Family<ChannelLabels, Gauge>,
     config_reload_ok: Gauge,
     scheduler_lateness: Histogram,
-    /// Size of the last rendering, to allocate the next one in one go
-    /// (growing a multi-MB string by doubling would triple its peak memory).
-    last_render_len: std::sync::atomic::AtomicUsize,
     /// The per-probe families.
     probes: Arc<probes::ProbeFamilies>,
 }
@@ -140,7 +138,6 @@ impl Metrics {
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
             ]),
             registry: Registry::default(),
-            last_render_len: std::sync::atomic::AtomicUsize::new(0),
             probes: Arc::default(),
         };
         let r = &mut registry;
@@ -406,12 +403,9 @@ impl Metrics {
 
     /// The exposition text, as one string (tests, small registries).
     pub fn render(&self) -> String {
-        use std::sync::atomic::Ordering;
-        let last = self.last_render_len.load(Ordering::Relaxed);
-        let mut out = String::with_capacity(last + last / 8 + 16 * 1024);
+        let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = self.encode(&mut out);
-        self.last_render_len.store(out.len(), Ordering::Relaxed);
         out
     }
 

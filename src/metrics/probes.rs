@@ -184,11 +184,10 @@ fn family(
     has: impl Fn(&ProbeRef, &Numbers) -> bool,
     sample: impl Fn(&mut MetricEncoder, &ProbeRef, &Numbers) -> std::fmt::Result,
 ) -> std::fmt::Result {
-    if !series.iter().any(|s| has(&s.probe, &lock(s))) {
-        return Ok(());
-    }
+    // One pass: up to the first probe with this series, then from there.
+    let Some(first) = series.iter().position(|s| has(&s.probe, &lock(s))) else { return Ok(()) };
     let mut metric = encoder.encode_descriptor(name, help, unit, metric_type)?;
-    for s in series {
+    for s in &series[first..] {
         let numbers = lock(s);
         if has(&s.probe, &numbers) {
             sample(&mut metric, &s.probe, &numbers)?;

@@ -14,6 +14,18 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 PD=$(port); AA=$(port); AB=$(port); AD=$(port)
 
+# The two address families every session carries (ends a neighbour).
+families() {
+  cat <<CONF
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+CONF
+}
+
 # d_neighbor ADDRESS AS: a passive neighbour of D, both families.
 d_neighbor() {
   cat <<CONF
@@ -24,13 +36,8 @@ d_neighbor() {
   [neighbors.transport.config]
     local-address = "127.0.0.10"
     passive-mode = true
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
 CONF
+  families
 }
 
 {
@@ -58,7 +65,8 @@ CONF
 } >"$work/d.toml"
 
 speaker() { # name as address
-  cat >"$work/$1.toml" <<CONF
+  {
+  cat <<CONF
 [global.config]
   as = $2
   router-id = "$3"
@@ -73,13 +81,9 @@ speaker() { # name as address
     local-address = "$3"
   [neighbors.timers.config]
     connect-retry = 1
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
 CONF
+  families
+  } >"$work/$1.toml"
 }
 speaker a 4200000001 127.0.0.2
 speaker b 65002 127.0.0.3
