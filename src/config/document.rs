@@ -17,14 +17,13 @@ use toml::de::{DeTable, DeValue};
 use super::ConfigError;
 use super::raw::{Keys, Strings, Tables};
 
-/// The source file: its name, its text and its line index. The TOML tree
-/// that names places is parsed only when an error needs one: for a config
-/// of 100,000 probes it would otherwise double the peak memory of every
-/// successful load.
+/// The source file: its name and its text. Lines are counted, and the TOML
+/// tree that names places is parsed, only when an error needs them: for a
+/// config of 100,000 probes the tree would otherwise double the peak memory
+/// of every successful load.
 pub(crate) struct Document<'a> {
     file: String,
     text: &'a str,
-    line_starts: Vec<usize>,
 }
 
 /// Why a value's text is refused; the reader adds the key and the place
@@ -80,24 +79,20 @@ struct Place {
     key: Option<String>,
 }
 
-/// Where each line of `text` starts.
-fn line_starts(text: &str) -> Vec<usize> {
-    std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect()
-}
-
-/// 1-based line of a byte offset.
-fn line_of(line_starts: &[usize], offset: usize) -> usize {
-    line_starts.partition_point(|&start| start <= offset).max(1)
+/// 1-based line of a byte offset in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    1 + before.iter().filter(|&&b| b == b'\n').count()
 }
 
 impl<'a> Document<'a> {
     pub(crate) fn new(file: &str, text: &'a str) -> Self {
-        Document { file: file.to_string(), text, line_starts: line_starts(text) }
+        Document { file: file.to_string(), text }
     }
 
     /// 1-based line of a byte offset.
     pub(crate) fn line_of(&self, offset: usize) -> usize {
-        line_of(&self.line_starts, offset)
+        line_of(self.text, offset)
     }
 
     /// An error at `span`, named after the place it lies in.
@@ -109,7 +104,7 @@ impl<'a> Document<'a> {
 
     /// The TOML parser's refusal, as one sentence.
     pub(crate) fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
-        let line = line_of(&line_starts(text), e.span().unwrap_or(0..0).start);
+        let line = line_of(text, e.span().unwrap_or(0..0).start);
         let message = e.message().trim_end().replace('\n', " ");
         ConfigError::Invalid { file: file.to_string(), line, message: format!("invalid TOML: {message}") }
     }
