@@ -15,7 +15,7 @@
 //!   probe states are forgotten and failures are not counted until a guard
 //!   passes again, so our own outage never reads as a platform's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -206,12 +206,18 @@ impl Verdict {
             Some(v) => (v.probes, v.services, v.guard_ok),
             None => (Vec::new(), Vec::new(), Vec::new()),
         };
+        // Lookups by key, so that installing a plan stays linear in its size
+        // (a reload of 100,000 probes must not stop the monitor).
+        let old_by_id: HashMap<(&str, &str), &ProbeState> =
+            old_probes.iter().map(|s| ((s.probe.service.as_str(), s.probe.spec.id.as_str()), s)).collect();
         self.probes = plan
             .iter()
             .map(|p| {
-                let kept = old_probes.iter().find(|s| s.probe.service == p.service && s.probe.spec == p.spec);
+                let kept = old_by_id
+                    .get(&(p.service.as_str(), p.spec.id.as_str()))
+                    .filter(|s| s.probe.spec == p.spec);
                 match kept {
-                    Some(s) => ProbeState { probe: p.clone(), ..s.clone() },
+                    Some(s) => ProbeState { probe: p.clone(), ..(*s).clone() },
                     None => ProbeState {
                         probe: p.clone(),
                         status: ProbeStatus::Unknown,
@@ -224,23 +230,29 @@ impl Verdict {
                 }
             })
             .collect();
+        let mut probes_of: HashMap<&str, Vec<usize>> = HashMap::new();
+        for p in plan {
+            probes_of.entry(p.service.as_str()).or_default().push(p.index);
+        }
+        let old_service: HashMap<&str, &ServiceState> = old_services.iter().map(|o| (o.id.as_str(), o)).collect();
         self.services = config
             .services
             .iter()
             .map(|s| {
-                let probes: Vec<usize> = plan.iter().filter(|p| p.service == s.id).map(|p| p.index).collect();
-                let kept = old_services.iter().find(|o| o.id == s.id);
+                let kept = old_service.get(s.id.as_str());
                 ServiceState {
                     id: s.id.clone(),
                     name: s.name.clone(),
                     status: kept.map_or(ServiceStatus::Unknown, |o| o.status),
                     since: kept.map_or(now, |o| o.since),
                     cause: kept.and_then(|o| o.cause.clone()),
-                    probes,
+                    probes: probes_of.remove(s.id.as_str()).unwrap_or_default(),
                 }
             })
             .collect();
-        self.service_of = plan.iter().map(|p| self.services.iter().position(|s| s.id == p.service)).collect();
+        let position: HashMap<&str, usize> =
+            self.services.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        self.service_of = plan.iter().map(|p| position.get(p.service.as_str()).copied()).collect();
         self.guard_ok = plan
             .iter()
             .filter(|p| p.is_guard())
