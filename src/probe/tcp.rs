@@ -1,18 +1,25 @@
-//! The tcp probe: can a connection to `address` be opened? It watches the
-//! chat endpoints users' apps actually hold open (g.whatsapp.net:5222,
-//! Telegram's data centres), which an HTTP page does not prove.
+//! The tcp probe: can a connection to `address` be opened? Beside the chat
+//! probes it shows whether a failing chat endpoint is unreachable or
+//! reachable but not answering its protocol.
 //!
-//! The name is resolved first (`tcp_resolve` when it does not resolve), then
-//! each address is tried in turn until one connects; a refusal or an
-//! unreachable network is `tcp_connect`, no answer before the deadline
-//! `tcp_timeout`. A socket the monitor cannot open is `probe_resource`.
-//! [`connect`] is shared with the tls probe.
+//! [`connect`] is the one connect of tcp, tls and chat probes. The name is
+//! resolved first (`tcp_resolve` when it does not resolve); then the
+//! addresses are tried as RFC 8305 (Happy Eyeballs) says: both families
+//! interleaved, the next attempt started [`ATTEMPT_DELAY`] after the
+//! previous one unless that one already failed, the first connection to
+//! succeed wins, one deadline for all. A host whose IPv6 path is
+//! black-holed so reaches an IPv4 address well within the timeout. Every
+//! address refusing or unreachable is `tcp_connect`; no connection before
+//! the deadline `tcp_timeout`; a socket the monitor cannot open
+//! `probe_resource`. The detail names the address that answered.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::{Instant, sleep_until, timeout_at};
 
 use super::{Finding, Probe, Reason, RunFuture, is_resource_shortage};
 use crate::config::Endpoint;
@@ -53,24 +60,83 @@ pub async fn connect(endpoint: &Endpoint, deadline: Instant) -> Result<(TcpStrea
     if addresses.is_empty() {
         return Err(Finding::fail(Reason::TcpResolve, format!("{address}: the name has no address")));
     }
-    let mut refusals = Vec::new();
-    for target in &addresses {
-        match timeout_at(deadline, TcpStream::connect(target)).await {
-            Ok(Ok(stream)) => return Ok((stream, *target)),
-            Ok(Err(e)) if is_resource_shortage(&e) => {
-                return Err(Finding::fail(
-                    Reason::ProbeResource,
-                    format!("{address}: the monitor is out of sockets ({e})"),
-                ));
-            }
-            Ok(Err(e)) => refusals.push(format!("{target}: {e}")),
-            Err(_) => break,
+    race(address, &interleave(addresses), deadline).await
+}
+
+/// RFC 8305's "Connection Attempt Delay": how long an attempt has before
+/// the next address is tried beside it.
+pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// The addresses in RFC 8305 order: alternating families, starting with
+/// the family of the first address the resolver gave (each family's own
+/// order kept).
+pub fn interleave(addresses: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let first_v6 = addresses.first().is_some_and(SocketAddr::is_ipv6);
+    let (first, second): (Vec<SocketAddr>, Vec<SocketAddr>) =
+        addresses.into_iter().partition(|a| a.is_ipv6() == first_v6);
+    let mut ordered = Vec::with_capacity(first.len() + second.len());
+    let (mut a, mut b) = (first.into_iter(), second.into_iter());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return ordered,
+            (x, y) => ordered.extend(x.into_iter().chain(y)),
         }
     }
-    if refusals.len() == addresses.len() {
-        return Err(Finding::fail(Reason::TcpConnect, format!("{address}: {}", refusals.join("; "))));
+}
+
+/// Races connection attempts to `targets` (in order, staggered by
+/// [`ATTEMPT_DELAY`]) until one connects, every one has failed, or the
+/// deadline passes.
+async fn race(address: &str, targets: &[SocketAddr], deadline: Instant) -> Result<(TcpStream, SocketAddr), Finding> {
+    let mut attempts = FuturesUnordered::new();
+    let mut next = 0;
+    let mut failures: Vec<(SocketAddr, std::io::Error)> = Vec::new();
+    let mut stagger = Instant::now();
+    loop {
+        if next < targets.len() && Instant::now() >= stagger {
+            let target = targets[next];
+            attempts.push(async move { (target, TcpStream::connect(target).await) });
+            next += 1;
+            stagger = Instant::now() + ATTEMPT_DELAY;
+        }
+        tokio::select! {
+            Some((target, outcome)) = attempts.next(), if !attempts.is_empty() => match outcome {
+                Ok(stream) => return Ok((stream, target)),
+                Err(e) if is_resource_shortage(&e) => {
+                    return Err(Finding::fail(
+                        Reason::ProbeResource,
+                        format!("{address}: the monitor is out of sockets ({e})"),
+                    ));
+                }
+                Err(e) => {
+                    failures.push((target, e));
+                    if failures.len() == targets.len() {
+                        return Err(Finding::fail(Reason::TcpConnect, format!("{address}: {}", listed(&failures))));
+                    }
+                    // A failed attempt lets the next one start at once (RFC 8305 §5).
+                    stagger = Instant::now();
+                }
+            },
+            _ = sleep_until(stagger), if next < targets.len() => {}
+            _ = sleep_until(deadline) => {
+                let silent: Vec<String> = targets[..next]
+                    .iter()
+                    .filter(|t| !failures.iter().any(|(failed, _)| failed == *t))
+                    .map(ToString::to_string)
+                    .collect();
+                let mut why = format!("{address}: no connection within the timeout (no answer from {})", silent.join(", "));
+                if !failures.is_empty() {
+                    why.push_str(&format!("; {}", listed(&failures)));
+                }
+                return Err(Finding::fail(Reason::TcpTimeout, why));
+            }
+        }
     }
-    Err(Finding::fail(Reason::TcpTimeout, format!("{address}: no connection within the timeout")))
+}
+
+/// `addr: error; addr: error` for a detail.
+fn listed(failures: &[(SocketAddr, std::io::Error)]) -> String {
+    failures.iter().map(|(target, e)| format!("{target}: {e}")).collect::<Vec<_>>().join("; ")
 }
 
 impl Probe for TcpProbe {
