@@ -1,11 +1,11 @@
-//! chatpulse watches messaging platforms from the outside at three layers —
-//! BGP visibility, DNS, HTTP — and says not only that a platform is down but
-//! why.
+//! chatpulse watches messaging platforms from the outside at five layers —
+//! BGP visibility, DNS, transport (TCP, TLS), the platforms' own chat
+//! protocols, HTTP — and says not only that a platform is down but why.
 //!
 //! The data flows one way:
 //!
 //! ```text
-//! config ─► scheduler ─► probe (dns | http | bgp) ─► Observation
+//! config ─► scheduler ─► probe (bgp | dns | tcp | tls | mtproto | whatsapp | http) ─► Observation
 //!                                                     │
 //!                                   verdict (probe state machine,
 //!                                   service status, root cause, guard)
@@ -20,11 +20,12 @@
 //!
 //! Modules, one concern each:
 //! - [`config`]: TOML in, validated `Config` out; every config error message.
-//! - [`probe`]: the `Probe` trait and `Finding`; one file per kind (dns, http, bgp).
+//! - [`probe`]: the `Probe` trait and `Finding`; one file per kind (bgp, dns,
+//!   tcp, tls, mtproto, whatsapp, http), the chat kinds' shared I/O in `chat`.
 //! - [`bgp`]: the visibility engine and its feeds (RIS Live, MRT, BGP sessions).
 //! - [`sinks`]: what `run` does with verdict events: metrics, store, incidents, health.
 //! - [`scheduler`]: when probes run (intervals, spread, concurrency).
-//! - [`verdict`]: probe states, service status, root cause, guard.
+//! - [`verdict`]: probe states, service status (essential groups), root cause, guard.
 //! - [`store`]: SQLite history: status changes, run-length results, rollups, incidents, outbox.
 //! - [`incident`]: incidents from status changes, grouped by root cause, into the outbox.
 //! - [`maintenance`]: maintenance windows: when a service is in one.

@@ -116,6 +116,7 @@ pub async fn run_once(info: &ProbeRef, probe: &dyn Probe) -> (SystemTime, Durati
                 Kind::Http => Reason::HttpTimeout,
                 Kind::Tcp => Reason::TcpTimeout,
                 Kind::Tls => Reason::TlsHandshake,
+                Kind::Mtproto | Kind::Whatsapp => Reason::ChatTimeout,
                 Kind::Bgp => Reason::BgpUnknown,
             };
             Finding::fail(
@@ -277,6 +278,7 @@ mod tests {
             fail_after: 1,
             recover_after: 1,
             essential: false,
+            group: None,
             check: Check::Dns(Arc::new(check)),
         };
         Arc::new(ProbeRef { index, service: "s".into(), spec: Arc::new(spec) })

@@ -15,7 +15,7 @@
 //!   probe states are forgotten and failures are not counted until a guard
 //!   passes again, so our own outage never reads as a platform's.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -213,9 +213,7 @@ impl Verdict {
         self.probes = plan
             .iter()
             .map(|p| {
-                let kept = old_by_id
-                    .get(&(p.service.as_str(), p.spec.id.as_str()))
-                    .filter(|s| s.probe.spec == p.spec);
+                let kept = old_by_id.get(&(p.service.as_str(), p.spec.id.as_str())).filter(|s| s.probe.spec == p.spec);
                 match kept {
                     Some(s) => ProbeState { probe: p.clone(), ..(*s).clone() },
                     None => ProbeState {
@@ -448,20 +446,39 @@ fn step(state: &mut ProbeState, finding: &Finding, at: SystemTime) {
     }
 }
 
-/// README, "What a run can say" status of a service from its probes' states.
+/// README, "Service status" status of a service from its probes' states.
+///
+/// A service with essential probes is `down` only when one of its
+/// essential groups has every member DOWN (an essential probe without a
+/// group is a group of one); a failing website beside healthy chat
+/// endpoints only degrades it. A service without essential probes is
+/// `down` when every probe of its highest layer is DOWN.
 pub fn service_status(probes: &[&ProbeState], online: bool) -> ServiceStatus {
     if !online || probes.iter().all(|p| p.status == ProbeStatus::Unknown) {
         return ServiceStatus::Unknown;
     }
-    let layer = |p: &&&ProbeState| p.probe.kind().layer();
-    let Some(top) = probes.iter().map(|p| layer(&p)).max() else { return ServiceStatus::Unknown };
-    let top_down = probes.iter().filter(|p| layer(p) == top).all(|p| p.status == ProbeStatus::Down);
-    // An essential probe DOWN takes the service down by itself (an unknown
-    // one never counts).
-    let essential_down = probes.iter().any(|p| p.probe.spec.essential && p.status == ProbeStatus::Down);
-    if top_down || essential_down {
+    let down = |p: &&ProbeState| p.status == ProbeStatus::Down;
+    let mut groups: BTreeMap<(bool, &str), bool> = BTreeMap::new();
+    for p in probes.iter().filter(|p| p.probe.spec.essential) {
+        let spec = &p.probe.spec;
+        // Named groups and groups of one cannot collide: the flag keeps them apart.
+        let key = match &spec.group {
+            Some(name) => (true, name.as_str()),
+            None => (false, spec.id.as_str()),
+        };
+        let all_down = groups.entry(key).or_insert(true);
+        *all_down &= down(p);
+    }
+    let is_down = if groups.is_empty() {
+        let layer = |p: &&&ProbeState| p.probe.kind().layer();
+        let Some(top) = probes.iter().map(|p| layer(&p)).max() else { return ServiceStatus::Unknown };
+        probes.iter().filter(|p| layer(p) == top).all(down)
+    } else {
+        groups.values().any(|all_down| *all_down)
+    };
+    if is_down {
         ServiceStatus::Down
-    } else if probes.iter().any(|p| p.status == ProbeStatus::Down) {
+    } else if probes.iter().any(down) {
         ServiceStatus::Degraded
     } else {
         ServiceStatus::Up
@@ -483,6 +500,8 @@ fn scope(probe: &ProbeRef) -> String {
         Check::Bgp(b) => b.origins.iter().map(|asn| format!("AS{asn}")).collect::<Vec<_>>().join("|"),
         Check::Tcp(e) => e.host.clone(),
         Check::Tls(t) => t.endpoint.host.clone(),
+        Check::Mtproto(m) => m.endpoint.host.clone(),
+        Check::Whatsapp(w) => w.target.endpoint().host.clone(),
     }
 }
 
@@ -505,7 +524,7 @@ pub fn root_cause(probes: &[&ProbeState]) -> Option<RootCause> {
     let reasons = reasons.into_iter().collect::<Vec<_>>().join(",");
     let key = format!("{layer}|{}", key_parts.into_iter().collect::<Vec<_>>().join(","));
     let mut chain = summary.clone();
-    for higher in [Layer::Dns, Layer::Transport, Layer::Http].into_iter().filter(|k| *k > layer) {
+    for higher in [Layer::Dns, Layer::Transport, Layer::Chat, Layer::Http].into_iter().filter(|k| *k > layer) {
         let reasons: BTreeSet<&str> =
             down.iter().filter(|p| p.probe.kind().layer() == higher).map(|p| failure_of(p).0.as_str()).collect();
         if !reasons.is_empty() {
@@ -716,6 +735,85 @@ name = "WhatsApp"
         let cause = rig.service().cause.clone().unwrap();
         assert_eq!(cause.layer, Layer::Dns, "dns is below transport");
         assert!(cause.chain.ends_with("→ transport: tcp_connect"), "{}", cause.chain);
+    }
+
+    /// Telegram's shape: two data centres as one essential group (probes 1
+    /// and 2), the website beside them (probe 3); probe 0 is the guard.
+    const TELEGRAM: &str = r#"
+[monitor]
+fail_after = 3
+recover_after = 2
+
+[[guard]]
+kind = "dns"
+query = "."
+record = "NS"
+server = "127.0.0.1:5301"
+
+[[service]]
+id = "telegram"
+name = "Telegram"
+  [[service.probe]]
+  kind = "mtproto"
+  id = "dc2"
+  address = "149.154.167.51:443"
+  essential = true
+  group = "data-centres"
+  [[service.probe]]
+  kind = "mtproto"
+  id = "dc4"
+  address = "149.154.167.91:443"
+  essential = true
+  group = "data-centres"
+  [[service.probe]]
+  kind = "http"
+  url = "https://telegram.org/"
+"#;
+
+    fn down(rig: &mut Rig, probe: usize, reason: Reason) {
+        for _ in 0..3 {
+            rig.run(probe, Err(reason));
+        }
+    }
+
+    #[test]
+    fn the_website_alone_down_only_degrades_a_service_with_essential_probes() {
+        let mut rig = Rig::with(TELEGRAM);
+        rig.all_ok();
+        down(&mut rig, 3, Reason::HttpStatus);
+        assert_eq!(rig.service().status, ServiceStatus::Degraded, "chat still works: users can message");
+    }
+
+    #[test]
+    fn one_of_two_essential_members_down_degrades_and_both_down_is_down_with_cause_chat() {
+        let mut rig = Rig::with(TELEGRAM);
+        rig.all_ok();
+        down(&mut rig, 1, Reason::ChatTimeout);
+        assert_eq!(rig.service().status, ServiceStatus::Degraded, "the other data centre still serves");
+        down(&mut rig, 2, Reason::ChatTimeout);
+        assert_eq!(rig.service().status, ServiceStatus::Down);
+        let cause = rig.service().cause.clone().unwrap();
+        assert_eq!((cause.layer, cause.reasons.as_str()), (Layer::Chat, "chat_timeout"));
+        assert!(cause.summary.starts_with("chat: "), "{}", cause.summary);
+    }
+
+    #[test]
+    fn essential_probes_without_a_group_are_groups_of_one_and_chat_sits_between_transport_and_http() {
+        let text = TELEGRAM.replace("  group = \"data-centres\"\n", "");
+        let mut rig = Rig::with(&text);
+        rig.all_ok();
+        down(&mut rig, 2, Reason::ChatRefused);
+        assert_eq!(rig.service().status, ServiceStatus::Down, "an essential probe alone is its own group");
+        assert!(Layer::Transport < Layer::Chat && Layer::Chat < Layer::Http);
+    }
+
+    #[test]
+    fn a_website_down_everywhere_still_takes_down_a_service_without_essential_probes() {
+        let text = TELEGRAM.replace("  essential = true\n  group = \"data-centres\"\n", "");
+        let mut rig = Rig::with(&text);
+        rig.all_ok();
+        down(&mut rig, 3, Reason::HttpStatus);
+        assert_eq!(rig.service().status, ServiceStatus::Down, "its highest layer (http) is all DOWN");
     }
 
     #[test]

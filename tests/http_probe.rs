@@ -22,6 +22,7 @@ fn check(url: String, body_contains: Option<&str>) -> HttpCheck {
         ca_file: None,
         system_roots: false,
         min_cert_days: None,
+        expect_headers: Vec::new(),
     }
 }
 
@@ -168,4 +169,29 @@ async fn credentials_in_the_url_are_never_shown() {
     assert!(!f.detail.contains("hunter2"), "{}", f.detail);
     let target = chatpulse::config::Check::Http(check(url, None).into()).target();
     assert!(target.contains("admin:***@") && !target.contains("hunter2"), "{target}");
+}
+
+fn signal_check(url: String) -> HttpCheck {
+    HttpCheck {
+        expect_status: vec![StatusRange { low: 401, high: 401 }],
+        expect_headers: vec![reqwest::header::HeaderName::from_static("x-signal-timestamp")],
+        ..check(url, None)
+    }
+}
+
+#[tokio::test]
+async fn the_platforms_own_header_tells_its_server_from_a_proxy_answering_in_its_place() {
+    let server = TestHttp::start().await;
+    let f =
+        tokio::time::timeout(Duration::from_secs(10), run(signal_check(server.url("/v2/config")), T)).await.unwrap();
+    assert_eq!(f.result, Ok(()), "{}", f.detail);
+    // The same status from something else (a load balancer's own 401): not Signal.
+    let f =
+        tokio::time::timeout(Duration::from_secs(10), run(signal_check(server.url("/status/401")), T)).await.unwrap();
+    assert_eq!(f.result, Err(Reason::HttpHeader), "{}", f.detail);
+    assert!(f.detail.contains("without the x-signal-timestamp header — not the platform's own server"), "{}", f.detail);
+    // A proxy's 502 page: the missing header says more than the status.
+    let f =
+        tokio::time::timeout(Duration::from_secs(10), run(signal_check(server.url("/status/502")), T)).await.unwrap();
+    assert_eq!((f.result, f.http_status), (Err(Reason::HttpHeader), Some(502)), "{}", f.detail);
 }

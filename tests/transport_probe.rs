@@ -74,7 +74,13 @@ async fn a_name_that_does_not_resolve_is_tcp_resolve() {
 /// A TLS server presenting `pki`'s leaf, offering h2 and HTTP/1.1; answers
 /// any request with `200 ok`.
 async fn tls_server(pki: &Pki) -> SocketAddr {
-    support::pki::tls_listener(pki.server_config(&[b"h2", b"http/1.1"]), |mut tls| async move {
+    tls_server_offering(pki, &[b"h2", b"http/1.1"]).await
+}
+
+/// The same server choosing among `alpn` (it answers HTTP/1.1 whatever is
+/// chosen, so an HTTP client must be offered only what it speaks).
+async fn tls_server_offering(pki: &Pki, alpn: &[&[u8]]) -> SocketAddr {
+    support::pki::tls_listener(pki.server_config(alpn), |mut tls| async move {
         let mut request = [0u8; 2048];
         let _ =
             tokio::time::timeout(Duration::from_secs(2), tokio::io::AsyncReadExt::read(&mut tls, &mut request)).await;
@@ -160,6 +166,7 @@ fn http_check(addr: SocketAddr, ca_file: Option<PathBuf>, min_cert_days: Option<
         ca_file,
         system_roots: false,
         min_cert_days,
+        expect_headers: Vec::new(),
     }
 }
 
@@ -174,7 +181,7 @@ async fn https(check: chatpulse::config::HttpCheck) -> Finding {
 #[tokio::test]
 async fn http_probes_take_ca_file_and_min_cert_days_too() {
     let pki = pki(2);
-    let addr = tls_server(&pki).await;
+    let addr = tls_server_offering(&pki, &[b"http/1.1"]).await;
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();

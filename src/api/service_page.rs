@@ -65,9 +65,12 @@ fn render(vantage: &str, s: &ServiceView, charts: &[Chart], incidents: &[Inciden
         section class="service" {
             h2 { "Probes" }
             table {
-                tr { th { "probe" } th { "target" } th { "last result" } }
-                @for (id, target, result, detail) in &s.probes {
-                    tr { td { (id) } td { (target) } td { b { (result) } br; span class="small" { (detail) } } }
+                tr { th { "probe" } th { "kind" } th { "role" } th { "target" } th { "last result" } }
+                @for p in &s.probes {
+                    tr {
+                        td { (p.id) } td { (p.kind) } td { (p.role) } td { (p.target) }
+                        td { b { (p.result) } br; span class="small" { (p.detail) } }
+                    }
                 }
             }
         }

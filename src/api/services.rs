@@ -51,6 +51,10 @@ struct ProbeView {
     id: String,
     kind: String,
     target: String,
+    /// Part of an essential group (README, "Service status").
+    essential: bool,
+    /// The essential group, if named.
+    group: Option<String>,
     status: String,
     last_result: Option<String>,
     last_duration_ms: Option<f64>,
@@ -63,6 +67,8 @@ fn probe_view(state: &ProbeState) -> ProbeView {
         id: spec.id.clone(),
         kind: spec.check.kind().to_string(),
         target: spec.check.target(),
+        essential: spec.essential,
+        group: spec.group.clone(),
         status: state.status.as_str().into(),
         last_result: state.last.as_ref().map(|l| result_word(l.finding.result).to_string()),
         last_duration_ms: state.last.as_ref().map(|l| (l.duration.as_secs_f64() * 1e6).round() / 1e3),

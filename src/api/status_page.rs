@@ -71,8 +71,24 @@ pub(super) struct ServiceView {
     pub(super) cause: Option<String>,
     /// The maintenance window it is in now, if any.
     pub(super) maintenance: Option<(i64, i64)>,
-    /// (id, target, last result, detail) of each probe.
-    pub(super) probes: Vec<(String, String, &'static str, String)>,
+    /// Each probe's row.
+    pub(super) probes: Vec<ProbeRow>,
+}
+
+/// One probe as the pages show it.
+pub(super) struct ProbeRow {
+    /// Its id.
+    pub(super) id: String,
+    /// Its kind.
+    pub(super) kind: &'static str,
+    /// What it probes.
+    pub(super) target: String,
+    /// `essential (group …)`, `essential`, or empty.
+    pub(super) role: String,
+    /// The last run's result word.
+    pub(super) result: &'static str,
+    /// The last run's detail.
+    pub(super) detail: String,
 }
 
 /// Every service's view at `now`, and whether the BGP feed is down.
@@ -99,12 +115,15 @@ pub(super) fn gather(config: &Config, verdict: &Verdict, now: i64) -> (Vec<Servi
                 .map(|&i| {
                     let p = &probes[i];
                     let last = p.last.as_ref();
-                    (
-                        p.probe.spec.id.clone(),
-                        p.probe.spec.check.target(),
-                        last.map_or("not run yet", |l| result_word(l.finding.result)),
-                        last.map(|l| l.finding.detail.clone()).unwrap_or_default(),
-                    )
+                    let spec = &p.probe.spec;
+                    ProbeRow {
+                        id: spec.id.clone(),
+                        kind: spec.check.kind().as_str(),
+                        target: spec.check.target(),
+                        role: spec.role().unwrap_or_default(),
+                        result: last.map_or("not run yet", |l| result_word(l.finding.result)),
+                        detail: last.map(|l| l.finding.detail.clone()).unwrap_or_default(),
+                    }
                 })
                 .collect(),
         })
@@ -220,8 +239,8 @@ fn render(
                 details {
                     summary { "Probes" }
                     ul {
-                        @for (id, target, result, detail) in &s.probes {
-                            li { b { (id) } " " (target) ": " (result) br; span class="small" { (detail) } }
+                        @for p in &s.probes {
+                            li { b { (p.id) } " " (p.target) ": " (p.result) br; span class="small" { (p.detail) } }
                         }
                     }
                 }

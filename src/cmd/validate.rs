@@ -80,8 +80,13 @@ pub fn print_plan(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
             format!("every {}", humantime::format_duration(p.interval)),
             format!("{}", humantime::format_duration(p.timeout)),
             format!("{}/{}", p.fail_after, p.recover_after),
+            p.role().unwrap_or_else(|| "-".into()),
             p.check.target(),
         ]);
     }
-    super::print_table(out, &["SERVICE", "PROBE", "KIND", "INTERVAL", "TIMEOUT", "FAIL/RECOVER", "TARGET"], &rows)
+    super::print_table(
+        out,
+        &["SERVICE", "PROBE", "KIND", "INTERVAL", "TIMEOUT", "FAIL/RECOVER", "ROLE", "TARGET"],
+        &rows,
+    )
 }

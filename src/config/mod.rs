@@ -63,6 +63,11 @@ pub enum Kind {
     Tcp,
     /// Can a TLS session be set up, with a certificate we trust?
     Tls,
+    /// Does a Telegram data centre answer MTProto's first flight?
+    Mtproto,
+    /// Does a WhatsApp chat server complete the first half of its Noise
+    /// handshake with a certificate chain to WhatsApp's root?
+    Whatsapp,
     /// Does the endpoint answer HTTP as expected?
     Http,
 }
@@ -75,6 +80,8 @@ impl Kind {
             Kind::Dns => "dns",
             Kind::Tcp => "tcp",
             Kind::Tls => "tls",
+            Kind::Mtproto => "mtproto",
+            Kind::Whatsapp => "whatsapp",
             Kind::Http => "http",
         }
     }
@@ -85,6 +92,7 @@ impl Kind {
             Kind::Bgp => Layer::Bgp,
             Kind::Dns => Layer::Dns,
             Kind::Tcp | Kind::Tls => Layer::Transport,
+            Kind::Mtproto | Kind::Whatsapp => Layer::Chat,
             Kind::Http => Layer::Http,
         }
     }
@@ -100,6 +108,9 @@ pub enum Layer {
     Dns,
     /// Connections and TLS (tcp and tls probes).
     Transport,
+    /// The platform's own chat protocol (mtproto and whatsapp probes):
+    /// what users' apps speak, above a bare connection.
+    Chat,
     /// The application's HTTP endpoints.
     Http,
 }
@@ -111,6 +122,7 @@ impl Layer {
             Layer::Bgp => "bgp",
             Layer::Dns => "dns",
             Layer::Transport => "transport",
+            Layer::Chat => "chat",
             Layer::Http => "http",
         }
     }
@@ -388,10 +400,26 @@ pub struct ProbeSpec {
     pub fail_after: u32,
     /// Consecutive successes before UP again.
     pub recover_after: u32,
-    /// This probe DOWN makes its service `down` by itself.
+    /// The probe is one of the service's essential functions (README,
+    /// "Service status"): its group all DOWN makes the service `down`.
     pub essential: bool,
+    /// The essential group it belongs to (redundant endpoints of one
+    /// function); `None` with `essential` is a group of one.
+    pub group: Option<String>,
     /// What is checked.
     pub check: Check,
+}
+
+impl ProbeSpec {
+    /// Its part in the service status, in words: `essential (group chat)`,
+    /// `essential`, or `None` for a probe that only degrades.
+    pub fn role(&self) -> Option<String> {
+        match (&self.group, self.essential) {
+            (Some(group), _) => Some(format!("essential (group {group})")),
+            (None, true) => Some("essential".into()),
+            (None, false) => None,
+        }
+    }
 }
 
 /// What a probe checks, by kind.
@@ -408,6 +436,64 @@ pub enum Check {
     Tcp(Endpoint),
     /// A TCP connection and a TLS handshake.
     Tls(TlsCheck),
+    /// Telegram's MTProto: `req_pq_multi` answered by a genuine `resPQ`.
+    Mtproto(MtprotoCheck),
+    /// WhatsApp's chat protocol: the Noise first flight answered by a
+    /// ServerHello that decrypts and carries a chain to `root_key`.
+    Whatsapp(WhatsappCheck),
+}
+
+/// `kind = "mtproto"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtprotoCheck {
+    /// A data centre's address (plain intermediate framing, no TLS).
+    pub endpoint: Endpoint,
+    /// RSA key fingerprints of which the answer must offer one.
+    pub fingerprints: Vec<u64>,
+}
+
+/// The fingerprint of Telegram's production RSA key (tdlib
+/// `PublicRsaKeySharedMain.cpp`; `docs/platforms.md`), the default of `fingerprints`.
+pub const TELEGRAM_PRODUCTION_FINGERPRINT: u64 = 0xd09d_1d85_de64_fd85;
+
+/// `kind = "whatsapp"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsappCheck {
+    /// Where the handshake goes.
+    pub target: ChatTarget,
+    /// The X25519 key the certificate chain must verify to.
+    pub root_key: [u8; 32],
+}
+
+/// WhatsApp's certificate root (whatsmeow `WACertPubKey`; `docs/platforms.md`),
+/// the default of `root_key`.
+pub const WHATSAPP_ROOT_KEY: [u8; 32] = [
+    0x14, 0x23, 0x75, 0x57, 0x4d, 0x0a, 0x58, 0x71, 0x66, 0xaa, 0xe7, 0x1e, 0xbe, 0x51, 0x64, 0x37, 0xc4, 0xa2, 0x8b,
+    0x73, 0xe3, 0x69, 0x5c, 0x6c, 0xe1, 0xf7, 0xf9, 0x54, 0x5d, 0xa8, 0xee, 0x6b,
+];
+
+/// Where a chat probe speaks: a raw TCP endpoint or a WebSocket URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatTarget {
+    /// `address = "host:port"`: the protocol's bytes straight over TCP.
+    Tcp(Endpoint),
+    /// `url = "wss://…"` (or `ws://` on loopback): the same bytes in
+    /// WebSocket binary messages.
+    WebSocket {
+        /// The URL, parsed once at load.
+        url: reqwest::Url,
+        /// Its host and port, connected to as a tcp probe's `address` is.
+        endpoint: Endpoint,
+    },
+}
+
+impl ChatTarget {
+    /// The endpoint connected to.
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            ChatTarget::Tcp(e) | ChatTarget::WebSocket { endpoint: e, .. } => e,
+        }
+    }
 }
 
 /// `address` of a tcp or tls probe: `host:port`, `ip:port` or `[v6]:port`.
@@ -655,6 +741,9 @@ pub struct HttpCheck {
     pub system_roots: bool,
     /// A leaf certificate expiring sooner than this many days is `tls_expiring`.
     pub min_cert_days: Option<u32>,
+    /// Headers the answer must carry (`http_header` otherwise): a
+    /// platform's own server told from a proxy answering in its place.
+    pub expect_headers: Vec<reqwest::header::HeaderName>,
 }
 
 /// The User-Agent of http probes unless `user_agent` says otherwise: it
@@ -709,6 +798,8 @@ impl Check {
             Check::Bgp(_) => Kind::Bgp,
             Check::Tcp(_) => Kind::Tcp,
             Check::Tls(_) => Kind::Tls,
+            Check::Mtproto(_) => Kind::Mtproto,
+            Check::Whatsapp(_) => Kind::Whatsapp,
         }
     }
 
@@ -739,6 +830,11 @@ impl Check {
             Check::Tcp(e) => e.address.clone(),
             Check::Tls(t) if t.server_name == t.endpoint.host => format!("{} (TLS)", t.endpoint.address),
             Check::Tls(t) => format!("{} (TLS, name {})", t.endpoint.address, t.server_name),
+            Check::Mtproto(m) => format!("{} (MTProto)", m.endpoint.address),
+            Check::Whatsapp(w) => match &w.target {
+                ChatTarget::Tcp(e) => format!("{} (WhatsApp Noise)", e.address),
+                ChatTarget::WebSocket { url, .. } => format!("{url} (WhatsApp Noise)"),
+            },
         }
     }
 }
@@ -790,7 +886,10 @@ fn read_config(root: &Table<'_, RawConfig>, path: &Path) -> Result<Config, Confi
     for guard in root.tables(field!(root, guard)).iter() {
         let probe = read_probe(guard, &monitor, &guards, base, bgp.rpki.is_some())?;
         if probe.check.kind() == Kind::Bgp {
-            return Err(guard.error_at_key("kind", "a guard must be of kind \"dns\", \"http\", \"tcp\" or \"tls\""));
+            return Err(guard.error_at_key(
+                "kind",
+                "a guard must be of kind \"dns\", \"http\", \"tcp\", \"tls\", \"mtproto\" or \"whatsapp\"",
+            ));
         }
         if probe.essential {
             return Err(
@@ -1197,7 +1296,8 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
     Ok(bgp)
 }
 
-const COMMON_PROBE_KEYS: [&str; 7] = ["kind", "id", "interval", "timeout", "fail_after", "recover_after", "essential"];
+const COMMON_PROBE_KEYS: [&str; 8] =
+    ["kind", "id", "interval", "timeout", "fail_after", "recover_after", "essential", "group"];
 const DNS_KEYS: [&str; 13] = [
     "query",
     "record",
@@ -1213,8 +1313,9 @@ const DNS_KEYS: [&str; 13] = [
     "ca_file",
     "system_roots",
 ];
-const HTTP_KEYS: [&str; 9] = [
+const HTTP_KEYS: [&str; 10] = [
     "url",
+    "expect_headers",
     "method",
     "expect_status",
     "body_contains",
@@ -1227,6 +1328,8 @@ const HTTP_KEYS: [&str; 9] = [
 const BGP_KEYS: [&str; 6] = ["prefix", "origin", "origins", "min_visibility", "covering", "more_specifics"];
 const TCP_KEYS: [&str; 1] = ["address"];
 const TLS_KEYS: [&str; 6] = ["address", "server_name", "ca_file", "system_roots", "alpn", "min_cert_days"];
+const MTPROTO_KEYS: [&str; 2] = ["address", "fingerprints"];
+const WHATSAPP_KEYS: [&str; 3] = ["address", "url", "root_key"];
 
 fn read_probe(
     t: &Table<'_, RawProbe>,
@@ -1242,11 +1345,13 @@ fn read_probe(
         "bgp" => (Kind::Bgp, &BGP_KEYS),
         "tcp" => (Kind::Tcp, &TCP_KEYS),
         "tls" => (Kind::Tls, &TLS_KEYS),
+        "mtproto" => (Kind::Mtproto, &MTPROTO_KEYS),
+        "whatsapp" => (Kind::Whatsapp, &WHATSAPP_KEYS),
         other => {
             return Err(t.error(
                 &kind.span,
                 format!(
-                    "\"kind\": \"{other}\" is not a probe kind (expected \"dns\", \"http\", \"bgp\", \"tcp\" or \"tls\")"
+                    "\"kind\": \"{other}\" is not a probe kind (expected \"dns\", \"http\", \"bgp\", \"tcp\", \"tls\", \"mtproto\" or \"whatsapp\")"
                 ),
             ));
         }
@@ -1262,6 +1367,8 @@ fn read_probe(
         Kind::Bgp => Check::Bgp(read_bgp_check(t, rpki)?),
         Kind::Tcp => Check::Tcp(read_endpoint(t)?),
         Kind::Tls => Check::Tls(read_tls(t, base)?),
+        Kind::Mtproto => Check::Mtproto(read_mtproto(t)?),
+        Kind::Whatsapp => Check::Whatsapp(read_whatsapp(t)?),
     };
 
     let n = earlier.iter().filter(|p| p.check.kind() == kind_value).count() + 1;
@@ -1280,6 +1387,17 @@ fn read_probe(
     if earlier.iter().any(|p| p.id == id) {
         return Err(t.error_at_key("id", format!("probe id \"{id}\" is used twice in this service")));
     }
+    let essential = t.bool(field!(t, essential)).unwrap_or(false);
+    let group = match t.str(field!(t, group)) {
+        None => None,
+        Some(_) if !essential => {
+            return Err(t.error_at_key("group", "\"group\" names an essential group: it needs essential = true"));
+        }
+        Some(g) if g.value.trim().is_empty() || g.value.chars().any(char::is_control) => {
+            return Err(t.error(&g.span, "\"group\" must be a non-empty name on one line"));
+        }
+        Some(g) => Some(g.value.to_string()),
+    };
     let interval = t.duration(field!(t, interval), false)?.unwrap_or(monitor.interval);
     let timeout = t.duration(field!(t, timeout), false)?.unwrap_or(monitor.timeout.min(interval));
     if timeout > interval {
@@ -1291,9 +1409,78 @@ fn read_probe(
         timeout,
         fail_after: t.int(field!(t, fail_after), 1..1001)?.map_or(monitor.fail_after, |n| n as u32),
         recover_after: t.int(field!(t, recover_after), 1..1001)?.map_or(monitor.recover_after, |n| n as u32),
-        essential: t.bool(field!(t, essential)).unwrap_or(false),
+        essential,
+        group,
         check,
     })
+}
+
+fn read_mtproto(t: &Table<'_, RawProbe>) -> Result<MtprotoCheck, ConfigError> {
+    let endpoint = read_endpoint(t)?;
+    let fingerprints = match t.str_list(field!(t, fingerprints)) {
+        None => vec![TELEGRAM_PRODUCTION_FINGERPRINT],
+        Some(list) if list.is_empty() => {
+            return Err(t.error_at_key("fingerprints", "\"fingerprints\" must name at least one key fingerprint"));
+        }
+        Some(list) => list
+            .iter()
+            .map(|f| {
+                let digits = f.value.strip_prefix("0x").unwrap_or(f.value);
+                u64::from_str_radix(digits, 16).ok().filter(|_| digits.len() == 16).ok_or_else(|| {
+                    t.error(
+                        &f.span,
+                        format!("\"fingerprints\": \"{}\" is not a key fingerprint (16 hex digits)", f.value),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(MtprotoCheck { endpoint, fingerprints })
+}
+
+fn read_whatsapp(t: &Table<'_, RawProbe>) -> Result<WhatsappCheck, ConfigError> {
+    let target = match (t.str(field!(t, address)), t.str(field!(t, url))) {
+        (Some(_), Some(_)) => return Err(t.error_at_key("url", "give \"address\" or \"url\", not both")),
+        (None, None) => return Err(t.error_here("missing required key \"address\" (or \"url\")")),
+        (Some(_), None) => ChatTarget::Tcp(read_endpoint(t)?),
+        (None, Some(url)) => {
+            let bad = || {
+                t.error(
+                    &url.span,
+                    format!("\"url\": \"{}\" must be a wss:// (or ws://) URL with a host", redacted(url.value)),
+                )
+            };
+            let parsed = reqwest::Url::parse(url.value).map_err(|_| bad())?;
+            let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+                return Err(bad());
+            };
+            if !matches!(parsed.scheme(), "ws" | "wss") || host.is_empty() {
+                return Err(bad());
+            }
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+            let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+            ChatTarget::WebSocket { url: parsed, endpoint: Endpoint { address, host, port } }
+        }
+    };
+    let root_key = match t.str(field!(t, root_key)) {
+        None => WHATSAPP_ROOT_KEY,
+        Some(key) => parse_hex32(key.value).ok_or_else(|| {
+            t.error(&key.span, format!("\"root_key\": \"{}\" is not a 32-byte key in hex (64 digits)", key.value))
+        })?,
+    };
+    Ok(WhatsappCheck { target, root_key })
+}
+
+/// 64 hex digits as 32 bytes.
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(key)
 }
 
 fn read_endpoint(t: &Table<'_, RawProbe>) -> Result<Endpoint, ConfigError> {
@@ -1485,6 +1672,16 @@ fn read_http(t: &Table<'_, RawProbe>, base: &Path) -> Result<HttpCheck, ConfigEr
     };
     let max_redirects = t.int(field!(t, max_redirects), 0..21)?.map_or(5, |n| n as u32);
     let (ca_file, system_roots) = read_trust(t, base)?;
+    let expect_headers = t
+        .str_list(field!(t, expect_headers))
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            reqwest::header::HeaderName::from_bytes(h.value.as_bytes()).map_err(|_| {
+                t.error(&h.span, format!("\"expect_headers\": \"{}\" is not an HTTP header name", h.value))
+            })
+        })
+        .collect::<Result<_, _>>()?;
     Ok(HttpCheck {
         url: url.value.to_string(),
         method,
@@ -1495,6 +1692,7 @@ fn read_http(t: &Table<'_, RawProbe>, base: &Path) -> Result<HttpCheck, ConfigEr
         ca_file,
         system_roots,
         min_cert_days: t.int(field!(t, min_cert_days), 0..3651)?.map(|n| n as u32),
+        expect_headers,
     })
 }
 

@@ -167,6 +167,7 @@ table!(
         fail_after: i64,
         recover_after: i64,
         essential: bool,
+        group: String,
         // dns
         query: String,
         record: String,
@@ -203,6 +204,12 @@ table!(
         address: String,
         // tls
         alpn: Strings,
+        // http
+        expect_headers: Strings,
+        // mtproto
+        fingerprints: Strings,
+        // whatsapp (and `address` or `url`)
+        root_key: String,
     }
 );
 

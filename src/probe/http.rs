@@ -1,4 +1,7 @@
-//! The http probe: one request, judged on status and (optionally) body text.
+//! The http probe: one request, judged on its headers (`expect_headers`:
+//! a header only the platform's own server sends, such as Signal's
+//! `X-Signal-Timestamp`, tells it from a proxy answering in its place),
+//! status and (optionally) body text.
 //!
 //! Every run opens a fresh connection (no pooling), so a probe measures what a
 //! new user would meet: name resolution, TCP, TLS, the response. The body is
@@ -43,7 +46,8 @@ fn builder() -> reqwest::ClientBuilder {
 /// roots, plus the system's with `system_roots`); the shared one otherwise.
 pub fn client_for(check: &HttpCheck, shared: &reqwest::Client) -> Result<reqwest::Client, ClientError> {
     let Some(ca_file) = &check.ca_file else { return Ok(shared.clone()) };
-    let alpn = ["http/1.1".to_string()];
+    // h2 first, as the shared client offers it (Signal's grpc.chat.signal.org speaks h2).
+    let alpn = ["h2".to_string(), "http/1.1".to_string()];
     let tls = super::tls::client_config(Some(ca_file), check.system_roots, &alpn)?;
     Ok(builder().use_preconfigured_tls(tls).build()?)
 }
@@ -221,6 +225,25 @@ impl HttpProbe {
         let now = crate::time::unix(std::time::SystemTime::now());
         if let Some(why) = super::tls::expiring(expiry, self.check.min_cert_days, now) {
             return with_status(Finding::fail(Reason::TlsExpiring, format!("{url}: {why}")));
+        }
+        // A missing confirmation header says the answer did not come from
+        // the platform at all, which outweighs what its status says.
+        let missing: Vec<&str> = self
+            .check
+            .expect_headers
+            .iter()
+            .filter(|h| !response.headers().contains_key(*h))
+            .map(reqwest::header::HeaderName::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return with_status(Finding::fail(
+                Reason::HttpHeader,
+                format!(
+                    "{url}: status {status} without the {} header{} — not the platform's own server",
+                    missing.join(", "),
+                    if missing.len() > 1 { "s" } else { "" }
+                ),
+            ));
         }
         if !self.check.expect_status.iter().any(|r| r.contains(status)) {
             let expected: Vec<String> = self.check.expect_status.iter().map(|r| r.to_string()).collect();

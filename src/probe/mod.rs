@@ -7,10 +7,13 @@
 //! scheduler turns findings into [`Observation`]s for the verdict.
 
 pub mod bgp;
+pub mod chat;
 pub mod dns;
 pub mod http;
+pub mod mtproto;
 pub mod tcp;
 pub mod tls;
+pub mod whatsapp;
 
 use std::fmt;
 use std::future::Future;
@@ -50,6 +53,19 @@ pub enum Reason {
     TlsCert,
     /// The leaf certificate expires within `min_cert_days`.
     TlsExpiring,
+    /// Connected, but no complete chat-protocol answer within the timeout.
+    ChatTimeout,
+    /// Connected, but closed or reset before any answer.
+    ChatClosed,
+    /// Bytes came back, but not this protocol (an HTTP answer, a TLS
+    /// alert, a portal page): something else answers in the platform's place.
+    ChatForeign,
+    /// The platform refused in its own protocol (MTProto transport error
+    /// -429 or -404): its front end answered, but would not serve us.
+    ChatRefused,
+    /// The answer is this protocol but fails its proof: nonce not echoed,
+    /// unknown key, decryption or certificate chain failing.
+    ChatAuth,
     /// No complete HTTP response within the timeout.
     HttpTimeout,
     /// No TCP connection (refused, unreachable, name not resolvable).
@@ -60,6 +76,9 @@ pub enum Reason {
     HttpStatus,
     /// The body lacks `body_contains`.
     HttpBody,
+    /// The answer lacks a header of `expect_headers`: not the platform's
+    /// own server (a proxy or load balancer answering in its place).
+    HttpHeader,
     /// A redirect that the policy refuses (scheme downgrade, an internal
     /// address from a public target, too many, unreadable `Location`).
     HttpRedirect,
@@ -83,7 +102,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order of README's table.
-    pub const ALL: [Reason; 26] = [
+    pub const ALL: [Reason; 32] = [
         Reason::DnsTimeout,
         Reason::DnsServfail,
         Reason::DnsNxdomain,
@@ -97,11 +116,17 @@ impl Reason {
         Reason::TlsHandshake,
         Reason::TlsCert,
         Reason::TlsExpiring,
+        Reason::ChatTimeout,
+        Reason::ChatClosed,
+        Reason::ChatForeign,
+        Reason::ChatRefused,
+        Reason::ChatAuth,
         Reason::HttpTimeout,
         Reason::HttpConnect,
         Reason::HttpTls,
         Reason::HttpStatus,
         Reason::HttpBody,
+        Reason::HttpHeader,
         Reason::HttpRedirect,
         Reason::HttpProtocol,
         Reason::ProbeResource,
@@ -128,11 +153,17 @@ impl Reason {
             Reason::TlsHandshake => "tls_handshake",
             Reason::TlsCert => "tls_cert",
             Reason::TlsExpiring => "tls_expiring",
+            Reason::ChatTimeout => "chat_timeout",
+            Reason::ChatClosed => "chat_closed",
+            Reason::ChatForeign => "chat_foreign",
+            Reason::ChatRefused => "chat_refused",
+            Reason::ChatAuth => "chat_auth",
             Reason::HttpTimeout => "http_timeout",
             Reason::HttpConnect => "http_connect",
             Reason::HttpTls => "http_tls",
             Reason::HttpStatus => "http_status",
             Reason::HttpBody => "http_body",
+            Reason::HttpHeader => "http_header",
             Reason::HttpRedirect => "http_redirect",
             Reason::HttpProtocol => "http_protocol",
             Reason::ProbeResource => "probe_resource",
@@ -292,6 +323,8 @@ impl Toolkit {
             Check::Bgp(check) => Box::new(bgp::BgpProbe::new(check, self.bgp.clone())),
             Check::Tcp(endpoint) => Box::new(tcp::TcpProbe::new(endpoint, spec.timeout)),
             Check::Tls(check) => Box::new(tls::TlsProbe::new(check, spec.timeout)),
+            Check::Mtproto(check) => Box::new(mtproto::MtprotoProbe::new(check, spec.timeout)),
+            Check::Whatsapp(check) => Box::new(whatsapp::WhatsappProbe::new(check, spec.timeout)),
         }
     }
 }

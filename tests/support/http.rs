@@ -90,6 +90,11 @@ impl TestHttp {
             .route("/slow", get(slow))
             .route("/switch", get(switch))
             .route("/huge", get(huge))
+            // As Signal's own server answers an unauthenticated GET /v2/config.
+            .route(
+                "/v2/config",
+                get(|| async { (StatusCode::UNAUTHORIZED, [("X-Signal-Timestamp", "1796289467705")], "") }),
+            )
             .route("/redirect", get(redirect))
             .route("/loop", get(|| async { (StatusCode::FOUND, [(axum::http::header::LOCATION, "/loop")], "again") }))
             .with_state(knobs.clone());

@@ -8,10 +8,12 @@ pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod http;
+pub mod mtproto;
 pub mod pki;
 pub mod ris;
 pub mod smtp;
 pub mod webhook;
+pub mod whatsapp;
 
 use std::future::Future;
 use std::time::Duration;

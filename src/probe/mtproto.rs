@@ -1,0 +1,126 @@
+//! The mtproto probe: does a Telegram data centre answer in MTProto?
+//!
+//! Telegram's apps hold a raw TCP connection to a data centre (no TLS) and
+//! speak MTProto on it. The probe connects as a tcp probe does (Happy
+//! Eyeballs included), sends the unencrypted `req_pq_multi` of a new
+//! session in plain intermediate framing (48 bytes, no account, no key
+//! material) and judges the `resPQ` strictly ([`wire::judge`]): our random
+//! nonce echoed, auth_key_id 0, a server msg_id ≡ 1 mod 4, pq a product of
+//! two primes, one of `fingerprints` offered. A load balancer, a
+//! transparent proxy or a captive portal cannot produce that; only a real
+//! data centre (or an MTProto relay to one) can. A transport error (-429
+//! flood, -404) is `chat_refused`; anything else that answers is
+//! `chat_foreign`, `chat_auth`, `chat_closed` or `chat_timeout` (see
+//! [`super::chat`]). The probe then closes: no session is created.
+
+pub mod wire;
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::chat::{self, Wire};
+use super::{Finding, Probe, Reason, RunFuture};
+use crate::config::{ChatTarget, MtprotoCheck};
+
+/// The protocol's name in details.
+const PROTOCOL: &str = "MTProto";
+
+/// A configured mtproto probe.
+pub struct MtprotoProbe {
+    target: ChatTarget,
+    fingerprints: Vec<u64>,
+    timeout: Duration,
+}
+
+impl MtprotoProbe {
+    /// Prepares the probe.
+    pub fn new(check: &MtprotoCheck, timeout: Duration) -> MtprotoProbe {
+        MtprotoProbe {
+            target: ChatTarget::Tcp(check.endpoint.clone()),
+            fingerprints: check.fingerprints.clone(),
+            timeout,
+        }
+    }
+
+    async fn exchange(&self) -> Finding {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let nonce: [u8; 16] = match chat::random() {
+            Ok(nonce) => nonce,
+            Err(failed) => return failed,
+        };
+        let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let (mut wire, peer) = match chat::open(&self.target, "", deadline).await {
+            Ok(open) => open,
+            Err(failed) => return failed,
+        };
+        let short = |got: &[u8], short: &chat::Short| chat::short_answer(PROTOCOL, &peer, short, got, self.timeout);
+        let mut got = Vec::new();
+        if let Err(why) =
+            wire.send(&wire::first_flight(&nonce, wire::client_msg_id(since_epoch.as_nanos())), deadline).await
+        {
+            return short(&got, &why);
+        }
+        if let Err(why) = wire.fill(&mut got, 4, deadline).await {
+            return short(&got, &why);
+        }
+        let prefix = [got[0], got[1], got[2], got[3]];
+        let len = match wire::packet_len(prefix) {
+            Ok(len) if chat::foreign(&got).is_none() => len,
+            Ok(_) | Err(_) => return foreign(&mut wire, &mut got, &peer, deadline).await,
+        };
+        if let Err(why) = wire.fill(&mut got, 4 + len, deadline).await {
+            return short(&got, &why);
+        }
+        match wire::judge(&got[4..4 + len], &nonce, &self.fingerprints) {
+            Ok(answer) => {
+                let skew = (answer.server_msg_id >> 32) as i64 - since_epoch.as_secs() as i64;
+                Finding::ok(format!(
+                    "{peer}: a Telegram data centre answered resPQ in {} ms (our nonce echoed, pq = {} × {}, key {} offered, its clock {skew:+} s from ours)",
+                    started.elapsed().as_millis(),
+                    answer.p,
+                    answer.q,
+                    offered(&answer.fingerprints, &self.fingerprints),
+                ))
+            }
+            Err(wire::Judgement::Refused(code)) => Finding::fail(
+                Reason::ChatRefused,
+                format!("{peer}: the data centre refused with MTProto transport error {code}{}", meaning(code)),
+            ),
+            Err(wire::Judgement::Foreign(why)) => {
+                Finding::fail(Reason::ChatForeign, format!("{peer}: {} — not MTProto ({why})", chat::describe(&got)))
+            }
+            Err(wire::Judgement::Auth(why)) => {
+                Finding::fail(Reason::ChatAuth, format!("{peer}: an MTProto answer that fails its proof: {why}"))
+            }
+        }
+    }
+}
+
+/// Reads a little more of an answer that is not MTProto and says what it was.
+async fn foreign(wire: &mut Wire, got: &mut Vec<u8>, peer: &chat::Peer, deadline: Instant) -> Finding {
+    wire.read_on(got, deadline).await;
+    Finding::fail(Reason::ChatForeign, format!("{peer}: {} — not MTProto", chat::describe(got)))
+}
+
+/// The accepted fingerprint the answer offered, in hex.
+fn offered(offered: &[u64], accepted: &[u64]) -> String {
+    offered.iter().find(|f| accepted.contains(f)).map(|f| format!("{f:016x}")).unwrap_or_default()
+}
+
+/// What a transport error code means (mtproto-transports, "Transport errors").
+fn meaning(code: i32) -> &'static str {
+    match code {
+        -429 => " (too many connections from this address: flood control)",
+        -404 => " (auth key not found)",
+        -444 => " (invalid data centre)",
+        _ => "",
+    }
+}
+
+impl Probe for MtprotoProbe {
+    fn run(&self) -> RunFuture<'_> {
+        Box::pin(self.exchange())
+    }
+}

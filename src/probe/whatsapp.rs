@@ -1,0 +1,107 @@
+//! The whatsapp probe: does a WhatsApp chat server answer WhatsApp's own
+//! handshake, with a certificate chain to WhatsApp's root?
+//!
+//! WhatsApp's apps speak a Noise handshake on plain TCP to
+//! `g.whatsapp.net` (443 and 5222, no TLS) and the same bytes in WebSocket
+//! binary messages to `wss://web.whatsapp.com/ws/chat`; Messenger's and
+//! Instagram's end-to-end chat use the same exchange (README, "Chat
+//! probes"). The probe connects (Happy Eyeballs; a WebSocket upgrade for a
+//! `url`), sends the `WA` prologue and the first Noise message with a fresh
+//! X25519 key (43 bytes, no account), and judges the ServerHello
+//! ([`noise`]): both AES-GCM decryptions done with our ephemeral key, the
+//! certificate chain verified to `root_key`, the leaf's key equal to the
+//! server's static key, both certificates in date. A middlebox cannot
+//! forge that. The probe then closes, sending no ClientFinish.
+
+pub mod noise;
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::chat;
+use super::{Finding, Probe, Reason, RunFuture};
+use crate::config::{ChatTarget, WhatsappCheck};
+
+/// The protocol's name in details.
+const PROTOCOL: &str = "WhatsApp's Noise protocol";
+
+/// A configured whatsapp probe.
+pub struct WhatsappProbe {
+    check: WhatsappCheck,
+    timeout: Duration,
+}
+
+impl WhatsappProbe {
+    /// Prepares the probe.
+    pub fn new(check: &WhatsappCheck, timeout: Duration) -> WhatsappProbe {
+        WhatsappProbe { check: check.clone(), timeout }
+    }
+
+    async fn exchange(&self) -> Finding {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let secret: [u8; 32] = match chat::random() {
+            Ok(secret) => secret,
+            Err(failed) => return failed,
+        };
+        let initiator = noise::Initiator::with_secret(secret);
+        let (mut wire, peer) = match chat::open(&self.check.target, &origin(&self.check.target), deadline).await {
+            Ok(open) => open,
+            Err(failed) => return failed,
+        };
+        let short = |got: &[u8], short: &chat::Short| chat::short_answer(PROTOCOL, &peer, short, got, self.timeout);
+        let mut got = Vec::new();
+        if let Err(why) = wire.send(&initiator.first_flight(), deadline).await {
+            return short(&got, &why);
+        }
+        if let Err(why) = wire.fill(&mut got, 3, deadline).await {
+            return short(&got, &why);
+        }
+        let len = noise::frame_len([got[0], got[1], got[2]]);
+        if chat::foreign(&got).is_some() || !(noise::MIN_FRAME..=noise::MAX_FRAME).contains(&len) {
+            wire.read_on(&mut got, deadline).await;
+            return Finding::fail(Reason::ChatForeign, format!("{peer}: {} — not {PROTOCOL}", chat::describe(&got)));
+        }
+        if let Err(why) = wire.fill(&mut got, 3 + len, deadline).await {
+            return short(&got, &why);
+        }
+        let now = crate::time::unix(SystemTime::now());
+        match initiator.finish(&got[3..3 + len], &self.check.root_key, now) {
+            Ok(proof) => Finding::ok(format!(
+                "{peer}: a WhatsApp chat server answered in {} ms; its certificate chain verifies to the root (leaf serial {}, valid until {})",
+                started.elapsed().as_millis(),
+                proof.leaf_serial,
+                crate::time::rfc3339(crate::time::from_unix(proof.not_after)),
+            )),
+            Err(noise::HandshakeError::NotServerHello(why)) => {
+                Finding::fail(Reason::ChatForeign, format!("{peer}: {} — not {PROTOCOL} ({why})", chat::describe(&got)))
+            }
+            Err(failed) => {
+                Finding::fail(Reason::ChatAuth, format!("{peer}: a handshake answer that fails its proof: {failed}"))
+            }
+        }
+    }
+}
+
+/// The `Origin` of a WebSocket upgrade, as the web clients send it:
+/// `https://web.whatsapp.com` for WhatsApp, the site itself
+/// (`https://www.facebook.com`, `https://www.instagram.com`) for Meta's
+/// end-to-end chat hosts, `https://<host>` otherwise.
+fn origin(target: &ChatTarget) -> String {
+    let host = &target.endpoint().host;
+    let site = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+    if site("whatsapp.com") || site("whatsapp.net") {
+        "https://web.whatsapp.com".into()
+    } else if let Some(domain) = ["facebook.com", "messenger.com", "instagram.com"].into_iter().find(|d| site(d)) {
+        format!("https://www.{domain}")
+    } else {
+        format!("https://{host}")
+    }
+}
+
+impl Probe for WhatsappProbe {
+    fn run(&self) -> RunFuture<'_> {
+        Box::pin(self.exchange())
+    }
+}
