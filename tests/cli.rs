@@ -193,7 +193,12 @@ async fn validate_accepts_the_shipped_config_and_prints_the_plan() {
     assert!(stdout.contains("facebook.com SOA @129.134.30.12:53"), "{stdout}");
     assert!(stdout.contains("129.134.30.0/23 AS32934"));
     assert!(stdout.contains("149.154.172.0/22 AS62041|AS211157|AS59930"), "{stdout}");
-    assert!(stdout.contains("chat.signal.org:443 (TLS)"), "{stdout}");
+    // The chat endpoints, in their own protocols, and what decides "down".
+    assert!(stdout.contains("g.whatsapp.net:5222 (WhatsApp Noise)"), "{stdout}");
+    assert!(stdout.contains("149.154.167.51:443 (MTProto)"), "{stdout}");
+    assert!(stdout.contains("https://chat.signal.org/v2/config"), "{stdout}");
+    let dc2 = stdout.lines().find(|l| l.contains("149.154.167.51:443")).unwrap();
+    assert!(dc2.contains("essential (group data-centres)"), "{dc2}");
 }
 
 #[tokio::test]

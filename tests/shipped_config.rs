@@ -3,14 +3,17 @@
 //! explicit table, below), no recursive DNS probe depends on one server,
 //! no two services share the same resolvers, Meta's name servers are asked
 //! directly with the AA check, prefixes are watched exactly, the chat
-//! endpoints users' apps hold open are probed, and every certificate file
-//! it names exists and parses. The facts themselves are sourced in
-//! docs/platforms.md.
+//! endpoints users' apps hold open are probed in their own protocols
+//! (never a TLS handshake on WhatsApp's Noise port), every platform has an
+//! essential group so that its website alone cannot decide "down", and
+//! every certificate file it names exists and holds exactly the roots it
+//! should. The facts themselves are sourced in docs/platforms.md.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use chatpulse::config::{Check, Config, Layer};
+use chatpulse::config::{ChatTarget, Check, Config, Layer};
+use sha2::{Digest, Sha256};
 
 fn shipped() -> Config {
     Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml")).expect("the shipped config is valid")
@@ -18,12 +21,12 @@ fn shipped() -> Config {
 
 /// Which layers each platform of the seed list must be watched at.
 const EXPECTED: [(&str, &[Layer]); 6] = [
-    ("whatsapp", &[Layer::Bgp, Layer::Dns, Layer::Transport, Layer::Http]),
-    ("messenger", &[Layer::Bgp, Layer::Dns, Layer::Transport, Layer::Http]),
-    ("instagram", &[Layer::Bgp, Layer::Dns, Layer::Http]),
+    ("whatsapp", &[Layer::Bgp, Layer::Dns, Layer::Chat, Layer::Http]),
+    ("messenger", &[Layer::Bgp, Layer::Dns, Layer::Transport, Layer::Chat, Layer::Http]),
+    ("instagram", &[Layer::Bgp, Layer::Dns, Layer::Chat, Layer::Http]),
     ("facebook", &[Layer::Bgp, Layer::Dns, Layer::Http]),
     ("signal", &[Layer::Dns, Layer::Transport, Layer::Http]),
-    ("telegram", &[Layer::Bgp, Layer::Dns, Layer::Transport, Layer::Http]),
+    ("telegram", &[Layer::Bgp, Layer::Dns, Layer::Chat, Layer::Http]),
 ];
 
 #[test]
@@ -86,7 +89,9 @@ fn meta_name_servers_are_asked_directly_and_its_dns_prefixes_watched_exactly() {
                 _ => None,
             })
             .collect();
-        assert!(!bgp.is_empty(), "{id} has no bgp probe");
+        let watched: BTreeSet<String> = bgp.iter().map(|b| b.prefix.to_string()).collect();
+        let both: BTreeSet<String> = ["129.134.30.0/23", "185.89.218.0/23"].map(String::from).into();
+        assert_eq!(watched, both, "{id} watches both Meta name-server /23s");
         for b in bgp {
             assert!(!b.covering, "{id} {}: a covering /17 hid the 2021 withdrawal", b.prefix);
             assert_eq!(b.origins, vec![32934], "{id} {}", b.prefix);
@@ -96,40 +101,130 @@ fn meta_name_servers_are_asked_directly_and_its_dns_prefixes_watched_exactly() {
 }
 
 #[test]
-fn telegram_accepts_its_several_origins_and_probes_its_data_centres() {
+fn telegram_accepts_its_several_origins_and_asks_its_five_data_centres_in_mtproto_as_one_essential_group() {
     let config = shipped();
     let telegram = config.services.iter().find(|s| s.id == "telegram").unwrap();
-    let mut data_centres = 0;
+    let mut data_centres = BTreeSet::new();
     for probe in &telegram.probes {
         match &probe.check {
             Check::Bgp(b) => assert!(b.origins.len() > 1 && !b.covering, "{}", b.prefix),
-            Check::Tcp(_) => data_centres += 1,
-            _ => {}
+            Check::Mtproto(m) => {
+                assert!(probe.essential, "{}: a data centre is what the app talks to", probe.id);
+                assert_eq!(probe.group.as_deref(), Some("data-centres"), "{}: redundant, so one group", probe.id);
+                assert_eq!(m.fingerprints, vec![chatpulse::config::TELEGRAM_PRODUCTION_FINGERPRINT]);
+                data_centres.insert(m.endpoint.address.clone());
+            }
+            Check::Tcp(_) => panic!("{}: a TCP connect proves nothing behind a transparent proxy", probe.id),
+            _ => assert!(!probe.essential, "{}: only the data centres decide", probe.id),
         }
     }
-    assert_eq!(data_centres, 5);
-    assert!(telegram.probes.iter().all(|p| !p.essential), "redundant endpoints are not essential");
+    assert_eq!(data_centres.len(), 5, "{data_centres:?}");
+}
+
+#[test]
+fn whatsapp_chat_is_probed_in_its_noise_protocol_never_with_tls() {
+    let config = shipped();
+    for service in &config.services {
+        for probe in &service.probes {
+            if let Check::Tls(t) = &probe.check {
+                let host = t.endpoint.host.as_str();
+                assert!(
+                    !host.ends_with("whatsapp.net"),
+                    "{} {}: a TLS probe on a Noise endpoint",
+                    service.id,
+                    probe.id
+                );
+            }
+        }
+    }
+    let whatsapp = config.services.iter().find(|s| s.id == "whatsapp").unwrap();
+    let essential: BTreeSet<String> = whatsapp
+        .probes
+        .iter()
+        .filter(|p| p.essential)
+        .map(|p| match &p.check {
+            Check::Whatsapp(w) => {
+                assert_eq!(w.root_key, chatpulse::config::WHATSAPP_ROOT_KEY, "{}", p.id);
+                assert_eq!(p.group.as_deref(), Some("chat"), "{}", p.id);
+                match &w.target {
+                    ChatTarget::Tcp(e) => e.address.clone(),
+                    ChatTarget::WebSocket { url, .. } => url.to_string(),
+                }
+            }
+            _ => panic!("{}: WhatsApp's essential probes are whatsapp probes", p.id),
+        })
+        .collect();
+    let expected: BTreeSet<String> = ["g.whatsapp.net:443", "g.whatsapp.net:5222"].map(String::from).into();
+    assert_eq!(essential, expected);
+}
+
+#[test]
+fn every_platform_has_an_essential_group_so_a_website_alone_cannot_take_it_down() {
+    let config = shipped();
+    for service in &config.services {
+        let essential: Vec<_> = service.probes.iter().filter(|p| p.essential).collect();
+        assert!(!essential.is_empty(), "{} has no essential probe", service.id);
+        for probe in essential {
+            assert!(
+                !matches!(probe.check.kind().layer(), Layer::Bgp | Layer::Dns),
+                "{} {}: a plumbing probe never decides down by itself",
+                service.id,
+                probe.id
+            );
+        }
+    }
+}
+
+/// SHA-256 of each certificate in a PEM file, as `AA:BB:…`.
+fn fingerprints(file: &Path) -> BTreeSet<String> {
+    chatpulse::certs::read(file)
+        .expect("the CA file parses")
+        .iter()
+        .map(|der| Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+        .collect()
+}
+
+#[test]
+fn signal_is_verified_against_exactly_the_two_roots_libsignal_pins_and_must_show_its_own_header() {
+    let config = shipped();
+    let signal = config.services.iter().find(|s| s.id == "signal").unwrap();
+    let pinned: BTreeSet<String> = [
+        "DD:B0:F9:2B:B9:5C:8D:6F:D2:02:EA:6E:8C:C5:CC:D1:82:B5:44:F8:CD:69:6F:47:D5:80:65:9D:DC:9D:F6:5A",
+        "26:42:F1:F9:0B:38:9F:ED:25:58:D7:32:4C:A2:6D:70:E7:50:B0:6F:87:C5:95:C5:DE:95:5E:25:60:82:16:57",
+    ]
+    .map(String::from)
+    .into();
+    let mut hosts = BTreeSet::new();
+    for probe in signal.probes.iter().filter(|p| p.essential) {
+        let Check::Http(h) = &probe.check else { panic!("{}: Signal's chat is judged over HTTP", probe.id) };
+        let file = h.ca_file.as_ref().expect("pinned to Signal's roots");
+        assert_eq!(fingerprints(file), pinned, "{}: exactly the two pinned roots", probe.id);
+        assert!(!h.system_roots, "{}: a public CA must not vouch for Signal", probe.id);
+        assert!(h.expect_headers.iter().any(|n| n == "x-signal-timestamp"), "{}", probe.id);
+        hosts.insert(reqwest::Url::parse(&h.url).unwrap().host_str().unwrap().to_string());
+    }
+    let expected: BTreeSet<String> = ["chat.signal.org", "grpc.chat.signal.org"].map(String::from).into();
+    assert_eq!(hosts, expected);
 }
 
 #[test]
 fn certificates_named_exist_and_expiry_warnings_sit_on_non_essential_probes() {
     let config = shipped();
-    let mut signal_ca = false;
     for service in &config.services {
         for probe in &service.probes {
-            if let Check::Tls(t) = &probe.check {
-                if let Some(file) = &t.ca_file {
-                    let roots = chatpulse::certs::read(file).expect("the CA file parses");
-                    assert!(!roots.is_empty());
-                    signal_ca |= service.id == "signal";
-                }
-                if t.min_cert_days.is_some() {
-                    assert!(!probe.essential, "{} {}: min_cert_days on an essential probe", service.id, probe.id);
-                }
+            let (ca_file, min_cert_days) = match &probe.check {
+                Check::Tls(t) => (&t.ca_file, t.min_cert_days),
+                Check::Http(h) => (&h.ca_file, h.min_cert_days),
+                _ => continue,
+            };
+            if let Some(file) = ca_file {
+                assert!(!fingerprints(file).is_empty(), "{} {}", service.id, probe.id);
+            }
+            if min_cert_days.is_some() {
+                assert!(!probe.essential, "{} {}: min_cert_days on an essential probe", service.id, probe.id);
             }
         }
     }
-    assert!(signal_ca, "Signal's chat service is verified against Signal's own CA");
     let instagram = config.services.iter().find(|s| s.id == "instagram").unwrap();
     let http = instagram.probes.iter().find(|p| matches!(p.check, Check::Http(_))).unwrap();
     let Check::Http(h) = &http.check else { unreachable!() };
