@@ -1,8 +1,9 @@
 //! Entry points for the fuzzers (`fuzz/`, README "Development") and for the
 //! regression corpus they leave behind (`tests/fuzz_regressions.rs`): each
 //! feeds arbitrary bytes to one decoder that reads input from outside — a
-//! BGP peer's messages, MRT files, RIS Live frames, DNS replies, the config
-//! file — and must return, never panic.
+//! BGP peer's messages, MRT files, RIS Live frames, DNS replies, a Telegram
+//! data centre's answer, a WhatsApp server's ServerHello, the config file —
+//! and must return, never panic.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -63,6 +64,26 @@ pub fn dns_reply(data: &[u8]) {
     let _ = probe.judge_bytes(&server, data, id);
 }
 
+/// A Telegram data centre's answer: the 4-byte intermediate length prefix,
+/// then the packet, judged against the nonce the packet itself carries at
+/// the resPQ's nonce offset (so the fuzzer reaches the checks behind it).
+pub fn mtproto_answer(data: &[u8]) {
+    use crate::probe::mtproto::wire;
+    let Some(prefix) = data.get(..4) else { return };
+    let _ = wire::packet_len([prefix[0], prefix[1], prefix[2], prefix[3]]);
+    let packet = &data[4..];
+    let nonce: [u8; 16] = packet.get(24..40).and_then(|n| n.try_into().ok()).unwrap_or([0; 16]);
+    let _ = wire::judge(packet, &nonce, &[wire::PRODUCTION_FINGERPRINT, wire::TEST_FINGERPRINT]);
+}
+
+/// A WhatsApp server's first frame (without its 3-byte length), judged by
+/// an initiator with a fixed key under WhatsApp's root.
+pub fn whatsapp_answer(data: &[u8]) {
+    use crate::probe::whatsapp::noise;
+    let initiator = noise::Initiator::with_secret([7; 32]);
+    let _ = initiator.finish(data, &noise::WHATSAPP_ROOT_KEY, 1_800_000_000);
+}
+
 /// A config file.
 pub fn config(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
@@ -74,5 +95,12 @@ pub fn config(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// The entry point of each fuzz target, by name.
-pub const TARGETS: [(&str, Target); 5] =
-    [("bgp_message", bgp_message), ("mrt", mrt), ("ris_live", ris_live), ("dns_reply", dns_reply), ("config", config)];
+pub const TARGETS: [(&str, Target); 7] = [
+    ("bgp_message", bgp_message),
+    ("mrt", mrt),
+    ("ris_live", ris_live),
+    ("dns_reply", dns_reply),
+    ("mtproto_answer", mtproto_answer),
+    ("whatsapp_answer", whatsapp_answer),
+    ("config", config),
+];
