@@ -57,6 +57,8 @@ pub fn dns_reply(data: &[u8]) {
         authoritative: true,
         expect_rcode: Rcode::NoError,
         expect_answer: true,
+        delegation: None,
+        expect_answer_in: Vec::new(),
     };
     let probe = crate::probe::dns::DnsProbe::new(check, Duration::from_secs(1), None);
     let id = data.get(..2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));

@@ -270,6 +270,8 @@ mod tests {
             recursion: true,
             expect_rcode: Rcode::NoError,
             expect_answer: true,
+            delegation: None,
+            expect_answer_in: Vec::new(),
         };
         let spec = ProbeSpec {
             id: format!("p{index}"),

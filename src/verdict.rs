@@ -489,6 +489,7 @@ pub fn service_status(probes: &[&ProbeState], online: bool) -> ServiceStatus {
 fn scope(probe: &ProbeRef) -> String {
     match &probe.spec.check {
         // The same server set: sorted, so the order written does not matter.
+        Check::Dns(d) if d.delegation.is_some() => format!("the zone servers of {}", d.query),
         Check::Dns(d) if d.servers.is_empty() => "system resolver".into(),
         Check::Dns(d) => {
             let mut servers: Vec<String> = d.servers.iter().map(ToString::to_string).collect();

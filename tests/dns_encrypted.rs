@@ -84,6 +84,8 @@ fn check(transport: DnsTransport, server: DnsServer, ca_file: Option<std::path::
         authoritative: true,
         expect_rcode: Rcode::NoError,
         expect_answer: true,
+        delegation: None,
+        expect_answer_in: Vec::new(),
     }
 }
 

@@ -28,6 +28,8 @@ fn check(query: &str, record: RecordType, server: SocketAddr) -> DnsCheck {
         recursion: false,
         expect_rcode: Rcode::NoError,
         expect_answer: true,
+        delegation: None,
+        expect_answer_in: Vec::new(),
     }
 }
 
@@ -285,4 +287,23 @@ async fn with_several_servers_any_passes_on_one_and_all_needs_every_one() {
     let f = run(c, T).await;
     assert_eq!(f.result, Err(Reason::DnsServfail), "{}", f.detail);
     assert!(f.detail.contains("REFUSED") && f.detail.contains("SERVFAIL"), "{}", f.detail);
+}
+
+#[tokio::test]
+async fn a_resolver_answer_outside_the_platforms_address_space_is_inconsistent() {
+    let dns = TestDns::start().await;
+    let space = |prefixes: &[&str]| DnsCheck {
+        expect_answer_in: prefixes.iter().map(|p| p.parse().unwrap()).collect(),
+        ..check("web.chat.test", RecordType::A, dns.addr)
+    };
+    let f = tokio::time::timeout(T * 3, run(space(&["192.0.2.0/24"]), T)).await.unwrap();
+    assert_eq!(f.result, Ok(()), "{}", f.detail);
+    // One answer of the two outside (a portal or a hijack mixing in its own).
+    let f = tokio::time::timeout(T * 3, run(space(&["192.0.2.10/32", "2001:db8::/32"]), T)).await.unwrap();
+    assert_eq!(f.result, Err(Reason::DnsInconsistent), "{}", f.detail);
+    assert!(
+        f.detail.contains("answered 192.0.2.11, outside expect_answer_in (192.0.2.10/32, 2001:db8::/32)"),
+        "{}",
+        f.detail
+    );
 }

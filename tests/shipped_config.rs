@@ -246,3 +246,66 @@ fn the_guards_take_different_paths() {
         .collect();
     assert!(kinds.contains("system resolver") && kinds.contains("root server") && kinds.contains("http"), "{kinds:?}");
 }
+
+/// Public resolvers that answer from their cache when a zone's own servers
+/// stop answering (OpenDNS's SmartCache, on by default: docs/platforms.md).
+const SERVE_STALE: [&str; 4] = ["208.67.222.222", "208.67.220.220", "208.67.222.123", "208.67.220.123"];
+
+#[test]
+fn every_platform_asks_its_zones_own_servers_and_no_any_of_pair_holds_a_serve_stale_resolver() {
+    let config = shipped();
+    // The user-facing names whose zones (and the zones their CNAMEs lead
+    // into) must be asked at their own servers, per platform.
+    let expected: [(&str, &[&str]); 6] = [
+        ("facebook", &["www.facebook.com"]),
+        ("whatsapp", &["web.whatsapp.com", "g.whatsapp.net"]),
+        ("messenger", &["www.messenger.com"]),
+        ("instagram", &["www.instagram.com"]),
+        ("signal", &["chat.signal.org"]),
+        ("telegram", &["telegram.org"]),
+    ];
+    for (id, names) in expected {
+        let service = config.services.iter().find(|s| s.id == id).unwrap();
+        let delegated: BTreeSet<&str> = service
+            .probes
+            .iter()
+            .filter_map(|p| match &p.check {
+                Check::Dns(d) if d.delegation.is_some() => {
+                    assert!(!d.recursion && d.authoritative, "{id} {}: asked directly, AA required", p.id);
+                    Some(d.query.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        for name in names {
+            assert!(delegated.contains(name), "{id}: no delegation probe for {name}");
+        }
+        for probe in &service.probes {
+            let Check::Dns(d) = &probe.check else { continue };
+            if d.delegation.is_none() && !d.require_all && d.servers.len() > 1 {
+                for server in &d.servers {
+                    let text = server.to_string();
+                    assert!(
+                        !SERVE_STALE.iter().any(|stale| text.starts_with(&format!("{stale}:"))),
+                        "{id} {}: {text} serves stale answers, so any-of hides the zone failing",
+                        probe.id
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn user_facing_names_must_answer_inside_the_platforms_address_space() {
+    let config = shipped();
+    for service in config.services.iter().filter(|s| s.id != "signal") {
+        for probe in &service.probes {
+            let Check::Dns(d) = &probe.check else { continue };
+            if matches!(d.record, chatpulse::config::RecordType::A | chatpulse::config::RecordType::Aaaa) {
+                assert!(!d.expect_answer_in.is_empty(), "{} {}: no expect_answer_in", service.id, probe.id);
+                assert!(d.expect_answer_in.iter().any(|p| p.is_v6()), "{} {}: IPv6 space too", service.id, probe.id);
+            }
+        }
+    }
+}

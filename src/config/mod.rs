@@ -155,6 +155,8 @@ pub struct Config {
     pub alerts: Alerts,
     /// `[bgp]`.
     pub bgp: Bgp,
+    /// `[dns] roots`: where delegations are followed from.
+    pub dns_roots: Arc<[SocketAddr]>,
     /// `[[guard]]`: probes of our own connectivity.
     pub guards: Vec<Arc<ProbeSpec>>,
     /// `[[service]]`.
@@ -642,7 +644,45 @@ pub struct DnsCheck {
     pub expect_rcode: Rcode,
     /// Whether at least one record of `record` type must come back.
     pub expect_answer: bool,
+    /// `servers = "delegation"`: the roots the zone's delegation is followed
+    /// from; its own servers are then asked (`servers` is empty).
+    pub delegation: Option<Arc<[SocketAddr]>>,
+    /// Answers (after the CNAME chain) must fall in one of these, or the
+    /// run is `dns_inconsistent`; empty = no check.
+    pub expect_answer_in: Vec<Prefix>,
 }
+
+/// The root servers' addresses, IPv4 and IPv6 (IANA's root hints,
+/// `named.root`, with b.root-servers.net as renumbered in November 2023):
+/// the default of `[dns] roots`.
+pub const ROOT_SERVERS: [&str; 26] = [
+    "198.41.0.4",
+    "2001:503:ba3e::2:30",
+    "170.247.170.2",
+    "2801:1b8:10::b",
+    "192.33.4.12",
+    "2001:500:2::c",
+    "199.7.91.13",
+    "2001:500:2d::d",
+    "192.203.230.10",
+    "2001:500:a8::e",
+    "192.5.5.241",
+    "2001:500:2f::f",
+    "192.112.36.4",
+    "2001:500:12::d0d",
+    "198.97.190.53",
+    "2001:500:1::53",
+    "192.36.148.17",
+    "2001:7fe::53",
+    "192.58.128.30",
+    "2001:503:c27::2:30",
+    "193.0.14.129",
+    "2001:7fd::1",
+    "199.7.83.42",
+    "2001:500:9f::42",
+    "202.12.27.33",
+    "2001:dc3::35",
+];
 
 /// `transport` of a dns probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -809,12 +849,18 @@ impl Check {
             Check::Dns(d) => {
                 let servers: Vec<String> = d.servers.iter().map(|s| format!("@{s}")).collect();
                 let server = match servers.len() {
+                    0 if d.delegation.is_some() => " at the zone's own servers (delegation from the roots)".to_string(),
                     0 => " via the system resolver".to_string(),
                     1 => format!(" {}", servers[0]),
                     _ => format!(" {} ({})", servers.join(" "), if d.require_all { "all" } else { "any" }),
                 };
-                let mode = if d.recursion { "" } else { ", no recursion" };
-                format!("{} {}{server}{mode}", d.query, d.record.as_str())
+                let mode = if d.recursion || d.delegation.is_some() { "" } else { ", no recursion" };
+                let space = match d.expect_answer_in.len() {
+                    0 => String::new(),
+                    1 => format!(", answers in {}", d.expect_answer_in[0]),
+                    n => format!(", answers in {} and {} more", d.expect_answer_in[0], n - 1),
+                };
+                format!("{} {}{server}{mode}{space}", d.query, d.record.as_str())
             }
             Check::Http(h) => match h.method {
                 HttpMethod::Get => h.shown_url(),
@@ -881,10 +927,11 @@ fn read_config(root: &Table<'_, RawConfig>, path: &Path) -> Result<Config, Confi
     let storage = read_storage(root)?;
     let alerts = read_alerts(root)?;
     let bgp = read_bgp(root, base)?;
+    let dns_roots = read_dns_roots(root)?;
 
     let mut guards = Vec::new();
     for guard in root.tables(field!(root, guard)).iter() {
-        let probe = read_probe(guard, &monitor, &guards, base, bgp.rpki.is_some())?;
+        let probe = read_probe(guard, &monitor, &guards, base, bgp.rpki.is_some(), &dns_roots)?;
         if probe.check.kind() == Kind::Bgp {
             return Err(guard.error_at_key(
                 "kind",
@@ -923,7 +970,7 @@ fn read_config(root: &Table<'_, RawConfig>, path: &Path) -> Result<Config, Confi
             return Err(table.error_here("has no [[service.probe]]: a service needs at least one probe"));
         }
         for probe in probe_tables.iter() {
-            let spec = read_probe(probe, &monitor, &probes, base, bgp.rpki.is_some())?;
+            let spec = read_probe(probe, &monitor, &probes, base, bgp.rpki.is_some(), &dns_roots)?;
             probes.push(Arc::new(spec));
         }
         services.push(Service { id: id.value.to_string(), name: name.value.to_string(), probes });
@@ -944,7 +991,35 @@ fn read_config(root: &Table<'_, RawConfig>, path: &Path) -> Result<Config, Confi
         maintenance.push(read_maintenance(&table, &ids)?);
     }
 
-    Ok(Config { file: path.to_path_buf(), monitor, server, storage, alerts, bgp, guards, services, maintenance })
+    Ok(Config {
+        file: path.to_path_buf(),
+        monitor,
+        server,
+        storage,
+        alerts,
+        bgp,
+        dns_roots,
+        guards,
+        services,
+        maintenance,
+    })
+}
+
+/// `[dns] roots`: addresses (port 53 unless given), at least one.
+fn read_dns_roots(root: &Table<'_, RawConfig>) -> Result<Arc<[SocketAddr]>, ConfigError> {
+    let Some(dns) = root.table(field!(root, dns)) else {
+        let defaults = ROOT_SERVERS.iter().map(|a| parse_socket_addr(a, Some(53)).expect("the root hints parse"));
+        return Ok(defaults.collect());
+    };
+    let Some(list) = dns.str_list(field!(dns, roots)) else {
+        return Err(dns.error_here("[dns] needs \"roots\" (or leave the section out for the root servers)"));
+    };
+    if list.is_empty() {
+        return Err(dns.error_at_key("roots", "\"roots\" must name at least one root server"));
+    }
+    list.iter()
+        .map(|r| parse_socket_addr(r.value, Some(53)).map_err(|why| dns.error(&r.span, format!("\"roots\": {why}"))))
+        .collect()
 }
 
 /// One `[[maintenance]]`: `services` (known ids; none = all) and either
@@ -1298,7 +1373,7 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
 
 const COMMON_PROBE_KEYS: [&str; 8] =
     ["kind", "id", "interval", "timeout", "fail_after", "recover_after", "essential", "group"];
-const DNS_KEYS: [&str; 13] = [
+const DNS_KEYS: [&str; 14] = [
     "query",
     "record",
     "server",
@@ -1308,6 +1383,7 @@ const DNS_KEYS: [&str; 13] = [
     "authoritative",
     "expect_rcode",
     "expect_answer",
+    "expect_answer_in",
     "transport",
     "server_name",
     "ca_file",
@@ -1337,6 +1413,7 @@ fn read_probe(
     earlier: &[Arc<ProbeSpec>],
     base: &Path,
     rpki: bool,
+    roots: &Arc<[SocketAddr]>,
 ) -> Result<ProbeSpec, ConfigError> {
     let kind = t.required_str(field!(t, kind))?;
     let (kind_value, kind_keys): (Kind, &[&str]) = match kind.value {
@@ -1362,7 +1439,7 @@ fn read_probe(
     }
 
     let check = match kind_value {
-        Kind::Dns => Check::Dns(Arc::new(read_dns(t, base)?)),
+        Kind::Dns => Check::Dns(Arc::new(read_dns(t, base, roots)?)),
         Kind::Http => Check::Http(Arc::new(read_http(t, base)?)),
         Kind::Bgp => Check::Bgp(read_bgp_check(t, rpki)?),
         Kind::Tcp => Check::Tcp(read_endpoint(t)?),
@@ -1531,7 +1608,7 @@ fn read_tls(t: &Table<'_, RawProbe>, base: &Path) -> Result<TlsCheck, ConfigErro
     })
 }
 
-fn read_dns(t: &Table<'_, RawProbe>, base: &Path) -> Result<DnsCheck, ConfigError> {
+fn read_dns(t: &Table<'_, RawProbe>, base: &Path, roots: &Arc<[SocketAddr]>) -> Result<DnsCheck, ConfigError> {
     let query = t.required_str(field!(t, query))?;
     if hickory_proto::rr::Name::from_utf8(query.value).is_err() || query.value.is_empty() {
         return Err(t.error(&query.span, format!("\"query\": \"{}\" is not a domain name", query.value)));
@@ -1578,7 +1655,44 @@ fn read_dns(t: &Table<'_, RawProbe>, base: &Path) -> Result<DnsCheck, ConfigErro
         }
     };
     let mut servers: Vec<DnsServer> = t.parsed(field!(t, server), server)?.into_iter().collect();
-    if let Some(list) = t.str_list(field!(t, servers)) {
+    let delegation = match &t.raw.servers {
+        Some(value) => match value.get_ref() {
+            ServerList::Word(word) if word == "delegation" => Some(roots.clone()),
+            ServerList::Word(word) => {
+                return Err(t.error(
+                    &value.span(),
+                    format!("\"servers\": \"{word}\" is not a list of servers or \"delegation\""),
+                ));
+            }
+            ServerList::Servers(_) => None,
+        },
+        None => None,
+    };
+    if delegation.is_some() {
+        if t.has("server") {
+            return Err(t.error_at_key("server", "give \"server\" or servers = \"delegation\", not both"));
+        }
+        if transport != DnsTransport::Udp {
+            return Err(t.error_at_key(
+                "transport",
+                "servers = \"delegation\" asks the zone's own servers over UDP (TCP when truncated)",
+            ));
+        }
+        if t.bool(field!(t, recursion)) == Some(true) {
+            return Err(t.error_at_key(
+                "recursion",
+                "servers = \"delegation\" asks the zone's own servers directly, without recursion",
+            ));
+        }
+    }
+    let listed = match t.raw.servers.as_ref() {
+        Some(value) => match value.get_ref() {
+            ServerList::Servers(list) => Some((list, value.span())),
+            ServerList::Word(_) => None,
+        },
+        None => None,
+    };
+    if let Some((list, span)) = listed {
         if !servers.is_empty() {
             return Err(t.error_at_key("servers", "give \"server\" or \"servers\", not both"));
         }
@@ -1586,9 +1700,9 @@ fn read_dns(t: &Table<'_, RawProbe>, base: &Path) -> Result<DnsCheck, ConfigErro
             return Err(t.error_at_key("servers", "\"servers\" must name at least one server"));
         }
         for item in list {
-            let addr = server(item.value).map_err(|why| t.error(&item.span, format!("\"servers\": {why}")))?;
+            let addr = server(item).map_err(|why| t.error(&span, format!("\"servers\": {why}")))?;
             if servers.contains(&addr) {
-                return Err(t.error(&item.span, format!("\"servers\": {addr} is listed twice")));
+                return Err(t.error(&span, format!("\"servers\": {addr} is listed twice")));
             }
             servers.push(addr);
         }
@@ -1611,7 +1725,7 @@ fn read_dns(t: &Table<'_, RawProbe>, base: &Path) -> Result<DnsCheck, ConfigErro
             other => Err(ValueError::not(other, "\"any\" or \"all\"")),
         })?
         .unwrap_or(false);
-    let recursion = t.bool(field!(t, recursion)).unwrap_or(true);
+    let recursion = t.bool(field!(t, recursion)).unwrap_or(delegation.is_none());
     let authoritative = t.bool(field!(t, authoritative));
     if authoritative == Some(true) && recursion {
         return Err(t.error_at_key("authoritative", "\"authoritative\" applies to recursion = false only"));
@@ -1629,7 +1743,23 @@ fn read_dns(t: &Table<'_, RawProbe>, base: &Path) -> Result<DnsCheck, ConfigErro
         recursion,
         expect_rcode,
         expect_answer: t.bool(field!(t, expect_answer)).unwrap_or(true),
+        delegation,
+        expect_answer_in: read_answer_space(t, record)?,
     })
+}
+
+/// `expect_answer_in`: prefixes that A or AAAA answers must fall in.
+fn read_answer_space(t: &Table<'_, RawProbe>, record: RecordType) -> Result<Vec<Prefix>, ConfigError> {
+    let Some(list) = t.str_list(field!(t, expect_answer_in)) else { return Ok(Vec::new()) };
+    if !matches!(record, RecordType::A | RecordType::Aaaa) {
+        return Err(t.error_at_key("expect_answer_in", "\"expect_answer_in\" applies to record = \"A\" or \"AAAA\""));
+    }
+    if list.is_empty() {
+        return Err(t.error_at_key("expect_answer_in", "\"expect_answer_in\" must name at least one prefix"));
+    }
+    list.iter()
+        .map(|p| p.value.parse::<Prefix>().map_err(|e| t.error(&p.span, format!("\"expect_answer_in\": {e}"))))
+        .collect()
 }
 
 fn read_http(t: &Table<'_, RawProbe>, base: &Path) -> Result<HttpCheck, ConfigError> {
@@ -1836,11 +1966,25 @@ mod tests {
         let c = probe("  transport = \"https\"\n  server = \"https://dns.example/dns-query\"").unwrap();
         let Check::Dns(d) = &c.services[0].probes[0].check else { panic!("dns expected") };
         assert_eq!(d.servers, vec![DnsServer::Url("https://dns.example/dns-query".into())]);
+        let c =
+            probe("  servers = \"delegation\"\n  expect_answer_in = [\"157.240.0.0/16\", \"2a03:2880::/32\"]").unwrap();
+        let Check::Dns(d) = &c.services[0].probes[0].check else { panic!("dns expected") };
+        let roots = d.delegation.as_ref().expect("a delegation probe");
+        assert_eq!(roots.len(), 26, "the 13 root servers, IPv4 and IPv6, by default");
+        assert!(!d.recursion && d.authoritative && d.servers.is_empty() && d.expect_answer_in.len() == 2);
         let c = probe("  server = \"129.134.30.12\"\n  recursion = false").unwrap();
         let Check::Dns(d) = &c.services[0].probes[0].check else { panic!("dns expected") };
         assert!(d.authoritative, "asked without recursion, the AA flag is checked by default");
         for (extra, message) in [
             ("  server = \"1.1.1.1\"\n  servers = [\"8.8.8.8\"]", "not both"),
+            ("  servers = \"delegations\"", "\"servers\": \"delegations\" is not a list of servers or \"delegation\""),
+            (
+                "  servers = \"delegation\"\n  recursion = true",
+                "asks the zone's own servers directly, without recursion",
+            ),
+            ("  servers = \"delegation\"\n  transport = \"tls\"", "asks the zone's own servers over UDP"),
+            ("  record = \"MX\"\n  expect_answer_in = [\"192.0.2.0/24\"]", "applies to record = \"A\" or \"AAAA\""),
+            ("  expect_answer_in = [\"192.0.2.0/33\"]", "\"expect_answer_in\": "),
             ("  servers = [\"1.1.1.1\", \"1.1.1.1:53\"]", "listed twice"),
             ("  servers = [\"1.1.1.1\"]\n  require = \"most\"", "\"most\" is not \"any\" or \"all\""),
             ("  authoritative = true", "applies to recursion = false only"),

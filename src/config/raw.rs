@@ -55,6 +55,17 @@ pub(crate) enum Sources {
     Many(Vec<String>),
 }
 
+/// `servers = ["1.1.1.1", "8.8.8.8"]` or `servers = "delegation"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ServerList {
+    /// A word (only `"delegation"` is one).
+    Word(String),
+    /// Servers (spans do not survive serde's untagged buffering: errors
+    /// point at the value as a whole).
+    Servers(Vec<String>),
+}
+
 /// A list of strings, each with its span.
 pub(crate) type Strings = Vec<Spanned<String>>;
 /// An array of tables.
@@ -68,6 +79,7 @@ table!(
         storage: RawStorage,
         alerts: RawAlerts,
         bgp: RawBgp,
+        dns: RawDns,
         guard: Tables<RawProbe>,
         service: Tables<RawService>,
         maintenance: Tables<RawMaintenance>,
@@ -153,6 +165,11 @@ table!(
 );
 
 table!(
+    /// `[dns]`.
+    RawDns { roots: Strings }
+);
+
+table!(
     /// `[[service]]`.
     RawService { id: String, name: String, probe: Tables<RawProbe> }
 );
@@ -172,12 +189,13 @@ table!(
         query: String,
         record: String,
         server: String,
-        servers: Strings,
+        servers: ServerList,
         require: String,
         recursion: bool,
         authoritative: bool,
         expect_rcode: String,
         expect_answer: bool,
+        expect_answer_in: Strings,
         transport: String,
         // dns (encrypted), tls
         server_name: String,

@@ -21,9 +21,20 @@
 //! for the zone hides an outage). With several `servers` the run passes
 //! when any (or, with `require = "all"`, every) server answers as
 //! expected; its reason is the worst one seen and the detail names each.
+//!
+//! With `servers = "delegation"` the servers are the zone's own: the
+//! delegation of the name is followed from the roots ([`delegation`]), then
+//! every name server found is asked directly (recursion off, AA required),
+//! so a public resolver serving stale answers from its cache cannot hide
+//! the zone's servers failing. A CNAME into another zone is followed into
+//! that zone's delegation. With `expect_answer_in`, an A or AAAA answer
+//! outside those prefixes is `dns_inconsistent` (tampering, a hijacked
+//! zone, a portal).
+
+pub mod delegation;
 
 use std::hash::BuildHasher;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -34,8 +45,10 @@ use hickory_proto::rr::{Name, RecordType as WireType};
 use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout_at};
 
+use self::delegation::{Delegations, WalkError};
 use super::{Finding, Probe, Reason, RunFuture, is_resource_shortage};
 use crate::config::{DnsCheck, DnsServer, DnsTransport, Rcode, RecordType};
+use crate::prefix::Prefix;
 
 /// Largest UDP reply we accept (EDNS payload size we advertise).
 const UDP_PAYLOAD: u16 = 1232;
@@ -102,6 +115,9 @@ pub struct DnsProbe {
     record: WireType,
     /// The encoded query; bytes 0..2 (the ID) are replaced on every run.
     query: Vec<u8>,
+    /// `servers = "delegation"`: the walker and its referral cache, kept
+    /// across runs.
+    delegations: Option<Delegations>,
 }
 
 impl DnsProbe {
@@ -135,11 +151,24 @@ impl DnsProbe {
         let tls = matches!(check.transport, DnsTransport::Tls | DnsTransport::Https).then(|| {
             super::tls::client_config(check.ca_file.as_deref(), check.system_roots, alpn).map(std::sync::Arc::new)
         });
-        DnsProbe { check, timeout, servers, tls, name, record, query }
+        let delegations = check.delegation.as_ref().map(|roots| Delegations::new(roots.to_vec()));
+        DnsProbe { check, timeout, servers, tls, name, record, query, delegations }
     }
 
     async fn exchange(&self, server: &DnsServer) -> Finding {
-        let deadline = Instant::now() + self.timeout;
+        self.exchange_with(server, &server.to_string(), false, Instant::now() + self.timeout).await.0
+    }
+
+    /// Asks `server` (shown as `label`) before `deadline`: the finding and,
+    /// with `follow` (a delegation probe), the target of a CNAME chain the
+    /// server holds no records for (to be followed into its zone).
+    async fn exchange_with(
+        &self,
+        server: &DnsServer,
+        label: &str,
+        follow: bool,
+        deadline: Instant,
+    ) -> (Finding, Option<Name>) {
         let id = random_id();
         let mut query = self.query.clone();
         if query.len() >= 2 {
@@ -149,12 +178,12 @@ impl DnsProbe {
             (DnsServer::Addr(addr), DnsTransport::Udp) => *addr,
             (_, transport) => {
                 return match timeout_at(deadline, self.over_stream(server, transport)).await {
-                    Ok(Ok(reply)) => self.judge(server, &reply),
-                    Ok(Err(failure)) => self.no_answer(server, failure),
-                    Err(_) => self.no_answer(
-                        server,
-                        format!("no answer within {}", humantime::format_duration(self.timeout)).into(),
-                    ),
+                    Ok(Ok(reply)) => self.judge_in(label, follow, &reply),
+                    Ok(Err(failure)) => (self.no_answer(label, failure), None),
+                    Err(_) => {
+                        let why = format!("no answer within {}", humantime::format_duration(self.timeout));
+                        (self.no_answer(label, why.into()), None)
+                    }
                 };
             }
         };
@@ -164,15 +193,15 @@ impl DnsProbe {
             Ok(Ok(reply)) if reply.metadata.truncation => {
                 match timeout_at(deadline, self.over_stream(server, DnsTransport::Tcp)).await {
                     Ok(Ok(reply)) => reply,
-                    Ok(Err(failure)) => return self.no_answer(server, failure),
+                    Ok(Err(failure)) => return (self.no_answer(label, failure), None),
                     Err(_) => {
-                        return self
-                            .no_answer(server, "no answer over TCP after a truncated UDP reply".to_string().into());
+                        let why = "no answer over TCP after a truncated UDP reply".to_string().into();
+                        return (self.no_answer(label, why), None);
                     }
                 }
             }
             Ok(Ok(reply)) => reply,
-            Ok(Err(failure)) => return self.no_answer(server, failure),
+            Ok(Err(failure)) => return (self.no_answer(label, failure), None),
             Err(_) => {
                 let why = match ignored {
                     0 => format!("no answer within {}", humantime::format_duration(self.timeout)),
@@ -181,16 +210,16 @@ impl DnsProbe {
                         humantime::format_duration(self.timeout)
                     ),
                 };
-                return self.no_answer(server, why.into());
+                return (self.no_answer(label, why.into()), None);
             }
         };
-        self.judge(server, &reply)
+        self.judge_in(label, follow, &reply)
     }
 
-    fn no_answer(&self, server: &DnsServer, failure: Failure) -> Finding {
+    fn no_answer(&self, label: &str, failure: Failure) -> Finding {
         Finding::fail(
             failure.reason,
-            format!("{} {} @{server}: {}", self.check.query, self.check.record.as_str(), failure.why),
+            format!("{} {} @{label}: {}", self.check.query, self.check.record.as_str(), failure.why),
         )
     }
 
@@ -294,7 +323,7 @@ impl DnsProbe {
     /// probe makes of any bytes (the entry point of the fuzzer).
     pub fn judge_bytes(&self, server: &DnsServer, bytes: &[u8], id: u16) -> Option<Finding> {
         let reply = Message::from_vec(bytes).ok()?;
-        self.answers(&reply, id).then(|| self.judge(server, &reply))
+        self.answers(&reply, id).then(|| self.judge_in(&server.to_string(), false, &reply).0)
     }
 
     /// True when `reply` is a response to our query: our ID, and exactly our
@@ -328,9 +357,29 @@ impl DnsProbe {
         owners
     }
 
-    fn judge(&self, server: &DnsServer, reply: &Message) -> Finding {
+    /// Judges `reply` from the server shown as `label`; with `follow` (a
+    /// delegation probe), a CNAME chain that ends without a record of the
+    /// asked type is an answer whose target is returned, to be asked at its
+    /// own zone's servers.
+    fn judge_in(&self, label: &str, follow: bool, reply: &Message) -> (Finding, Option<Name>) {
+        (self.judge(label, follow, reply), if follow { self.chain_end(reply) } else { None })
+    }
+
+    /// The end of the CNAME chain in `reply` when the reply holds no record
+    /// of the asked type for the chain: the target lies in another zone, or
+    /// in one delegated below the zone asked (`c10r.facebook.com` under
+    /// `facebook.com`), whose own servers hold its records. Where the zone
+    /// asked does hold the target, its servers then answer for it directly.
+    fn chain_end(&self, reply: &Message) -> Option<Name> {
+        let owners = self.owners(reply);
+        let last = owners.last().filter(|name| **name != self.name)?;
+        let answered = reply.answers.iter().any(|r| r.record_type() == self.record && owners.contains(&r.name));
+        (!answered).then(|| last.clone())
+    }
+
+    fn judge(&self, label: &str, follow: bool, reply: &Message) -> Finding {
         let rcode = reply.metadata.response_code;
-        let what = format!("{} {} @{server}", self.check.query, self.check.record.as_str());
+        let what = format!("{} {} @{label}", self.check.query, self.check.record.as_str());
         let expected = self.check.expect_rcode;
         if u16::from(rcode) != expected.code() {
             let reason = match rcode {
@@ -348,10 +397,25 @@ impl DnsProbe {
                 format!("{what}: {} without the AA flag: not an answer from the zone's own server", rcode_word(rcode)),
             );
         }
+        if let Some(target) = follow.then(|| self.chain_end(reply)).flatten() {
+            return Finding::ok(format!(
+                "{what}: {}, CNAME to {target} (asked at its zone's servers)",
+                rcode_word(rcode)
+            ));
+        }
         let owners = self.owners(reply);
         let of_type = reply.answers.iter().filter(|r| r.record_type() == self.record);
         let matching = of_type.clone().filter(|r| owners.contains(&r.name));
         let count = matching.clone().count();
+        if let Some(outside) = self.outside_answer_space(matching.clone()) {
+            return Finding::fail(
+                Reason::DnsInconsistent,
+                format!(
+                    "{what}: answered {outside}, outside expect_answer_in ({}): not the platform's address space",
+                    self.check.expect_answer_in.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
         if self.check.expect_answer && count == 0 {
             let foreign = of_type.count();
             let note = match foreign {
@@ -375,6 +439,102 @@ impl DnsProbe {
     }
 }
 
+impl DnsProbe {
+    /// The first A or AAAA answer outside `expect_answer_in`, if any.
+    fn outside_answer_space<'r>(&self, answers: impl Iterator<Item = &'r hickory_proto::rr::Record>) -> Option<IpAddr> {
+        if self.check.expect_answer_in.is_empty() {
+            return None;
+        }
+        answers
+            .filter_map(|r| match &r.data {
+                hickory_proto::rr::RData::A(a) => Some(IpAddr::V4(a.0)),
+                hickory_proto::rr::RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .find(|ip| {
+                let host = Prefix::new(*ip, if ip.is_ipv4() { 32 } else { 128 });
+                !host.is_some_and(|host| self.check.expect_answer_in.iter().any(|p| p.covers(&host)))
+            })
+    }
+
+    /// One run of a delegation probe: the name's zone found from the roots,
+    /// each of its servers asked; a CNAME leaving the zone followed into
+    /// the target's zone, at most [`MAX_CNAME_CHAIN`] times.
+    async fn run_delegation(&self, delegations: &Delegations) -> Finding {
+        let deadline = Instant::now() + self.timeout;
+        let mut hop: std::borrow::Cow<'_, DnsProbe> = std::borrow::Cow::Borrowed(self);
+        let mut before = Vec::new();
+        for _ in 0..=MAX_CNAME_CHAIN {
+            let walk = match delegations.find(&hop.name, deadline).await {
+                Ok(walk) => walk,
+                Err(e) => {
+                    let reason = match e {
+                        WalkError::Timeout(_) => Reason::DnsTimeout,
+                        WalkError::NxDomain(_) => Reason::DnsNxdomain,
+                        WalkError::ServFail(_) | WalkError::Loop(_) | WalkError::TooLong(_) => Reason::DnsServfail,
+                    };
+                    before.push(format!("{}: delegation not found: {e}", hop.check.query));
+                    return Finding::fail(reason, before.join("; "));
+                }
+            };
+            let zone = &walk.cut.zone;
+            let asked = walk.cut.servers.iter().map(|ns| {
+                let label = format!("{} ({})", shown(&ns.name), ns.addr);
+                let hop = &*hop;
+                async move { hop.exchange_with(&DnsServer::Addr(ns.addr), &label, true, deadline).await }
+            });
+            let results = futures_util::future::join_all(asked).await;
+            let next = results.iter().find_map(|(_, target)| target.clone());
+            let findings: Vec<Finding> = results.into_iter().map(|(finding, _)| finding).collect();
+            let count = findings.len();
+            let mut finding = combine(findings, self.check.require_all);
+            finding.detail = format!(
+                "zone {} ({} server address{}): {}",
+                shown(zone),
+                count,
+                if count == 1 { "" } else { "es" },
+                finding.detail
+            );
+            match next {
+                Some(target) if finding.result.is_ok() => {
+                    before.push(finding.detail);
+                    hop = std::borrow::Cow::Owned(hop.for_name(&target));
+                }
+                _ => {
+                    before.push(finding.detail);
+                    return Finding { detail: before.join("; "), ..finding };
+                }
+            }
+        }
+        Finding::fail(
+            Reason::DnsServfail,
+            format!("{}; a CNAME chain longer than {MAX_CNAME_CHAIN}", before.join("; ")),
+        )
+    }
+
+    /// The same probe asking for `name` (a CNAME target), without a walker
+    /// of its own: the original keeps the referral cache.
+    fn for_name(&self, name: &Name) -> DnsProbe {
+        let check = DnsCheck { query: shown(name), delegation: None, ..(*self.check).clone() };
+        DnsProbe::new(check, self.timeout, None)
+    }
+}
+
+impl Clone for DnsProbe {
+    fn clone(&self) -> DnsProbe {
+        DnsProbe::new(self.check.clone(), self.timeout, None)
+    }
+}
+
+/// A name without its trailing dot, as the config writes it.
+fn shown(name: &Name) -> String {
+    let text = name.to_string();
+    match text.strip_suffix('.') {
+        Some(bare) if !bare.is_empty() => bare.to_string(),
+        _ => text,
+    }
+}
+
 fn rcode_word(rcode: ResponseCode) -> String {
     match rcode {
         ResponseCode::NoError => "NOERROR".into(),
@@ -395,12 +555,14 @@ fn random_id() -> u16 {
 }
 
 /// How bad a failure is, when several servers disagree (README):
-/// nxdomain > servfail > no_answer > not_authoritative > unexpected_rcode >
-/// refused > timeout. `probe_resource` ranks last: it says nothing.
+/// nxdomain > servfail > inconsistent > no_answer > not_authoritative >
+/// unexpected_rcode > refused > timeout. `probe_resource` ranks last: it
+/// says nothing.
 fn severity(reason: Reason) -> u8 {
     match reason {
-        Reason::DnsNxdomain => 7,
-        Reason::DnsServfail => 6,
+        Reason::DnsNxdomain => 9,
+        Reason::DnsServfail => 8,
+        Reason::DnsInconsistent => 6,
         Reason::DnsNoAnswer => 5,
         Reason::DnsNotAuthoritative => 4,
         Reason::DnsUnexpectedRcode => 3,
@@ -429,6 +591,9 @@ fn combine(findings: Vec<Finding>, require_all: bool) -> Finding {
 impl Probe for DnsProbe {
     fn run(&self) -> RunFuture<'_> {
         Box::pin(async move {
+            if let Some(delegations) = &self.delegations {
+                return self.run_delegation(delegations).await;
+            }
             if self.servers.is_empty() {
                 return Finding::fail(
                     Reason::DnsTimeout,

@@ -41,6 +41,9 @@ pub enum Reason {
     DnsUnexpectedRcode,
     /// Asked without recursion, the answer lacked the AA flag.
     DnsNotAuthoritative,
+    /// An answer outside `expect_answer_in`: not the platform's address
+    /// space (tampering, a hijacked zone, a portal).
+    DnsInconsistent,
     /// No TCP connection before the deadline.
     TcpTimeout,
     /// The connection was refused or the network unreachable.
@@ -102,7 +105,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order of README's table.
-    pub const ALL: [Reason; 32] = [
+    pub const ALL: [Reason; 33] = [
         Reason::DnsTimeout,
         Reason::DnsServfail,
         Reason::DnsNxdomain,
@@ -110,6 +113,7 @@ impl Reason {
         Reason::DnsNoAnswer,
         Reason::DnsUnexpectedRcode,
         Reason::DnsNotAuthoritative,
+        Reason::DnsInconsistent,
         Reason::TcpTimeout,
         Reason::TcpConnect,
         Reason::TcpResolve,
@@ -147,6 +151,7 @@ impl Reason {
             Reason::DnsNoAnswer => "dns_no_answer",
             Reason::DnsUnexpectedRcode => "dns_unexpected_rcode",
             Reason::DnsNotAuthoritative => "dns_not_authoritative",
+            Reason::DnsInconsistent => "dns_inconsistent",
             Reason::TcpTimeout => "tcp_timeout",
             Reason::TcpConnect => "tcp_connect",
             Reason::TcpResolve => "tcp_resolve",

@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod dns;
 pub mod http;
+pub mod knot;
 pub mod mtproto;
 pub mod pki;
 pub mod ris;
