@@ -4,6 +4,11 @@
 #
 #   bench/run.sh            (DURATION=30 by default; writes bench/out/results.md)
 #   bench/run.sh scale      (100,000 probes at 60 s; writes bench/out/scale.md)
+#   bench/run.sh chat       (CPU per run of tcp, mtproto and whatsapp probes beside
+#                            blackbox_exporter's tcp prober; writes bench/out/chat.md)
+#   bench/run.sh delegation (servers = "delegation" beside a plain dns probe, on a knot
+#                            root/TLD/zone hierarchy on 127.0.3.x:53; needs root;
+#                            writes bench/out/delegation.md)
 #
 # Measures, from /proc (utime+stime, VmHWM) of each process:
 #   1. CPU-seconds per 1,000 DNS and per 1,000 HTTP probes at 100 probes/s, and peak RSS;
@@ -43,15 +48,17 @@ wait_http "http://127.0.0.1:$HTTP_PORT/"
 # chatpulse_config N_DNS N_HTTP INTERVAL PORT
 chatpulse_config() {
   local n_dns=$1 n_http=$2 interval=$3 listen=$4
-  printf '[monitor]\ninterval = "%s"\ntimeout = "2s"\n[server]\nlisten = "127.0.0.1:%s"\n[storage]\npath = "%s/cp-%s.db"\n' \
-    "$interval" "$listen" "$WORK" "$listen"
+  printf '[monitor]\ninterval = "%s"\ntimeout = "2s"\n[server]\nlisten = "127.0.0.1:%s"\n[storage]\npath = "%s/cp-%s.db"\n%b' \
+    "$interval" "$listen" "$WORK" "$listen" "${CONFIG_EXTRA:-}"
   local i
   for ((i = 0; i < (n_dns + n_http + 99) / 100; i++)); do
     printf '[[service]]\nid = "s%d"\nname = "S%d"\n' "$i" "$i"
     local j
     for ((j = 0; j < 100; j++)); do
       local k=$((i * 100 + j))
-      if ((k < n_dns)); then
+      if [ -n "${PROBE_SNIPPET:-}" ] && ((k < n_dns + n_http)); then
+        printf '%b' "$PROBE_SNIPPET"
+      elif ((k < n_dns)); then
         printf '  [[service.probe]]\n  kind = "dns"\n  query = "web.chat.test"\n  server = "127.0.0.1:%s"\n' "$DNS_PORT"
       elif ((k < n_dns + n_http)); then
         printf '  [[service.probe]]\n  kind = "http"\n  url = "http://127.0.0.1:%s/"\n' "$HTTP_PORT"
@@ -111,6 +118,11 @@ modules:
     timeout: 2s
     http:
       preferred_ip_protocol: ip4
+  tcp_x:
+    prober: tcp
+    timeout: 2s
+    tcp:
+      preferred_ip_protocol: ip4
 YML
   prometheus-blackbox-exporter --config.file="$WORK/bb.yml" --web.listen-address="127.0.0.1:$listen" 2>"$WORK/$name.log" &
   local pid=$!
@@ -128,6 +140,120 @@ YML
 
 per_1000() { echo "scale=3; 1000 * $1 / $2" | bc | sed 's/^\./0./'; }
 ratio() { echo "scale=3; ($1 * $4) / ($2 * $3)" | bc | sed 's/^\./0./; s/$/x/'; }
+
+if [ "${1:-}" = chat ]; then
+  # bench/run.sh chat: 1,000 probes of one kind at 10 s (100 runs/s) for
+  # DURATION seconds each, against the tests' protocol stand-ins, beside
+  # blackbox_exporter's tcp prober at 100/s on the same TCP target.
+  "$BENCH" chat-targets "$WORK/chat.addrs" >"$WORK/chat-targets.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do [ -s "$WORK/chat.addrs" ] && break; sleep 0.1; done
+  read -r TCP_T MT_T WA_T WS_T ROOT_KEY <"$WORK/chat.addrs"
+  declare -A SNIP=(
+    [tcp]="  [[service.probe]]\n  kind = \"tcp\"\n  address = \"$TCP_T\"\n"
+    [mtproto]="  [[service.probe]]\n  kind = \"mtproto\"\n  address = \"$MT_T\"\n"
+    [whatsapp]="  [[service.probe]]\n  kind = \"whatsapp\"\n  address = \"$WA_T\"\n  root_key = \"$ROOT_KEY\"\n"
+    [whatsapp-ws]="  [[service.probe]]\n  kind = \"whatsapp\"\n  url = \"ws://$WS_T/ws/chat\"\n  root_key = \"$ROOT_KEY\"\n"
+  )
+  rows=""
+  for kind in tcp mtproto whatsapp whatsapp-ws; do
+    echo "== chatpulse: 1,000 $kind probes at 10 s (100 probes/s) for ${DURATION}s"
+    read -r cpu runs rss _ < <(PROBE_SNIPPET="${SNIP[$kind]}" run_chatpulse "chat-$kind" 1000 0 10s "$DURATION")
+    rows+="| $kind | $(per_1000 "$cpu" "$runs") | $runs | $rss |"$'\n'
+    eval "cpu_$(echo "$kind" | tr - _)=$cpu runs_$(echo "$kind" | tr - _)=$runs"
+  done
+  echo "== blackbox_exporter: tcp /probe at 100/s for ${DURATION}s"
+  read -r bb_tcp_cpu bb_tcp_runs bb_tcp_rss < <(run_blackbox bbtcp tcp_x "$TCP_T" "$DURATION")
+  cat >"$OUT/chat.md" <<MD
+Run on $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, DURATION=${DURATION}s. Command: \`bench/run.sh chat\`.
+
+| chatpulse probe kind (100 runs/s) | CPU-seconds per 1,000 runs | runs | peak RSS (MiB) |
+|---|---|---|---|
+${rows}| blackbox_exporter tcp prober (100/s) | $(per_1000 "$bb_tcp_cpu" "$bb_tcp_runs") | $bb_tcp_runs | $bb_tcp_rss |
+
+| ratio to blackbox_exporter's tcp prober | |
+|---|---|
+| tcp | $(ratio "$cpu_tcp" "$runs_tcp" "$bb_tcp_cpu" "$bb_tcp_runs") |
+| mtproto | $(ratio "$cpu_mtproto" "$runs_mtproto" "$bb_tcp_cpu" "$bb_tcp_runs") |
+| whatsapp (TCP) | $(ratio "$cpu_whatsapp" "$runs_whatsapp" "$bb_tcp_cpu" "$bb_tcp_runs") |
+| whatsapp (WebSocket) | $(ratio "$cpu_whatsapp_ws" "$runs_whatsapp_ws" "$bb_tcp_cpu" "$bb_tcp_runs") |
+MD
+  cat "$OUT/chat.md"
+  exit 0
+fi
+
+if [ "${1:-}" = delegation ]; then
+  # bench/run.sh delegation: 1,000 probes at 10 s (100 runs/s) each way, for
+  # DURATION seconds: servers = "delegation" (warm referral cache) and a
+  # plain probe asking one zone server directly; queries counted by knot.
+  command -v knotd >/dev/null || apt-get install -y -q --no-install-recommends knot knot-dnsutils
+  # start_knot NAME IP ORIGIN ZONE_TEXT
+  start_knot() {
+    local dir="$WORK/knot-$1"
+    mkdir -p "$dir"
+    printf '%b' "$4" >"$dir/zone"
+    cat >"$dir/knot.conf" <<KNOT
+server:
+    rundir: "$dir"
+    listen: [ $2@53 ]
+database:
+    storage: "$dir"
+log:
+  - target: stderr
+    any: warning
+mod-stats:
+  - id: stats
+template:
+  - id: default
+    global-module: mod-stats/stats
+zone:
+  - domain: "$3"
+    file: "$dir/zone"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+KNOT
+    knotd -c "$dir/knot.conf" 2>"$dir/log" &
+    PIDS+=($!)
+  }
+  knot_queries() {
+    knotc -c "$WORK/knot-$1/knot.conf" -t 5 stats mod-stats.request-protocol 2>/dev/null \
+      | awk -F'= ' '{ n += $2 } END { print n + 0 }'
+  }
+  start_knot root 127.0.3.1 . '$TTL 3600\n. SOA a.root-servers.net. h.root-servers.net. 1 3600 600 86400 60\n. NS a.root-servers.net.\na.root-servers.net. A 127.0.3.1\ntest. NS ns.test.\nns.test. A 127.0.3.2\n'
+  start_knot tld 127.0.3.2 test. '$TTL 3600\ntest. SOA ns.test. h.test. 1 3600 600 86400 60\ntest. NS ns.test.\nns.test. A 127.0.3.2\nchat.test. NS ns1.chat.test.\nchat.test. NS ns2.chat.test.\nns1.chat.test. A 127.0.3.3\nns2.chat.test. A 127.0.3.4\n'
+  ZONE='$TTL 300\nchat.test. SOA ns1.chat.test. h.chat.test. 1 3600 600 86400 60\nchat.test. NS ns1.chat.test.\nchat.test. NS ns2.chat.test.\nns1.chat.test. A 127.0.3.3\nns2.chat.test. A 127.0.3.4\nwww.chat.test. A 192.0.2.10\n'
+  start_knot ns1 127.0.3.3 chat.test. "$ZONE"
+  start_knot ns2 127.0.3.4 chat.test. "$ZONE"
+  for _ in $(seq 50); do [ "$(knot_queries ns2)" != "" ] && kdig @127.0.3.4 www.chat.test +short >/dev/null 2>&1 && break; sleep 0.1; done
+  rows=""
+  for mode in plain delegation; do
+    if [ "$mode" = plain ]; then
+      snippet='  [[service.probe]]\n  kind = "dns"\n  query = "www.chat.test"\n  server = "127.0.3.3:53"\n  recursion = false\n'
+      extra=""
+    else
+      snippet='  [[service.probe]]\n  kind = "dns"\n  query = "www.chat.test"\n  servers = "delegation"\n'
+      extra='[dns]\nroots = ["127.0.3.1"]\n'
+    fi
+    before=(); for k in root tld ns1 ns2; do before+=("$(knot_queries $k)"); done
+    echo "== chatpulse: 1,000 $mode dns probes at 10 s (100 probes/s) for ${DURATION}s"
+    read -r cpu runs rss _ < <(CONFIG_EXTRA="$extra" PROBE_SNIPPET="$snippet" run_chatpulse "dns-$mode" 1000 0 10s "$DURATION")
+    after=(); for k in root tld ns1 ns2; do after+=("$(knot_queries $k)"); done
+    # Queries over the whole life of the process (start-up and warm-up
+    # included), against the runs of the measured window.
+    q=(); for i in 0 1 2 3; do q+=($(( after[i] - before[i] ))); done
+    rows+="| $mode | $(per_1000 "$cpu" "$runs") | $runs | ${q[0]} / ${q[1]} / ${q[2]} / ${q[3]} | $rss |"$'\n'
+  done
+  cat >"$OUT/delegation.md" <<MD
+Run on $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, DURATION=${DURATION}s. Command: \`bench/run.sh delegation\`.
+
+| dns probe (1,000 probes, 100 runs/s) | CPU-seconds per 1,000 runs | runs measured | queries to root / TLD / ns1 / ns2 (whole process life) | peak RSS (MiB) |
+|---|---|---|---|---|
+${rows}
+MD
+  cat "$OUT/delegation.md"
+  exit 0
+fi
 
 if [ "${1:-}" = scale ]; then
   # bench/run.sh scale: 100,000 probes (50,000 DNS + 50,000 HTTP) at a 60 s

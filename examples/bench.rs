@@ -7,6 +7,10 @@
 //! - `cargo run --release --example bench -- drive URL RATE SECONDS`: GETs
 //!   URL at a fixed rate (to drive blackbox_exporter's `/probe`), prints how
 //!   many requests succeeded.
+//! - `cargo run --release --example bench -- chat-targets FILE`: the chat
+//!   protocol stand-ins of the tests (an MTProto data centre, a WhatsApp
+//!   Noise responder over TCP and over ws:// with a test root) and a plain
+//!   TCP acceptor; writes `TCP MTPROTO WHATSAPP WS ROOT_KEY` to FILE.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +23,13 @@ use hickory_server::proto::rr::Name;
 use hickory_server::proto::serialize::txt::Parser;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
+
+#[path = "../tests/support/mtproto.rs"]
+#[allow(dead_code)]
+mod mtproto;
+#[path = "../tests/support/whatsapp.rs"]
+#[allow(dead_code)]
+mod whatsapp;
 
 const ZONE: &str = "$ORIGIN chat.test.\n$TTL 60\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 127.0.0.1\nweb IN A 192.0.2.10\n";
 
@@ -66,6 +77,24 @@ async fn drive(url: String, rate: u64, seconds: u64) {
     println!("{}", ok.load(Ordering::Relaxed));
 }
 
+async fn chat_targets(file: String) {
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let tcp_addr = tcp.local_addr().expect("bound");
+    tokio::spawn(async move {
+        // Accepts and lets go, as a port that only proves it is open.
+        while let Ok((stream, _)) = tcp.accept().await {
+            drop(stream);
+        }
+    });
+    let (mt, _mt) = mtproto::serve(mtproto::Behaviour::Genuine).await;
+    let root = whatsapp::TestRoot::new();
+    let (wa, _wa) = whatsapp::serve_tcp(&root, whatsapp::Behaviour::Genuine).await;
+    let (ws, _ws) = whatsapp::serve_ws(&root, whatsapp::Behaviour::Genuine).await;
+    let key: String = root.public.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&file, format!("{tcp_addr} {mt} {wa} {ws} {key}\n")).expect("the address file is writable");
+    std::future::pending::<()>().await;
+}
+
 fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,6 +104,9 @@ fn main() {
         ["drive", url, rate, seconds] => {
             runtime.block_on(drive(url.to_string(), rate.parse().expect("rate"), seconds.parse().expect("seconds")))
         }
-        _ => eprintln!("usage: bench targets DNS_PORT HTTP_PORT | bench drive URL RATE SECONDS"),
+        ["chat-targets", file] => runtime.block_on(chat_targets(file.to_string())),
+        _ => eprintln!(
+            "usage: bench targets DNS_PORT HTTP_PORT | bench drive URL RATE SECONDS | bench chat-targets FILE"
+        ),
     }
 }
