@@ -204,6 +204,15 @@ fn history_result(result: Result<(), chatpulse::cmd::uptime::HistoryError>) -> a
     }
 }
 
+/// A reader that went away (`chatpulse check | head`) is not an error: the
+/// rest of the output is simply not wanted.
+fn quiet_on_broken_pipe(printed: std::io::Result<()>) -> std::io::Result<()> {
+    match printed {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = match load(cli) {
         Ok(c) => c,
@@ -215,12 +224,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("chatpulse: {}: {e}", config.storage.path.display());
                 return Ok(ExitCode::from(2));
             }
-            chatpulse::cmd::validate::print_plan(&config, &mut std::io::stdout().lock())?;
+            quiet_on_broken_pipe(chatpulse::cmd::validate::print_plan(&config, &mut std::io::stdout().lock()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { service, json } => {
             let rows = runtime()?.block_on(chatpulse::cmd::check::round(&config, service.as_deref()))?;
-            chatpulse::cmd::check::print(&rows, *json, &mut std::io::stdout().lock())?;
+            let verdicts = chatpulse::cmd::check::verdicts(&config, &rows);
+            quiet_on_broken_pipe(chatpulse::cmd::check::print(&rows, &verdicts, *json, &mut std::io::stdout().lock()))?;
             Ok(if chatpulse::cmd::check::offline(&rows) {
                 ExitCode::from(3)
             } else if chatpulse::cmd::check::all_passed(&rows) {

@@ -72,6 +72,21 @@ pub struct ProbeState {
     successes: u32,
 }
 
+impl ProbeState {
+    /// The state one run would leave if its result were confirmed: UP when
+    /// it passed, DOWN (explained by it) when it failed, unknown when it
+    /// said nothing. What `chatpulse check` judges a service on.
+    pub fn as_if_confirmed(probe: Arc<ProbeRef>, finding: &Finding, at: SystemTime) -> ProbeState {
+        let status = match finding.result {
+            Ok(()) => ProbeStatus::Up,
+            Err(reason) if reason.is_inconclusive() => ProbeStatus::Unknown,
+            Err(_) => ProbeStatus::Down,
+        };
+        let last_failure = finding.result.is_err().then(|| finding.clone());
+        ProbeState { probe, status, since: at, last: None, last_failure, failures: 0, successes: 0 }
+    }
+}
+
 /// A service's status (README, "What a run can say").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceStatus {

@@ -195,4 +195,7 @@ async fn chatpulse_check_explains_each_chat_row_in_words() {
         row("chat-5222").contains("whatsapp") && row("chat-5222").contains("a WhatsApp chat server answered"),
         "{stdout}"
     );
+    // Then each service's verdict: one data centre of two foreign only degrades Telegram.
+    assert!(stdout.contains("\ntelegram: degraded — chat: "), "{stdout}");
+    assert!(stdout.contains("\nwhatsapp: up\n"), "{stdout}");
 }

@@ -323,3 +323,38 @@ async fn check_prints_guards_first_and_exits_3_when_every_guard_fails() {
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(doc["offline"], true);
 }
+
+#[tokio::test]
+async fn check_counts_a_round_it_could_not_judge_as_no_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bgp probe whose feed only `run` follows: bgp_unknown, nothing judged.
+    let text = "[bgp]\nsource = \"session\"\n[bgp.session]\nlocal_as = 65010\nrouter_id = \"127.0.0.1\"\n[[bgp.session.peer]]\naddress = \"127.0.0.2\"\nremote_as = 65001\n[[service]]\nid = \"meta\"\nname = \"Meta\"\n  [[service.probe]]\n  kind = \"bgp\"\n  prefix = \"129.134.30.0/23\"\n  origin = 32934\n";
+    let path = write_config(dir.path(), text);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), chatpulse(&path, &["check"])).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("bgp_unknown") && stdout.contains("no probe could be judged (1 of 1)"), "{stdout}");
+    assert!(stdout.contains("meta: unknown"), "{stdout}");
+    assert!(!stdout.contains("passed"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_reader_that_goes_away_gets_no_broken_pipe_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A plan far longer than a pipe's buffer, so the writer meets the closed pipe.
+    let services: String = (0..3000)
+        .map(|i| format!("[[service]]\nid = \"s{i}\"\nname = \"S{i}\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:9\"\n"))
+        .collect();
+    let path = write_config(dir.path(), &services);
+    let stderr = dir.path().join("stderr");
+    let script = format!(
+        "\"{}\" --config \"{}\" validate 2>\"{}\" | head -n 1",
+        env!("CARGO_BIN_EXE_chatpulse"),
+        path.display(),
+        stderr.display()
+    );
+    let run = tokio::process::Command::new("sh").args(["-c", &script]).output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), run).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid. 3000 services"));
+    assert_eq!(std::fs::read_to_string(&stderr).unwrap(), "", "no error for a reader that stopped reading");
+}

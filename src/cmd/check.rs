@@ -1,6 +1,9 @@
 //! `chatpulse check`: one round of every probe (or one service's), printed as
-//! a table or JSON. Exit 0 when all passed, 1 when any failed.
-//! `bgp_unknown` is shown but does not fail the round: it is never an outage.
+//! a table or JSON, then each service's verdict as the status rule would
+//! give it if these results were confirmed (README, "Service status").
+//! Exit 0 when no probe failed and at least one passed, 1 when any failed or
+//! nothing could be judged: `bgp_unknown` and `probe_resource` are shown and
+//! counted apart, never as passes (and never as outages).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -16,6 +19,7 @@ use crate::config::{BgpSource, Check, Config};
 use crate::prefix::Prefix;
 use crate::probe::{self, ProbeRef, Reason, Toolkit, result_word};
 use crate::scheduler::run_once;
+use crate::verdict::{self, ProbeState};
 
 /// What `check` could not do.
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +57,52 @@ pub struct CheckRow {
     /// What came back.
     pub detail: String,
     /// The run said nothing about the target (`bgp_unknown`,
-    /// `probe_resource`): shown, but not a failure of the round.
+    /// `probe_resource`): shown, but neither a pass nor a failure.
     #[serde(skip)]
     pub inconclusive: bool,
+    /// The probe and its finding, for the service verdicts.
+    #[serde(skip)]
+    pub judged: Option<(Arc<ProbeRef>, probe::Finding)>,
+}
+
+/// A service's verdict from one round.
+#[derive(Debug, Serialize)]
+pub struct ServiceVerdict {
+    /// Service id.
+    pub service: String,
+    /// `up`, `degraded`, `down` or `unknown`.
+    pub status: String,
+    /// The root cause, when some probe failed.
+    pub cause: Option<String>,
+}
+
+/// Each service's status and root cause, as `run` would judge them if this
+/// round's results were confirmed; guards decide only whether the monitor
+/// is offline (then every service is unknown).
+pub fn verdicts(config: &Config, rows: &[CheckRow]) -> Vec<ServiceVerdict> {
+    let at = std::time::SystemTime::now();
+    let online = !offline(rows);
+    config
+        .services
+        .iter()
+        .filter_map(|service| {
+            let states: Vec<ProbeState> = rows
+                .iter()
+                .filter(|r| r.service == service.id)
+                .filter_map(|r| r.judged.as_ref())
+                .map(|(probe, finding)| ProbeState::as_if_confirmed(probe.clone(), finding, at))
+                .collect();
+            if states.is_empty() {
+                return None;
+            }
+            let refs: Vec<&ProbeState> = states.iter().collect();
+            let status = verdict::service_status(&refs, online);
+            let cause = (status != verdict::ServiceStatus::Unknown)
+                .then(|| verdict::root_cause(&refs).map(|c| c.summary))
+                .flatten();
+            Some(ServiceVerdict { service: service.id.clone(), status: status.as_str().to_string(), cause })
+        })
+        .collect()
 }
 
 /// Seeds `board` for a one-shot judgement: with RIS Live as the source, the
@@ -129,7 +176,8 @@ pub async fn round(config: &Config, service: Option<&str>) -> Result<Vec<CheckRo
                 result: result_word(finding.result).to_string(),
                 duration_ms: (duration.as_secs_f64() * 1e6).round() / 1e3,
                 inconclusive: finding.result.is_err_and(Reason::is_inconclusive),
-                detail: finding.detail,
+                detail: finding.detail.clone(),
+                judged: Some((info.clone(), finding)),
             }
         }
     }))
@@ -152,9 +200,11 @@ pub fn offline(rows: &[CheckRow]) -> bool {
     guards.peek().is_some() && guards.all(CheckRow::failed)
 }
 
-/// True when no row failed (`bgp_unknown` and `probe_resource` do not count).
+/// True when no row failed and at least one passed: `bgp_unknown` and
+/// `probe_resource` rows are neither, so a round of nothing but them is not
+/// a pass.
 pub fn all_passed(rows: &[CheckRow]) -> bool {
-    !rows.iter().any(CheckRow::failed)
+    !rows.iter().any(CheckRow::failed) && rows.iter().any(|r| r.result == "ok")
 }
 
 /// `text` safe to print on a terminal: control characters (CR, LF, ESC…)
@@ -174,10 +224,15 @@ pub fn printable(text: &str) -> String {
     out
 }
 
-/// Prints the rows as a table or as one JSON document.
-pub fn print(rows: &[CheckRow], json: bool, out: &mut dyn Write) -> std::io::Result<()> {
+/// Prints the rows and the service verdicts as a table or as one JSON document.
+pub fn print(rows: &[CheckRow], verdicts: &[ServiceVerdict], json: bool, out: &mut dyn Write) -> std::io::Result<()> {
     if json {
-        let doc = serde_json::json!({ "passed": all_passed(rows), "offline": offline(rows), "results": rows });
+        let doc = serde_json::json!({
+            "passed": all_passed(rows),
+            "offline": offline(rows),
+            "results": rows,
+            "services": verdicts,
+        });
         return writeln!(out, "{doc}");
     }
     let table: Vec<Vec<String>> = rows
@@ -196,6 +251,8 @@ pub fn print(rows: &[CheckRow], json: bool, out: &mut dyn Write) -> std::io::Res
         .collect();
     super::print_table(out, &["SERVICE", "PROBE", "KIND", "TARGET", "RESULT", "DURATION", "DETAIL"], &table)?;
     let failed = rows.iter().filter(|r| r.failed()).count();
+    let unjudged = rows.iter().filter(|r| r.inconclusive).count();
+    let passed = rows.len() - failed - unjudged;
     writeln!(out)?;
     if offline(rows) {
         return writeln!(
@@ -203,9 +260,25 @@ pub fn print(rows: &[CheckRow], json: bool, out: &mut dyn Write) -> std::io::Res
             "the monitor itself is offline: every guard failed, so the results above say nothing about the platforms (check this machine's network)"
         );
     }
-    if failed == 0 {
-        writeln!(out, "all {} probes passed", rows.len())
-    } else {
-        writeln!(out, "{failed} of {} probes failed", rows.len())
+    for v in verdicts {
+        match &v.cause {
+            Some(cause) => writeln!(out, "{}: {} — {}", v.service, v.status, printable(cause))?,
+            None => writeln!(out, "{}: {}", v.service, v.status)?,
+        }
     }
+    if !verdicts.is_empty() {
+        writeln!(out)?;
+    }
+    let mut summary = match (failed, passed) {
+        (0, 0) => format!("no probe could be judged ({} of {})", unjudged, rows.len()),
+        (0, n) if n == rows.len() => format!("all {n} probes passed"),
+        (0, n) => format!("{n} of {} probes passed", rows.len()),
+        (f, _) => format!("{f} of {} probes failed", rows.len()),
+    };
+    if unjudged > 0 && passed + failed > 0 {
+        summary.push_str(&format!(
+            "; {unjudged} could not be judged (bgp_unknown or probe_resource: not a pass, not an outage)"
+        ));
+    }
+    writeln!(out, "{summary}")
 }
