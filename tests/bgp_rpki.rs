@@ -111,3 +111,61 @@ async fn rpki_invalid_routes_are_told_apart_and_the_vrp_file_is_followed() {
     peer.send(&bgp::announce(&["129.134.30.0/25"], &[65001, 32934])).await;
     until_result(&daemon, "bgp_rpki_invalid").await;
 }
+
+/// The input is not trusted: a file missing at start, a FIFO, a link to
+/// `/dev/zero` and a VRP for 0.0.0.0/0 from a foreign AS neither stop the
+/// monitor nor page for Facebook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_fifo_device_or_bogus_vrp_file_neither_blinds_nor_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let vrps = dir.path().join("vrps.json");
+    let bgp_port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let path = write_config(dir.path(), bgp_port);
+    // rpki-client has not run yet: chatpulse starts, without RPKI.
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    wait_for("the missing file reported", DEADLINE, || async {
+        daemon.logged("does not exist (yet): running without RPKI until it appears").then_some(())
+    })
+    .await;
+    wait_for("chatpulse's BGP listener", DEADLINE, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", bgp_port)).await.ok().map(|_| ())
+    })
+    .await;
+    let mut peer = Speaker::connect(([127, 0, 0, 1], bgp_port).into(), "127.0.0.2".parse().unwrap()).await;
+    peer.establish(65001, 30).await;
+    peer.send(&bgp::announce(&["129.134.30.0/23"], &[65001, 32934])).await;
+    until_result(&daemon, "ok").await;
+
+    // A FIFO in its place: refused in one line, never opened to block.
+    assert!(std::process::Command::new("mkfifo").arg(&vrps).status().unwrap().success());
+    wait_for("the FIFO refused", DEADLINE, || async { daemon.logged("not a regular file").then_some(()) }).await;
+    // One VRP no trust anchor issues: 0.0.0.0/0 for AS666 would make every
+    // route invalid. Ignored and counted; the watcher is still alive, and the
+    // probe, run again on the new VRPs, still passes.
+    let ok_runs = r#"chatpulse_probe_runs_total{service="facebook",probe="dns-prefix",kind="bgp",result="ok"}"#;
+    let before = daemon.metric(ok_runs).await.unwrap_or(0.0);
+    std::fs::remove_file(&vrps).unwrap();
+    std::fs::write(&vrps, r#"{"roas": [{"asn": 666, "prefix": "0.0.0.0/0", "maxLength": 32}]}"#).unwrap();
+    wait_for("the bogus VRP ignored", DEADLINE, || async {
+        daemon.logged("1 VRPs ignored: shorter than /8").then_some(())
+    })
+    .await;
+    // A route change after them (a more-specific from Meta itself) has the
+    // probe judged again: on a 0/0 AS666 VRP it would be bgp_rpki_invalid.
+    peer.send(&bgp::announce(&["129.134.31.0/24"], &[65001, 32934])).await;
+    wait_for("the probe judged again on the new VRPs, and still ok", DEADLINE, || async {
+        (daemon.metric(ok_runs).await? > before).then_some(())
+    })
+    .await;
+    assert_eq!(probe(&daemon).await.unwrap(), ("ok".to_string(), "up".to_string()), "no page for Facebook");
+
+    // A link to /dev/zero (grew RSS to 3 GB when its size, 0, was trusted).
+    std::fs::remove_file(&vrps).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &vrps).unwrap();
+    wait_for("the device refused", DEADLINE, || async {
+        (daemon.all_logs().matches("not a regular file").count() >= 2).then_some(())
+    })
+    .await;
+    assert!(daemon.rss_kib() < 200 * 1024, "nothing read from the device: {} KiB", daemon.rss_kib());
+    assert_eq!(probe(&daemon).await.unwrap().0, "ok");
+}

@@ -8,6 +8,15 @@
 //! Routinator's `json`/`jsonext` (`"asn": "AS13335"`). Anything else in the
 //! file is ignored. The file is polled and re-read when it changes; one
 //! that does not parse is reported and the VRPs read before stay in force.
+//!
+//! The input is not trusted: only a regular file is read (a FIFO or a
+//! device such as `/dev/zero` is refused with one log line, never opened
+//! in a way that blocks), with a hard cap applied while reading, not from
+//! the size the file claims; VRPs that no trust anchor issues — a prefix
+//! shorter than /8 (IPv4) or /16 (IPv6), other than AS 0 — are ignored and
+//! counted, so one `0.0.0.0/0 maxLength 32 AS666` cannot make every watched
+//! prefix RPKI-invalid; a file missing at start is a warning, and RPKI
+//! starts when it appears.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -47,6 +56,9 @@ pub enum RpkiError {
     /// The file is larger than any export.
     #[error("larger than {} MiB", MAX_FILE >> 20)]
     TooLarge,
+    /// A FIFO, a device, a directory: not an export.
+    #[error("not a regular file (a FIFO, a device or a directory): not read")]
+    NotRegular,
     /// Not an export with a `roas` array.
     #[error("not a VRP export with \"roas\": {0}")]
     NotAnExport(serde_json::Error),
@@ -66,6 +78,14 @@ pub struct Vrps {
     /// Per VRP prefix: (max length, AS) pairs.
     by_prefix: HashMap<Prefix, Vec<(u8, u32)>>,
     count: usize,
+    /// VRPs ignored because no trust anchor issues them.
+    ignored: usize,
+}
+
+/// Shortest VRP prefix a trust anchor issues (for any AS but 0): no RIR
+/// holds less specific space than a /8 of IPv4 or a /16 of IPv6.
+fn issuable(prefix: &Prefix, asn: u32) -> bool {
+    asn == 0 || prefix.length() >= if prefix.is_v6() { 16 } else { 8 }
 }
 
 #[derive(Deserialize)]
@@ -111,6 +131,10 @@ impl Vrps {
             if roa.max_length < prefix.length() || roa.max_length > longest {
                 return Err(bad(&format!("maxLength {} does not fit {prefix}", roa.max_length)));
             }
+            if !issuable(&prefix, asn) {
+                vrps.ignored += 1;
+                continue;
+            }
             vrps.by_prefix.entry(prefix).or_default().push((roa.max_length, asn));
             vrps.count += 1;
         }
@@ -125,6 +149,11 @@ impl Vrps {
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// How many VRPs were ignored as ones no trust anchor issues.
+    pub fn ignored(&self) -> usize {
+        self.ignored
     }
 
     /// The RFC 6811 state of a route to `prefix` from `origin` (an origin
@@ -146,10 +175,23 @@ impl Vrps {
 /// Reads a VRP file: its VRPs, or why not, without the path (`replay`
 /// reads it once; [`watch`] names the file in its log line).
 pub fn read(path: &std::path::Path) -> Result<Vrps, RpkiError> {
-    if std::fs::metadata(path)?.len() > MAX_FILE {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(RpkiError::NotRegular);
+    }
+    // Non-blocking, so a FIFO swapped in after the check cannot hang the
+    // open; the descriptor itself is checked again.
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(RpkiError::NotRegular);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
         return Err(RpkiError::TooLarge);
     }
-    Vrps::parse(&std::fs::read(path)?)
+    Vrps::parse(&bytes)
 }
 
 /// Watches `path`, sending the VRPs to the engine at start and whenever
@@ -157,6 +199,9 @@ pub fn read(path: &std::path::Path) -> Result<Vrps, RpkiError> {
 /// gone.
 pub async fn watch(path: PathBuf, engine: FeedSender) {
     let mut seen: Option<(SystemTime, u64)> = None;
+    if std::fs::metadata(&path).is_err() {
+        warn!("RPKI: {} does not exist (yet): running without RPKI until it appears", path.display());
+    }
     loop {
         let stamp = std::fs::metadata(&path).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
         if stamp != seen {
@@ -164,9 +209,18 @@ pub async fn watch(path: PathBuf, engine: FeedSender) {
             let file = path.clone();
             match tokio::task::spawn_blocking(move || read(&file)).await {
                 Ok(Ok(vrps)) => {
-                    info!(vrps = vrps.len(), file = %path.display(), "RPKI VRPs loaded");
+                    let (count, ignored) = (vrps.len(), vrps.ignored());
+                    // Logged once the engine has them: what follows the line
+                    // in the feed is judged on them.
                     if engine.send(FeedEvent::Vrps(Arc::new(vrps))).await.is_err() {
                         return;
+                    }
+                    info!(vrps = count, file = %path.display(), "RPKI VRPs loaded");
+                    if ignored > 0 {
+                        warn!(
+                            "RPKI: {}: {ignored} VRPs ignored: shorter than /8 (IPv4) or /16 (IPv6), which no trust anchor issues",
+                            path.display()
+                        );
                     }
                 }
                 Ok(Err(why)) => warn!("RPKI: {}: {why}; the VRPs read before stay in force", path.display()),
@@ -225,6 +279,35 @@ mod tests {
         assert_eq!(v.validate(p("129.134.0.0/17"), Some(32934)), Validity::NotFound, "a covering route");
         assert_eq!(v.validate(p("2a03:2880:f000::/36"), Some(32934)), Validity::Valid);
         assert_eq!(v.validate(p("2a03:2880:f000::/36"), Some(666)), Validity::Invalid);
+    }
+
+    #[test]
+    fn vrps_no_trust_anchor_issues_are_ignored_and_counted() {
+        let json = r#"{"roas": [
+            {"asn": 666, "prefix": "0.0.0.0/0", "maxLength": 32},
+            {"asn": 666, "prefix": "::/0", "maxLength": 128},
+            {"asn": 666, "prefix": "128.0.0.0/7", "maxLength": 24},
+            {"asn": 0, "prefix": "2400::/12", "maxLength": 128},
+            {"asn": 32934, "prefix": "129.134.30.0/23", "maxLength": 24}
+        ]}"#;
+        let v = Vrps::parse(json.as_bytes()).unwrap();
+        assert_eq!((v.len(), v.ignored()), (2, 3), "AS 0 is kept, the three short ones are not");
+        assert_eq!(v.validate(p("129.134.30.0/23"), Some(32934)), Validity::Valid);
+        assert_eq!(v.validate(p("157.240.0.0/16"), Some(32934)), Validity::NotFound, "0/0 AS666 covers nothing");
+    }
+
+    #[test]
+    fn only_a_regular_file_is_read_and_never_past_the_cap() {
+        assert!(matches!(read(std::path::Path::new("/dev/zero")), Err(RpkiError::NotRegular)));
+        let dir = std::env::temp_dir().join(format!("chatpulse-rpki-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("vrps.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+        if made {
+            assert!(matches!(read(&fifo), Err(RpkiError::NotRegular)), "a FIFO is refused without blocking");
+        }
+        assert!(matches!(read(&dir), Err(RpkiError::NotRegular)), "a directory");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

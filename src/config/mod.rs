@@ -1268,8 +1268,11 @@ fn read_bgp(root: &Table<'_, RawConfig>, base: &Path) -> Result<Bgp, ConfigError
     let Some(t) = root.table(field!(root, bgp)) else { return Ok(bgp) };
     if let Some(file) = t.str(field!(t, rpki)) {
         let path = base.join(file.value);
-        if !path.is_file() {
-            return Err(t.error(&file.span, format!("\"rpki\": {} is not a readable file", path.display())));
+        // Missing is fine (rpki-client may not have run yet since boot: the
+        // watcher warns and starts RPKI when the file appears); something
+        // that is there but not a file is a mistake.
+        if path.exists() && !path.is_file() {
+            return Err(t.error(&file.span, format!("\"rpki\": {} is not a regular file", path.display())));
         }
         bgp.rpki = Some(path);
     }
