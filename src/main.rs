@@ -218,6 +218,12 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if matches!(cli.command, Command::Validate | Command::Run)
+        && let Err(e) = config.check_secrets()
+    {
+        eprintln!("{e}");
+        return Ok(ExitCode::from(2));
+    }
     match &cli.command {
         Command::Validate => {
             if let Err(e) = chatpulse::store::check_directory(&config.storage.path) {

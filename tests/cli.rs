@@ -358,3 +358,32 @@ async fn a_reader_that_goes_away_gets_no_broken_pipe_error() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid. 3000 services"));
     assert_eq!(std::fs::read_to_string(&stderr).unwrap(), "", "no error for a reader that stopped reading");
 }
+
+#[tokio::test]
+async fn a_secret_the_environment_lacks_is_found_by_validate_run_and_reload_not_at_the_first_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = "[[alerts.webhook]]\nurl = \"http://127.0.0.1:9/hook\"\nsecret_env = \"CHATPULSE_TEST_UNSET_SECRET\"\n";
+    let body = format!("{}{SERVICE}", support::config::server_and_store(dir.path()));
+    let with_hook = write_config(dir.path(), &format!("{hook}{body}"));
+    for command in ["validate", "run"] {
+        let out =
+            tokio::time::timeout(std::time::Duration::from_secs(30), chatpulse(&with_hook, &[command])).await.unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{command}: {stderr}");
+        assert!(
+            stderr.contains("[[alerts.webhook]] 1 secret_env names the environment variable CHATPULSE_TEST_UNSET_SECRET, which is not set"),
+            "{command}: {stderr}"
+        );
+    }
+    // Running without the hook, a reload that adds it is rejected, naming it.
+    let path = write_config(dir.path(), &body);
+    let daemon = support::daemon::Daemon::start(dir.path(), &path, &[]).await;
+    std::fs::write(&path, format!("{hook}{body}")).unwrap();
+    daemon.signal("HUP");
+    support::wait_for("the reload rejected", std::time::Duration::from_secs(15), || async {
+        (daemon.logged("config reload rejected") && daemon.logged("CHATPULSE_TEST_UNSET_SECRET")).then_some(())
+    })
+    .await;
+    assert_eq!(daemon.metric("chatpulse_config_last_reload_successful").await, Some(0.0));
+}

@@ -133,7 +133,7 @@ impl Daemon {
     }
 
     async fn reload(&mut self) {
-        let new = match self.read_config().await {
+        let new = match self.read_config().await.and_then(|c| c.check_secrets().map(|()| c)) {
             Ok(c) => c,
             Err(e) => return self.reject(&e),
         };

@@ -32,6 +32,17 @@ use crate::prefix::Prefix;
 /// A config that cannot be used, as one sentence.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A channel names a secret the environment does not hold: it would
+    /// fail at the first real outage.
+    #[error("{file}: {place} names the environment variable {var}, which is not set")]
+    MissingSecret {
+        /// The config file.
+        file: String,
+        /// The section and key (`[alerts.email] password_env`).
+        place: String,
+        /// The variable.
+        var: String,
+    },
     /// The file could not be read.
     #[error("{path}: cannot read the config file: {source}")]
     Read {
@@ -886,6 +897,31 @@ impl Check {
 }
 
 impl Config {
+    /// Every `*_env` a channel names must be set (SPEC 9.6): checked by
+    /// `validate`, at `run`'s start and on every reload, so a missing
+    /// secret is found now, not at the first outage. (`check`, `uptime`
+    /// and `incidents` send nothing and do not ask.)
+    pub fn check_secrets(&self) -> Result<(), ConfigError> {
+        let email = self
+            .alerts
+            .email
+            .iter()
+            .filter_map(|e| e.password_env.as_ref().map(|var| ("[alerts.email] password_env".to_string(), var)));
+        let hooks = self.alerts.webhooks.iter().enumerate().filter_map(|(i, w)| {
+            w.secret_env.as_ref().map(|var| (format!("[[alerts.webhook]] {} secret_env", i + 1), var))
+        });
+        for (place, var) in email.chain(hooks) {
+            if std::env::var_os(var).is_none_or(|v| v.is_empty()) {
+                return Err(ConfigError::MissingSecret {
+                    file: self.file.display().to_string(),
+                    place,
+                    var: var.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -963,6 +999,9 @@ fn read_config(root: &Table<'_, RawConfig>, path: &Path) -> Result<Config, Confi
         let name = table.required_str(field!(table, name))?;
         if name.value.trim().is_empty() {
             return Err(table.error(&name.span, "\"name\" must not be empty"));
+        }
+        if name.value.chars().any(char::is_control) {
+            return Err(table.error(&name.span, "\"name\" must be one line without control characters"));
         }
         let mut probes = Vec::new();
         let probe_tables = table.tables(field!(table, probe));
@@ -1950,6 +1989,10 @@ mod tests {
             let err = Config::parse(&dir.join("config.toml"), &format!("{MINIMAL}{bad}")).unwrap_err().to_string();
             assert!(err.contains(message), "{err}");
         }
+        let control = MINIMAL.replace("name = \"WhatsApp\"", "name = \"What\\nsApp\"");
+        assert!(
+            parse(&control).unwrap_err().to_string().contains("\"name\" must be one line without control characters")
+        );
         let essential_guard = format!("[[guard]]\nkind = \"tcp\"\naddress = \"x.org:1\"\nessential = true\n{MINIMAL}");
         assert!(parse(&essential_guard).unwrap_err().to_string().contains("a guard cannot be essential"));
     }
