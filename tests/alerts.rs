@@ -352,3 +352,31 @@ async fn a_flapping_service_gets_one_flapping_alert_then_one_for_the_status_it_s
     let incidents = daemon.json("/api/v1/incidents?service=whatsapp").await.unwrap();
     assert!(incidents["incidents"].as_array().unwrap().len() >= 4, "incidents are still recorded");
 }
+
+/// A name no header can carry on one line (5,000 characters, no space):
+/// both the DOWN and the recovery reach a server that enforces RFC 5321's
+/// 1,000-byte lines, every line within it, the Subject cut with a marker
+/// and the whole name in the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5000_character_service_name_still_gets_its_down_and_recovery_through() {
+    let dns = TestDns::start().await;
+    let smtp = SmtpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let name = "W".repeat(5000);
+    let path = config(dir.path(), smtp.addr.port(), "", &dns_service("whatsapp", &name, "web.chat.test", &dns));
+    let daemon = Daemon::start(dir.path(), &path, &[]).await;
+    until_status(&daemon, "whatsapp", "up").await;
+    dns.set_mode(Mode::ServFail);
+    let mails = until_mails(&smtp, 1).await;
+    dns.set_mode(Mode::Normal);
+    let mails = if mails.len() < 2 { until_mails(&smtp, 2).await } else { mails };
+    for mail in &mails[..2] {
+        assert!(mail.data.lines().all(|l| l.len() <= 998), "a line over 998 bytes");
+        let subject = mail.subject();
+        assert!(subject.starts_with("[chatpulse] WWWW") && subject.contains('…'), "{subject}");
+    }
+    assert!(mails[0].subject().contains("DOWN"), "{}", mails[0].subject());
+    assert!(mails[1].subject().contains("recovered"), "{}", mails[1].subject());
+    let failures = daemon.metric(r#"chatpulse_alert_failures_total{channel="email",event="down"}"#).await;
+    assert_eq!(failures.unwrap_or(0.0), 0.0, "no attempt was refused");
+}

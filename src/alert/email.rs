@@ -72,11 +72,36 @@ fn build(email: &Email, message: &NewMessage) -> Result<Message, BuildError> {
         builder = builder.to(parse(to)?);
     }
     builder
-        .subject(message.subject.clone())
+        .subject(fit_subject(&message.subject))
         .message_id(Some(message.message_id.clone()))
         .date(crate::time::from_unix(message.created_at))
         .multipart(MultiPart::alternative_plain_html(message.body_text.clone(), message.body_html.clone()))
         .map_err(BuildError::from)
+}
+
+/// Longest word kept whole in a Subject: header lines are folded at spaces
+/// only, and a line may not pass 998 bytes (RFC 5322 2.1.1, RFC 5321
+/// 4.5.3.1.6), so a longer word (a 5,000-character service name, a long
+/// URL in a cause) is cut with a marker.
+const SUBJECT_WORD: usize = 60;
+/// Longest Subject, in characters: enough for any real one.
+const SUBJECT_MAX: usize = 300;
+
+/// `subject` as a Subject header can carry it: every word at most
+/// [`SUBJECT_WORD`] characters and the whole at most [`SUBJECT_MAX`], cut
+/// with `…`. Bodies need nothing: lettre encodes long lines
+/// (quoted-printable), which keeps every line within the limits.
+pub fn fit_subject(subject: &str) -> String {
+    let cut = |text: &str, max: usize| -> String {
+        if text.chars().count() <= max {
+            return text.to_string();
+        }
+        let mut kept: String = text.chars().take(max - 1).collect();
+        kept.push('…');
+        kept
+    };
+    let words: Vec<String> = subject.split(' ').map(|w| cut(w, SUBJECT_WORD)).collect();
+    cut(&words.join(" "), SUBJECT_MAX)
 }
 
 /// The outbox message of `notice` for e-mail: subject, plain text, HTML.

@@ -134,15 +134,27 @@ impl SmtpServer {
                         } else if upper == "DATA" {
                             let _ = write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await;
                             let mut data = String::new();
+                            // RFC 5321 4.5.3.1.6: a line is at most 1,000 bytes with its CRLF;
+                            // aiosmtpd and most servers refuse the message otherwise.
+                            let mut too_long = false;
                             while let Ok(Some(l)) = lines.next_line().await {
                                 if l == "." {
                                     break;
                                 }
+                                too_long |= l.len() > 998;
                                 data.push_str(l.strip_prefix('.').unwrap_or(&l));
                                 data.push_str("\r\n");
                             }
-                            sink.lock().unwrap().push(Mail { from: from.clone(), to: std::mem::take(&mut to), data });
-                            b"250 queued\r\n"
+                            if too_long {
+                                b"500 Line too long\r\n"
+                            } else {
+                                sink.lock().unwrap().push(Mail {
+                                    from: from.clone(),
+                                    to: std::mem::take(&mut to),
+                                    data,
+                                });
+                                b"250 queued\r\n"
+                            }
                         } else if upper == "QUIT" {
                             let _ = write.write_all(b"221 bye\r\n").await;
                             return;
