@@ -232,8 +232,11 @@ impl Daemon {
     /// their history is unknown.
     fn forget_removed_services(&mut self, new: &Config) {
         let now = unix(SystemTime::now());
+        // A set, not a search per service: quadratic at 10,000 services
+        // (seconds on the main loop).
+        let kept: std::collections::HashSet<&str> = new.services.iter().map(|s| s.id.as_str()).collect();
         for old in &self.config.services {
-            if !new.services.iter().any(|s| s.id == old.id) {
+            if !kept.contains(old.id.as_str()) {
                 self.metrics.forget_service(&old.id);
                 self.sinks.store().record_status(StatusRecord {
                     service: old.id.clone(),
