@@ -21,7 +21,9 @@
 //! Modules, one concern each:
 //! - [`config`]: TOML in, validated `Config` out; every config error message.
 //! - [`probe`]: the `Probe` trait and `Finding`; one file per kind (bgp, dns,
-//!   tcp, tls, mtproto, whatsapp, http), the chat kinds' shared I/O in `chat`.
+//!   tcp, tls, mtproto, whatsapp, http), each protocol's codec beside it
+//!   (`dns/delegation`, `mtproto/wire`, `whatsapp/noise`), the chat kinds'
+//!   shared I/O in `chat`.
 //! - [`bgp`]: the visibility engine and its feeds (RIS Live, MRT, BGP sessions).
 //! - [`sinks`]: what `run` does with verdict events: metrics, store, incidents, health.
 //! - [`scheduler`]: when probes run (intervals, spread, concurrency).
