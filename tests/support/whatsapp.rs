@@ -88,24 +88,29 @@ pub enum Behaviour {
 /// Serves every connection on 127.0.0.1:<ephemeral> with `behaviour` until the task is aborted (or the
 /// runtime ends); returns the address. Raw TCP (the "WA" header first).
 pub async fn serve_tcp(root: &TestRoot, behaviour: Behaviour) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-    let addr = listener.local_addr().expect("a bound listener has an address");
-    let root = root.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let root = root.clone();
-            tokio::spawn(async move {
-                let _ = serve_tcp_connection(stream, &root, behaviour).await;
-            });
-        }
-    });
-    (addr, task)
+    serve(root, behaviour, Transport::Tcp).await
 }
 
 /// The same over plain ws:// (WebSocket binary messages, path /ws/chat); the first binary message carries the
 /// 43-byte flight (header + frame), the answer is one binary message holding the 3-byte-length frame. Another
 /// path gets 404; `Http400` refuses the upgrade with 400; `TlsAlert` answers the upgrade request with the alert.
 pub async fn serve_ws(root: &TestRoot, behaviour: Behaviour) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    serve(root, behaviour, Transport::Ws).await
+}
+
+/// How a stand-in carries the bytes.
+#[derive(Clone, Copy)]
+enum Transport {
+    Tcp,
+    Ws,
+}
+
+/// The accept loop of both stand-ins.
+async fn serve(
+    root: &TestRoot,
+    behaviour: Behaviour,
+    transport: Transport,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let addr = listener.local_addr().expect("a bound listener has an address");
     let root = root.clone();
@@ -113,7 +118,10 @@ pub async fn serve_ws(root: &TestRoot, behaviour: Behaviour) -> (SocketAddr, tok
         while let Ok((stream, _)) = listener.accept().await {
             let root = root.clone();
             tokio::spawn(async move {
-                let _ = serve_ws_connection(stream, &root, behaviour).await;
+                let _ = match transport {
+                    Transport::Tcp => serve_tcp_connection(stream, &root, behaviour).await,
+                    Transport::Ws => serve_ws_connection(stream, &root, behaviour).await,
+                };
             });
         }
     });

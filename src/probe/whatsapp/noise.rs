@@ -504,8 +504,8 @@ fn check_dates(which: &str, d: &Details, now: i64) -> Result<i64, String> {
     if now < not_before {
         return Err(format!(
             "the {which} certificate is not valid before {} (the clock here says {})",
-            format_utc(not_before),
-            format_utc(now)
+            crate::time::rfc3339(crate::time::from_unix(not_before)),
+            crate::time::rfc3339(crate::time::from_unix(now))
         ));
     }
     if d.not_after.is_none() {
@@ -514,8 +514,8 @@ fn check_dates(which: &str, d: &Details, now: i64) -> Result<i64, String> {
     if now > not_after {
         return Err(format!(
             "the {which} certificate expired at {} (the clock here says {})",
-            format_utc(not_after),
-            format_utc(now)
+            crate::time::rfc3339(crate::time::from_unix(not_after)),
+            crate::time::rfc3339(crate::time::from_unix(now))
         ));
     }
     Ok(not_after)
@@ -524,23 +524,6 @@ fn check_dates(which: &str, d: &Details, now: i64) -> Result<i64, String> {
 /// A uint64 timestamp as i64 unix seconds, saturating (a date past year 292 billion is "never").
 fn to_unix(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for unix seconds (proleptic Gregorian, UTC).
-fn format_utc(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 #[cfg(test)]
@@ -853,16 +836,5 @@ mod tests {
         assert!(
             matches!(init.finish(&long, &x_pub(&r.root), NOW), Err(HandshakeError::NotServerHello(m)) if m.contains("overflows"))
         );
-    }
-
-    #[test]
-    fn utc_formatting() {
-        assert_eq!(format_utc(NOW), "2025-01-02T03:04:05Z");
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(-1), "1969-12-31T23:59:59Z");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(253_402_300_799), "9999-12-31T23:59:59Z");
-        let _ = format_utc(i64::MAX);
-        let _ = format_utc(i64::MIN);
     }
 }
