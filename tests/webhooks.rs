@@ -111,7 +111,8 @@ async fn an_outage_is_posted_signed_as_json_and_slack_beside_the_email() {
     assert_eq!(recovered["services"][0]["status"], "up");
     assert!(recovered["ended_at"].as_str().unwrap().ends_with('Z'), "{recovered}");
     assert_eq!(recovered["cause"]["reason"], "dns_servfail", "a recovery says what it recovered from");
-    assert!(until_delivered(&slack, 2).await[1].body["text"].as_str().unwrap().contains("recovered"));
+    let text = until_delivered(&slack, 2).await[1].body["text"].as_str().unwrap().to_string();
+    assert!(text.contains("• WhatsApp recovered from dns: ") && !text.contains("is UP"), "{text}");
     let sent = daemon.metric(r#"chatpulse_alerts_sent_total{channel="webhook-1",event="recovered"}"#).await;
     assert_eq!(sent, Some(1.0));
     assert_eq!(json.hits().len(), 2, "nothing posted twice");

@@ -100,21 +100,34 @@ fn json_body(notice: &Notice, members: &[&Member], summary: &str, config: &Confi
 }
 
 /// A Slack / Mattermost incoming-webhook message: one text, links bare
-/// (both autolink them).
-fn slack_body(members: &[&Member], summary: &str, config: &Config) -> Value {
+/// (both autolink them), everything else escaped as Slack documents.
+fn slack_body(event: AlertEvent, members: &[&Member], summary: &str, config: &Config) -> Value {
     let url = status_url(config);
-    let mut text = format!("*{summary}*\nvantage: {}", config.monitor.vantage);
+    let mut text = format!("*{}*\nvantage: {}", slack_escape(summary), slack_escape(&config.monitor.vantage));
     for m in members {
-        let cause = &m.incident.cause_summary;
-        let cause = if cause.is_empty() { String::new() } else { format!(" — {cause}") };
-        text.push_str(&format!(
-            "\n• {} is {}{cause} — {url}services/{}",
-            m.snapshot.name,
-            m.snapshot.status.as_str().to_uppercase(),
-            m.snapshot.id
-        ));
+        let link = format!("{url}services/{}", m.snapshot.id);
+        let status = m.snapshot.status.as_str();
+        text.push_str(&slack_line(event, &m.snapshot.name, status, &m.incident.cause_summary, &link));
     }
     json!({ "text": text })
+}
+
+/// One service's line: `• X is DOWN — cause — link`; a recovery says what
+/// it recovered from instead of pairing "UP" with the failure.
+fn slack_line(event: AlertEvent, name: &str, status: &str, cause: &str, link: &str) -> String {
+    let (name, cause) = (slack_escape(name), slack_escape(cause));
+    match (event, cause.is_empty()) {
+        (AlertEvent::Recovered, true) => format!("\n• {name} recovered — {link}"),
+        (AlertEvent::Recovered, false) => format!("\n• {name} recovered from {cause} — {link}"),
+        (_, true) => format!("\n• {name} is {} — {link}", status.to_uppercase()),
+        (_, false) => format!("\n• {name} is {} — {cause} — {link}", status.to_uppercase()),
+    }
+}
+
+/// Text for Slack's message format: `&`, `<` and `>` escaped (its only
+/// control characters), so a name like `<!channel>` is shown, not obeyed.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// The outbox message of `notice` for `hook`: the body in `body_text`.
@@ -122,7 +135,7 @@ pub fn message_for(notice: &Notice, hook: &Webhook, channel: String, config: &Co
     let (members, summary) = members_and_summary(notice, config);
     let body = match hook.format {
         WebhookFormat::Json => json_body(notice, &members, &summary, config),
-        WebhookFormat::Slack => slack_body(&members, &summary, config),
+        WebhookFormat::Slack => slack_body(notice.event(), &members, &summary, config),
     };
     NewMessage {
         channel,
@@ -201,5 +214,18 @@ mod tests {
             signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn slack_text_shows_a_mention_instead_of_obeying_it() {
+        let line = slack_line(AlertEvent::Down, "<!channel> & Co", "down", "http: <b>", "https://s/services/x");
+        assert_eq!(line, "\n• &lt;!channel&gt; &amp; Co is DOWN — http: &lt;b&gt; — https://s/services/x");
+    }
+
+    #[test]
+    fn a_slack_recovery_says_what_it_recovered_from() {
+        let line = slack_line(AlertEvent::Recovered, "X", "up", "http: x.org: status 503", "L");
+        assert_eq!(line, "\n• X recovered from http: x.org: status 503 — L");
+        assert_eq!(slack_line(AlertEvent::Recovered, "X", "up", "", "L"), "\n• X recovered — L");
     }
 }
