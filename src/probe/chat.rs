@@ -247,7 +247,63 @@ fn hex(bytes: &[u8], n: usize) -> String {
     bytes.iter().take(n).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
-/// 16 random bytes from the operating system (a nonce, a key).
+/// A chat exchange under way: the first flight sent, the answer's bytes
+/// collected so far. What both chat kinds do before judging the answer.
+pub struct Answer {
+    wire: Wire,
+    /// Where it connected.
+    pub peer: Peer,
+    /// The answer's bytes so far.
+    pub got: Vec<u8>,
+    protocol: &'static str,
+    timeout: Duration,
+    deadline: Instant,
+}
+
+/// Connects to `target` (with `origin` for a WebSocket upgrade), sends
+/// `flight` and collects the first `prefix` bytes of the answer (its length
+/// field), all within `timeout`; a run that ends sooner is its finding.
+pub async fn exchange(
+    target: &ChatTarget,
+    origin: &str,
+    flight: &[u8],
+    prefix: usize,
+    protocol: &'static str,
+    timeout: Duration,
+) -> Result<Answer, Finding> {
+    let deadline = Instant::now() + timeout;
+    let (wire, peer) = open(target, origin, deadline).await?;
+    let mut answer = Answer { wire, peer, got: Vec::new(), protocol, timeout, deadline };
+    if let Err(why) = answer.wire.send(flight, deadline).await {
+        return Err(answer.short(&why));
+    }
+    answer.fill(prefix).await?;
+    Ok(answer)
+}
+
+impl Answer {
+    /// Collects the answer until it holds `want` bytes.
+    pub async fn fill(&mut self, want: usize) -> Result<(), Finding> {
+        match self.wire.fill(&mut self.got, want, self.deadline).await {
+            Ok(()) => Ok(()),
+            Err(why) => Err(self.short(&why)),
+        }
+    }
+
+    /// The finding of an answer that ended short.
+    fn short(&self, why: &Short) -> Finding {
+        short_answer(self.protocol, &self.peer, why, &self.got, self.timeout)
+    }
+
+    /// `chat_foreign` for an answer that is not the protocol, after reading
+    /// on briefly to say what it was.
+    pub async fn foreign(&mut self) -> Finding {
+        self.wire.read_on(&mut self.got, self.deadline).await;
+        Finding::fail(Reason::ChatForeign, format!("{}: {} — not {}", self.peer, describe(&self.got), self.protocol))
+    }
+}
+
+/// N random bytes from the operating system (a nonce, a key).
 pub fn random<const N: usize>() -> Result<[u8; N], Finding> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes)

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::chat::{self, Wire};
+use super::chat;
 use super::{Finding, Probe, Reason, RunFuture};
 use crate::config::{ChatTarget, MtprotoCheck};
 
@@ -45,34 +45,25 @@ impl MtprotoProbe {
 
     async fn exchange(&self) -> Finding {
         let started = Instant::now();
-        let deadline = started + self.timeout;
         let nonce: [u8; 16] = match chat::random() {
             Ok(nonce) => nonce,
             Err(failed) => return failed,
         };
         let since_epoch = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        let (mut wire, peer) = match chat::open(&self.target, "", deadline).await {
-            Ok(open) => open,
+        let flight = wire::first_flight(&nonce, wire::client_msg_id(since_epoch.as_nanos()));
+        let mut answer = match chat::exchange(&self.target, "", &flight, 4, PROTOCOL, self.timeout).await {
+            Ok(answer) => answer,
             Err(failed) => return failed,
         };
-        let short = |got: &[u8], short: &chat::Short| chat::short_answer(PROTOCOL, &peer, short, got, self.timeout);
-        let mut got = Vec::new();
-        if let Err(why) =
-            wire.send(&wire::first_flight(&nonce, wire::client_msg_id(since_epoch.as_nanos())), deadline).await
-        {
-            return short(&got, &why);
-        }
-        if let Err(why) = wire.fill(&mut got, 4, deadline).await {
-            return short(&got, &why);
-        }
-        let prefix = [got[0], got[1], got[2], got[3]];
-        let len = match wire::packet_len(prefix) {
-            Ok(len) if chat::foreign(&got).is_none() => len,
-            Ok(_) | Err(_) => return foreign(&mut wire, &mut got, &peer, deadline).await,
+        let got = &answer.got;
+        let len = match wire::packet_len([got[0], got[1], got[2], got[3]]) {
+            Ok(len) if chat::foreign(got).is_none() => len,
+            Ok(_) | Err(_) => return answer.foreign().await,
         };
-        if let Err(why) = wire.fill(&mut got, 4 + len, deadline).await {
-            return short(&got, &why);
+        if let Err(failed) = answer.fill(4 + len).await {
+            return failed;
         }
+        let (peer, got) = (&answer.peer, &answer.got);
         match wire::judge(&got[4..4 + len], &nonce, &self.fingerprints) {
             Ok(answer) => {
                 let skew = (answer.server_msg_id >> 32) as i64 - since_epoch.as_secs() as i64;
@@ -89,19 +80,13 @@ impl MtprotoProbe {
                 format!("{peer}: the data centre refused with MTProto transport error {code}{}", meaning(code)),
             ),
             Err(wire::Judgement::Foreign(why)) => {
-                Finding::fail(Reason::ChatForeign, format!("{peer}: {} — not MTProto ({why})", chat::describe(&got)))
+                Finding::fail(Reason::ChatForeign, format!("{peer}: {} — not MTProto ({why})", chat::describe(got)))
             }
             Err(wire::Judgement::Auth(why)) => {
                 Finding::fail(Reason::ChatAuth, format!("{peer}: an MTProto answer that fails its proof: {why}"))
             }
         }
     }
-}
-
-/// Reads a little more of an answer that is not MTProto and says what it was.
-async fn foreign(wire: &mut Wire, got: &mut Vec<u8>, peer: &chat::Peer, deadline: Instant) -> Finding {
-    wire.read_on(got, deadline).await;
-    Finding::fail(Reason::ChatForeign, format!("{peer}: {} — not MTProto", chat::describe(got)))
 }
 
 /// The accepted fingerprint the answer offered, in hex.

@@ -40,32 +40,26 @@ impl WhatsappProbe {
 
     async fn exchange(&self) -> Finding {
         let started = Instant::now();
-        let deadline = started + self.timeout;
         let secret: [u8; 32] = match chat::random() {
             Ok(secret) => secret,
             Err(failed) => return failed,
         };
         let initiator = noise::Initiator::with_secret(secret);
-        let (mut wire, peer) = match chat::open(&self.check.target, &origin(&self.check.target), deadline).await {
-            Ok(open) => open,
+        let target = &self.check.target;
+        let flight = initiator.first_flight();
+        let mut answer = match chat::exchange(target, &origin(target), &flight, 3, PROTOCOL, self.timeout).await {
+            Ok(answer) => answer,
             Err(failed) => return failed,
         };
-        let short = |got: &[u8], short: &chat::Short| chat::short_answer(PROTOCOL, &peer, short, got, self.timeout);
-        let mut got = Vec::new();
-        if let Err(why) = wire.send(&initiator.first_flight(), deadline).await {
-            return short(&got, &why);
-        }
-        if let Err(why) = wire.fill(&mut got, 3, deadline).await {
-            return short(&got, &why);
-        }
+        let got = &answer.got;
         let len = noise::frame_len([got[0], got[1], got[2]]);
-        if chat::foreign(&got).is_some() || !(noise::MIN_FRAME..=noise::MAX_FRAME).contains(&len) {
-            wire.read_on(&mut got, deadline).await;
-            return Finding::fail(Reason::ChatForeign, format!("{peer}: {} — not {PROTOCOL}", chat::describe(&got)));
+        if chat::foreign(got).is_some() || !(noise::MIN_FRAME..=noise::MAX_FRAME).contains(&len) {
+            return answer.foreign().await;
         }
-        if let Err(why) = wire.fill(&mut got, 3 + len, deadline).await {
-            return short(&got, &why);
+        if let Err(failed) = answer.fill(3 + len).await {
+            return failed;
         }
+        let (peer, got) = (&answer.peer, &answer.got);
         let now = crate::time::unix(SystemTime::now());
         match initiator.finish(&got[3..3 + len], &self.check.root_key, now) {
             Ok(proof) => Finding::ok(format!(
@@ -75,7 +69,7 @@ impl WhatsappProbe {
                 crate::time::rfc3339(crate::time::from_unix(proof.not_after)),
             )),
             Err(noise::HandshakeError::NotServerHello(why)) => {
-                Finding::fail(Reason::ChatForeign, format!("{peer}: {} — not {PROTOCOL} ({why})", chat::describe(&got)))
+                Finding::fail(Reason::ChatForeign, format!("{peer}: {} — not {PROTOCOL} ({why})", chat::describe(got)))
             }
             Err(failed) => {
                 Finding::fail(Reason::ChatAuth, format!("{peer}: a handshake answer that fails its proof: {failed}"))
