@@ -362,7 +362,8 @@ impl DnsProbe {
     /// asked type is an answer whose target is returned, to be asked at its
     /// own zone's servers.
     fn judge_in(&self, label: &str, follow: bool, reply: &Message) -> (Finding, Option<Name>) {
-        (self.judge(label, follow, reply), if follow { self.chain_end(reply) } else { None })
+        let target = if follow { self.chain_end(reply) } else { None };
+        (self.judge(label, target.as_ref(), reply), target)
     }
 
     /// The end of the CNAME chain in `reply` when the reply holds no record
@@ -377,7 +378,7 @@ impl DnsProbe {
         (!answered).then(|| last.clone())
     }
 
-    fn judge(&self, label: &str, follow: bool, reply: &Message) -> Finding {
+    fn judge(&self, label: &str, cname_target: Option<&Name>, reply: &Message) -> Finding {
         let rcode = reply.metadata.response_code;
         let what = format!("{} {} @{label}", self.check.query, self.check.record.as_str());
         let expected = self.check.expect_rcode;
@@ -397,7 +398,7 @@ impl DnsProbe {
                 format!("{what}: {} without the AA flag: not an answer from the zone's own server", rcode_word(rcode)),
             );
         }
-        if let Some(target) = follow.then(|| self.chain_end(reply)).flatten() {
+        if let Some(target) = cname_target {
             return Finding::ok(format!(
                 "{what}: {}, CNAME to {target} (asked at its zone's servers)",
                 rcode_word(rcode)
@@ -462,9 +463,11 @@ impl DnsProbe {
     /// the target's zone, at most [`MAX_CNAME_CHAIN`] times.
     async fn run_delegation(&self, delegations: &Delegations) -> Finding {
         let deadline = Instant::now() + self.timeout;
-        let mut hop: std::borrow::Cow<'_, DnsProbe> = std::borrow::Cow::Borrowed(self);
+        // After a CNAME, a probe for the target (the walker stays ours).
+        let mut followed: Option<DnsProbe> = None;
         let mut before = Vec::new();
         for _ in 0..=MAX_CNAME_CHAIN {
+            let hop = followed.as_ref().unwrap_or(self);
             let walk = match delegations.find(&hop.name, deadline).await {
                 Ok(walk) => walk,
                 Err(e) => {
@@ -480,7 +483,6 @@ impl DnsProbe {
             let zone = &walk.cut.zone;
             let asked = walk.cut.servers.iter().map(|ns| {
                 let label = format!("{} ({})", shown(&ns.name), ns.addr);
-                let hop = &*hop;
                 async move { hop.exchange_with(&DnsServer::Addr(ns.addr), &label, true, deadline).await }
             });
             let results = futures_util::future::join_all(asked).await;
@@ -498,7 +500,7 @@ impl DnsProbe {
             match next {
                 Some(target) if finding.result.is_ok() => {
                     before.push(finding.detail);
-                    hop = std::borrow::Cow::Owned(hop.for_name(&target));
+                    followed = Some(hop.for_name(&target));
                 }
                 _ => {
                     before.push(finding.detail);
@@ -517,12 +519,6 @@ impl DnsProbe {
     fn for_name(&self, name: &Name) -> DnsProbe {
         let check = DnsCheck { query: shown(name), delegation: None, ..(*self.check).clone() };
         DnsProbe::new(check, self.timeout, None)
-    }
-}
-
-impl Clone for DnsProbe {
-    fn clone(&self) -> DnsProbe {
-        DnsProbe::new(self.check.clone(), self.timeout, None)
     }
 }
 
