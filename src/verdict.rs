@@ -555,7 +555,10 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    const CONFIG: &str = r#"
+    /// The monitor and guard every fixture shares (probe 0 is the guard).
+    macro_rules! header {
+        () => {
+            r#"
 [monitor]
 fail_after = 3
 recover_after = 2
@@ -565,7 +568,13 @@ kind = "dns"
 query = "."
 record = "NS"
 server = "127.0.0.1:5301"
+"#
+        };
+    }
 
+    const CONFIG: &str = concat!(
+        header!(),
+        r#"
 [[service]]
 id = "whatsapp"
 name = "WhatsApp"
@@ -583,7 +592,8 @@ name = "WhatsApp"
   [[service.probe]]
   kind = "http"
   url = "https://www.whatsapp.com/"
-"#;
+"#
+    );
 
     struct Rig {
         verdict: Verdict,
@@ -755,17 +765,9 @@ name = "WhatsApp"
 
     /// Telegram's shape: two data centres as one essential group (probes 1
     /// and 2), the website beside them (probe 3); probe 0 is the guard.
-    const TELEGRAM: &str = r#"
-[monitor]
-fail_after = 3
-recover_after = 2
-
-[[guard]]
-kind = "dns"
-query = "."
-record = "NS"
-server = "127.0.0.1:5301"
-
+    const TELEGRAM: &str = concat!(
+        header!(),
+        r#"
 [[service]]
 id = "telegram"
 name = "Telegram"
@@ -784,7 +786,8 @@ name = "Telegram"
   [[service.probe]]
   kind = "http"
   url = "https://telegram.org/"
-"#;
+"#
+    );
 
     fn down(rig: &mut Rig, probe: usize, reason: Reason) {
         for _ in 0..3 {
