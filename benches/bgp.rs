@@ -27,7 +27,7 @@ use chatpulse::bgp::mrt::{Element, Reader, decompress};
 use chatpulse::bgp::rib::{Denominator, Interest, PeerKey, Rib};
 use chatpulse::config::{BgpPeer, BgpSession, BgpSource, Config};
 use chatpulse::prefix::Prefix;
-use chatpulse::probe::{self, Toolkit};
+use chatpulse::probe::Toolkit;
 use chatpulse::scheduler::Schedule;
 use chatpulse::verdict::{Event, ProbeStatus, Verdict};
 
@@ -190,7 +190,7 @@ fn withdrawal_to_down() {
             peers: vec![BgpPeer { address: "127.0.0.2".parse().unwrap(), remote_as: 65001, port: None }],
         };
         tokio::spawn(chatpulse::bgp::session::run(session, tx));
-        let plan = probe::plan(&config);
+        let plan = config.plan();
         let toolkit = Toolkit::new(board).unwrap();
         let (obs_tx, mut obs_rx) = tokio::sync::mpsc::channel(1024);
         let _schedule = Schedule::start(plan.iter().map(|p| (p.clone(), toolkit.build(p))).collect(), obs_tx);

@@ -10,7 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::bgp::wire::{self, Codec, Update};
-use crate::config::{Config, DnsCheck, DnsServer, DnsTransport, Rcode, RecordType};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::config::Config;
+use crate::probe::dns::{DnsCheck, DnsServer, DnsTransport};
 
 /// One BGP message as a peer would send it: header, then OPEN, UPDATE (with
 /// and without 4-byte AS and ADD-PATH) or NOTIFICATION.
@@ -55,7 +59,7 @@ pub fn dns_reply(data: &[u8]) {
         require_all: false,
         recursion: false,
         authoritative: true,
-        expect_rcode: Rcode::NoError,
+        expect_rcode: ResponseCode::NoError,
         expect_answer: true,
         delegation: None,
         expect_answer_in: Vec::new(),

@@ -19,11 +19,16 @@
 //! through a trait (`bgp::feed::FeedGauges`) rather than importing them.
 //!
 //! Modules, one concern each:
-//! - [`config`]: TOML in, validated `Config` out; every config error message.
-//! - [`probe`]: the `Probe` trait and `Finding`; one file per kind (bgp, dns,
-//!   tcp, tls, mtproto, whatsapp, http), each protocol's codec beside it
-//!   (`dns/delegation`, `mtproto/wire`, `whatsapp/noise`), the chat kinds'
-//!   shared I/O in `chat`.
+//! - [`config`]: TOML in, validated `Config` out; one file per section, each
+//!   section's keys and checks side by side (`[bgp]`'s in `bgp::config`).
+//! - [`document`]: how any table of the file is declared and read: spans,
+//!   places, the one-sentence `ConfigError`.
+//! - [`probe`]: the kind registry (`kinds!`: one line per kind); `probe::kind`
+//!   holds the `ProbeKind` trait, `Probe`, `Finding` and `Reason`; one file
+//!   per kind (bgp, dns, tcp, tls, mtproto, whatsapp, http) with its config
+//!   keys, its checks and its probe, each protocol's codec beside it
+//!   (`dns/config`, `dns/delegation`, `mtproto/wire`, `whatsapp/noise`), the
+//!   chat kinds' shared I/O in `chat`.
 //! - [`bgp`]: the visibility engine and its feeds (RIS Live, MRT, BGP sessions).
 //! - [`sinks`]: what `run` does with verdict events: metrics, store, incidents, health.
 //! - [`scheduler`]: when probes run (intervals, spread, concurrency).
@@ -58,6 +63,7 @@ pub mod bgp;
 pub mod certs;
 pub mod cmd;
 pub mod config;
+pub mod document;
 pub mod error_text;
 pub mod fuzzing;
 pub mod health;

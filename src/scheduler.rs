@@ -26,8 +26,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::Kind;
-use crate::probe::{Finding, Observation, Probe, ProbeRef, Reason};
+use crate::probe::{Finding, Observation, Probe, ProbeRef};
 
 /// How many probe runs may be in flight at once.
 pub const MAX_CONCURRENT_RUNS: usize = 512;
@@ -111,14 +110,7 @@ pub async fn run_once(info: &ProbeRef, probe: &dyn Probe) -> (SystemTime, Durati
     let finding = match tokio::time::timeout(info.spec.timeout + TIMEOUT_SLACK, probe.run()).await {
         Ok(finding) => finding,
         Err(_) => {
-            let reason = match info.kind() {
-                Kind::Dns => Reason::DnsTimeout,
-                Kind::Http => Reason::HttpTimeout,
-                Kind::Tcp => Reason::TcpTimeout,
-                Kind::Tls => Reason::TlsHandshake,
-                Kind::Mtproto | Kind::Whatsapp => Reason::ChatTimeout,
-                Kind::Bgp => Reason::BgpUnknown,
-            };
+            let reason = info.kind().timeout_reason();
             Finding::fail(
                 reason,
                 format!("run did not finish within {}", humantime::format_duration(info.spec.timeout)),
@@ -232,8 +224,12 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use crate::config::{Check, DnsCheck, ProbeSpec, Rcode, RecordType};
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::RecordType;
+
+    use crate::config::{Check, ProbeSpec};
     use crate::probe::RunFuture;
+    use crate::probe::dns::{DnsCheck, DnsTransport};
 
     /// A probe that records when it ran and takes `takes` to finish.
     struct Recorder {
@@ -260,7 +256,7 @@ mod tests {
         let check = DnsCheck {
             query: "x.test".into(),
             record: RecordType::A,
-            transport: crate::config::DnsTransport::Udp,
+            transport: DnsTransport::Udp,
             servers: Vec::new(),
             server_name: None,
             ca_file: None,
@@ -268,7 +264,7 @@ mod tests {
             require_all: false,
             authoritative: false,
             recursion: true,
-            expect_rcode: Rcode::NoError,
+            expect_rcode: ResponseCode::NoError,
             expect_answer: true,
             delegation: None,
             expect_answer_in: Vec::new(),

@@ -166,7 +166,7 @@ mod tests {
     async fn a_status_change_reaches_the_store_the_tracker_and_the_metrics() {
         let text = "[monitor]\nfail_after = 1\n[[service]]\nid = \"s\"\nname = \"S\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"x.test\"\n";
         let config = Config::parse(Path::new("t.toml"), text).unwrap();
-        let plan = crate::probe::plan(&config);
+        let plan = config.plan();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.db");
         let retention = Retention { raw: Duration::from_secs(86_400), rollup: Duration::from_secs(86_400) };

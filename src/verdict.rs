@@ -19,7 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config::{Check, Config, Layer};
+use crate::config::Config;
+use crate::probe::Layer;
 use crate::probe::{Finding, Observation, ProbeRef, Reason};
 
 /// A probe's confirmed state.
@@ -203,7 +204,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// A verdict over `plan` (from [`crate::probe::plan`]) at time `now`.
+    /// A verdict over `plan` (from [`crate::config::Config::plan`]) at time `now`.
     pub fn new(config: &Config, plan: &[Arc<ProbeRef>], now: SystemTime) -> Verdict {
         let mut verdict = Verdict {
             probes: Vec::new(),
@@ -502,23 +503,7 @@ pub fn service_status(probes: &[&ProbeState], online: bool) -> ServiceStatus {
 
 /// Where a failure happened, for grouping: DNS server, HTTP host, origin AS.
 fn scope(probe: &ProbeRef) -> String {
-    match &probe.spec.check {
-        // The same server set: sorted, so the order written does not matter.
-        Check::Dns(d) if d.delegation.is_some() => format!("the zone servers of {}", d.query),
-        Check::Dns(d) if d.servers.is_empty() => "system resolver".into(),
-        Check::Dns(d) => {
-            let mut servers: Vec<String> = d.servers.iter().map(ToString::to_string).collect();
-            servers.sort();
-            servers.join("+")
-        }
-        Check::Http(h) => h.host(),
-        Check::Bgp(b) if b.origins.is_empty() => b.prefix.to_string(),
-        Check::Bgp(b) => b.origins.iter().map(|asn| format!("AS{asn}")).collect::<Vec<_>>().join("|"),
-        Check::Tcp(e) => e.host.clone(),
-        Check::Tls(t) => t.endpoint.host.clone(),
-        Check::Mtproto(m) => m.endpoint.host.clone(),
-        Check::Whatsapp(w) => w.target.endpoint().host.clone(),
-    }
+    probe.spec.check.scope()
 }
 
 /// The lowest layer with a DOWN probe, its details, and the chain above it.
@@ -609,7 +594,7 @@ name = "WhatsApp"
 
         fn with(text: &str) -> Rig {
             let config = Config::parse(Path::new("t.toml"), text).unwrap();
-            let plan = crate::probe::plan(&config);
+            let plan = config.plan();
             let clock = SystemTime::UNIX_EPOCH + Duration::from_secs(1_633_361_000);
             Rig { verdict: Verdict::new(&config, &plan, clock), plan, clock, events: Vec::new() }
         }
@@ -863,7 +848,7 @@ name = "Telegram"
         let without_guards = CONFIG
             .replace("[[guard]]\nkind = \"dns\"\nquery = \".\"\nrecord = \"NS\"\nserver = \"127.0.0.1:5301\"\n", "");
         let config = Config::parse(Path::new("t.toml"), &without_guards).unwrap();
-        let plan = crate::probe::plan(&config);
+        let plan = config.plan();
         let mut changes = Vec::new();
         rig.verdict.reconfigure(&config, &plan, rig.clock, &mut |e| {
             if let Event::OnlineChanged { online, .. } = e {

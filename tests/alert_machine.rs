@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use ServiceStatus::{Degraded, Down, Unknown, Up};
 use chatpulse::alerting::{AlertMachine, Decision, Policy};
-use chatpulse::config::{Config, Layer};
+use chatpulse::config::Config;
 use chatpulse::incident::{ServiceSnapshot, Tracker, TrackerInput};
+use chatpulse::probe::Layer;
 use chatpulse::store::{Retention, Store};
 use chatpulse::verdict::{RootCause, ServiceStatus};
 

@@ -9,9 +9,11 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chatpulse::config::{DnsCheck, DnsServer, DnsTransport, Rcode, RecordType};
 use chatpulse::probe::dns::DnsProbe;
+use chatpulse::probe::dns::{DnsCheck, DnsServer, DnsTransport};
 use chatpulse::probe::{Finding, Probe, Reason};
+use hickory_proto::op::ResponseCode as Rcode;
+use hickory_proto::rr::RecordType;
 use support::dns::{Mode, TestDns};
 use support::pki::pki;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

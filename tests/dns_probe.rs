@@ -6,9 +6,11 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chatpulse::config::{DnsCheck, DnsServer, DnsTransport, Rcode, RecordType};
 use chatpulse::probe::dns::DnsProbe;
+use chatpulse::probe::dns::{DnsCheck, DnsServer, DnsTransport};
 use chatpulse::probe::{Finding, Probe, Reason};
+use hickory_proto::op::ResponseCode as Rcode;
+use hickory_proto::rr::RecordType;
 use hickory_server::proto::op::{Message, OpCode};
 use hickory_server::proto::rr::rdata::{A, TXT};
 use hickory_server::proto::rr::{Name, RData, Record};
@@ -51,9 +53,9 @@ async fn answer_from_the_zone_passes_and_names_the_records() {
 #[tokio::test]
 async fn cname_chain_counts_only_records_of_the_asked_type() {
     let dns = TestDns::start().await;
-    let f = run(check("www.chat.test", RecordType::Cname, dns.addr), T).await;
+    let f = run(check("www.chat.test", RecordType::CNAME, dns.addr), T).await;
     assert_eq!(f.result, Ok(()), "{}", f.detail);
-    let f = run(check("mail.chat.test", RecordType::Mx, dns.addr), T).await;
+    let f = run(check("mail.chat.test", RecordType::MX, dns.addr), T).await;
     assert_eq!(f.result, Ok(()), "{}", f.detail);
 }
 
@@ -88,10 +90,10 @@ async fn missing_name_is_dns_nxdomain() {
 #[tokio::test]
 async fn existing_name_without_the_type_is_dns_no_answer() {
     let dns = TestDns::start().await;
-    let f = run(check("web.chat.test", RecordType::Aaaa, dns.addr), T).await;
+    let f = run(check("web.chat.test", RecordType::AAAA, dns.addr), T).await;
     assert_eq!(f.result, Err(Reason::DnsNoAnswer), "{}", f.detail);
     // ... unless the user does not require an answer.
-    let mut c = check("web.chat.test", RecordType::Aaaa, dns.addr);
+    let mut c = check("web.chat.test", RecordType::AAAA, dns.addr);
     c.expect_answer = false;
     assert_eq!(run(c, T).await.result, Ok(()));
 }
@@ -104,7 +106,7 @@ async fn other_rcodes_and_unmet_expectations_are_dns_unexpected_rcode() {
     assert_eq!(f.result, Err(Reason::DnsUnexpectedRcode), "{}", f.detail);
     dns.set_mode(Mode::Normal);
     let mut c = check("web.chat.test", RecordType::A, dns.addr);
-    c.expect_rcode = Rcode::NxDomain;
+    c.expect_rcode = Rcode::NXDomain;
     c.expect_answer = false;
     let f = run(c.clone(), T).await;
     assert_eq!(f.result, Err(Reason::DnsUnexpectedRcode), "{}", f.detail);
@@ -146,7 +148,7 @@ async fn truncated_udp_answer_is_retried_over_tcp() {
     // 40 TXT strings of 100 bytes: far beyond the 1232-byte UDP payload.
     let big: String = (0..40).map(|i| format!("big IN TXT \"{i:03}{}\"\n", "x".repeat(97))).collect();
     let dns = TestDns::start_with(&big).await;
-    let f = run(check("big.chat.test", RecordType::Txt, dns.addr), T).await;
+    let f = run(check("big.chat.test", RecordType::TXT, dns.addr), T).await;
     assert_eq!(f.result, Ok(()), "{}", f.detail);
     assert!(f.detail.contains("40 TXT"), "{}", f.detail);
 }

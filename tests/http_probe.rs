@@ -6,7 +6,7 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chatpulse::config::{HttpCheck, HttpMethod, StatusRange};
+use chatpulse::probe::http::{HttpCheck, HttpMethod, StatusRange};
 use chatpulse::probe::http::{HttpProbe, client};
 use chatpulse::probe::{Finding, Probe, Reason};
 use support::http::{HUGE, TestHttp, closed_port, raw_http, self_signed_tls};
@@ -17,7 +17,7 @@ fn check(url: String, body_contains: Option<&str>) -> HttpCheck {
         method: HttpMethod::Get,
         expect_status: vec![StatusRange { low: 200, high: 399 }],
         body_contains: body_contains.map(str::to_string),
-        user_agent: chatpulse::config::DEFAULT_USER_AGENT.to_string(),
+        user_agent: chatpulse::probe::http::DEFAULT_USER_AGENT.to_string(),
         max_redirects: 5,
         ca_file: None,
         system_roots: false,

@@ -12,7 +12,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use chatpulse::config::{ChatTarget, Check, Config, Layer};
+use chatpulse::config::{Check, Config};
+use chatpulse::probe::Layer;
+use chatpulse::probe::chat::ChatTarget;
 use sha2::{Digest, Sha256};
 
 fn shipped() -> Config {
@@ -111,7 +113,7 @@ fn telegram_accepts_its_several_origins_and_asks_its_five_data_centres_in_mtprot
             Check::Mtproto(m) => {
                 assert!(probe.essential, "{}: a data centre is what the app talks to", probe.id);
                 assert_eq!(probe.group.as_deref(), Some("data-centres"), "{}: redundant, so one group", probe.id);
-                assert_eq!(m.fingerprints, vec![chatpulse::config::TELEGRAM_PRODUCTION_FINGERPRINT]);
+                assert_eq!(m.fingerprints, vec![chatpulse::probe::mtproto::wire::PRODUCTION_FINGERPRINT]);
                 data_centres.insert(m.endpoint.address.clone());
             }
             Check::Tcp(_) => panic!("{}: a TCP connect proves nothing behind a transparent proxy", probe.id),
@@ -144,7 +146,7 @@ fn whatsapp_chat_is_probed_in_its_noise_protocol_never_with_tls() {
         .filter(|p| p.essential)
         .map(|p| match &p.check {
             Check::Whatsapp(w) => {
-                assert_eq!(w.root_key, chatpulse::config::WHATSAPP_ROOT_KEY, "{}", p.id);
+                assert_eq!(w.root_key, chatpulse::probe::whatsapp::noise::WHATSAPP_ROOT_KEY, "{}", p.id);
                 assert_eq!(p.group.as_deref(), Some("chat"), "{}", p.id);
                 match &w.target {
                     ChatTarget::Tcp(e) => e.address.clone(),
@@ -302,7 +304,7 @@ fn user_facing_names_must_answer_inside_the_platforms_address_space() {
     for service in config.services.iter().filter(|s| s.id != "signal") {
         for probe in &service.probes {
             let Check::Dns(d) = &probe.check else { continue };
-            if matches!(d.record, chatpulse::config::RecordType::A | chatpulse::config::RecordType::Aaaa) {
+            if matches!(d.record, hickory_proto::rr::RecordType::A | hickory_proto::rr::RecordType::AAAA) {
                 assert!(!d.expect_answer_in.is_empty(), "{} {}: no expect_answer_in", service.id, probe.id);
                 assert!(d.expect_answer_in.iter().any(|p| p.is_v6()), "{} {}: IPv6 space too", service.id, probe.id);
             }

@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chatpulse::config::{Endpoint, TlsCheck};
+use chatpulse::probe::tcp::Endpoint;
 use chatpulse::probe::tcp::TcpProbe;
+use chatpulse::probe::tls::TlsCheck;
 use chatpulse::probe::tls::TlsProbe;
 use chatpulse::probe::{Finding, Probe, Reason};
 use support::pki::{Pki, pki};
@@ -155,13 +156,17 @@ async fn a_server_that_does_not_speak_tls_is_tls_handshake() {
     assert_eq!(f.result, Err(Reason::TlsHandshake), "{}", f.detail);
 }
 
-fn http_check(addr: SocketAddr, ca_file: Option<PathBuf>, min_cert_days: Option<u32>) -> chatpulse::config::HttpCheck {
-    chatpulse::config::HttpCheck {
+fn http_check(
+    addr: SocketAddr,
+    ca_file: Option<PathBuf>,
+    min_cert_days: Option<u32>,
+) -> chatpulse::probe::http::HttpCheck {
+    chatpulse::probe::http::HttpCheck {
         url: format!("https://localhost:{}/", addr.port()),
-        method: chatpulse::config::HttpMethod::Get,
-        expect_status: vec![chatpulse::config::StatusRange { low: 200, high: 399 }],
+        method: chatpulse::probe::http::HttpMethod::Get,
+        expect_status: vec![chatpulse::probe::http::StatusRange { low: 200, high: 399 }],
         body_contains: None,
-        user_agent: chatpulse::config::DEFAULT_USER_AGENT.into(),
+        user_agent: chatpulse::probe::http::DEFAULT_USER_AGENT.into(),
         max_redirects: 5,
         ca_file,
         system_roots: false,
@@ -170,7 +175,7 @@ fn http_check(addr: SocketAddr, ca_file: Option<PathBuf>, min_cert_days: Option<
     }
 }
 
-async fn https(check: chatpulse::config::HttpCheck) -> Finding {
+async fn https(check: chatpulse::probe::http::HttpCheck) -> Finding {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let shared = chatpulse::probe::http::client().unwrap();
     let client = chatpulse::probe::http::client_for(&check, &shared).unwrap();

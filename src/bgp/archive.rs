@@ -15,10 +15,11 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{info, warn};
 
+use super::config::Bgp;
 use super::feed::{FeedEvent, FeedSender};
 use super::mrt::{Element, Reader, decompress};
 use super::rib::PeerKey;
-use crate::config::{Bgp, redacted};
+use crate::document::redacted;
 use crate::prefix::Prefix;
 use crate::time::{unix, utc_parts};
 

@@ -18,9 +18,9 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::VisibilityBoard;
+use super::config::{Bgp, BgpSource};
 use super::rib::{Denominator, Interest, MAX_MORE_SPECIFICS_PER_PEER, MAX_PEERS, PeerKey, Rib, SourceId};
 use super::wire::{Origin, PathId};
-use crate::config::{Bgp, BgpSource};
 use crate::prefix::Prefix;
 
 /// What a source tells the engine.

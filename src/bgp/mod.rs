@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod canary;
+pub mod config;
 pub mod feed;
 pub mod mrt;
 pub mod rib;

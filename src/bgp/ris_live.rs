@@ -21,10 +21,10 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
+use super::config::Bgp;
 use super::feed::{FeedEvent, FeedSender};
 use super::rib::PeerKey;
 use super::seed::{self, lenient_prefix};
-use crate::config::Bgp;
 use crate::prefix::Prefix;
 
 /// Longest wait between reconnection attempts.
@@ -204,7 +204,7 @@ pub async fn run(source: RisLive, tx: FeedSender) {
                 if started.elapsed() >= STABLE_AFTER {
                     backoff = MIN_BACKOFF;
                 }
-                warn!(url = %crate::config::redacted(&source.url), "RIS Live: {why}; reconnecting in {}", humantime::format_duration(backoff));
+                warn!(url = %crate::document::redacted(&source.url), "RIS Live: {why}; reconnecting in {}", humantime::format_duration(backoff));
             }
         }
         tokio::time::sleep(backoff).await;
@@ -274,7 +274,7 @@ async fn session(source: &RisLive, tx: &FeedSender) -> Result<(), SessionError> 
             Err(e) => return Err(e.into()),
         }
     }
-    info!(url = %crate::config::redacted(&source.url), routes = seeded, "RIS Live connected and seeded");
+    info!(url = %crate::document::redacted(&source.url), routes = seeded, "RIS Live connected and seeded");
     if tx.send(FeedEvent::Healthy(true)).await.is_err() {
         return gone(());
     }

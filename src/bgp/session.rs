@@ -22,10 +22,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, timeout_at};
 use tracing::{debug, info, warn};
 
+use super::config::{BgpPeer, BgpSession};
 use super::feed::{FeedEvent, FeedSender};
 use super::rib::PeerKey;
 use super::wire::{self, Codec, Notification, Open, Update, code, kind};
-use crate::config::{BgpPeer, BgpSession};
 
 /// The hold time we propose (seconds).
 pub const HOLD_TIME: u16 = 90;

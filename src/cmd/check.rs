@@ -145,7 +145,7 @@ pub async fn round(config: &Config, service: Option<&str>) -> Result<Vec<CheckRo
         });
     }
     let selected: Vec<Arc<ProbeRef>> =
-        probe::plan(config).into_iter().filter(|p| p.is_guard() || service.is_none_or(|id| p.service == id)).collect();
+        config.plan().into_iter().filter(|p| p.is_guard() || service.is_none_or(|id| p.service == id)).collect();
     let mut prefixes: Vec<Prefix> = Vec::new();
     for p in &selected {
         if let Check::Bgp(b) = &p.spec.check
@@ -177,7 +177,7 @@ pub async fn round(config: &Config, service: Option<&str>) -> Result<Vec<CheckRo
                 duration_ms: (duration.as_secs_f64() * 1e6).round() / 1e3,
                 inconclusive: finding.result.is_err_and(Reason::is_inconclusive),
                 detail: finding.detail.clone(),
-                judged: Some((info.clone(), finding)),
+                judged: Some((info, finding)),
             }
         }
     }))

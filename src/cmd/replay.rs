@@ -16,8 +16,9 @@ use serde::Serialize;
 use crate::alerting::Decision;
 use crate::bgp::mrt::{Element, Reader, decompress};
 use crate::bgp::rib::{Denominator, Interest, PeerKey, Rib};
-use crate::config::{BgpCheck, Check, Config, Kind};
+use crate::config::{Check, Config, Kind};
 use crate::prefix::Prefix;
+use crate::probe::bgp::BgpCheck;
 use crate::probe::{self, Observation, ProbeRef, result_word};
 use crate::time::{from_unix, rfc3339};
 use crate::verdict::{Event, Verdict};
@@ -124,14 +125,14 @@ fn judges(config: &Config) -> Judges {
         service.probes.retain(|p| p.check.kind() == Kind::Bgp);
     }
     reduced.services.retain(|s| !s.probes.is_empty());
-    let plan = probe::plan(&reduced);
+    let plan = reduced.plan();
     let verdict = Verdict::new(&reduced, &plan, from_unix(0));
     let mut checks: Vec<(Prefix, BgpCheck)> = Vec::new();
     for p in &plan {
         if let Check::Bgp(b) = &p.spec.check
             && !checks.iter().any(|(w, _)| *w == b.prefix)
         {
-            checks.push((b.prefix, b.clone()));
+            checks.push((b.prefix, (**b).clone()));
         }
     }
     Judges {

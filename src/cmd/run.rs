@@ -157,7 +157,7 @@ impl Daemon {
         if new.bgp != self.config.bgp || new.watched_prefixes() != self.config.watched_prefixes() {
             self.restart_feed(&new).await;
         }
-        let plan = probe::plan(&new);
+        let plan = new.plan();
         // A probe gone, or changed (its prefix, say), loses its series.
         self.metrics.install(&plan);
         self.forget_removed_services(&new);
@@ -287,7 +287,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
         .with_hijack_min_peers(config.bgp.hijack_min_peers);
     let feed = Feed::start(&config.bgp, config.watched_prefixes(), board.clone(), metrics.clone());
     let toolkit = Toolkit::new(board)?;
-    let plan = probe::plan(&config);
+    let plan = config.plan();
     let verdict = Verdict::new(&config, &plan, SystemTime::now());
     metrics.install(&plan);
     metrics.declare_config(&config);

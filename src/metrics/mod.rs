@@ -379,7 +379,7 @@ impl Metrics {
             "[[service]]\nid = \"s\"\nname = \"S\"\n[[service.probe]]\nkind = \"http\"\nurl = \"http://x/\"\n",
         );
         if let Ok(config) = config {
-            m.install(&crate::probe::plan(&config));
+            m.install(&config.plan());
             m.probes.fill_every_family();
         }
         let source = SourceLabels { source: "session".into() };
@@ -481,7 +481,7 @@ mod tests {
             "[[service]]\nid = \"s\"\nname = \"S\"\n[[service.probe]]\nkind = \"http\"\nurl = \"http://x/\"\n",
         )
         .unwrap();
-        let plan = crate::probe::plan(&config);
+        let plan = config.plan();
         let metrics = Metrics::new();
         metrics.install(&plan);
         let mut verdict = crate::verdict::Verdict::new(&config, &plan, SystemTime::now());
@@ -508,7 +508,7 @@ mod tests {
 
     fn plan_of(probes: &str) -> Vec<Arc<ProbeRef>> {
         let text = format!("[[service]]\nid = \"s\"\nname = \"S\"\n{probes}");
-        crate::probe::plan(&crate::config::Config::parse(std::path::Path::new("t.toml"), &text).unwrap())
+        crate::config::Config::parse(std::path::Path::new("t.toml"), &text).unwrap().plan()
     }
 
     fn passed(metrics: &Metrics, probe: &Arc<ProbeRef>) {

@@ -4,11 +4,102 @@
 //! runs it whenever that visibility changes, so a withdrawal is judged the
 //! moment it arrives rather than at the next interval.
 
-use tokio::sync::watch;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::{Finding, Probe, Reason, RunFuture};
+use tokio::sync::watch;
+use toml::Spanned;
+
+use super::kind::{Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit};
 use crate::bgp::{Thresholds, Visibility, VisibilityBoard};
-use crate::config::BgpCheck;
+use crate::document::{ConfigError, Table, field, table};
+use crate::prefix::Prefix;
+
+table!(
+    /// The keys of `kind = "bgp"`.
+    RawBgpProbe {
+        prefix: String,
+        origin: i64,
+        origins: Vec<Spanned<i64>>,
+        min_visibility: f64,
+        covering: bool,
+        more_specifics: bool,
+    }
+);
+
+/// `kind = "bgp"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BgpCheck {
+    /// The watched prefix.
+    pub prefix: Prefix,
+    /// The legitimate origin ASes (`origin` or `origins`); empty = no check.
+    pub origins: Vec<u32>,
+    /// Share of peers that must see the prefix.
+    pub min_visibility: f64,
+    /// A covering (less-specific) route also counts as seeing the prefix.
+    pub covering: bool,
+    /// A more-specific from an origin not allowed is `bgp_more_specific`.
+    pub more_specifics: bool,
+}
+
+impl ProbeKind for BgpCheck {
+    const NAME: &'static str = "bgp";
+    const LAYER: Layer = Layer::Bgp;
+    const TIMEOUT: Reason = Reason::BgpUnknown;
+    type Raw = RawBgpProbe;
+
+    fn read(t: &Table<'_, RawBgpProbe>, cx: &ReadContext<'_>) -> Result<BgpCheck, ConfigError> {
+        let rpki = cx.rpki;
+        let prefix = t.required_str(field!(t, prefix))?;
+        let parsed: Prefix = prefix.value.parse().map_err(|e| t.error(&prefix.span, format!("\"prefix\": {e}")))?;
+        let mut origins: Vec<u32> = t.int(field!(t, origin), 1..(1 << 32))?.map(|n| n as u32).into_iter().collect();
+        if let Some(list) = t.int_list(field!(t, origins), 1..(1 << 32))? {
+            if !origins.is_empty() {
+                return Err(t.error_at_key("origins", "give \"origin\" or \"origins\", not both"));
+            }
+            if list.is_empty() {
+                return Err(t.error_at_key("origins", "\"origins\" must name at least one AS"));
+            }
+            origins = list.into_iter().map(|n| n as u32).collect();
+        }
+        let more_specifics = match t.bool(field!(t, more_specifics)) {
+            Some(true) if origins.is_empty() && !rpki => {
+                return Err(t.error_at_key(
+                "more_specifics",
+                "\"more_specifics\" needs \"origin\" or \"origins\" (which origins may announce more-specifics), or [bgp] rpki",
+            ));
+            }
+            Some(set) => set,
+            None => !origins.is_empty(),
+        };
+        Ok(BgpCheck {
+            prefix: parsed,
+            origins,
+            min_visibility: t.number(field!(t, min_visibility), 0.0, 1.0)?.unwrap_or(0.5),
+            covering: t.bool(field!(t, covering)).unwrap_or(false),
+            more_specifics,
+        })
+    }
+
+    fn target(&self) -> String {
+        let origins: Vec<String> = self.origins.iter().map(|asn| format!("AS{asn}")).collect();
+        match origins.len() {
+            0 => self.prefix.to_string(),
+            _ => format!("{} {}", self.prefix, origins.join("|")),
+        }
+    }
+
+    fn scope(&self) -> String {
+        match self.origins.len() {
+            0 => self.prefix.to_string(),
+            _ => self.origins.iter().map(|asn| format!("AS{asn}")).collect::<Vec<_>>().join("|"),
+        }
+    }
+
+    fn build(check: &Arc<BgpCheck>, _: Duration, tools: &Toolkit) -> Box<dyn Probe> {
+        Box::new(BgpProbe::new(check, tools.bgp.clone()))
+    }
+}
 
 /// A configured bgp probe.
 pub struct BgpProbe {

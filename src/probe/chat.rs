@@ -20,8 +20,32 @@ use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{Finding, Reason};
-use crate::config::{ChatTarget, Endpoint};
+use super::kind::{Finding, Reason};
+use super::tcp::Endpoint;
+
+/// Where a chat probe speaks: a raw TCP endpoint or a WebSocket URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatTarget {
+    /// `address = "host:port"`: the protocol's bytes straight over TCP.
+    Tcp(Endpoint),
+    /// `url = "wss://…"` (or `ws://` on loopback): the same bytes in
+    /// WebSocket binary messages.
+    WebSocket {
+        /// The URL, parsed once at load.
+        url: reqwest::Url,
+        /// Its host and port, connected to as a tcp probe's `address` is.
+        endpoint: Endpoint,
+    },
+}
+
+impl ChatTarget {
+    /// The endpoint connected to.
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            ChatTarget::Tcp(e) | ChatTarget::WebSocket { endpoint: e, .. } => e,
+        }
+    }
+}
 
 /// The most bytes a chat probe keeps of an answer: far above any first
 /// answer (a resPQ is 100 bytes, a ServerHello a few hundred), so a hostile

@@ -31,6 +31,7 @@
 //! outside those prefixes is `dns_inconsistent` (tampering, a hijacked
 //! zone, a portal).
 
+mod config;
 pub mod delegation;
 
 use std::hash::BuildHasher;
@@ -41,34 +42,68 @@ use futures_util::StreamExt;
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::{DnsHandle, NetError};
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Edns, Message, MessageType, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType as WireType};
+use hickory_proto::rr::{Name, RecordType};
 use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout_at};
 
+pub use self::config::{DnsCheck, DnsServer, DnsTransport, RCODES, RECORDS, RawDnsProbe, rcode_word};
 use self::delegation::{Delegations, WalkError};
-use super::{Finding, Probe, Reason, RunFuture, is_resource_shortage};
-use crate::config::{DnsCheck, DnsServer, DnsTransport, Rcode, RecordType};
+use super::kind::{Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, is_resource_shortage};
+use crate::document::{ConfigError, Table};
 use crate::prefix::Prefix;
 
 /// Largest UDP reply we accept (EDNS payload size we advertise).
 const UDP_PAYLOAD: u16 = 1232;
 
+impl ProbeKind for DnsCheck {
+    const NAME: &'static str = "dns";
+    const LAYER: Layer = Layer::Dns;
+    const TIMEOUT: Reason = Reason::DnsTimeout;
+    type Raw = RawDnsProbe;
+
+    fn read(t: &Table<'_, RawDnsProbe>, cx: &ReadContext<'_>) -> Result<DnsCheck, ConfigError> {
+        config::read(t, cx)
+    }
+
+    fn target(&self) -> String {
+        let servers: Vec<String> = self.servers.iter().map(|s| format!("@{s}")).collect();
+        let server = match servers.len() {
+            0 if self.delegation.is_some() => " at the zone's own servers (delegation from the roots)".to_string(),
+            0 => " via the system resolver".to_string(),
+            1 => format!(" {}", servers[0]),
+            _ => format!(" {} ({})", servers.join(" "), if self.require_all { "all" } else { "any" }),
+        };
+        let mode = if self.recursion || self.delegation.is_some() { "" } else { ", no recursion" };
+        let space = match self.expect_answer_in.len() {
+            0 => String::new(),
+            1 => format!(", answers in {}", self.expect_answer_in[0]),
+            n => format!(", answers in {} and {} more", self.expect_answer_in[0], n - 1),
+        };
+        format!("{} {}{server}{mode}{space}", self.query, self.record)
+    }
+
+    fn scope(&self) -> String {
+        if self.delegation.is_some() {
+            return format!("the zone servers of {}", self.query);
+        }
+        if self.servers.is_empty() {
+            return "system resolver".into();
+        }
+        // The same server set: sorted, so the order written does not matter.
+        let mut servers: Vec<String> = self.servers.iter().map(ToString::to_string).collect();
+        servers.sort();
+        servers.join("+")
+    }
+
+    fn build(check: &std::sync::Arc<DnsCheck>, timeout: Duration, tools: &Toolkit) -> Box<dyn Probe> {
+        Box::new(DnsProbe::new(check.clone(), timeout, tools.system_resolver))
+    }
+}
+
 /// The first name server of the system resolver configuration, if any.
 pub fn system_resolver() -> Option<SocketAddr> {
     let (config, _) = hickory_resolver::system_conf::read_system_conf().ok()?;
     config.name_servers().first().map(|ns| SocketAddr::new(ns.ip, 53))
-}
-
-fn wire_type(record: RecordType) -> WireType {
-    match record {
-        RecordType::A => WireType::A,
-        RecordType::Aaaa => WireType::AAAA,
-        RecordType::Cname => WireType::CNAME,
-        RecordType::Ns => WireType::NS,
-        RecordType::Soa => WireType::SOA,
-        RecordType::Txt => WireType::TXT,
-        RecordType::Mx => WireType::MX,
-    }
 }
 
 /// Why an exchange produced no usable reply.
@@ -112,7 +147,7 @@ pub struct DnsProbe {
     /// DoT and DoH: the TLS client configuration (or why there is none).
     tls: Option<Result<std::sync::Arc<rustls::ClientConfig>, super::tls::TlsSetupError>>,
     name: Name,
-    record: WireType,
+    record: RecordType,
     /// The encoded query; bytes 0..2 (the ID) are replaced on every run.
     query: Vec<u8>,
     /// `servers = "delegation"`: the walker and its referral cache, kept
@@ -126,7 +161,7 @@ impl DnsProbe {
         let check = check.into();
         let mut name = Name::from_utf8(&check.query).unwrap_or_else(|_| Name::root());
         name.set_fqdn(true);
-        let record = wire_type(check.record);
+        let record = check.record;
         let mut message = Message::query();
         message.metadata.recursion_desired = check.recursion;
         message.add_query(Query::query(name.clone(), record));
@@ -217,10 +252,7 @@ impl DnsProbe {
     }
 
     fn no_answer(&self, label: &str, failure: Failure) -> Finding {
-        Finding::fail(
-            failure.reason,
-            format!("{} {} @{label}: {}", self.check.query, self.check.record.as_str(), failure.why),
-        )
+        Finding::fail(failure.reason, format!("{} {} @{label}: {}", self.check.query, self.check.record, failure.why))
     }
 
     async fn udp(&self, server: SocketAddr, query: &[u8], id: u16, ignored: &mut usize) -> Result<Message, Failure> {
@@ -380,17 +412,17 @@ impl DnsProbe {
 
     fn judge(&self, label: &str, cname_target: Option<&Name>, reply: &Message) -> Finding {
         let rcode = reply.metadata.response_code;
-        let what = format!("{} {} @{label}", self.check.query, self.check.record.as_str());
+        let what = format!("{} {} @{label}", self.check.query, self.check.record);
         let expected = self.check.expect_rcode;
-        if u16::from(rcode) != expected.code() {
+        if u16::from(rcode) != u16::from(expected) {
             let reason = match rcode {
                 ResponseCode::ServFail => Reason::DnsServfail,
                 ResponseCode::NXDomain => Reason::DnsNxdomain,
                 ResponseCode::Refused => Reason::DnsRefused,
                 _ => Reason::DnsUnexpectedRcode,
             };
-            let reason = if expected != Rcode::NoError { Reason::DnsUnexpectedRcode } else { reason };
-            return Finding::fail(reason, format!("{what}: {} (expected {})", rcode_word(rcode), expected.as_str()));
+            let reason = if expected != ResponseCode::NoError { Reason::DnsUnexpectedRcode } else { reason };
+            return Finding::fail(reason, format!("{what}: {} (expected {})", rcode_word(rcode), rcode_word(expected)));
         }
         if self.check.authoritative && !reply.metadata.authoritative {
             return Finding::fail(
@@ -425,7 +457,7 @@ impl DnsProbe {
             };
             return Finding::fail(
                 Reason::DnsNoAnswer,
-                format!("{what}: {} without any {} record{note}", rcode_word(rcode), self.check.record.as_str()),
+                format!("{what}: {} without any {} record{note}", rcode_word(rcode), self.check.record),
             );
         }
         let mut shown = matching.take(3).map(|r| r.data.to_string()).collect::<Vec<_>>().join(", ");
@@ -434,7 +466,7 @@ impl DnsProbe {
         }
         let detail = match count {
             0 => format!("{what}: {}", rcode_word(rcode)),
-            n => format!("{what}: {}, {n} {} ({shown})", rcode_word(rcode), self.check.record.as_str()),
+            n => format!("{what}: {}, {n} {} ({shown})", rcode_word(rcode), self.check.record),
         };
         Finding::ok(detail)
     }
@@ -528,18 +560,6 @@ fn shown(name: &Name) -> String {
     match text.strip_suffix('.') {
         Some(bare) if !bare.is_empty() => bare.to_string(),
         _ => text,
-    }
-}
-
-fn rcode_word(rcode: ResponseCode) -> String {
-    match rcode {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        other => format!("RCODE {}", u16::from(other)),
     }
 }
 

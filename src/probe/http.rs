@@ -16,13 +16,215 @@
 //! not be able to point the monitor at its own network). A refused hop is
 //! `http_redirect`. URLs are shown with their password redacted.
 
+use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Finding, Probe, Reason, RunFuture, is_resource_shortage};
-use crate::config::{HttpCheck, HttpMethod, redacted};
+use super::kind::{
+    Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, Unusable, is_resource_shortage,
+    read_trust,
+};
+use crate::document::{ConfigError, Strings, Table, ValueError, field, redacted, table};
+
+table!(
+    /// The keys of `kind = "http"`.
+    RawHttp {
+        url: String,
+        expect_headers: Strings,
+        method: String,
+        expect_status: Strings,
+        body_contains: String,
+        user_agent: String,
+        max_redirects: i64,
+        ca_file: String,
+        system_roots: bool,
+        min_cert_days: i64,
+    }
+);
+
+/// `method` of an http probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// GET.
+    Get,
+    /// HEAD.
+    Head,
+}
+
+/// An inclusive range of HTTP status codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    /// Lowest accepted.
+    pub low: u16,
+    /// Highest accepted.
+    pub high: u16,
+}
+
+impl StatusRange {
+    pub(crate) fn parse(s: &str) -> Result<StatusRange, ValueError> {
+        let code = |t: &str| t.trim().parse::<u16>().ok().filter(|c| (100..=599).contains(c));
+        let range = if let Some(class) = s.strip_suffix("xx").and_then(|c| c.parse::<u16>().ok()) {
+            Some((class * 100, class * 100 + 99)).filter(|_| (1..=5).contains(&class))
+        } else if let Some((lo, hi)) = s.split_once('-') {
+            code(lo).zip(code(hi)).filter(|(lo, hi)| lo <= hi)
+        } else {
+            code(s).map(|c| (c, c))
+        };
+        range
+            .map(|(low, high)| StatusRange { low, high })
+            .ok_or_else(|| ValueError::not(s, "a status code or range (like \"200\", \"200-399\" or \"2xx\")"))
+    }
+
+    /// True when `code` is inside.
+    pub fn contains(&self, code: u16) -> bool {
+        (self.low..=self.high).contains(&code)
+    }
+}
+
+impl fmt::Display for StatusRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.low == self.high { write!(f, "{}", self.low) } else { write!(f, "{}-{}", self.low, self.high) }
+    }
+}
+
+/// `kind = "http"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCheck {
+    /// An http:// or https:// URL.
+    pub url: String,
+    /// GET or HEAD.
+    pub method: HttpMethod,
+    /// Accepted status codes.
+    pub expect_status: Vec<StatusRange>,
+    /// Text the body must contain (read up to the body cap).
+    pub body_contains: Option<String>,
+    /// The User-Agent sent.
+    pub user_agent: String,
+    /// Redirects followed (0 = a 3xx is judged as it is).
+    pub max_redirects: u32,
+    /// Trust exactly these roots (PEM, resolved against the config's directory).
+    pub ca_file: Option<PathBuf>,
+    /// With `ca_file`: trust the system's roots as well.
+    pub system_roots: bool,
+    /// A leaf certificate expiring sooner than this many days is `tls_expiring`.
+    pub min_cert_days: Option<u32>,
+    /// Headers the answer must carry (`http_header` otherwise): a
+    /// platform's own server told from a proxy answering in its place.
+    pub expect_headers: Vec<reqwest::header::HeaderName>,
+}
+
+/// The User-Agent of http probes unless `user_agent` says otherwise: it
+/// names the tool, so a platform's operators can tell what is knocking.
+pub const DEFAULT_USER_AGENT: &str = concat!("chatpulse/", env!("CARGO_PKG_VERSION"), " (messaging outage monitor)");
+
+impl HttpCheck {
+    /// The URL as shown anywhere: credentials redacted.
+    pub fn shown_url(&self) -> String {
+        redacted(&self.url)
+    }
+
+    /// The host part of the URL (the grouping key for HTTP root causes).
+    pub fn host(&self) -> String {
+        reqwest::Url::parse(&self.url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
+    }
+}
+
+impl ProbeKind for HttpCheck {
+    const NAME: &'static str = "http";
+    const LAYER: Layer = Layer::Http;
+    const TIMEOUT: Reason = Reason::HttpTimeout;
+    type Raw = RawHttp;
+
+    fn read(t: &Table<'_, RawHttp>, cx: &ReadContext<'_>) -> Result<HttpCheck, ConfigError> {
+        let url = t.required_str(field!(t, url))?;
+        let parsed = reqwest::Url::parse(url.value)
+            .map_err(|e| t.error(&url.span, format!("\"url\": \"{}\" is not a URL ({e})", redacted(url.value))))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+            return Err(t.error(
+                &url.span,
+                format!("\"url\": \"{}\" must be an http:// or https:// URL with a host", redacted(url.value)),
+            ));
+        }
+        let method = t
+            .parsed(field!(t, method), |s| match s.to_ascii_uppercase().as_str() {
+                "GET" => Ok(HttpMethod::Get),
+                "HEAD" => Ok(HttpMethod::Head),
+                _ => Err(ValueError::not(s, "a supported method (expected GET or HEAD)")),
+            })?
+            .unwrap_or(HttpMethod::Get);
+        let expect_status = match t.str_list(field!(t, expect_status)) {
+            None => vec![StatusRange { low: 200, high: 399 }],
+            Some(list) if list.is_empty() => {
+                return Err(t.error_at_key("expect_status", "\"expect_status\" must list at least one code or range"));
+            }
+            Some(list) => list
+                .iter()
+                .map(|s| {
+                    StatusRange::parse(s.value).map_err(|why| t.error(&s.span, format!("\"expect_status\": {why}")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let body_contains = t.str(field!(t, body_contains)).map(|b| b.value.to_string());
+        if body_contains.is_some() && method == HttpMethod::Head {
+            return Err(
+                t.error_at_key("body_contains", "\"body_contains\" cannot be checked with method HEAD (no body)")
+            );
+        }
+        let user_agent = match t.str(field!(t, user_agent)) {
+            Some(ua) if ua.value.trim().is_empty() || ua.value.contains(['\r', '\n']) => {
+                return Err(t.error(&ua.span, "\"user_agent\" must be one non-empty line"));
+            }
+            Some(ua) => ua.value.to_string(),
+            None => DEFAULT_USER_AGENT.to_string(),
+        };
+        let max_redirects = t.int(field!(t, max_redirects), 0..21)?.map_or(5, |n| n as u32);
+        let (ca_file, system_roots) = read_trust(t, field!(t, ca_file), field!(t, system_roots), cx.base)?;
+        let expect_headers = t
+            .str_list(field!(t, expect_headers))
+            .unwrap_or_default()
+            .iter()
+            .map(|h| {
+                reqwest::header::HeaderName::from_bytes(h.value.as_bytes()).map_err(|_| {
+                    t.error(&h.span, format!("\"expect_headers\": \"{}\" is not an HTTP header name", h.value))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(HttpCheck {
+            url: url.value.to_string(),
+            method,
+            expect_status,
+            body_contains,
+            user_agent,
+            max_redirects,
+            ca_file,
+            system_roots,
+            min_cert_days: t.int(field!(t, min_cert_days), 0..3651)?.map(|n| n as u32),
+            expect_headers,
+        })
+    }
+
+    fn target(&self) -> String {
+        match self.method {
+            HttpMethod::Get => self.shown_url(),
+            HttpMethod::Head => format!("HEAD {}", self.shown_url()),
+        }
+    }
+
+    fn scope(&self) -> String {
+        self.host()
+    }
+
+    fn build(check: &Arc<HttpCheck>, timeout: Duration, tools: &Toolkit) -> Box<dyn Probe> {
+        match client_for(check, &tools.http) {
+            Ok(client) => Box::new(HttpProbe::new(check.clone(), timeout, client)),
+            Err(why) => Box::new(Unusable { reason: Reason::HttpTls, why: format!("{}: {why}", check.shown_url()) }),
+        }
+    }
+}
 
 /// The most of a body ever read.
 pub const BODY_CAP: usize = 1 << 20;
@@ -36,7 +238,7 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
 
 fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
-        .user_agent(crate::config::DEFAULT_USER_AGENT)
+        .user_agent(DEFAULT_USER_AGENT)
         .pool_max_idle_per_host(0)
         .redirect(reqwest::redirect::Policy::none())
         .tls_info(true)

@@ -1,229 +1,248 @@
-//! Probes: one run of one check, and what it found.
+//! Probes: one run of one check, and what it found — and the registry of
+//! probe kinds.
 //!
-//! Every probe kind lives in its own file behind the small [`Probe`] trait:
-//! `run` performs one check within the probe's timeout and returns a
-//! [`Finding`] — `ok` or one [`Reason`] from the closed list of README, "What a run can say",
-//! plus a human detail. Probes never touch metrics, storage or alerts; the
-//! scheduler turns findings into [`Observation`]s for the verdict.
+//! Every kind lives in its own file and implements [`kind::ProbeKind`]:
+//! its config keys and their checks, its layer, target and grouping
+//! scope, its timeout reason, and the [`Probe`] it builds, whose `run`
+//! performs one check within the probe's timeout and returns a
+//! [`Finding`] — `ok` or one [`Reason`] from the closed list of README,
+//! "What a run can say", plus a human detail. Probes never touch metrics,
+//! storage or alerts; the scheduler turns findings into [`Observation`]s
+//! for the verdict.
+//!
+//! A new kind is one file and one line in [`kinds!`] below.
 
 pub mod bgp;
 pub mod chat;
 pub mod dns;
 pub mod http;
+pub mod kind;
 pub mod mtproto;
 pub mod tcp;
 pub mod tls;
 pub mod whatsapp;
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::bgp::Visibility;
-use crate::config::{Check, Config, Kind, ProbeSpec};
+use toml::Spanned;
+use toml::de::DeTable;
 
-/// Why a run failed: the closed list of README, "What a run can say".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
-    /// No (valid) DNS answer within the timeout.
-    DnsTimeout,
-    /// The server answered SERVFAIL.
-    DnsServfail,
-    /// The server answered NXDOMAIN.
-    DnsNxdomain,
-    /// The server answered REFUSED.
-    DnsRefused,
-    /// The expected rcode came back without a record of the asked type.
-    DnsNoAnswer,
-    /// Another rcode than the expected one (and not one of the above).
-    DnsUnexpectedRcode,
-    /// Asked without recursion, the answer lacked the AA flag.
-    DnsNotAuthoritative,
-    /// An answer outside `expect_answer_in`: not the platform's address
-    /// space (tampering, a hijacked zone, a portal).
-    DnsInconsistent,
-    /// No TCP connection before the deadline.
-    TcpTimeout,
-    /// The connection was refused or the network unreachable.
-    TcpConnect,
-    /// The name in `address` did not resolve.
-    TcpResolve,
-    /// The TLS handshake failed (protocol, alert, no shared ALPN/cipher).
-    TlsHandshake,
-    /// The certificate was rejected: chain, name or validity.
-    TlsCert,
-    /// The leaf certificate expires within `min_cert_days`.
-    TlsExpiring,
-    /// Connected, but no complete chat-protocol answer within the timeout.
-    ChatTimeout,
-    /// Connected, but closed or reset before any answer.
-    ChatClosed,
-    /// Bytes came back, but not this protocol (an HTTP answer, a TLS
-    /// alert, a portal page): something else answers in the platform's place.
-    ChatForeign,
-    /// The platform refused in its own protocol (MTProto transport error
-    /// -429 or -404): its front end answered, but would not serve us.
-    ChatRefused,
-    /// The answer is this protocol but fails its proof: nonce not echoed,
-    /// unknown key, decryption or certificate chain failing.
-    ChatAuth,
-    /// No complete HTTP response within the timeout.
-    HttpTimeout,
-    /// No TCP connection (refused, unreachable, name not resolvable).
-    HttpConnect,
-    /// The TLS handshake failed (certificate, protocol).
-    HttpTls,
-    /// A status code outside `expect_status`.
-    HttpStatus,
-    /// The body lacks `body_contains`.
-    HttpBody,
-    /// The answer lacks a header of `expect_headers`: not the platform's
-    /// own server (a proxy or load balancer answering in its place).
-    HttpHeader,
-    /// A redirect that the policy refuses (scheme downgrade, an internal
-    /// address from a public target, too many, unreadable `Location`).
-    HttpRedirect,
-    /// The answer is not HTTP (bad status line, HTTP/0.9, oversized head).
-    HttpProtocol,
-    /// The monitor itself ran out of sockets or memory for this run:
-    /// no verdict either way, never an outage.
-    ProbeResource,
-    /// Too few peers see the prefix or a covering one.
-    BgpInvisible,
-    /// Enough peers see the prefix originated by an AS not allowed.
-    BgpOriginMismatch,
-    /// Enough peers see a more-specific of the prefix from an AS not allowed.
-    BgpMoreSpecific,
-    /// Enough peers see the prefix or a more-specific with an RPKI-invalid
-    /// origin (against the `[bgp] rpki` VRPs).
-    BgpRpkiInvalid,
-    /// The feed is down or not yet seeded: no verdict, never an outage.
-    BgpUnknown,
-}
+pub use self::kind::{
+    Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, is_resource_shortage, result_word,
+};
+use crate::document::{At, ConfigError, Document, Keys, Table};
 
-impl Reason {
-    /// Every reason, in the order of README's table.
-    pub const ALL: [Reason; 33] = [
-        Reason::DnsTimeout,
-        Reason::DnsServfail,
-        Reason::DnsNxdomain,
-        Reason::DnsRefused,
-        Reason::DnsNoAnswer,
-        Reason::DnsUnexpectedRcode,
-        Reason::DnsNotAuthoritative,
-        Reason::DnsInconsistent,
-        Reason::TcpTimeout,
-        Reason::TcpConnect,
-        Reason::TcpResolve,
-        Reason::TlsHandshake,
-        Reason::TlsCert,
-        Reason::TlsExpiring,
-        Reason::ChatTimeout,
-        Reason::ChatClosed,
-        Reason::ChatForeign,
-        Reason::ChatRefused,
-        Reason::ChatAuth,
-        Reason::HttpTimeout,
-        Reason::HttpConnect,
-        Reason::HttpTls,
-        Reason::HttpStatus,
-        Reason::HttpBody,
-        Reason::HttpHeader,
-        Reason::HttpRedirect,
-        Reason::HttpProtocol,
-        Reason::ProbeResource,
-        Reason::BgpInvisible,
-        Reason::BgpOriginMismatch,
-        Reason::BgpMoreSpecific,
-        Reason::BgpRpkiInvalid,
-        Reason::BgpUnknown,
-    ];
-
-    /// The word used in the `result` label, the API and e-mail.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::DnsTimeout => "dns_timeout",
-            Reason::DnsServfail => "dns_servfail",
-            Reason::DnsNxdomain => "dns_nxdomain",
-            Reason::DnsRefused => "dns_refused",
-            Reason::DnsNoAnswer => "dns_no_answer",
-            Reason::DnsUnexpectedRcode => "dns_unexpected_rcode",
-            Reason::DnsNotAuthoritative => "dns_not_authoritative",
-            Reason::DnsInconsistent => "dns_inconsistent",
-            Reason::TcpTimeout => "tcp_timeout",
-            Reason::TcpConnect => "tcp_connect",
-            Reason::TcpResolve => "tcp_resolve",
-            Reason::TlsHandshake => "tls_handshake",
-            Reason::TlsCert => "tls_cert",
-            Reason::TlsExpiring => "tls_expiring",
-            Reason::ChatTimeout => "chat_timeout",
-            Reason::ChatClosed => "chat_closed",
-            Reason::ChatForeign => "chat_foreign",
-            Reason::ChatRefused => "chat_refused",
-            Reason::ChatAuth => "chat_auth",
-            Reason::HttpTimeout => "http_timeout",
-            Reason::HttpConnect => "http_connect",
-            Reason::HttpTls => "http_tls",
-            Reason::HttpStatus => "http_status",
-            Reason::HttpBody => "http_body",
-            Reason::HttpHeader => "http_header",
-            Reason::HttpRedirect => "http_redirect",
-            Reason::HttpProtocol => "http_protocol",
-            Reason::ProbeResource => "probe_resource",
-            Reason::BgpInvisible => "bgp_invisible",
-            Reason::BgpOriginMismatch => "bgp_origin_mismatch",
-            Reason::BgpMoreSpecific => "bgp_more_specific",
-            Reason::BgpRpkiInvalid => "bgp_rpki_invalid",
-            Reason::BgpUnknown => "bgp_unknown",
+/// Declares the registry: [`Kind`], [`Check`] and the dispatch from one to
+/// each kind's [`ProbeKind`] implementation, in one list.
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $variant:ident => $check:ty),* $(,)?) => {
+        /// The kinds of probe (the `kind` key and label).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Kind {
+            $($(#[$doc])* $variant,)*
         }
-    }
 
-    /// True when the run says nothing about the target (no verdict either way).
-    pub fn is_inconclusive(self) -> bool {
-        matches!(self, Reason::BgpUnknown | Reason::ProbeResource)
-    }
+        /// What a probe checks, by kind (each shared with the probe that
+        /// runs it: a probe holds its check for life, and with 100,000
+        /// probes a copy each adds up).
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Check {
+            $($(#[$doc])* $variant(Arc<$check>),)*
+        }
+
+        impl Kind {
+            /// Every kind, in registry order.
+            pub const ALL: &'static [Kind] = &[$(Kind::$variant),*];
+
+            /// The word used in the config, labels, the API and e-mail.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => <$check as ProbeKind>::NAME,)*
+                }
+            }
+
+            /// The layer a probe of this kind watches.
+            pub fn layer(self) -> Layer {
+                match self {
+                    $(Kind::$variant => <$check as ProbeKind>::LAYER,)*
+                }
+            }
+
+            /// What a run that overran the scheduler's deadline says.
+            pub fn timeout_reason(self) -> Reason {
+                match self {
+                    $(Kind::$variant => <$check as ProbeKind>::TIMEOUT,)*
+                }
+            }
+
+            /// The kind's own config keys.
+            fn keys(self) -> &'static [&'static str] {
+                match self {
+                    $(Kind::$variant => <<$check as ProbeKind>::Raw as Keys>::KEYS,)*
+                }
+            }
+        }
+
+        impl Check {
+            /// The probe kind.
+            pub fn kind(&self) -> Kind {
+                match self {
+                    $(Check::$variant(_) => Kind::$variant,)*
+                }
+            }
+
+            /// A one-line description of what is probed, for tables and the API.
+            pub fn target(&self) -> String {
+                match self {
+                    $(Check::$variant(c) => c.target(),)*
+                }
+            }
+
+            /// Where a failure happens, for grouping by cause.
+            pub fn scope(&self) -> String {
+                match self {
+                    $(Check::$variant(c) => c.scope(),)*
+                }
+            }
+
+            /// Creates the probe that runs this check within `timeout`.
+            pub fn build(&self, timeout: Duration, tools: &Toolkit) -> Box<dyn Probe> {
+                match self {
+                    $(Check::$variant(c) => <$check as ProbeKind>::build(c, timeout, tools),)*
+                }
+            }
+
+            /// Reads the keys of a probe of `kind` (all but the common ones).
+            fn read(
+                kind: Kind,
+                doc: &Document<'_>,
+                keys: Spanned<DeTable<'_>>,
+                cx: &ReadContext<'_>,
+            ) -> Result<Check, ConfigError> {
+                match kind {
+                    $(Kind::$variant => Ok(Check::$variant(Arc::new(read_kind::<$check>(doc, keys, cx)?))),)*
+                }
+            }
+        }
+    };
 }
 
-impl fmt::Display for Reason {
+kinds! {
+    /// Is the prefix visible in the global routing table?
+    Bgp => bgp::BgpCheck,
+    /// Does the name resolve?
+    Dns => dns::DnsCheck,
+    /// Can a TCP connection be opened?
+    Tcp => tcp::TcpCheck,
+    /// Can a TLS session be set up, with a certificate we trust?
+    Tls => tls::TlsCheck,
+    /// Does a Telegram data centre answer MTProto's first flight?
+    Mtproto => mtproto::MtprotoCheck,
+    /// Does a WhatsApp chat server complete the first half of its Noise
+    /// handshake with a certificate chain to WhatsApp's root?
+    Whatsapp => whatsapp::WhatsappCheck,
+    /// Does the endpoint answer HTTP as expected?
+    Http => http::HttpCheck,
+}
+
+impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// The word for a run's result: `ok` or the reason.
-pub fn result_word(result: Result<(), Reason>) -> &'static str {
-    match result {
-        Ok(()) => "ok",
-        Err(r) => r.as_str(),
+impl Kind {
+    /// The kind a config word names.
+    pub fn from_word(word: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.as_str() == word)
     }
 }
 
-/// What one run of a probe found.
+/// Validates the keys of one probe of kind `K`: each must be one of the
+/// kind's own (a key of another kind is named as such), then the kind's
+/// reader checks their values.
+fn read_kind<K: ProbeKind>(
+    doc: &Document<'_>,
+    keys: Spanned<DeTable<'_>>,
+    cx: &ReadContext<'_>,
+) -> Result<K, ConfigError> {
+    let own = <K::Raw as Keys>::KEYS;
+    for (key, value) in keys.get_ref() {
+        let key = key.get_ref().as_ref();
+        if own.contains(&key) {
+            continue;
+        }
+        let message = if Kind::ALL.iter().any(|k| k.keys().contains(&key)) {
+            format!("key \"{key}\" does not apply to a {} probe", K::NAME)
+        } else {
+            let known: Vec<&str> = COMMON_KEYS.iter().chain(own).copied().collect();
+            format!("unknown key \"{key}\" (expected one of: {})", known.join(", "))
+        };
+        return Err(doc.error(&value.span(), message));
+    }
+    let span = keys.span();
+    let raw: K::Raw = doc.deserialize(Spanned::new(span.clone(), toml::de::DeValue::Table(keys.into_inner())))?;
+    K::read(&Table::new(doc, &raw, span), cx)
+}
+
+/// The keys every probe has, whatever its kind (read by the config's
+/// service reader; named here for the "unknown key" sentence).
+pub const COMMON_KEYS: &[&str] =
+    &["kind", "id", "interval", "timeout", "fail_after", "recover_after", "essential", "group"];
+
+/// The check of a probe table: `kind` names the kind, `keys` holds the
+/// table's keys other than [`COMMON_KEYS`].
+pub fn read_check(
+    doc: &Document<'_>,
+    kind: &At<&str>,
+    keys: Spanned<DeTable<'_>>,
+    cx: &ReadContext<'_>,
+) -> Result<Check, ConfigError> {
+    let Some(k) = Kind::from_word(kind.value) else {
+        let words: Vec<String> = Kind::ALL.iter().map(|k| format!("\"{k}\"")).collect();
+        let (last, rest) = words.split_last().expect("kinds are registered");
+        return Err(doc.error(
+            &kind.span,
+            format!("\"kind\": \"{}\" is not a probe kind (expected {} or {last})", kind.value, rest.join(", ")),
+        ));
+    };
+    Check::read(k, doc, keys, cx)
+}
+
+/// One probe of a service or a guard, with its timing resolved.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    /// `Ok` or why it failed.
-    pub result: Result<(), Reason>,
-    /// One line for humans: what was asked and what came back.
-    pub detail: String,
-    /// HTTP status code received, if any.
-    pub http_status: Option<u16>,
-    /// The visibility a bgp probe judged (boxed: most findings have none).
-    pub visibility: Option<Box<Visibility>>,
-    /// The leaf certificate's notAfter (Unix seconds), from a tls probe.
-    pub cert_expiry: Option<i64>,
+pub struct ProbeSpec {
+    /// Unique within its service.
+    pub id: String,
+    /// Time between runs.
+    pub interval: Duration,
+    /// Time a run may take.
+    pub timeout: Duration,
+    /// Consecutive failures before DOWN.
+    pub fail_after: u32,
+    /// Consecutive successes before UP again.
+    pub recover_after: u32,
+    /// The probe is one of the service's essential functions (README,
+    /// "Service status"): its group all DOWN makes the service `down`.
+    pub essential: bool,
+    /// The essential group it belongs to (redundant endpoints of one
+    /// function); `None` with `essential` is a group of one.
+    pub group: Option<String>,
+    /// What is checked.
+    pub check: Check,
 }
 
-impl Finding {
-    /// A passing run.
-    pub fn ok(detail: impl Into<String>) -> Finding {
-        Finding { result: Ok(()), detail: detail.into(), http_status: None, visibility: None, cert_expiry: None }
-    }
-
-    /// A failing run.
-    pub fn fail(reason: Reason, detail: impl Into<String>) -> Finding {
-        Finding { result: Err(reason), detail: detail.into(), http_status: None, visibility: None, cert_expiry: None }
+impl ProbeSpec {
+    /// Its part in the service status, in words: `essential (group chat)`,
+    /// `essential`, or `None` for a probe that only degrades.
+    pub fn role(&self) -> Option<String> {
+        match (&self.group, self.essential) {
+            (Some(group), _) => Some(format!("essential (group {group})")),
+            (None, true) => Some("essential".into()),
+            (None, false) => None,
+        }
     }
 }
 
@@ -254,18 +273,6 @@ impl ProbeRef {
     }
 }
 
-/// Flattens the config into the plan's probe list: guards first, then each
-/// service's probes in config order.
-pub fn plan(config: &Config) -> Vec<Arc<ProbeRef>> {
-    let guards = config.guards.iter().map(|spec| (GUARD_SERVICE, spec));
-    let services = config.services.iter().flat_map(|s| s.probes.iter().map(move |spec| (s.id.as_str(), spec)));
-    guards
-        .chain(services)
-        .enumerate()
-        .map(|(index, (service, spec))| Arc::new(ProbeRef { index, service: service.to_string(), spec: spec.clone() }))
-        .collect()
-}
-
 /// One run of one probe, as handed to the verdict.
 #[derive(Debug, Clone)]
 pub struct Observation {
@@ -281,69 +288,15 @@ pub struct Observation {
     pub finding: Finding,
 }
 
-/// A boxed future returned by [`Probe::run`].
-pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Finding> + Send + 'a>>;
-
-/// One probe kind's check. `run` must return within the probe's timeout
-/// (plus scheduling slack) and never panic on anything the target sends.
-pub trait Probe: Send + Sync {
-    /// Performs one check.
-    fn run(&self) -> RunFuture<'_>;
-
-    /// For probes judged on published state (bgp): a channel that changes
-    /// whenever that state does, so the scheduler runs the probe at once.
-    fn trigger(&self) -> Option<tokio::sync::watch::Receiver<Visibility>> {
-        None
-    }
-}
-
-/// What probes share: the HTTP client, the system resolver, the BGP engine.
-#[derive(Clone)]
-pub struct Toolkit {
-    /// One client for every http probe (connection reuse is disabled).
-    pub http: reqwest::Client,
-    /// The first name server of the system resolver configuration.
-    pub system_resolver: Option<std::net::SocketAddr>,
-    /// Visibility for bgp probes.
-    pub bgp: crate::bgp::VisibilityBoard,
-}
-
 impl Toolkit {
     /// Builds the shared parts. `bgp` is the board the BGP engine publishes to.
     pub fn new(bgp: crate::bgp::VisibilityBoard) -> Result<Toolkit, ToolkitError> {
         Ok(Toolkit { http: http::client()?, system_resolver: dns::system_resolver(), bgp })
     }
 
-    /// Creates the probe that runs `spec`.
+    /// Creates the probe that runs `probe`.
     pub fn build(&self, probe: &ProbeRef) -> Box<dyn Probe> {
-        let spec = &probe.spec;
-        match &spec.check {
-            Check::Dns(check) => Box::new(dns::DnsProbe::new(check.clone(), spec.timeout, self.system_resolver)),
-            Check::Http(check) => match http::client_for(check, &self.http) {
-                Ok(client) => Box::new(http::HttpProbe::new(check.clone(), spec.timeout, client)),
-                Err(why) => {
-                    Box::new(Unusable { reason: Reason::HttpTls, why: format!("{}: {why}", check.shown_url()) })
-                }
-            },
-            Check::Bgp(check) => Box::new(bgp::BgpProbe::new(check, self.bgp.clone())),
-            Check::Tcp(endpoint) => Box::new(tcp::TcpProbe::new(endpoint, spec.timeout)),
-            Check::Tls(check) => Box::new(tls::TlsProbe::new(check, spec.timeout)),
-            Check::Mtproto(check) => Box::new(mtproto::MtprotoProbe::new(check, spec.timeout)),
-            Check::Whatsapp(check) => Box::new(whatsapp::WhatsappProbe::new(check, spec.timeout)),
-        }
-    }
-}
-
-/// A probe whose tools could not be made (its `ca_file` vanished since the
-/// config was read): every run says why.
-struct Unusable {
-    reason: Reason,
-    why: String,
-}
-
-impl Probe for Unusable {
-    fn run(&self) -> RunFuture<'_> {
-        Box::pin(async move { Finding::fail(self.reason, self.why.clone()) })
+        probe.spec.check.build(probe.spec.timeout, self)
     }
 }
 
@@ -353,11 +306,4 @@ pub enum ToolkitError {
     /// The HTTP client failed to build (TLS roots, crypto provider).
     #[error("cannot create the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
-}
-
-/// True when an I/O error means the monitor itself is short of a resource
-/// (descriptors, buffers, memory), not that the target failed.
-pub fn is_resource_shortage(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
-        || e.kind() == std::io::ErrorKind::OutOfMemory
 }

@@ -15,13 +15,71 @@
 
 pub mod wire;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::chat;
-use super::{Finding, Probe, Reason, RunFuture};
-use crate::config::{ChatTarget, MtprotoCheck};
+use super::chat::{self, ChatTarget};
+use super::kind::{Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit};
+use super::tcp::{Endpoint, read_endpoint};
+use crate::document::{ConfigError, Strings, Table, field, table};
+
+table!(
+    /// The keys of `kind = "mtproto"`.
+    RawMtproto { address: String, fingerprints: Strings }
+);
+
+/// `kind = "mtproto"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtprotoCheck {
+    /// A data centre's address (plain intermediate framing, no TLS).
+    pub endpoint: Endpoint,
+    /// RSA key fingerprints of which the answer must offer one.
+    pub fingerprints: Vec<u64>,
+}
+
+impl ProbeKind for MtprotoCheck {
+    const NAME: &'static str = "mtproto";
+    const LAYER: Layer = Layer::Chat;
+    const TIMEOUT: Reason = Reason::ChatTimeout;
+    type Raw = RawMtproto;
+
+    fn read(t: &Table<'_, RawMtproto>, _: &ReadContext<'_>) -> Result<MtprotoCheck, ConfigError> {
+        let endpoint = read_endpoint(t, field!(t, address))?;
+        let fingerprints = match t.str_list(field!(t, fingerprints)) {
+            None => vec![wire::PRODUCTION_FINGERPRINT],
+            Some(list) if list.is_empty() => {
+                return Err(t.error_at_key("fingerprints", "\"fingerprints\" must name at least one key fingerprint"));
+            }
+            Some(list) => list
+                .iter()
+                .map(|f| {
+                    let digits = f.value.strip_prefix("0x").unwrap_or(f.value);
+                    u64::from_str_radix(digits, 16).ok().filter(|_| digits.len() == 16).ok_or_else(|| {
+                        t.error(
+                            &f.span,
+                            format!("\"fingerprints\": \"{}\" is not a key fingerprint (16 hex digits)", f.value),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(MtprotoCheck { endpoint, fingerprints })
+    }
+
+    fn target(&self) -> String {
+        format!("{} (MTProto)", self.endpoint.address)
+    }
+
+    fn scope(&self) -> String {
+        self.endpoint.host.clone()
+    }
+
+    fn build(check: &Arc<MtprotoCheck>, timeout: Duration, _: &Toolkit) -> Box<dyn Probe> {
+        Box::new(MtprotoProbe::new(check, timeout))
+    }
+}
 
 /// The protocol's name in details.
 const PROTOCOL: &str = "MTProto";

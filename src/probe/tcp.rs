@@ -14,6 +14,7 @@
 //! `probe_resource`. The detail names the address that answered.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -21,8 +22,77 @@ use futures_util::stream::FuturesUnordered;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
-use super::{Finding, Probe, Reason, RunFuture, is_resource_shortage};
-use crate::config::Endpoint;
+use super::kind::{Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, is_resource_shortage};
+use crate::document::{ConfigError, Field, Keys, Table, ValueError, field, table};
+
+table!(
+    /// The keys of `kind = "tcp"`.
+    RawTcp { address: String }
+);
+
+/// `kind = "tcp"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpCheck {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+}
+
+impl ProbeKind for TcpCheck {
+    const NAME: &'static str = "tcp";
+    const LAYER: Layer = Layer::Transport;
+    const TIMEOUT: Reason = Reason::TcpTimeout;
+    type Raw = RawTcp;
+
+    fn read(t: &Table<'_, RawTcp>, _: &ReadContext<'_>) -> Result<TcpCheck, ConfigError> {
+        Ok(TcpCheck { endpoint: read_endpoint(t, field!(t, address))? })
+    }
+
+    fn target(&self) -> String {
+        self.endpoint.address.clone()
+    }
+
+    fn scope(&self) -> String {
+        self.endpoint.host.clone()
+    }
+
+    fn build(check: &Arc<TcpCheck>, timeout: Duration, _: &Toolkit) -> Box<dyn Probe> {
+        Box::new(TcpProbe::new(&check.endpoint, timeout))
+    }
+}
+
+/// `address` of a tcp or tls probe: `host:port`, `ip:port` or `[v6]:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// As written.
+    pub address: String,
+    /// The host part (a name or an IP address, without brackets).
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub(crate) fn parse(text: &str) -> Result<Endpoint, ValueError> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(Endpoint { address: text.to_string(), host: addr.ip().to_string(), port: addr.port() });
+        }
+        let bad =
+            || ValueError::not(text, "host:port (like g.whatsapp.net:5222, 149.154.167.51:443 or [2001:db8::1]:443)");
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+        if host.is_empty() || host.contains(':') || hickory_proto::rr::Name::from_utf8(host).is_err() {
+            return Err(bad());
+        }
+        Ok(Endpoint { address: text.to_string(), host: host.to_string(), port })
+    }
+}
+
+/// A required `address` key: an [`Endpoint`] (tcp, tls and chat probes).
+pub(crate) fn read_endpoint<R: Keys>(t: &Table<'_, R>, address: Field<'_, String>) -> Result<Endpoint, ConfigError> {
+    let key = address.0;
+    let at = t.required_str(address)?;
+    Endpoint::parse(at.value).map_err(|why| t.error(&at.span, format!("\"{key}\": {why}")))
+}
 
 /// A configured tcp probe.
 pub struct TcpProbe {

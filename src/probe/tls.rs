@@ -8,16 +8,85 @@
 //! `min_cert_days` is `tls_expiring`. The leaf's notAfter is reported on
 //! every successful run (`chatpulse_tls_cert_expiry_timestamp_seconds`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::time::{Instant, timeout_at};
 
-use super::tcp::connect;
-use super::{Finding, Probe, Reason, RunFuture};
-use crate::config::TlsCheck;
+use super::kind::{Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, read_trust};
+use super::tcp::{Endpoint, connect, read_endpoint};
+use crate::document::{ConfigError, Strings, Table, field, table};
+
+table!(
+    /// The keys of `kind = "tls"`.
+    RawTls { address: String, server_name: String, ca_file: String, system_roots: bool, alpn: Strings, min_cert_days: i64 }
+);
+
+/// `kind = "tls"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsCheck {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// SNI and the name the certificate must carry.
+    pub server_name: String,
+    /// Trust exactly these roots (PEM, resolved against the config's directory).
+    pub ca_file: Option<PathBuf>,
+    /// With `ca_file`: trust the system's roots as well.
+    pub system_roots: bool,
+    /// ALPN protocols offered, in order.
+    pub alpn: Vec<String>,
+    /// A leaf certificate expiring sooner than this many days is `tls_expiring`.
+    pub min_cert_days: Option<u32>,
+}
+
+impl ProbeKind for TlsCheck {
+    const NAME: &'static str = "tls";
+    const LAYER: Layer = Layer::Transport;
+    const TIMEOUT: Reason = Reason::TlsHandshake;
+    type Raw = RawTls;
+
+    fn read(t: &Table<'_, RawTls>, cx: &ReadContext<'_>) -> Result<TlsCheck, ConfigError> {
+        let endpoint = read_endpoint(t, field!(t, address))?;
+        let server_name = match t.str(field!(t, server_name)) {
+            Some(name) => {
+                if rustls::pki_types::ServerName::try_from(name.value).is_err() {
+                    return Err(t.error(&name.span, format!("\"server_name\": \"{}\" is not a host name", name.value)));
+                }
+                name.value.to_string()
+            }
+            None => endpoint.host.clone(),
+        };
+        let (ca_file, system_roots) = read_trust(t, field!(t, ca_file), field!(t, system_roots), cx.base)?;
+        let alpn =
+            t.str_list(field!(t, alpn)).map(|l| l.iter().map(|a| a.value.to_string()).collect()).unwrap_or_default();
+        Ok(TlsCheck {
+            endpoint,
+            server_name,
+            ca_file,
+            system_roots,
+            alpn,
+            min_cert_days: t.int(field!(t, min_cert_days), 0..3651)?.map(|n| n as u32),
+        })
+    }
+
+    fn target(&self) -> String {
+        if self.server_name == self.endpoint.host {
+            format!("{} (TLS)", self.endpoint.address)
+        } else {
+            format!("{} (TLS, name {})", self.endpoint.address, self.server_name)
+        }
+    }
+
+    fn scope(&self) -> String {
+        self.endpoint.host.clone()
+    }
+
+    fn build(check: &Arc<TlsCheck>, timeout: Duration, _: &Toolkit) -> Box<dyn Probe> {
+        Box::new(TlsProbe::new(check, timeout))
+    }
+}
 
 /// Why a probe's TLS client cannot be built; every run of the probe says it.
 #[derive(Debug, thiserror::Error)]

@@ -15,13 +15,84 @@
 
 pub mod noise;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::chat;
-use super::{Finding, Probe, Reason, RunFuture};
-use crate::config::{ChatTarget, WhatsappCheck};
+use super::chat::{self, ChatTarget};
+use super::kind::{Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit};
+use super::tcp::{Endpoint, read_endpoint};
+use crate::document::{ConfigError, Table, field, parse_hex32, redacted, table};
+
+table!(
+    /// The keys of `kind = "whatsapp"` (`address` or `url`).
+    RawWhatsapp { address: String, url: String, root_key: String }
+);
+
+/// `kind = "whatsapp"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsappCheck {
+    /// Where the handshake goes.
+    pub target: ChatTarget,
+    /// The X25519 key the certificate chain must verify to.
+    pub root_key: [u8; 32],
+}
+
+impl ProbeKind for WhatsappCheck {
+    const NAME: &'static str = "whatsapp";
+    const LAYER: Layer = Layer::Chat;
+    const TIMEOUT: Reason = Reason::ChatTimeout;
+    type Raw = RawWhatsapp;
+
+    fn read(t: &Table<'_, RawWhatsapp>, _: &ReadContext<'_>) -> Result<WhatsappCheck, ConfigError> {
+        let target = match (t.str(field!(t, address)), t.str(field!(t, url))) {
+            (Some(_), Some(_)) => return Err(t.error_at_key("url", "give \"address\" or \"url\", not both")),
+            (None, None) => return Err(t.error_here("missing required key \"address\" (or \"url\")")),
+            (Some(_), None) => ChatTarget::Tcp(read_endpoint(t, field!(t, address))?),
+            (None, Some(url)) => {
+                let bad = || {
+                    t.error(
+                        &url.span,
+                        format!("\"url\": \"{}\" must be a wss:// (or ws://) URL with a host", redacted(url.value)),
+                    )
+                };
+                let parsed = reqwest::Url::parse(url.value).map_err(|_| bad())?;
+                let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+                    return Err(bad());
+                };
+                if !matches!(parsed.scheme(), "ws" | "wss") || host.is_empty() {
+                    return Err(bad());
+                }
+                let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+                let address = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+                ChatTarget::WebSocket { url: parsed, endpoint: Endpoint { address, host, port } }
+            }
+        };
+        let root_key = match t.str(field!(t, root_key)) {
+            None => noise::WHATSAPP_ROOT_KEY,
+            Some(key) => parse_hex32(key.value).ok_or_else(|| {
+                t.error(&key.span, format!("\"root_key\": \"{}\" is not a 32-byte key in hex (64 digits)", key.value))
+            })?,
+        };
+        Ok(WhatsappCheck { target, root_key })
+    }
+
+    fn target(&self) -> String {
+        match &self.target {
+            ChatTarget::Tcp(e) => format!("{} (WhatsApp Noise)", e.address),
+            ChatTarget::WebSocket { url, .. } => format!("{url} (WhatsApp Noise)"),
+        }
+    }
+
+    fn scope(&self) -> String {
+        self.target.endpoint().host.clone()
+    }
+
+    fn build(check: &Arc<WhatsappCheck>, timeout: Duration, _: &Toolkit) -> Box<dyn Probe> {
+        Box::new(WhatsappProbe::new(check, timeout))
+    }
+}
 
 /// The protocol's name in details.
 const PROTOCOL: &str = "WhatsApp's Noise protocol";

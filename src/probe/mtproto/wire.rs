@@ -7,9 +7,10 @@
 //! 4-byte length prefix (checked by [`packet_len`]) and the packet, and hands the packet to
 //! [`judge`]. Nothing derived from server bytes can panic here.
 
-/// Telegram's production RSA key fingerprint (`85 fd 64 de 85 1d 9d d0` on the wire), the
-/// default of a probe's `fingerprints`.
-pub const PRODUCTION_FINGERPRINT: u64 = crate::config::TELEGRAM_PRODUCTION_FINGERPRINT;
+/// Telegram's production RSA key fingerprint (`85 fd 64 de 85 1d 9d d0` on the wire;
+/// tdlib `PublicRsaKeySharedMain.cpp`, `docs/platforms.md`), the default of a
+/// probe's `fingerprints`.
+pub const PRODUCTION_FINGERPRINT: u64 = 0xd09d_1d85_de64_fd85;
 
 /// The test DCs' RSA key fingerprint (`03 26 8d 20 df 98 58 b2` on the wire).
 pub const TEST_FINGERPRINT: u64 = 0xb25898df208d2603;

@@ -26,8 +26,12 @@ use x25519_dalek::{PublicKey, StaticSecret};
 /// It is also the Noise prologue (mixed into the handshake hash).
 pub const WA_HEADER: [u8; 4] = [0x57, 0x41, 0x06, 0x03];
 
-/// WhatsApp's certificate root (X25519 public key), as whatsmeow's WACertPubKey.
-pub const WHATSAPP_ROOT_KEY: [u8; 32] = crate::config::WHATSAPP_ROOT_KEY;
+/// WhatsApp's certificate root, an X25519 public key (whatsmeow `WACertPubKey`; `docs/platforms.md`),
+/// the default of `root_key`.
+pub const WHATSAPP_ROOT_KEY: [u8; 32] = [
+    0x14, 0x23, 0x75, 0x57, 0x4d, 0x0a, 0x58, 0x71, 0x66, 0xaa, 0xe7, 0x1e, 0xbe, 0x51, 0x64, 0x37, 0xc4, 0xa2, 0x8b,
+    0x73, 0xe3, 0x69, 0x5c, 0x6c, 0xe1, 0xf7, 0xf9, 0x54, 0x5d, 0xa8, 0xee, 0x6b,
+];
 
 /// The largest ServerHello frame we accept, in bytes (§2.6 L1: 34..64 KiB). The probe should
 /// refuse to read a frame whose 3-byte length announces more than this.

@@ -1,12 +1,14 @@
-//! Where things are in the config file: line numbers, and the name of the
-//! place (`[monitor]`, `service "whatsapp" probe 2`) each byte lies in —
-//! named here once, for the errors serde reports and for the ones the
-//! checks in [`super`] raise.
+//! How the config file is read, for every section and probe kind alike:
+//! tables declared once with their keys ([`table!`]), line numbers, and the
+//! name of the place (`[monitor]`, `service "whatsapp" probe 2`) each byte
+//! lies in — named here once, for the errors serde reports and for the
+//! ones the checks raise.
 //!
-//! [`Table`] hands the checks one table of the deserialized file
-//! ([`super::raw`]) with accessors that check a value's range or syntax and
-//! turn any refusal into one sentence naming `file:line`, the place and
-//! the key.
+//! [`Table`] hands a check one deserialized table with accessors that
+//! check a value's range or syntax and turn any refusal into one
+//! [`ConfigError`] sentence naming `file:line`, the place and the key.
+//! A leaf: the config, the BGP engine and the probe kinds read their own
+//! keys with it.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -14,14 +16,52 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::ConfigError;
-use super::raw::{Keys, Strings, Tables};
+/// A config that cannot be used, as one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A channel names a secret the environment does not hold: it would
+    /// fail at the first real outage.
+    #[error("{file}: {place} names the environment variable {var}, which is not set")]
+    MissingSecret {
+        /// The config file.
+        file: String,
+        /// The section and key (`[alerts.email] password_env`).
+        place: String,
+        /// The variable.
+        var: String,
+    },
+    /// The file could not be read.
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        /// The path as given.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or breaks a rule; `line` is 1-based.
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        /// The path as given.
+        file: String,
+        /// Where.
+        line: usize,
+        /// What is wrong, naming the section and key.
+        message: String,
+    },
+}
+
+mod keys;
+mod values;
+
+pub(crate) use keys::{Keys, Strings, Tables, table};
+pub use values::redacted;
+pub use values::{parse_hex32, parse_socket_addr};
 
 /// The source file: its name and its text. Lines are counted, and the TOML
 /// tree that names places is parsed, only when an error needs them: for a
 /// config of 100,000 probes the tree would otherwise double the peak memory
 /// of every successful load.
-pub(crate) struct Document<'a> {
+pub struct Document<'a> {
     file: String,
     text: &'a str,
 }
@@ -29,7 +69,7 @@ pub(crate) struct Document<'a> {
 /// Why a value's text is refused; the reader adds the key and the place
 /// (`file:line: place: "key": ...`).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ValueError {
+pub enum ValueError {
     /// Not of the expected form.
     #[error("\"{text}\" is not {expected}{}", because(.why))]
     Not { text: String, expected: &'static str, why: Option<String> },
@@ -54,17 +94,17 @@ fn because(why: &Option<String>) -> String {
 
 impl ValueError {
     /// `"text" is not expected`.
-    pub(crate) fn not(text: &str, expected: &'static str) -> ValueError {
+    pub fn not(text: &str, expected: &'static str) -> ValueError {
         ValueError::Not { text: text.to_string(), expected, why: None }
     }
 
     /// `"text" must rule`.
-    pub(crate) fn must(text: &str, rule: impl Into<String>) -> ValueError {
+    pub fn must(text: &str, rule: impl Into<String>) -> ValueError {
         ValueError::Must { text: text.to_string(), rule: rule.into(), why: None }
     }
 
     /// The same, with the parser's own words in parentheses.
-    pub(crate) fn because(self, e: impl std::fmt::Display) -> ValueError {
+    pub fn because(self, e: impl std::fmt::Display) -> ValueError {
         match self {
             ValueError::Not { text, expected, .. } => ValueError::Not { text, expected, why: Some(e.to_string()) },
             ValueError::Must { text, rule, .. } => ValueError::Must { text, rule, why: Some(e.to_string()) },
@@ -86,24 +126,24 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl<'a> Document<'a> {
-    pub(crate) fn new(file: &str, text: &'a str) -> Self {
+    pub fn new(file: &str, text: &'a str) -> Self {
         Document { file: file.to_string(), text }
     }
 
     /// 1-based line of a byte offset.
-    pub(crate) fn line_of(&self, offset: usize) -> usize {
+    pub fn line_of(&self, offset: usize) -> usize {
         line_of(self.text, offset)
     }
 
     /// An error at `span`, named after the place it lies in.
-    pub(crate) fn error(&self, span: &Range<usize>, message: String) -> ConfigError {
+    pub fn error(&self, span: &Range<usize>, message: String) -> ConfigError {
         let context = self.place(span.start).context;
         let message = if context.is_empty() { message } else { format!("{context}: {message}") };
         ConfigError::Invalid { file: self.file.clone(), line: self.line_of(span.start), message }
     }
 
     /// The TOML parser's refusal, as one sentence.
-    pub(crate) fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    pub fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
         let line = line_of(text, e.span().unwrap_or(0..0).start);
         let message = e.message().trim_end().replace('\n', " ");
         ConfigError::Invalid { file: file.to_string(), line, message: format!("invalid TOML: {message}") }
@@ -111,7 +151,7 @@ impl<'a> Document<'a> {
 
     /// serde's refusal (an unknown key, a value of the wrong type), in the
     /// words the checks use.
-    pub(crate) fn serde_error(&self, e: &toml::de::Error) -> ConfigError {
+    pub fn serde_error(&self, e: &toml::de::Error) -> ConfigError {
         let span = e.span().unwrap_or(0..0);
         let message = e.message().trim_end().replace('\n', " ");
         let key = self.place(span.start).key.unwrap_or_default();
@@ -128,6 +168,12 @@ impl<'a> Document<'a> {
             format!("\"{key}\": {message}")
         };
         self.error(&span, message)
+    }
+
+    /// Deserializes one table of the parsed tree into its declared keys,
+    /// refusals in the checks' words.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self, value: Spanned<DeValue<'_>>) -> Result<T, ConfigError> {
+        T::deserialize(toml::de::ValueDeserializer::from(value)).map_err(|e| self.serde_error(&e))
     }
 
     /// The place `offset` lies in.
@@ -222,13 +268,13 @@ fn locate(table: &DeTable<'_>, path: &[(&str, Option<usize>)], here: &str, offse
 }
 
 /// A value with the span it was read from.
-pub(crate) struct At<T> {
-    pub(crate) value: T,
-    pub(crate) span: Range<usize>,
+pub struct At<T> {
+    pub value: T,
+    pub span: Range<usize>,
 }
 
 /// One key of a table: its name and its value, if set.
-pub(crate) type Field<'r, T> = (&'static str, &'r Option<Spanned<T>>);
+pub type Field<'r, T> = (&'static str, &'r Option<Spanned<T>>);
 
 /// `field!(table, key)`: the key's name and value in a [`Table`].
 macro_rules! field {
@@ -239,59 +285,59 @@ macro_rules! field {
 pub(crate) use field;
 
 /// One table of the file being checked.
-pub(crate) struct Table<'d, R> {
+pub struct Table<'d, R> {
     doc: &'d Document<'d>,
     /// Its keys, as deserialized.
-    pub(crate) raw: &'d R,
+    pub raw: &'d R,
     span: Range<usize>,
 }
 
 impl<'d, R: Keys> Table<'d, R> {
-    /// The document root, spanning `span`.
-    pub(crate) fn root(doc: &'d Document<'d>, raw: &'d R, span: Range<usize>) -> Self {
+    /// A table of `doc` spanning `span`.
+    pub fn new(doc: &'d Document<'d>, raw: &'d R, span: Range<usize>) -> Self {
         Table { doc, raw, span }
     }
 
     /// An error anywhere inside this table.
-    pub(crate) fn error(&self, span: &Range<usize>, message: impl Into<String>) -> ConfigError {
+    pub fn error(&self, span: &Range<usize>, message: impl Into<String>) -> ConfigError {
         self.doc.error(span, message.into())
     }
 
     /// An error about the table as a whole (reported at its header).
-    pub(crate) fn error_here(&self, message: impl Into<String>) -> ConfigError {
+    pub fn error_here(&self, message: impl Into<String>) -> ConfigError {
         self.error(&self.span.clone(), message)
     }
 
     /// An error about `key`, at the key's value when present, else at the header.
-    pub(crate) fn error_at_key(&self, key: &str, message: impl Into<String>) -> ConfigError {
+    pub fn error_at_key(&self, key: &str, message: impl Into<String>) -> ConfigError {
         let span =
             self.raw.present().into_iter().find(|(k, _)| *k == key).map_or_else(|| self.span.clone(), |(_, s)| s);
         self.error(&span, message)
     }
 
     /// The keys the file set here.
-    pub(crate) fn present(&self) -> Vec<(&'static str, Range<usize>)> {
+    pub fn present(&self) -> Vec<(&'static str, Range<usize>)> {
         self.raw.present()
     }
 
     /// True when the file set `key` here.
-    pub(crate) fn has(&self, key: &str) -> bool {
+    pub fn has(&self, key: &str) -> bool {
         self.raw.present().iter().any(|(k, _)| *k == key)
     }
 
     /// A string value.
-    pub(crate) fn str(&self, (_, v): Field<'d, String>) -> Option<At<&'d str>> {
+    pub fn str(&self, (_, v): Field<'d, String>) -> Option<At<&'d str>> {
         v.as_ref().map(|v| At { value: v.get_ref().as_str(), span: v.span() })
     }
 
     /// A string value that must be present.
-    pub(crate) fn required_str(&self, field: Field<'d, String>) -> Result<At<&'d str>, ConfigError> {
+    pub fn required_str(&self, field: Field<'d, String>) -> Result<At<&'d str>, ConfigError> {
         let key = field.0;
         self.str(field).ok_or_else(|| self.error_here(format!("missing required key \"{key}\"")))
     }
 
     /// A string parsed by `parse`, whose error message is prefixed with the key.
-    pub(crate) fn parsed<T, E: std::fmt::Display>(
+    pub fn parsed<T, E: std::fmt::Display>(
         &self,
         field: Field<'d, String>,
         parse: impl FnOnce(&str) -> Result<T, E>,
@@ -304,7 +350,7 @@ impl<'d, R: Keys> Table<'d, R> {
     }
 
     /// A humantime duration (`"30s"`, `"5m"`, `"7d"`); zero only if `allow_zero`.
-    pub(crate) fn duration(&self, field: Field<'d, String>, allow_zero: bool) -> Result<Option<Duration>, ConfigError> {
+    pub fn duration(&self, field: Field<'d, String>, allow_zero: bool) -> Result<Option<Duration>, ConfigError> {
         self.parsed(field, |s| {
             let d = humantime::parse_duration(s)
                 .map_err(|e| ValueError::not(s, "a duration like \"30s\", \"5m\" or \"7d\"").because(e))?;
@@ -316,12 +362,12 @@ impl<'d, R: Keys> Table<'d, R> {
     }
 
     /// A boolean.
-    pub(crate) fn bool(&self, (_, v): Field<'d, bool>) -> Option<bool> {
+    pub fn bool(&self, (_, v): Field<'d, bool>) -> Option<bool> {
         v.as_ref().map(|v| *v.get_ref())
     }
 
     /// An integer in `range`.
-    pub(crate) fn int(&self, (key, v): Field<'d, i64>, range: Range<i64>) -> Result<Option<i64>, ConfigError> {
+    pub fn int(&self, (key, v): Field<'d, i64>, range: Range<i64>) -> Result<Option<i64>, ConfigError> {
         let Some(v) = v else { return Ok(None) };
         let n = *v.get_ref();
         if !range.contains(&n) {
@@ -332,7 +378,7 @@ impl<'d, R: Keys> Table<'d, R> {
     }
 
     /// An array of integers, each in `range`.
-    pub(crate) fn int_list(
+    pub fn int_list(
         &self,
         (key, v): Field<'d, Vec<Spanned<i64>>>,
         range: Range<i64>,
@@ -354,7 +400,7 @@ impl<'d, R: Keys> Table<'d, R> {
     }
 
     /// A number (integer or float) in `lo..=hi`.
-    pub(crate) fn number(&self, (key, v): Field<'d, f64>, lo: f64, hi: f64) -> Result<Option<f64>, ConfigError> {
+    pub fn number(&self, (key, v): Field<'d, f64>, lo: f64, hi: f64) -> Result<Option<f64>, ConfigError> {
         let Some(v) = v else { return Ok(None) };
         let n = *v.get_ref();
         if !(lo..=hi).contains(&n) {
@@ -364,17 +410,17 @@ impl<'d, R: Keys> Table<'d, R> {
     }
 
     /// An array of strings.
-    pub(crate) fn str_list(&self, (_, v): Field<'d, Strings>) -> Option<Vec<At<&'d str>>> {
+    pub fn str_list(&self, (_, v): Field<'d, Strings>) -> Option<Vec<At<&'d str>>> {
         v.as_ref().map(|v| v.get_ref().iter().map(|s| At { value: s.get_ref().as_str(), span: s.span() }).collect())
     }
 
     /// A sub-table (`[monitor]`, `[alerts.email]`).
-    pub(crate) fn table<S: Keys>(&self, (_, v): Field<'d, S>) -> Option<Table<'d, S>> {
+    pub fn table<S: Keys>(&self, (_, v): Field<'d, S>) -> Option<Table<'d, S>> {
         v.as_ref().map(|v| Table { doc: self.doc, raw: v.get_ref(), span: v.span() })
     }
 
     /// An array of tables (`[[service]]`).
-    pub(crate) fn tables<S: Keys>(&self, (_, v): Field<'d, Tables<S>>) -> Vec<Table<'d, S>> {
+    pub fn tables<S: Keys>(&self, (_, v): Field<'d, Tables<S>>) -> Vec<Table<'d, S>> {
         v.as_ref()
             .map(|v| v.get_ref().iter().map(|t| Table { doc: self.doc, raw: t.get_ref(), span: t.span() }).collect())
             .unwrap_or_default()

@@ -1,0 +1,269 @@
+//! `[alerts]`, `[alerts.email]` and `[[alerts.webhook]]`: grouping and
+//! flapping, and each channel's address and rules.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::document::{self, ConfigError, Keys, Strings, Table, Tables, ValueError, field, redacted, table};
+
+table!(
+    /// `[alerts]`.
+    RawAlerts {
+        group_wait: String,
+        flap_changes: i64,
+        flap_window: String,
+        email: RawEmail,
+        webhook: Tables<RawWebhook>,
+    }
+);
+
+table!(
+    /// `[alerts.email]`.
+    RawEmail {
+        smtp: String,
+        username: String,
+        password_env: String,
+        from: String,
+        to: Strings,
+        notify_on: Strings,
+        repeat: String,
+        send_recovery: bool,
+    }
+);
+
+table!(
+    /// `[[alerts.webhook]]`.
+    RawWebhook {
+        url: String,
+        format: String,
+        secret_env: String,
+        notify_on: Strings,
+        repeat: String,
+        send_recovery: bool,
+    }
+);
+
+/// `[alerts]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerts {
+    /// How long to wait for other services failing with the same cause.
+    pub group_wait: Duration,
+    /// Status changes within `flap_window` that make a service flapping.
+    pub flap_changes: usize,
+    /// The flapping window; also how long a status must hold to end it.
+    pub flap_window: Duration,
+    /// `[alerts.email]`, if configured.
+    pub email: Option<Email>,
+    /// `[[alerts.webhook]]`, in file order (channel `webhook-1` first).
+    pub webhooks: Vec<Webhook>,
+}
+
+impl Alerts {
+    /// Every alert channel with its name in the outbox and the metrics
+    /// (`email`, `webhook-1`, …) and its own rules.
+    pub fn channels(&self) -> Vec<(String, &AlertRules)> {
+        let email = self.email.iter().map(|e| ("email".to_string(), &e.rules));
+        let hooks = self.webhooks.iter().enumerate().map(|(i, w)| (format!("webhook-{}", i + 1), &w.rules));
+        email.chain(hooks).collect()
+    }
+}
+
+/// What one channel is told (the same keys in `[alerts.email]` and every
+/// `[[alerts.webhook]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRules {
+    /// Which service states start an alert.
+    pub notify_on: Vec<NotifyOn>,
+    /// Reminder interval while still down; `None` = never.
+    pub repeat: Option<Duration>,
+    /// Whether a recovery is sent.
+    pub send_recovery: bool,
+}
+
+/// The body a webhook posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// chatpulse's own JSON document (README, "Webhooks").
+    Json,
+    /// A Slack / Mattermost incoming-webhook message (`{"text": …}`).
+    Slack,
+}
+
+/// `[[alerts.webhook]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    /// Where alerts are POSTed (http or https).
+    pub url: reqwest::Url,
+    /// The body format.
+    pub format: WebhookFormat,
+    /// Environment variable holding the HMAC-SHA256 key of
+    /// `X-Chatpulse-Signature`; `None` = unsigned.
+    pub secret_env: Option<String>,
+    /// What this webhook is told.
+    pub rules: AlertRules,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtp://`: plain text.
+    Plain,
+    /// `smtp+starttls://`: upgrade with STARTTLS (required).
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Tls,
+}
+
+/// The events a user may ask to be mailed about when they start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifyOn {
+    /// A service becomes `down`.
+    Down,
+    /// A service becomes `degraded`.
+    Degraded,
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Email {
+    /// The `smtp` URL as written, any password redacted (for messages).
+    pub smtp_url: String,
+    /// Transport security.
+    pub security: SmtpSecurity,
+    /// SMTP host.
+    pub host: String,
+    /// SMTP port.
+    pub port: u16,
+    /// Optional login.
+    pub username: Option<String>,
+    /// Environment variable holding the password.
+    pub password_env: Option<String>,
+    /// Sender mailbox.
+    pub from: String,
+    /// Recipient mailboxes.
+    pub to: Vec<String>,
+    /// What e-mail is told.
+    pub rules: AlertRules,
+}
+
+fn parse_mailbox(s: &str) -> Result<String, ValueError> {
+    lettre::message::Mailbox::from_str(s)
+        .map(|_| s.to_string())
+        .map_err(|e| ValueError::not(s, "an e-mail address").because(e))
+}
+
+pub(super) fn read_alerts(t: Option<Table<'_, RawAlerts>>) -> Result<Alerts, ConfigError> {
+    let mut alerts = Alerts {
+        group_wait: Duration::from_secs(5),
+        flap_changes: 6,
+        flap_window: Duration::from_secs(1800),
+        email: None,
+        webhooks: Vec::new(),
+    };
+    let Some(t) = t else { return Ok(alerts) };
+    alerts.group_wait = t.duration(field!(t, group_wait), true)?.unwrap_or(alerts.group_wait);
+    alerts.flap_changes = t.int(field!(t, flap_changes), 2..1001)?.map_or(alerts.flap_changes, |n| n as usize);
+    alerts.flap_window = t.duration(field!(t, flap_window), false)?.unwrap_or(alerts.flap_window);
+    for w in t.tables(field!(t, webhook)) {
+        alerts.webhooks.push(read_webhook(&w)?);
+    }
+    let Some(e) = t.table(field!(t, email)) else { return Ok(alerts) };
+    let smtp = e.required_str(field!(e, smtp))?;
+    let (security, host, port) =
+        parse_smtp_url(smtp.value).map_err(|why| e.error(&smtp.span, format!("\"smtp\": {why}")))?;
+    let from = e.required_str(field!(e, from))?;
+    parse_mailbox(from.value).map_err(|why| e.error(&from.span, format!("\"from\": {why}")))?;
+    let to = e.str_list(field!(e, to)).ok_or_else(|| e.error_here("missing required key \"to\""))?;
+    if to.is_empty() {
+        return Err(e.error_at_key("to", "\"to\" must name at least one recipient"));
+    }
+    for addr in &to {
+        parse_mailbox(addr.value).map_err(|why| e.error(&addr.span, format!("\"to\": {why}")))?;
+    }
+    alerts.email = Some(Email {
+        smtp_url: redacted(smtp.value),
+        security,
+        host,
+        port,
+        username: e.str(field!(e, username)).map(|u| u.value.to_string()),
+        password_env: e.str(field!(e, password_env)).map(|u| u.value.to_string()),
+        from: from.value.to_string(),
+        to: to.iter().map(|a| a.value.to_string()).collect(),
+        rules: read_alert_rules(&e, (field!(e, notify_on), field!(e, repeat), field!(e, send_recovery)))?,
+    });
+    Ok(alerts)
+}
+
+/// `notify_on`, `repeat` and `send_recovery` of one channel.
+/// The keys every alert channel has.
+type RuleFields<'r> = (document::Field<'r, Strings>, document::Field<'r, String>, document::Field<'r, bool>);
+
+fn read_alert_rules<R: Keys>(
+    t: &Table<'_, R>,
+    (notify_on_field, repeat, send_recovery): RuleFields<'_>,
+) -> Result<AlertRules, ConfigError> {
+    let mut notify_on = vec![NotifyOn::Down];
+    if let Some(list) = t.str_list(notify_on_field) {
+        notify_on.clear();
+        for item in list {
+            let event = match item.value {
+                "down" => NotifyOn::Down,
+                "degraded" => NotifyOn::Degraded,
+                other => {
+                    return Err(t.error(
+                        &item.span,
+                        format!("\"notify_on\": \"{other}\" is not an event (expected \"down\" or \"degraded\")"),
+                    ));
+                }
+            };
+            if !notify_on.contains(&event) {
+                notify_on.push(event);
+            }
+        }
+    }
+    let repeat = t.duration(repeat, true)?.unwrap_or(Duration::from_secs(4 * 3600));
+    Ok(AlertRules {
+        notify_on,
+        repeat: (!repeat.is_zero()).then_some(repeat),
+        send_recovery: t.bool(send_recovery).unwrap_or(true),
+    })
+}
+
+fn read_webhook(w: &Table<'_, RawWebhook>) -> Result<Webhook, ConfigError> {
+    let url = w.parsed(field!(w, url), |s| {
+        let url = reqwest::Url::parse(s).map_err(|e| ValueError::not(s, "a URL").because(e))?;
+        match url.scheme() {
+            "http" | "https" if url.host().is_some() => Ok(url),
+            _ => Err(ValueError::not(s, "an http:// or https:// URL")),
+        }
+    })?;
+    let url = url.ok_or_else(|| w.error_here("missing required key \"url\""))?;
+    let format = w
+        .parsed(field!(w, format), |s| match s {
+            "json" => Ok(WebhookFormat::Json),
+            "slack" => Ok(WebhookFormat::Slack),
+            other => Err(ValueError::not(other, "a format (expected \"json\" or \"slack\")")),
+        })?
+        .unwrap_or(WebhookFormat::Json);
+    Ok(Webhook {
+        url,
+        format,
+        secret_env: w.str(field!(w, secret_env)).map(|s| s.value.to_string()),
+        rules: read_alert_rules(w, (field!(w, notify_on), field!(w, repeat), field!(w, send_recovery)))?,
+    })
+}
+
+fn parse_smtp_url(s: &str) -> Result<(SmtpSecurity, String, u16), ValueError> {
+    let url = reqwest::Url::parse(s).map_err(|e| ValueError::not(s, "a URL").because(e))?;
+    let (security, default_port) = match url.scheme() {
+        "smtp" => (SmtpSecurity::Plain, 25),
+        "smtp+starttls" => (SmtpSecurity::StartTls, 587),
+        "smtps" => (SmtpSecurity::Tls, 465),
+        other => {
+            return Err(ValueError::SmtpScheme(other.to_string()));
+        }
+    };
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| ValueError::NoHost(s.to_string()))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    Ok((security, host, url.port().unwrap_or(default_port)))
+}
