@@ -22,9 +22,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use chatpulse::bgp::VisibilityBoard;
-use chatpulse::bgp::feed::{Engine, FeedEvent, run_engine};
+use chatpulse::bgp::event::FeedEvent;
+use chatpulse::bgp::event::PeerKey;
+use chatpulse::bgp::feed::{Engine, run_engine};
 use chatpulse::bgp::mrt::{Element, Reader, decompress};
-use chatpulse::bgp::rib::{Denominator, Interest, PeerKey, Rib};
+use chatpulse::bgp::rib::{Denominator, Interest, Rib};
 use chatpulse::config::{BgpPeer, BgpSession, BgpSource, Config};
 use chatpulse::prefix::Prefix;
 use chatpulse::probe::Toolkit;

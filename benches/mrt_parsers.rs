@@ -67,8 +67,9 @@ fn read(which: &str, path: &Path) -> (u64, f64) {
         }
         "chatpulse+engine" => {
             // What `replay` does: decode and apply to the visibility engine.
+            use chatpulse::bgp::event::PeerKey;
             use chatpulse::bgp::mrt::Element;
-            use chatpulse::bgp::rib::{Denominator, Interest, PeerKey, Rib};
+            use chatpulse::bgp::rib::{Denominator, Interest, Rib};
             let watched = ["129.134.30.0/23", "185.89.218.0/23", "149.154.160.0/20", "2804:14d::/40"]
                 .iter()
                 .map(|p| p.parse().unwrap())

@@ -56,12 +56,12 @@ impl Policy {
     /// ask for). Without any channel, the defaults (down and recoveries),
     /// so `replay` shows what would be sent.
     pub fn from_config(config: &Config) -> Policy {
-        let channels = config.alerts.channels();
+        let channels = &config.alerts.channels;
         let none = channels.is_empty();
         Policy {
-            notify_down: none || channels.iter().any(|(_, r)| r.notify_on.contains(&NotifyOn::Down)),
-            notify_degraded: channels.iter().any(|(_, r)| r.notify_on.contains(&NotifyOn::Degraded)),
-            send_recovery: none || channels.iter().any(|(_, r)| r.send_recovery),
+            notify_down: none || channels.iter().any(|c| c.rules.notify_on.contains(&NotifyOn::Down)),
+            notify_degraded: channels.iter().any(|c| c.rules.notify_on.contains(&NotifyOn::Degraded)),
+            send_recovery: none || channels.iter().any(|c| c.rules.send_recovery),
             flap_changes: config.alerts.flap_changes,
             flap_window: config.alerts.flap_window.as_secs() as i64,
         }

@@ -716,7 +716,8 @@ impl Tracker {
         self.reminded.retain(|(id, _), _| open.contains(id));
         let config = self.config.borrow().clone();
         let now = crate::time::unix(std::time::SystemTime::now());
-        for (channel, rules) in config.alerts.channels() {
+        for channel in &config.alerts.channels {
+            let (channel, rules) = (&channel.name, &channel.rules);
             let Some(repeat) = rules.repeat else { continue };
             let repeat = repeat.as_secs().max(1) as i64;
             let mut groups: HashMap<i64, Vec<(Incident, ServiceSnapshot)>> = HashMap::new();

@@ -193,6 +193,15 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// The incident group told of: a flapping service's group, or its own
+    /// incident when it has none.
+    pub fn group(&self) -> i64 {
+        match &self.kind {
+            NoticeKind::Incident { group, .. } => *group,
+            NoticeKind::Flapping { member, .. } => member.incident.group_id.unwrap_or(member.incident.id),
+        }
+    }
+
     /// The event word.
     pub fn event(&self) -> AlertEvent {
         match &self.kind {

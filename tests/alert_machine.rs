@@ -49,7 +49,7 @@ async fn run(config: &Config, statuses: &[ServiceStatus]) -> Vec<String> {
     let retention = Retention { raw: Duration::from_secs(86_400), rollup: Duration::from_secs(86_400 * 400) };
     let store = Store::open(&dir.path().join("h.db"), retention).unwrap();
     let (_config_tx, config_rx) = tokio::sync::watch::channel(Arc::new(config.clone()));
-    let channels = Arc::new(chatpulse::alert::AlertChannels);
+    let channels = Arc::new(chatpulse::alert::AlertChannels::default());
     let tracker = Tracker::new(store.clone(), config_rx, channels, Arc::new(tokio::sync::Notify::new())).await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(tracker.run(rx));

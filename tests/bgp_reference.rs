@@ -8,8 +8,9 @@ use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use chatpulse::bgp::event::PeerKey;
 use chatpulse::bgp::mrt::{Element, Reader, decompress};
-use chatpulse::bgp::rib::{Denominator, Interest, PeerKey, Rib};
+use chatpulse::bgp::rib::{Denominator, Interest, Rib};
 use chatpulse::prefix::Prefix;
 
 type Table = HashMap<Prefix, BTreeSet<(IpAddr, Option<u32>)>>;

@@ -355,13 +355,13 @@ async fn peers_announcing_only_unwatched_space_are_not_kept() {
     let board = VisibilityBoard::new(&[watched], 10);
     let mut engine = Engine::new(BgpSource::RisLive, vec![watched], board, None);
     for i in 0..200_000u32 {
-        engine.apply(chatpulse::bgp::feed::FeedEvent::Announce {
-            peer: chatpulse::bgp::rib::PeerKey { collector: "rrc00".into(), ip: std::net::Ipv4Addr::from(i).into() },
+        engine.apply(chatpulse::bgp::event::FeedEvent::Announce {
+            peer: chatpulse::bgp::event::PeerKey { collector: "rrc00".into(), ip: std::net::Ipv4Addr::from(i).into() },
             prefix: "192.0.2.0/24".parse().unwrap(),
             path_id: 0,
             origin: Some(64500),
         });
-        engine.apply(chatpulse::bgp::feed::FeedEvent::PeerUp(chatpulse::bgp::rib::PeerKey {
+        engine.apply(chatpulse::bgp::event::FeedEvent::PeerUp(chatpulse::bgp::event::PeerKey {
             collector: "rrc01".into(),
             ip: std::net::Ipv4Addr::from(i).into(),
         }));

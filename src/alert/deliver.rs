@@ -1,26 +1,28 @@
 //! Delivery: each channel's outbox queue, sent in order.
 //!
-//! For every configured channel (`email`, `webhook-N`) the worker takes the
-//! due messages, sends each through its transport ([`super::email`],
-//! [`super::webhook`]) and records the outcome: sent (never sent again),
+//! For every configured channel (`email`, `webhook-N`, `pagerduty-N`,
+//! `ntfy-N`) a task takes the due messages, sends each through its
+//! [`Channel`] and records the outcome: sent (never sent again),
 //! failed (tried again after a capped exponential backoff: 1 s, 2 s, 4 s …
 //! 30 s), or — a permanent rejection three times over — given up, counted
 //! and logged so it cannot block the queue. Delivery is head-of-line per
 //! channel: a recovery never overtakes its DOWN, and one channel's outage
-//! never holds another back. The worker wakes when the tracker commits an
-//! alert, when the next retry is due, or when the config changes.
+//! never holds another back (each channel is its own task). A task wakes
+//! when the tracker commits an alert or when its next retry is due.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::config::{Config, Email, Webhook};
+use super::ChannelSet;
+use super::channel::Channel;
+use crate::config::{ChannelConfig, Config};
 use crate::metrics::Metrics;
-use crate::store::{NewMessage, Spillover, Store};
-
-use super::{email, webhook};
+use crate::store::{Spillover, Store};
 
 /// Longest wait between attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -33,59 +35,27 @@ pub fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.min(6)).min(MAX_BACKOFF)
 }
 
-/// Why a message was not delivered.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// The receiver refused it for good (SMTP 5xx; HTTP 4xx but 408/429).
-    pub permanent: bool,
-    /// What happened, in words.
-    pub why: String,
+/// Delivers one channel's queue: the alerts the store could not take,
+/// then the outbox.
+struct Courier {
+    channel: Arc<dyn Channel>,
 }
 
-/// One channel's transport.
-enum Transport<'c> {
-    Email(&'c Email, Result<email::Smtp, email::TransportError>),
-    Webhook(&'c Webhook, &'c reqwest::Client),
-}
-
-impl Transport<'_> {
-    async fn send(&self, message: &NewMessage) -> Result<(), Failure> {
-        match self {
-            Transport::Email(e, smtp) => email::send(smtp, e, message).await,
-            Transport::Webhook(hook, client) => webhook::send(client, hook, message).await,
-        }
-    }
-
-    /// Where it sends, as logs show it.
-    fn target(&self) -> String {
-        match self {
-            Transport::Email(e, _) => e.smtp_url.clone(),
-            Transport::Webhook(hook, _) => webhook::shown(hook),
-        }
-    }
-}
-
-/// One channel: its name and its transport.
-struct Channel<'c> {
-    name: String,
-    transport: Transport<'c>,
-}
-
-impl Channel<'_> {
+impl Courier {
     /// Delivers the alerts the store could not take, oldest first, stopping
     /// at the first failure; true when none of this channel's is left.
     async fn deliver_spillover(&self, spillover: &Spillover, metrics: &Metrics) -> bool {
         loop {
             let next = {
                 let queue = spillover.lock().unwrap_or_else(|p| p.into_inner());
-                queue.iter().find(|m| m.channel == self.name).cloned()
+                queue.iter().find(|m| m.channel == self.channel.name()).cloned()
             };
             let Some(message) = next else { return true };
-            let outcome = self.transport.send(&message).await;
-            metrics.count_alert(&self.name, &message.event, outcome.is_ok());
+            let outcome = self.channel.send(&message).await;
+            metrics.count_alert(self.channel.name(), &message.event, outcome.is_ok());
             match outcome {
                 Ok(()) => {
-                    info!(channel = %self.name, event = %message.event, subject = %message.subject, "alert delivered from memory");
+                    info!(channel = %self.channel.name(), event = %message.event, subject = %message.subject, "alert delivered from memory");
                     let mut queue = spillover.lock().unwrap_or_else(|p| p.into_inner());
                     if let Some(at) =
                         queue.iter().position(|m| m.channel == message.channel && m.message_id == message.message_id)
@@ -94,7 +64,7 @@ impl Channel<'_> {
                     }
                 }
                 Err(f) => {
-                    warn!(channel = %self.name, to = %self.transport.target(), "alert delivery from memory failed ({}); retrying", f.why);
+                    warn!(channel = %self.channel.name(), to = %self.channel.target(), "alert delivery from memory failed ({}); retrying", f.why);
                     return false;
                 }
             }
@@ -108,7 +78,7 @@ impl Channel<'_> {
             return Duration::from_secs(5);
         }
         let now = crate::time::unix(std::time::SystemTime::now());
-        let due = match store.due_messages(now, &self.name).await {
+        let due = match store.due_messages(now, self.channel.name()).await {
             Ok(due) => due,
             Err(e) => {
                 warn!("cannot read the outbox: {e}");
@@ -116,25 +86,25 @@ impl Channel<'_> {
             }
         };
         for row in due {
-            let outcome = self.transport.send(&row.message).await;
+            let outcome = self.channel.send(&row.message).await;
             let now = crate::time::unix(std::time::SystemTime::now());
-            metrics.count_alert(&self.name, &row.message.event, outcome.is_ok());
+            metrics.count_alert(self.channel.name(), &row.message.event, outcome.is_ok());
             match outcome {
                 Ok(()) => {
-                    info!(channel = %self.name, outbox = row.id, event = %row.message.event, subject = %row.message.subject, "alert delivered");
+                    info!(channel = %self.channel.name(), outbox = row.id, event = %row.message.event, subject = %row.message.subject, "alert delivered");
                     if let Err(e) = store.mark_sent(row.id, now).await {
                         warn!("sent, but cannot record it: {e}");
                     }
                 }
                 Err(f) if f.permanent && row.attempts + 1 >= GIVE_UP_AFTER => {
-                    error!(channel = %self.name, outbox = row.id, to = %self.transport.target(), "alert rejected for good after {GIVE_UP_AFTER} attempts ({}); the next alerts go on", f.why);
+                    error!(channel = %self.channel.name(), outbox = row.id, to = %self.channel.target(), "alert rejected for good after {GIVE_UP_AFTER} attempts ({}); the next alerts go on", f.why);
                     if let Err(e) = store.mark_given_up(row.id, now, f.why).await {
                         warn!("cannot record the rejection: {e}");
                     }
                 }
                 Err(f) => {
                     let delay = backoff(row.attempts);
-                    warn!(channel = %self.name, outbox = row.id, to = %self.transport.target(), "alert delivery failed ({}); retrying in {}", f.why, humantime::format_duration(delay));
+                    warn!(channel = %self.channel.name(), outbox = row.id, to = %self.channel.target(), "alert delivery failed ({}); retrying in {}", f.why, humantime::format_duration(delay));
                     if let Err(e) = store.mark_failed(row.id, now + delay.as_secs() as i64, f.why).await {
                         warn!("cannot record the failure: {e}");
                     }
@@ -143,9 +113,9 @@ impl Channel<'_> {
                 }
             }
         }
-        match store.pending(&self.name).await {
+        match store.pending(self.channel.name()).await {
             Ok((count, next)) => {
-                metrics.set_alert_queue(&self.name, count);
+                metrics.set_alert_queue(self.channel.name(), count);
                 let now = crate::time::unix(std::time::SystemTime::now());
                 next.map_or(Duration::from_secs(60), |at| Duration::from_secs((at - now).clamp(0, 60) as u64))
             }
@@ -155,7 +125,10 @@ impl Channel<'_> {
 }
 
 /// Delivers every channel's outbox (and the alerts that could not enter
-/// it) until aborted; the channels are served side by side.
+/// it) until aborted. Each channel runs as its own task, so a channel that
+/// hangs holds back nothing but its own queue. On a config change the
+/// channels whose config is unchanged keep running; a removed one stops
+/// (its queue stays in the outbox), a changed one restarts.
 pub async fn run(
     store: Store,
     spillover: Spillover,
@@ -163,24 +136,69 @@ pub async fn run(
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
 ) {
-    let client = webhook::client();
+    let (kick, _) = watch::channel(0u64);
+    let mut running: HashMap<String, (ChannelConfig, Task)> = HashMap::new();
     loop {
         let current = config.borrow_and_update().clone();
-        let mut channels: Vec<Channel<'_>> = Vec::new();
-        if let Some(e) = &current.alerts.email {
-            let smtp = email::transport(e);
-            channels.push(Channel { name: email::CHANNEL.into(), transport: Transport::Email(e, smtp) });
+        match ChannelSet::new(&current.alerts) {
+            Ok(set) => {
+                let wanted: Vec<&ChannelConfig> = set.iter().map(|c| c.config()).collect();
+                running.retain(|name, (was, _)| wanted.iter().any(|w| w.name == *name && *w == was));
+                for channel in set.iter() {
+                    if running.contains_key(channel.name()) {
+                        continue;
+                    }
+                    let courier = Courier { channel: channel.clone() };
+                    let task = Task(tokio::spawn(serve(
+                        courier,
+                        store.clone(),
+                        spillover.clone(),
+                        metrics.clone(),
+                        kick.subscribe(),
+                    )));
+                    running.insert(channel.name().to_string(), (channel.config().clone(), task));
+                }
+            }
+            Err(e) => error!("cannot create the alert channels' HTTP client: {e}; delivery waits for the next reload"),
         }
-        for (i, hook) in current.alerts.webhooks.iter().enumerate() {
-            channels.push(Channel { name: webhook::channel(i), transport: Transport::Webhook(hook, &client) });
+        loop {
+            tokio::select! {
+                () = wake.notified() => kick.send_modify(|n| *n += 1),
+                changed = config.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            }
         }
-        let waits =
-            futures_util::future::join_all(channels.iter().map(|c| c.deliver_due(&store, &spillover, &metrics))).await;
-        let wait = waits.into_iter().min().unwrap_or(Duration::from_secs(3600));
+    }
+}
+
+/// A channel's task, stopped when dropped (a removed channel, a restart of
+/// delivery, the end of `run`).
+struct Task(JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One channel's loop: deliver what is due, then wait for a new alert or
+/// the next retry.
+async fn serve(
+    courier: Courier,
+    store: Store,
+    spillover: Spillover,
+    metrics: Arc<Metrics>,
+    mut kick: watch::Receiver<u64>,
+) {
+    loop {
+        let wait = courier.deliver_due(&store, &spillover, &metrics).await;
         tokio::select! {
-            () = wake.notified() => {}
+            changed = kick.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(wait) => {}
-            changed = config.changed() => if changed.is_err() { return },
         }
     }
 }

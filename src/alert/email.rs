@@ -11,20 +11,19 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::{Config, Email, SmtpSecurity};
+use serde::{Deserialize, Serialize};
+
+use super::channel::{self, Channel, Failure, SendFuture};
+use super::render;
+use crate::config::{ChannelConfig, Config, Email, SmtpSecurity};
 use crate::notice::{Notice, NoticeKind};
 use crate::store::NewMessage;
 
-use super::deliver::Failure;
-use super::render;
-
-/// The channel name in the outbox and the metrics.
-pub const CHANNEL: &str = "email";
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The SMTP transport of `[alerts.email]` (built once per delivery pass, so
-/// the messages of one pass share its connection pool).
+/// The SMTP transport of `[alerts.email]` (built with the channel, once
+/// per config version, so its messages share one connection pool).
 pub type Smtp = AsyncSmtpTransport<Tokio1Executor>;
 
 /// Why no e-mail can be sent at all (every queued message waits).
@@ -65,17 +64,28 @@ pub fn transport(email: &Email) -> Result<Smtp, TransportError> {
     Ok(builder.build())
 }
 
-fn build(email: &Email, message: &NewMessage) -> Result<Message, BuildError> {
+/// What the outbox holds for an e-mail.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Payload {
+    /// Subject line (before fitting).
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+}
+
+fn build(email: &Email, message: &NewMessage, body: Payload) -> Result<Message, BuildError> {
     let parse = |s: &str| s.parse::<Mailbox>().map_err(|source| BuildError::Address { address: s.into(), source });
     let mut builder = Message::builder().from(parse(&email.from)?);
     for to in &email.to {
         builder = builder.to(parse(to)?);
     }
     builder
-        .subject(fit_subject(&message.subject))
+        .subject(fit_subject(&body.subject))
         .message_id(Some(message.message_id.clone()))
         .date(crate::time::from_unix(message.created_at))
-        .multipart(MultiPart::alternative_plain_html(message.body_text.clone(), message.body_html.clone()))
+        .multipart(MultiPart::alternative_plain_html(body.text, body.html))
         .map_err(BuildError::from)
 }
 
@@ -104,33 +114,53 @@ pub fn fit_subject(subject: &str) -> String {
     cut(&words.join(" "), SUBJECT_MAX)
 }
 
-/// The outbox message of `notice` for e-mail: subject, plain text, HTML.
-pub fn message_for(notice: &Notice, config: &Config) -> NewMessage {
-    let rendered = match &notice.kind {
-        NoticeKind::Incident { event, members, .. } => render::render(*event, members, config, notice.at),
-        NoticeKind::Flapping { member, changes, window } => {
-            render::flapping(&member.snapshot.name, *changes, *window, config)
-        }
-    };
-    NewMessage {
-        channel: CHANNEL.into(),
-        event: notice.event().as_str().into(),
-        message_id: notice.message_id.clone(),
-        subject: rendered.subject,
-        body_text: rendered.text,
-        body_html: rendered.html,
-        created_at: notice.at,
+/// `[alerts.email]`: mail through one SMTP relay.
+pub struct EmailChannel {
+    config: ChannelConfig,
+    email: Email,
+    transport: Result<Smtp, TransportError>,
+}
+
+impl EmailChannel {
+    /// The channel of `config` (whose target is `email`).
+    pub fn new(config: &ChannelConfig, email: &Email) -> EmailChannel {
+        EmailChannel { config: config.clone(), email: email.clone(), transport: transport(email) }
     }
 }
 
-/// Sends one queued message. SMTP 5xx (and a message that cannot even be
-/// built) is permanent; anything else is worth retrying.
-pub async fn send(
-    transport: &Result<Smtp, TransportError>,
-    email: &Email,
-    message: &NewMessage,
-) -> Result<(), Failure> {
-    let transport = transport.as_ref().map_err(|why| Failure { permanent: false, why: why.to_string() })?;
-    let built = build(email, message).map_err(|why| Failure { permanent: true, why: why.to_string() })?;
-    transport.send(built).await.map(|_| ()).map_err(|e| Failure { permanent: e.is_permanent(), why: e.to_string() })
+impl Channel for EmailChannel {
+    fn config(&self) -> &ChannelConfig {
+        &self.config
+    }
+
+    fn render(&self, notice: &Notice, config: &Config) -> NewMessage {
+        let rendered = match &notice.kind {
+            NoticeKind::Incident { event, members, .. } => render::render(*event, members, config, notice.at),
+            NoticeKind::Flapping { member, changes, window } => {
+                render::flapping(&member.snapshot.name, *changes, *window, config)
+            }
+        };
+        let subject = rendered.subject.clone();
+        let payload = Payload { subject: rendered.subject, text: rendered.text, html: rendered.html };
+        channel::message(&self.config.name, notice, subject, &payload)
+    }
+
+    /// SMTP 5xx (and a message that cannot even be built) is permanent;
+    /// anything else is worth retrying.
+    fn send<'a>(&'a self, message: &'a NewMessage) -> SendFuture<'a> {
+        Box::pin(async move {
+            let transport = self.transport.as_ref().map_err(|why| Failure::transient(why.to_string()))?;
+            let body = channel::payload(message)?;
+            let built = build(&self.email, message, body).map_err(|why| Failure::permanent(why.to_string()))?;
+            transport
+                .send(built)
+                .await
+                .map(|_| ())
+                .map_err(|e| Failure { permanent: e.is_permanent(), why: e.to_string() })
+        })
+    }
+
+    fn target(&self) -> String {
+        self.email.smtp_url.clone()
+    }
 }

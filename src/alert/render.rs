@@ -9,7 +9,7 @@ use std::fmt::Write;
 use maud::{DOCTYPE, Markup, html};
 
 use crate::config::Config;
-use crate::notice::{AlertEvent, Member};
+use crate::notice::{AlertEvent, Member, Notice, NoticeKind};
 use crate::time::{from_unix, human, rfc3339};
 
 /// A rendered alert.
@@ -34,6 +34,22 @@ pub fn status_url(config: &Config) -> String {
         format!("http://localhost:{}/", listen.port())
     } else {
         format!("http://{listen}/")
+    }
+}
+
+/// The services of a notice, sorted by name, and its one-line summary.
+pub fn summary<'n>(notice: &'n Notice, config: &Config) -> (Vec<&'n Member>, String) {
+    match &notice.kind {
+        NoticeKind::Incident { event, members, .. } => {
+            let mut sorted: Vec<&Member> = members.iter().collect();
+            sorted.sort_by(|a, b| a.snapshot.name.cmp(&b.snapshot.name));
+            let subject = subject(*event, &sorted, notice.at);
+            (sorted, subject)
+        }
+        NoticeKind::Flapping { member, changes, window } => {
+            let subject = flapping(&member.snapshot.name, *changes, *window, config).subject;
+            (vec![&**member], subject)
+        }
     }
 }
 

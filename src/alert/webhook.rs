@@ -7,44 +7,18 @@
 //! The body is rendered when the alert is queued, so a retry after an
 //! outage or a restart posts the same bytes (and the same signature).
 
-use std::time::Duration;
-
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::config::{Config, Webhook, WebhookFormat};
-use crate::notice::{AlertEvent, Member, Notice, NoticeKind};
+use super::channel::{self, Channel, Failure, SendFuture};
+use super::render::{self, status_url};
+use crate::config::{ChannelConfig, Config, Webhook, WebhookFormat};
+use crate::notice::{AlertEvent, Member, Notice};
 use crate::store::NewMessage;
 use crate::time::{from_unix, rfc3339};
 
-use super::deliver::Failure;
-use super::render::{self, status_url};
-
-/// How long one POST may take, connect to last byte.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The channel name of the `i`th webhook (0-based): `webhook-1` first.
-pub fn channel(i: usize) -> String {
-    format!("webhook-{}", i + 1)
-}
-
 fn time(secs: i64) -> String {
     rfc3339(from_unix(secs))
-}
-
-/// The services of a notice, sorted by name, and its one-line summary.
-fn members_and_summary<'n>(notice: &'n Notice, config: &Config) -> (Vec<&'n Member>, String) {
-    match &notice.kind {
-        NoticeKind::Incident { event, members, .. } => {
-            let mut sorted: Vec<&Member> = members.iter().collect();
-            sorted.sort_by(|a, b| a.snapshot.name.cmp(&b.snapshot.name));
-            let subject = render::subject(*event, &sorted, notice.at);
-            (sorted, subject)
-        }
-        NoticeKind::Flapping { member, changes, window } => {
-            let subject = render::flapping(&member.snapshot.name, *changes, *window, config).subject;
-            (vec![&**member], subject)
-        }
-    }
 }
 
 /// The documented JSON body (README, "Webhooks") of `notice`, about
@@ -81,10 +55,7 @@ fn json_body(notice: &Notice, members: &[&Member], summary: &str, config: &Confi
         AlertEvent::Recovered => members.iter().filter_map(|m| m.incident.ended_at).max().map(time),
         _ => None,
     };
-    let group = match &notice.kind {
-        NoticeKind::Incident { group, .. } => *group,
-        NoticeKind::Flapping { member, .. } => member.incident.group_id.unwrap_or(member.incident.id),
-    };
+    let group = notice.group();
     json!({
         "event": event.as_str(),
         "group": group,
@@ -130,24 +101,6 @@ fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// The outbox message of `notice` for `hook`: the body in `body_text`.
-pub fn message_for(notice: &Notice, hook: &Webhook, channel: String, config: &Config) -> NewMessage {
-    let (members, summary) = members_and_summary(notice, config);
-    let body = match hook.format {
-        WebhookFormat::Json => json_body(notice, &members, &summary, config),
-        WebhookFormat::Slack => slack_body(notice.event(), &members, &summary, config),
-    };
-    NewMessage {
-        channel,
-        event: notice.event().as_str().into(),
-        message_id: notice.message_id.clone(),
-        subject: summary,
-        body_text: body.to_string(),
-        body_html: String::new(),
-        created_at: notice.at,
-    }
-}
-
 /// `sha256=` and the hex HMAC-SHA256 of `body` under `secret`.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
     use aws_lc_rs::hmac;
@@ -156,52 +109,66 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-/// The client webhooks are posted with: rustls, no redirects (a moved
-/// endpoint is a config error to see, not to follow), bounded.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("chatpulse/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+/// What the outbox holds for a webhook: the exact body (and so the same
+/// signature on every retry).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Payload {
+    /// The JSON body.
+    pub body: String,
 }
 
-/// The URL as logs show it: no password, no query (tokens live there).
-pub fn shown(hook: &Webhook) -> String {
-    let mut url = hook.url.clone();
-    let _ = url.set_password(None);
-    url.set_query(None);
-    url.to_string()
+/// `[[alerts.webhook]]`: a POST of chatpulse's JSON or a Slack message.
+pub struct WebhookChannel {
+    config: ChannelConfig,
+    hook: Webhook,
+    client: reqwest::Client,
 }
 
-/// POSTs one queued message. A 2xx answer is delivery; 408, 429, 5xx and
-/// network errors are worth retrying; any other answer is permanent.
-pub async fn send(client: &reqwest::Client, hook: &Webhook, message: &NewMessage) -> Result<(), Failure> {
-    let mut request = client
-        .post(hook.url.clone())
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("X-Chatpulse-Event", message.event.as_str())
-        .header("X-Chatpulse-Message-Id", message.message_id.as_str());
-    if let Some(var) = &hook.secret_env {
-        let secret = std::env::var(var).map_err(|_| Failure {
-            permanent: false,
-            why: format!("environment variable {var} (secret_env) is not set"),
-        })?;
-        request = request.header("X-Chatpulse-Signature", signature(secret.as_bytes(), message.body_text.as_bytes()));
+impl WebhookChannel {
+    /// The channel of `config` (whose target is `hook`), posting with `client`.
+    pub fn new(config: &ChannelConfig, hook: &Webhook, client: reqwest::Client) -> WebhookChannel {
+        WebhookChannel { config: config.clone(), hook: hook.clone(), client }
     }
-    let response = request
-        .body(message.body_text.clone())
-        .send()
-        .await
-        .map_err(|e| Failure { permanent: false, why: crate::error_text::root_cause(&e) })?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
+}
+
+impl Channel for WebhookChannel {
+    fn config(&self) -> &ChannelConfig {
+        &self.config
     }
-    let retry = status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429;
-    Err(Failure { permanent: !retry, why: format!("the receiver answered {status}") })
+
+    fn render(&self, notice: &Notice, config: &Config) -> NewMessage {
+        let (members, summary) = render::summary(notice, config);
+        let body = match self.hook.format {
+            WebhookFormat::Json => json_body(notice, &members, &summary, config),
+            WebhookFormat::Slack => slack_body(notice.event(), &members, &summary, config),
+        };
+        channel::message(&self.config.name, notice, summary, &Payload { body: body.to_string() })
+    }
+
+    /// A 2xx answer is delivery; 408, 429, 5xx and network errors are
+    /// worth retrying; any other answer is permanent.
+    fn send<'a>(&'a self, message: &'a NewMessage) -> SendFuture<'a> {
+        Box::pin(async move {
+            let Payload { body } = channel::payload(message)?;
+            let mut request = self
+                .client
+                .post(self.hook.url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("X-Chatpulse-Event", message.event.as_str())
+                .header("X-Chatpulse-Message-Id", message.message_id.as_str());
+            if let Some(var) = &self.hook.secret_env {
+                let secret = channel::secret(var, "secret_env")?;
+                request = request.header("X-Chatpulse-Signature", signature(secret.as_bytes(), body.as_bytes()));
+            }
+            let response =
+                request.body(body).send().await.map_err(|e| Failure::transient(crate::error_text::root_cause(&e)))?;
+            Failure::from_status(response.status())
+        })
+    }
+
+    fn target(&self) -> String {
+        channel::shown_url(&self.hook.url)
+    }
 }
 
 #[cfg(test)]

@@ -16,9 +16,8 @@ use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
 use super::config::Bgp;
-use super::feed::{FeedEvent, FeedSender};
+use super::event::{FeedEvent, FeedSender, PeerKey};
 use super::mrt::{Element, Reader, decompress};
-use super::rib::PeerKey;
 use crate::document::redacted;
 use crate::prefix::Prefix;
 use crate::time::{unix, utc_parts};

@@ -23,7 +23,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::rib::PeerKey;
+use super::event::PeerKey;
 use crate::prefix::Prefix;
 
 /// The full beacon cycle (announced, then withdrawn) in seconds.

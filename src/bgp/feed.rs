@@ -19,53 +19,9 @@ use tracing::{info, warn};
 
 use super::VisibilityBoard;
 use super::config::{Bgp, BgpSource};
-use super::rib::{Denominator, Interest, MAX_MORE_SPECIFICS_PER_PEER, MAX_PEERS, PeerKey, Rib, SourceId};
-use super::wire::{Origin, PathId};
+use super::event::{FeedEvent, PeerKey};
+use super::rib::{Denominator, Interest, MAX_MORE_SPECIFICS_PER_PEER, MAX_PEERS, Rib, SourceId};
 use crate::prefix::Prefix;
-
-/// What a source tells the engine.
-#[derive(Debug, Clone)]
-pub enum FeedEvent {
-    /// `peer` routes `prefix` via `origin` (path `path_id`: ADD-PATH
-    /// sources may hold several paths per prefix; others use 0).
-    Announce {
-        /// Who.
-        peer: PeerKey,
-        /// What.
-        prefix: Prefix,
-        /// The ADD-PATH path id.
-        path_id: PathId,
-        /// Origin AS.
-        origin: Origin,
-    },
-    /// `peer` withdrew path `path_id` to `prefix`.
-    Withdraw {
-        /// Who.
-        peer: PeerKey,
-        /// What.
-        prefix: Prefix,
-        /// The ADD-PATH path id.
-        path_id: PathId,
-    },
-    /// A peer's session came up (it starts with no routes).
-    PeerUp(PeerKey),
-    /// A peer's session went away: its routes go, it leaves the denominator.
-    PeerDown(PeerKey),
-    /// Forget the routes (the source reconnected and will seed again); the
-    /// peers that counted keep counting.
-    Reset,
-    /// The source is (or is no longer) connected and seeded.
-    Healthy(bool),
-    /// Something arrived (a message, a keepalive, a pong): the feed is alive.
-    Alive,
-    /// A message that could not be understood was skipped.
-    Malformed,
-    /// New VRPs (the `rpki` file changed): routes are validated against them.
-    Vrps(Arc<super::rpki::Vrps>),
-}
-
-/// Sends events to the engine.
-pub type FeedSender = mpsc::Sender<FeedEvent>;
 
 /// One source's health, as the engine judges it.
 struct SourceState {
@@ -391,9 +347,9 @@ impl Engine {
 }
 
 /// Passes `events` on to the engine, tagged with their source.
-async fn tag(source: SourceId, mut events: mpsc::Receiver<FeedEvent>, engine: mpsc::Sender<Tagged>) {
+async fn tag<T: Into<FeedEvent>>(source: SourceId, mut events: mpsc::Receiver<T>, engine: mpsc::Sender<Tagged>) {
     while let Some(event) = events.recv().await {
-        if engine.send((source, event)).await.is_err() {
+        if engine.send((source, event.into())).await.is_err() {
             return;
         }
     }

@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod canary;
 pub mod config;
+pub mod event;
 pub mod feed;
 pub mod mrt;
 pub mod rib;

@@ -21,11 +21,11 @@
 //! bound. Only routes of interest register a peer.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 
 use std::sync::Arc;
 
 use super::Visibility;
+use super::event::PeerKey;
 use super::rpki::{Validity, Vrps};
 use super::wire::{Origin, PathId};
 use crate::prefix::Prefix;
@@ -116,16 +116,6 @@ pub enum Denominator {
     /// Every peer that is up (our own BGP sessions: routers that would carry
     /// the prefix if it existed).
     UpPeers,
-}
-
-/// Identity of a peer: the collector it is seen through (empty for files and
-/// sessions) and its address.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PeerKey {
-    /// RIS collector (`rrc00`), or empty.
-    pub collector: String,
-    /// Peer address.
-    pub ip: IpAddr,
 }
 
 #[derive(Debug)]

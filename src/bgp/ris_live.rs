@@ -22,8 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
 use super::config::Bgp;
-use super::feed::{FeedEvent, FeedSender};
-use super::rib::PeerKey;
+use super::event::{FeedEvent, FeedSender, PeerKey};
 use super::seed::{self, lenient_prefix};
 use crate::prefix::Prefix;
 

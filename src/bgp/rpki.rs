@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::feed::{FeedEvent, FeedSender};
 use super::wire::Origin;
 use crate::prefix::Prefix;
 
@@ -197,7 +197,7 @@ pub fn read(path: &std::path::Path) -> Result<Vrps, RpkiError> {
 /// Watches `path`, sending the VRPs to the engine at start and whenever
 /// the file changes (size or modification time); runs until the engine is
 /// gone.
-pub async fn watch(path: PathBuf, engine: FeedSender) {
+pub async fn watch(path: PathBuf, engine: mpsc::Sender<Arc<Vrps>>) {
     let mut seen: Option<(SystemTime, u64)> = None;
     if std::fs::metadata(&path).is_err() {
         warn!("RPKI: {} does not exist (yet): running without RPKI until it appears", path.display());
@@ -212,7 +212,7 @@ pub async fn watch(path: PathBuf, engine: FeedSender) {
                     let (count, ignored) = (vrps.len(), vrps.ignored());
                     // Logged once the engine has them: what follows the line
                     // in the feed is judged on them.
-                    if engine.send(FeedEvent::Vrps(Arc::new(vrps))).await.is_err() {
+                    if engine.send(Arc::new(vrps)).await.is_err() {
                         return;
                     }
                     info!(vrps = count, file = %path.display(), "RPKI VRPs loaded");

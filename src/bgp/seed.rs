@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::feed::FeedEvent;
-use super::rib::PeerKey;
+use super::event::{FeedEvent, PeerKey};
 use crate::prefix::Prefix;
 
 #[derive(Deserialize)]

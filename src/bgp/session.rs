@@ -23,8 +23,7 @@ use tokio::time::{Instant, timeout_at};
 use tracing::{debug, info, warn};
 
 use super::config::{BgpPeer, BgpSession};
-use super::feed::{FeedEvent, FeedSender};
-use super::rib::PeerKey;
+use super::event::{FeedEvent, FeedSender, PeerKey};
 use super::wire::{self, Codec, Notification, Open, Update, code, kind};
 
 /// The hold time we propose (seconds).

@@ -13,7 +13,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::bgp::VisibilityBoard;
-use crate::bgp::feed::{Engine, FeedEvent};
+use crate::bgp::event::FeedEvent;
+use crate::bgp::feed::Engine;
 use crate::bgp::seed;
 use crate::config::{BgpSource, Check, Config};
 use crate::prefix::Prefix;

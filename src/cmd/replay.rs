@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::alerting::Decision;
+use crate::bgp::event::PeerKey;
 use crate::bgp::mrt::{Element, Reader, decompress};
-use crate::bgp::rib::{Denominator, Interest, PeerKey, Rib};
+use crate::bgp::rib::{Denominator, Interest, Rib};
 use crate::config::{Check, Config, Kind};
 use crate::prefix::Prefix;
 use crate::probe::bgp::BgpCheck;

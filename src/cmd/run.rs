@@ -303,7 +303,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     );
     let config_tx = watch::Sender::new(config.clone());
     let delivery = Arc::new(Notify::new());
-    let channels = Arc::new(crate::alert::AlertChannels);
+    let channels = Arc::new(crate::alert::AlertChannels::default());
     let tracker = Tracker::new(store.clone(), config_tx.subscribe(), channels, delivery.clone())
         .await
         .map_err(|source| RunError::Store { path: config.storage.path.display().to_string(), source })?

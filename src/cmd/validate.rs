@@ -40,24 +40,14 @@ pub fn print_plan(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
         let source = described.join(" + ");
         writeln!(out, "BGP visibility from {source}; at least {} peers to judge", config.bgp.min_peers)?;
     }
-    if let Some(e) = &config.alerts.email {
-        writeln!(out, "E-mail alerts to {} via {}", e.to.join(", "), e.smtp_url)?;
+    for channel in &config.alerts.channels {
+        writeln!(out, "{}", crate::alert::describe(channel))?;
     }
-    for (i, hook) in config.alerts.webhooks.iter().enumerate() {
-        let format = match hook.format {
-            crate::config::WebhookFormat::Json => "json",
-            crate::config::WebhookFormat::Slack => "slack",
-        };
-        let signed = if hook.secret_env.is_some() { ", signed" } else { "" };
+    if config.alerts.channels.is_empty() {
         writeln!(
             out,
-            "Webhook alerts (webhook-{}) to {} ({format}{signed})",
-            i + 1,
-            crate::alert::webhook::shown(hook)
+            "No alerts: no [alerts.email], [[alerts.webhook]], [[alerts.pagerduty]] or [[alerts.ntfy]] is configured"
         )?;
-    }
-    if config.alerts.channels().is_empty() {
-        writeln!(out, "No alerts: neither [alerts.email] nor [[alerts.webhook]] is configured")?;
     }
     if !config.maintenance.is_empty() {
         writeln!(

@@ -30,7 +30,10 @@ use std::sync::Arc;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-pub use self::alerts::{AlertRules, Alerts, Email, NotifyOn, SmtpSecurity, Webhook, WebhookFormat};
+pub use self::alerts::{
+    AlertRules, Alerts, ChannelConfig, ChannelTarget, Email, NotifyOn, Ntfy, PAGERDUTY_URL, PagerDuty, SmtpSecurity,
+    Webhook, WebhookFormat,
+};
 pub use self::dns::ROOT_SERVERS;
 pub use self::monitor::Monitor;
 pub use self::server::Server;
@@ -90,21 +93,15 @@ impl Config {
     /// secret is found now, not at the first outage. (`check`, `uptime`
     /// and `incidents` send nothing and do not ask.)
     pub fn check_secrets(&self) -> Result<(), ConfigError> {
-        let email = self
-            .alerts
-            .email
-            .iter()
-            .filter_map(|e| e.password_env.as_ref().map(|var| ("[alerts.email] password_env".to_string(), var)));
-        let hooks = self.alerts.webhooks.iter().enumerate().filter_map(|(i, w)| {
-            w.secret_env.as_ref().map(|var| (format!("[[alerts.webhook]] {} secret_env", i + 1), var))
-        });
-        for (place, var) in email.chain(hooks) {
-            if std::env::var_os(var).is_none_or(|v| v.is_empty()) {
-                return Err(ConfigError::MissingSecret {
-                    file: self.file.display().to_string(),
-                    place,
-                    var: var.clone(),
-                });
+        for channel in &self.alerts.channels {
+            for (key, var) in channel.secrets() {
+                if std::env::var_os(var).is_none_or(|v| v.is_empty()) {
+                    return Err(ConfigError::MissingSecret {
+                        file: self.file.display().to_string(),
+                        place: format!("{} {key}", channel.place),
+                        var: var.to_string(),
+                    });
+                }
             }
         }
         Ok(())

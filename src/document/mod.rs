@@ -223,7 +223,7 @@ fn name(path: &[(&str, Option<usize>)], table: &DeTable<'_>, parent: &str) -> St
         [("service", Some(_)), ("probe", Some(j))] => format!("{parent} probe {}", j + 1),
         [("guard", Some(i))] => format!("guard {}", i + 1),
         [("maintenance", Some(i))] => format!("maintenance {}", i + 1),
-        [("alerts", None), ("webhook", Some(i))] => format!("[[alerts.webhook]] {}", i + 1),
+        [("alerts", None), (channel, Some(i))] => format!("[[alerts.{channel}]] {}", i + 1),
         [("bgp", None), ("session", None), ("peer", Some(i))] => format!("[bgp.session] peer {}", i + 1),
         keys => format!("[{}]", keys.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(".")),
     }

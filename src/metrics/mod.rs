@@ -291,8 +291,7 @@ impl Metrics {
         } else {
             config.bgp.sources.iter().map(|s| s.as_str()).collect()
         };
-        let names: Vec<String> = config.alerts.channels().into_iter().map(|(name, _)| name).collect();
-        let channels: Vec<&str> = names.iter().map(String::as_str).collect();
+        let channels: Vec<&str> = config.alerts.channels.iter().map(|c| c.name.as_str()).collect();
         let events: Vec<&str> = crate::notice::AlertEvent::ALL.iter().map(|e| e.as_str()).collect();
         self.declare(&sources, &channels, &events);
     }

@@ -61,12 +61,12 @@ pub struct NewMessage {
     pub event: String,
     /// Stable Message-ID of this incident event.
     pub message_id: String,
-    /// Subject line.
+    /// One line about it (an e-mail's subject, a webhook's summary), for
+    /// logs and `chatpulse outbox`.
     pub subject: String,
-    /// Plain-text body.
-    pub body_text: String,
-    /// HTML body.
-    pub body_html: String,
+    /// What the channel sends, as it rendered it: JSON in the channel's own
+    /// shape (`alert::email::Payload`, …), read back only by that channel.
+    pub payload: String,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -170,9 +170,9 @@ impl Writer {
                 continue;
             }
             self.conn.execute(
-                "INSERT INTO outbox (channel, event, message_id, subject, body_text, body_html, created_at, next_attempt_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![m.channel, m.event, m.message_id, m.subject, m.body_text, m.body_html, m.created_at],
+                "INSERT INTO outbox (channel, event, message_id, subject, payload, created_at, next_attempt_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![m.channel, m.event, m.message_id, m.subject, m.payload, m.created_at],
             )?;
             queued += 1;
         }
@@ -337,21 +337,20 @@ impl Store {
             let rows = w
                 .conn
                 .prepare(
-                    "SELECT id, channel, event, message_id, subject, body_text, body_html, attempts, created_at FROM outbox
+                    "SELECT id, channel, event, message_id, subject, payload, attempts, created_at FROM outbox
                      WHERE sent_at IS NULL AND failed_at IS NULL AND channel = ?1 ORDER BY id LIMIT 100",
                 )?
                 .query_map(params![channel], |r| {
                     Ok(OutboxRow {
                         id: r.get(0)?,
-                        attempts: r.get(7)?,
+                        attempts: r.get(6)?,
                         message: NewMessage {
                             channel: r.get(1)?,
                             event: r.get(2)?,
                             message_id: r.get(3)?,
                             subject: r.get(4)?,
-                            body_text: r.get(5)?,
-                            body_html: r.get(6)?,
-                            created_at: r.get(8)?,
+                            payload: r.get(5)?,
+                            created_at: r.get(7)?,
                         },
                     })
                 })?

@@ -139,6 +139,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (service, start)
     ) WITHOUT ROWID;
     "#,
+    // 6: the outbox holds each channel's own payload (JSON in the shape the
+    // channel renders and reads back) instead of e-mail-shaped columns that
+    // held a webhook's body in `body_text`; queued and sent rows are kept.
+    r#"
+    ALTER TABLE outbox ADD COLUMN payload TEXT NOT NULL DEFAULT '';
+    UPDATE outbox SET payload = json_object('subject', subject, 'text', body_text, 'html', body_html)
+        WHERE channel = 'email';
+    UPDATE outbox SET payload = json_object('body', body_text) WHERE channel <> 'email';
+    ALTER TABLE outbox DROP COLUMN body_text;
+    ALTER TABLE outbox DROP COLUMN body_html;
+    "#,
 ];
 
 /// Brings the schema to the current version.
@@ -180,7 +191,33 @@ mod tests {
         let queued: i64 =
             conn.query_row("SELECT count(*) FROM outbox WHERE sent_at IS NULL", [], |r| r.get(0)).unwrap();
         assert_eq!(queued, 1, "the queued alert survives the migration");
+        let insert = "INSERT INTO outbox (channel, event, message_id, subject, payload, created_at, next_attempt_at)
+                      VALUES (?1, 'down', '<down-1-1-ab@v.chatpulse>', 's', '{}', 1, 1)";
         conn.execute(insert, ["webhook-1"]).unwrap();
         assert!(conn.execute(insert, ["email"]).is_err(), "still unique within a channel");
+    }
+
+    #[test]
+    fn version_6_turns_queued_e_mails_and_webhook_bodies_into_channel_payloads() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(5) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+        }
+        let insert = "INSERT INTO outbox (channel, event, message_id, subject, body_text, body_html, created_at, next_attempt_at)
+                      VALUES (?1, 'down', '<m@v>', 'WhatsApp DOWN', ?2, ?3, 1, 1)";
+        conn.execute(insert, ["email", "plain text", "<p>html</p>"]).unwrap();
+        conn.execute(insert, ["webhook-1", r#"{"event":"down"}"#, ""]).unwrap();
+        migrate(&mut conn).unwrap();
+        let payload = |channel: &str| -> serde_json::Value {
+            let text: String =
+                conn.query_row("SELECT payload FROM outbox WHERE channel = ?1", [channel], |r| r.get(0)).unwrap();
+            serde_json::from_str(&text).unwrap()
+        };
+        assert_eq!(
+            payload("email"),
+            serde_json::json!({ "subject": "WhatsApp DOWN", "text": "plain text", "html": "<p>html</p>" })
+        );
+        assert_eq!(payload("webhook-1"), serde_json::json!({ "body": r#"{"event":"down"}"# }));
     }
 }

@@ -2,7 +2,9 @@
 //! every POST (headers, body, the answer it gave), checks the
 //! `X-Chatpulse-Signature` against its own HMAC-SHA256 of the body, and
 //! answers whatever status the test sets — per event, so a test can refuse
-//! DOWNs and take recoveries.
+//! DOWNs and take recoveries, or a scripted status for the next posts. The
+//! same receiver stands in for PagerDuty's Events API and an ntfy topic:
+//! every hit keeps its headers and raw body.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,13 +28,27 @@ pub struct Hit {
     pub signed_ok: Option<bool>,
     /// The status the receiver answered.
     pub answered: u16,
+    /// Every header.
+    pub headers: HeaderMap,
+    /// The body as sent.
+    pub text: String,
+}
+
+impl Hit {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 #[derive(Default)]
 struct Shared {
     hits: Mutex<Vec<Hit>>,
-    /// Status per event word; 200 when absent.
+    /// Status per event word (`X-Chatpulse-Event`, or a PagerDuty
+    /// `event_action`); 200 when absent.
     answers: Mutex<HashMap<String, u16>>,
+    /// Statuses for the next posts, whatever their event, first first.
+    script: Mutex<std::collections::VecDeque<u16>>,
     secret: Vec<u8>,
 }
 
@@ -57,14 +73,21 @@ async fn hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, [(axum::http::HeaderName, &'static str); 1]) {
-    let event = headers.get("x-chatpulse-event").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let event = headers
+        .get("x-chatpulse-event")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parsed["event_action"].as_str())
+        .unwrap_or("")
+        .to_string();
     let signed_ok = headers
         .get("x-chatpulse-signature")
         .and_then(|v| v.to_str().ok())
         .map(|sig| sig == format!("sha256={}", hmac_hex(&shared.secret, &body)));
-    let answered = shared.answers.lock().unwrap().get(&event).copied().unwrap_or(200);
-    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    shared.hits.lock().unwrap().push(Hit { body, event, signed_ok, answered });
+    let scripted = shared.script.lock().unwrap().pop_front();
+    let answered = scripted.or_else(|| shared.answers.lock().unwrap().get(&event).copied()).unwrap_or(200);
+    let text = String::from_utf8_lossy(&body).into_owned();
+    shared.hits.lock().unwrap().push(Hit { body: parsed, event, signed_ok, answered, headers, text });
     (StatusCode::from_u16(answered).unwrap(), [(axum::http::header::CONNECTION, "close")])
 }
 
@@ -94,6 +117,11 @@ impl Receiver {
     /// Answers `status` to posts of `event` from now on.
     pub fn answer(&self, event: &str, status: u16) {
         self.shared.answers.lock().unwrap().insert(event.to_string(), status);
+    }
+
+    /// Answers `statuses` to the next posts, in order, whatever their event.
+    pub fn answer_next(&self, statuses: &[u16]) {
+        self.shared.script.lock().unwrap().extend(statuses);
     }
 
     /// Every post so far.

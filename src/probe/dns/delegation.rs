@@ -402,7 +402,7 @@ fn judge_ns(zone: &Name, qname: &Name, msg: &Message) -> Verdict<Step> {
             return Verdict::Fatal(WalkError::NxDomain(format!("{zone} servers answer NXDOMAIN for {qname}")));
         }
         ResponseCode::NXDomain => return Verdict::Lame("answered NXDOMAIN without AA".into()),
-        rc => return Verdict::Lame(format!("answered {}", super::rcode_word(rc))),
+        rc => return Verdict::Lame(format!("answered {}", super::config::rcode_word(rc))),
     }
     let ns_answer = ns_targets(&msg.answers, qname);
     if !ns_answer.is_empty() {
@@ -452,7 +452,7 @@ fn judge_addr(n: &Name, msg: &Message) -> Verdict<Vec<IpAddr>> {
             Verdict::Good(msg.answers.iter().filter(|r| r.name == *n).filter_map(address).collect())
         }
         ResponseCode::NXDomain => Verdict::Good(Vec::new()),
-        rc => Verdict::Lame(format!("answered {}", super::rcode_word(rc))),
+        rc => Verdict::Lame(format!("answered {}", super::config::rcode_word(rc))),
     }
 }
 
