@@ -142,7 +142,7 @@ async fn rig_with(watched: &str, stale_after: Duration, canary: Option<(usize, i
     }
     let tasks = vec![
         tokio::spawn(run_engine(engine, rx, stale_after)),
-        tokio::spawn(run(RisLive::new(&config, &[watched]).listening_to(&beacons), tx)),
+        tokio::spawn(run(RisLive::new(&config, &[watched]).unwrap().listening_to(&beacons), tx)),
     ];
     Rig { server, seed_peers, board, metrics, watched, _tasks: tasks }
 }
@@ -283,7 +283,7 @@ fn source(url: &str, seed_url: String, stale_after: Duration) -> RisLive {
         canary: false,
         session: None,
     };
-    RisLive::new(&config, &[WATCHED.parse().unwrap()])
+    RisLive::new(&config, &[WATCHED.parse().unwrap()]).unwrap()
 }
 
 /// Runs the RIS Live source against `url` (seeded from a 12-peer looking
@@ -471,7 +471,7 @@ async fn pooled_sources_keep_judging_while_one_is_down() {
     };
     let board = VisibilityBoard::new(&[watched], 1).with_hijack_min_peers(1);
     let metrics = Arc::new(Metrics::new());
-    let feed = chatpulse::bgp::feed::Feed::start(&config, vec![watched], board.clone(), metrics.clone());
+    let feed = chatpulse::bgp::feed::Feed::start(&config, vec![watched], board.clone(), metrics.clone()).unwrap();
     let until = |what: &'static str, want: fn(&chatpulse::bgp::Visibility) -> bool| {
         let board = board.clone();
         async move {

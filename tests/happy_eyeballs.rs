@@ -10,6 +10,8 @@
 //! Needs root (CI and the sessions run as root), iproute2 and nftables; as
 //! another user it says so and passes without running.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -96,15 +98,9 @@ impl Drop for Namespace {
     }
 }
 
-fn is_root() -> bool {
-    // `id -u` rather than libc::getuid: the tests stay free of unsafe code.
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
 #[test]
 fn a_black_holed_ipv6_path_still_reaches_the_platform_over_ipv4_within_the_timeout() {
-    if !is_root() {
-        eprintln!("skipped: needs root to create a network namespace (CI runs it as root)");
+    if !support::needs_root("create a network namespace") {
         return;
     }
     let mut ns = Namespace::new();

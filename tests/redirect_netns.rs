@@ -7,6 +7,8 @@
 //! connected — while a redirect to the same public host is followed.
 //! Needs root (CI and the sessions run as root) and iproute2.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -88,6 +90,9 @@ fn probe(id: &str, url: &str) -> String {
 
 #[test]
 fn redirects_from_a_public_site_to_internal_addresses_are_refused_before_connecting() {
+    if !support::needs_root("create a network namespace") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (trap, ready) = (dir.path().join("trap"), dir.path().join("ready"));
     let script = dir.path().join("server.py");

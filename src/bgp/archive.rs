@@ -65,12 +65,8 @@ impl Default for Limits {
 }
 
 /// The archive client: bounded connect and per-read silence.
-fn client(limits: &Limits) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(limits.connect)
-        .read_timeout(limits.read)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+pub fn client(limits: &Limits) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder().connect_timeout(limits.connect).read_timeout(limits.read).build()
 }
 
 /// The archive URL of the file of `kind` ("updates" or "bview") at `t`.
@@ -91,13 +87,18 @@ enum Fetched {
 pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// Runs until the engine is gone.
-pub async fn run(config: Bgp, watched: Vec<Prefix>, tx: FeedSender) {
-    run_with_clock(config, watched, tx, std::sync::Arc::new(|| unix(SystemTime::now())), Limits::default()).await;
+pub async fn run(client: reqwest::Client, config: Bgp, watched: Vec<Prefix>, tx: FeedSender) {
+    let clock: Clock = std::sync::Arc::new(|| unix(SystemTime::now()));
+    follow(client, config, watched, tx, clock, Limits::default()).await;
 }
 
 /// [`run`] with an explicit clock (tests replay an archive's past) and limits.
 pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, clock: Clock, limits: Limits) {
-    let client = client(&limits);
+    let client = client(&limits).expect("the archive client builds (rustls, no proxy settings)");
+    follow(client, config, watched, tx, clock, limits).await;
+}
+
+async fn follow(client: reqwest::Client, config: Bgp, watched: Vec<Prefix>, tx: FeedSender, clock: Clock, limits: Limits) {
     loop {
         let Some(mut cursor) = seed(&client, &config, &watched, &tx, clock(), &limits).await else {
             if tx.send(FeedEvent::Healthy(false)).await.is_err() {

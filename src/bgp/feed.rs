@@ -435,13 +435,39 @@ fn bgp_thread() -> Option<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<
     handle_rx.recv().ok().map(|handle| (handle, stop))
 }
 
+/// A BGP source that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// No HTTP client for RIS Live's seeding.
+    #[error("cannot create the HTTP client of the RIS Live source: {0}")]
+    RisLive(reqwest::Error),
+    /// No HTTP client for the MRT archive.
+    #[error("cannot create the HTTP client of the MRT source: {0}")]
+    Archive(reqwest::Error),
+}
+
 impl Feed {
     /// Starts the source configured in `[bgp]` for the `watched` prefixes
     /// (nothing runs when there are none).
-    pub fn start(config: &Bgp, watched: Vec<Prefix>, board: VisibilityBoard, metrics: Arc<dyn FeedGauges>) -> Feed {
+    pub fn start(
+        config: &Bgp,
+        watched: Vec<Prefix>,
+        board: VisibilityBoard,
+        metrics: Arc<dyn FeedGauges>,
+    ) -> Result<Feed, FeedError> {
         if watched.is_empty() {
-            return Feed { tasks: Vec::new(), _thread: None };
+            return Ok(Feed { tasks: Vec::new(), _thread: None });
         }
+        // Clients first: a source that cannot have one is a start-up error,
+        // not a source that silently runs without its timeouts.
+        let ris_live = match config.sources.contains(&BgpSource::RisLive) {
+            true => Some(super::ris_live::RisLive::new(config, &watched).map_err(FeedError::RisLive)?),
+            false => None,
+        };
+        let archive = match config.sources.contains(&BgpSource::Mrt) {
+            true => Some(super::archive::client(&super::archive::Limits::default()).map_err(FeedError::Archive)?),
+            false => None,
+        };
         let (runtime, stop) = match bgp_thread() {
             Some((handle, stop)) => (handle, Some(stop)),
             None => (tokio::runtime::Handle::current(), None),
@@ -459,13 +485,14 @@ impl Feed {
             let (tx, events) = mpsc::channel(4096);
             tasks.push(runtime.spawn(tag(i as SourceId, events, tagged.clone())));
             tasks.push(match source {
-                BgpSource::RisLive => runtime.spawn(super::ris_live::run(
-                    super::ris_live::RisLive::new(config, &watched).listening_to(&beacons),
-                    tx,
-                )),
+                BgpSource::RisLive => match ris_live.clone() {
+                    Some(source) => runtime.spawn(super::ris_live::run(source.listening_to(&beacons), tx)),
+                    None => runtime.spawn(async {}),
+                },
                 BgpSource::Mrt => {
                     let listened = watched.iter().chain(&beacons).copied().collect();
-                    runtime.spawn(super::archive::run(config.clone(), listened, tx))
+                    let client = archive.clone().expect("built above for an mrt source");
+                    runtime.spawn(super::archive::run(client, config.clone(), listened, tx))
                 }
                 BgpSource::Session => match &config.session {
                     Some(session) => runtime.spawn(super::session::run(session.clone(), tx)),
@@ -478,7 +505,7 @@ impl Feed {
             tasks.push(runtime.spawn(tag(0, events, tagged)));
             tasks.push(runtime.spawn(super::rpki::watch(path.clone(), tx)));
         }
-        Feed { tasks, _thread: stop }
+        Ok(Feed { tasks, _thread: stop })
     }
 
     /// Stops the source and the engine.

@@ -52,9 +52,10 @@ pub struct RisLive {
 }
 
 impl RisLive {
-    /// From `[bgp]`, for `prefixes`.
-    pub fn new(config: &Bgp, prefixes: &[Prefix]) -> RisLive {
-        RisLive {
+    /// From `[bgp]`, for `prefixes`; fails only when no HTTP client can be
+    /// made for seeding (TLS roots, crypto provider).
+    pub fn new(config: &Bgp, prefixes: &[Prefix]) -> Result<RisLive, reqwest::Error> {
+        Ok(RisLive {
             url: config.ris_live_url.clone(),
             seed_url: config.seed_url.clone(),
             prefixes: prefixes.to_vec(),
@@ -64,11 +65,8 @@ impl RisLive {
             stale_after: config.stale_after,
             // A handshake slower than the feed may be silent is as bad as silence.
             connect_timeout: CONNECT_TIMEOUT.min(config.stale_after),
-            client: reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .build()
-                .unwrap_or_else(|_| reqwest::Client::new()),
-        }
+            client: reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).build()?,
+        })
     }
 
     /// Also subscribes to `prefixes`, without seeding them (the routing

@@ -121,7 +121,10 @@ async fn seed_board(config: &Config, prefixes: &[Prefix], board: &VisibilityBoar
         return prefixes.iter().map(|p| (*p, why.clone())).collect();
     }
     let mut engine = Engine::new(BgpSource::RisLive, prefixes.to_vec(), board.clone(), None);
-    let client = reqwest::Client::new();
+    let client = match reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(10)).build() {
+        Ok(client) => client,
+        Err(e) => return prefixes.iter().map(|p| (*p, format!("cannot create an HTTP client ({e})"))).collect(),
+    };
     for prefix in prefixes {
         match seed::looking_glass(&client, &config.bgp.seed_url, *prefix).await {
             Ok(events) => events.into_iter().for_each(|e| engine.apply(e)),

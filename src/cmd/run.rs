@@ -44,6 +44,9 @@ pub enum RunError {
     /// Probe tools could not be created.
     #[error(transparent)]
     Toolkit(#[from] probe::ToolkitError),
+    /// A BGP source cannot start.
+    #[error(transparent)]
+    Feed(#[from] crate::bgp::feed::FeedError),
     /// A signal handler could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -225,7 +228,12 @@ impl Daemon {
         self.toolkit.bgp = VisibilityBoard::new(&new.watched_prefixes(), new.bgp.min_peers)
             .with_hijack_min_peers(new.bgp.hijack_min_peers)
             .with_status(status);
-        self.feed = Some(Feed::start(&new.bgp, new.watched_prefixes(), self.toolkit.bgp.clone(), self.metrics.clone()));
+        match Feed::start(&new.bgp, new.watched_prefixes(), self.toolkit.bgp.clone(), self.metrics.clone()) {
+            Ok(feed) => self.feed = Some(feed),
+            // The board says the feed is down: every bgp probe is
+            // bgp_unknown, never an outage, until a reload succeeds.
+            Err(e) => error!("{e}; BGP visibility is unknown until the next reload"),
+        }
     }
 
     /// Services no longer configured: their series go, and from now on
@@ -285,7 +293,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::new());
     let board = VisibilityBoard::new(&config.watched_prefixes(), config.bgp.min_peers)
         .with_hijack_min_peers(config.bgp.hijack_min_peers);
-    let feed = Feed::start(&config.bgp, config.watched_prefixes(), board.clone(), metrics.clone());
+    let feed = Feed::start(&config.bgp, config.watched_prefixes(), board.clone(), metrics.clone())?;
     let toolkit = Toolkit::new(board)?;
     let plan = config.plan();
     let verdict = Verdict::new(&config, &plan, SystemTime::now());

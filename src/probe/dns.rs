@@ -159,7 +159,7 @@ impl DnsProbe {
     /// Prepares the probe; `system` is used when the check names no server.
     pub fn new(check: impl Into<std::sync::Arc<DnsCheck>>, timeout: Duration, system: Option<SocketAddr>) -> DnsProbe {
         let check = check.into();
-        let mut name = Name::from_utf8(&check.query).unwrap_or_else(|_| Name::root());
+        let mut name = Name::from_utf8(&check.query).expect("the query was checked to be a domain name at load");
         name.set_fqdn(true);
         let record = check.record;
         let mut message = Message::query();

@@ -57,6 +57,38 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("a plain reqwest client builds")
 }
 
+/// True when the tests run as root (network namespaces, tmpfs mounts).
+/// `id -u` rather than libc::getuid: the tests stay free of unsafe code.
+pub fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// For a test that needs root: false (and a line saying why the test is
+/// skipped) when it is not; CI runs as root and runs them all.
+pub fn needs_root(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    eprintln!("skipped: needs root to {what} (CI runs it as root)");
+    false
+}
+
+/// Raises this test process's soft descriptor limit to its hard limit
+/// (a contributor's shell often has a soft limit of 1,024: too few to hold
+/// a flood of connections beside the test's own sockets).
+fn raise_fd_limit() {
+    let pid = std::process::id().to_string();
+    let hard = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile", "--raw", "--noheadings", "--output", "HARD"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string());
+    if let Some(hard) = hard.filter(|h| h.chars().all(|c| c.is_ascii_digit()) && !h.is_empty()) {
+        let _ = std::process::Command::new("prlimit").args(["--pid", &pid, &format!("--nofile={hard}:{hard}")]).status();
+    }
+}
+
 /// Opens up to `n` TCP connections from `from` (port chosen by the kernel)
 /// to `to` and holds them without sending a byte; a connection that cannot
 /// be made within 2 s is skipped. For floods of idle clients or peers.
@@ -65,6 +97,7 @@ pub async fn idle_connections(
     to: std::net::SocketAddr,
     n: usize,
 ) -> Vec<tokio::net::TcpStream> {
+    raise_fd_limit();
     let mut held = Vec::new();
     for _ in 0..n {
         let socket = match from {
