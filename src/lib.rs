@@ -39,7 +39,8 @@
 //! - [`allocator`]: the two glibc allocator calls (the only `unsafe` code).
 //! - [`alerting`]: which alerts status changes call for (one machine for run and replay).
 //! - [`notice`]: typed alert events, between the incident tracker and the channels.
-//! - [`alert`]: the channels (e-mail, webhooks): what each says and how it leaves the outbox.
+//! - [`alert`]: the channels behind one `Channel` trait (e-mail, webhooks,
+//!   PagerDuty, ntfy; one file each): what each says and how it leaves the outbox.
 //! - [`metrics`]: the Prometheus families.
 //! - [`api`]: HTTP routes: /metrics, /healthz, /api/v1/…, status page.
 //! - [`cmd`]: the subcommands behind `main.rs`.
@@ -49,6 +50,7 @@
 //! - [`prefix`]: IP prefixes, as the config, the BGP engine and the probes see them.
 //! - [`certs`]: the PEM certificate files a config names (`ca_file`).
 //! - [`time`]: how times and durations are shown and stored.
+//! - [`words`]: closed lists of words (`Reason`, …) declared once, with their tables derived.
 //! - [`window`]: windows and steps of history queries, checked once for CLI and API.
 //! - [`views`]: the JSON shapes of uptime and incidents, shared by the API and the CLI.
 
@@ -80,3 +82,4 @@ pub mod time;
 pub mod verdict;
 pub mod views;
 pub mod window;
+pub mod words;

@@ -6,39 +6,44 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Top-level module → the modules it names, with one place each names it.
-fn imports() -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut edges: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+/// Every `.rs` file under `src/`: its path from `src/` and its text.
+fn source_files() -> Vec<(std::path::PathBuf, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    let mut stack = vec![src.clone()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).expect("src is readable") {
             let path = entry.expect("src is readable").path();
             if path.is_dir() {
                 stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file is readable");
+                files.push((path.strip_prefix(&src).expect("under src").to_path_buf(), text));
+            }
+        }
+    }
+    files
+}
+
+/// Top-level module → the modules it names, with one place each names it.
+fn imports() -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut edges: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (relative, text) in source_files() {
+        let top =
+            relative.components().next().unwrap().as_os_str().to_string_lossy().trim_end_matches(".rs").to_string();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
                 continue;
             }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let relative = path.strip_prefix(Path::new(env!("CARGO_MANIFEST_DIR")).join("src")).unwrap();
-            let top =
-                relative.components().next().unwrap().as_os_str().to_string_lossy().trim_end_matches(".rs").to_string();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap_or("");
-            for (n, line) in code.lines().enumerate() {
-                if line.trim_start().starts_with("//") {
-                    continue;
-                }
-                for (at, _) in line.match_indices("crate::") {
-                    let name: String =
-                        line[at + 7..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                    if !name.is_empty() && name != top {
-                        edges
-                            .entry(top.clone())
-                            .or_default()
-                            .entry(name)
-                            .or_insert_with(|| format!("{}:{}", relative.display(), n + 1));
-                    }
+            for (at, _) in line.match_indices("crate::") {
+                let name: String = line[at + 7..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() && name != top {
+                    edges
+                        .entry(top.clone())
+                        .or_default()
+                        .entry(name)
+                        .or_insert_with(|| format!("{}:{}", relative.display(), n + 1));
                 }
             }
         }
@@ -187,34 +192,17 @@ fn named_paths(code: &str, here: &[String]) -> Vec<Vec<String>> {
 fn file_imports() -> BTreeMap<String, BTreeMap<String, String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut edges: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut stack = vec![src.clone()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("src is readable") {
-            let path = entry.expect("src is readable").path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let relative = path.strip_prefix(&src).unwrap().to_path_buf();
-            let name = relative.display().to_string();
-            let here = module_path(&relative);
-            let text = std::fs::read_to_string(&path).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap_or("");
-            for (n, line) in code.lines().enumerate() {
-                let line = line.split("//").next().unwrap_or("");
-                for named in named_paths(line, &here) {
-                    if let Some(file) = file_of(&src, &named)
-                        && file != name
-                    {
-                        edges
-                            .entry(name.clone())
-                            .or_default()
-                            .entry(file)
-                            .or_insert_with(|| format!("{name}:{}", n + 1));
-                    }
+    for (relative, text) in source_files() {
+        let name = relative.display().to_string();
+        let here = module_path(&relative);
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or("");
+            for named in named_paths(line, &here) {
+                if let Some(file) = file_of(&src, &named)
+                    && file != name
+                {
+                    edges.entry(name.clone()).or_default().entry(file).or_insert_with(|| format!("{name}:{}", n + 1));
                 }
             }
         }

@@ -45,6 +45,13 @@ impl Failure {
     }
 }
 
+/// Sends one HTTP request of a channel and judges the answer as
+/// [`Failure::from_status`] does; a network error is worth retrying.
+pub async fn post(request: reqwest::RequestBuilder) -> Result<(), Failure> {
+    let response = request.send().await.map_err(|e| Failure::transient(crate::error_text::root_cause(&e)))?;
+    Failure::from_status(response.status())
+}
+
 /// What [`Channel::send`] returns.
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'a>>;
 

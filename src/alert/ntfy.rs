@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::channel::{self, Channel, Failure, SendFuture};
+use super::channel::{self, Channel, SendFuture};
 use super::render::{self, status_url};
 use crate::config::{ChannelConfig, Config, Ntfy};
 use crate::notice::{AlertEvent, Notice, NoticeKind};
@@ -111,12 +111,7 @@ impl Channel for NtfyChannel {
             if let Some(var) = &self.ntfy.token_env {
                 request = request.bearer_auth(channel::secret(var, "token_env")?);
             }
-            let response = request
-                .body(body.text)
-                .send()
-                .await
-                .map_err(|e| Failure::transient(crate::error_text::root_cause(&e)))?;
-            Failure::from_status(response.status())
+            channel::post(request.body(body.text)).await
         })
     }
 

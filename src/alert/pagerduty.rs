@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::channel::{self, Channel, Failure, SendFuture};
+use super::channel::{self, Channel, SendFuture};
 use super::render::{self, status_url};
 use crate::config::{ChannelConfig, Config, PagerDuty};
 use crate::notice::{AlertEvent, Notice};
@@ -99,15 +99,12 @@ impl Channel for PagerDutyChannel {
             let Payload { mut event } = channel::payload(message)?;
             let key = channel::secret(&self.pagerduty.routing_key_env, "routing_key_env")?;
             event["routing_key"] = Value::String(key);
-            let response = self
+            let request = self
                 .client
                 .post(self.pagerduty.url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(event.to_string())
-                .send()
-                .await
-                .map_err(|e| Failure::transient(crate::error_text::root_cause(&e)))?;
-            Failure::from_status(response.status())
+                .body(event.to_string());
+            channel::post(request).await
         })
     }
 

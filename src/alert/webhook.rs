@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::channel::{self, Channel, Failure, SendFuture};
+use super::channel::{self, Channel, SendFuture};
 use super::render::{self, status_url};
 use crate::config::{ChannelConfig, Config, Webhook, WebhookFormat};
 use crate::notice::{AlertEvent, Member, Notice};
@@ -160,9 +160,7 @@ impl Channel for WebhookChannel {
                 let secret = channel::secret(var, "secret_env")?;
                 request = request.header("X-Chatpulse-Signature", signature(secret.as_bytes(), body.as_bytes()));
             }
-            let response =
-                request.body(body).send().await.map_err(|e| Failure::transient(crate::error_text::root_cause(&e)))?;
-            Failure::from_status(response.status())
+            channel::post(request.body(body)).await
         })
     }
 

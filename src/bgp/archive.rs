@@ -98,7 +98,14 @@ pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, c
     follow(client, config, watched, tx, clock, limits).await;
 }
 
-async fn follow(client: reqwest::Client, config: Bgp, watched: Vec<Prefix>, tx: FeedSender, clock: Clock, limits: Limits) {
+async fn follow(
+    client: reqwest::Client,
+    config: Bgp,
+    watched: Vec<Prefix>,
+    tx: FeedSender,
+    clock: Clock,
+    limits: Limits,
+) {
     loop {
         let Some(mut cursor) = seed(&client, &config, &watched, &tx, clock(), &limits).await else {
             if tx.send(FeedEvent::Healthy(false)).await.is_err() {

@@ -1,8 +1,10 @@
 //! BGP visibility: what share of the world's routers can reach a prefix.
 //!
 //! The engine keeps per-peer routes for the watched prefixes, their
-//! more-specifics and the less-specifics that cover them, fed by one source
-//! (RIS Live, MRT files, or our own BGP sessions). After every change it
+//! more-specifics and the less-specifics that cover them, fed by the
+//! configured sources — RIS Live, MRT files, our own BGP sessions, pooled
+//! when several are listed (`feed`), each speaking [`event::FeedEvent`] —
+//! and validated against the RPKI file when one is set. After every change it
 //! publishes a [`Visibility`] per watched prefix on the [`VisibilityBoard`];
 //! bgp probes read the board and are re-judged on every change.
 

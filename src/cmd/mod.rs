@@ -1,5 +1,6 @@
-//! The subcommands, one file each. `main.rs` parses arguments and calls these;
-//! each returns the process exit code it wants (README, "Commands").
+//! The subcommands, one file each. `main.rs` parses arguments and calls
+//! these; each returns what it found or one error, and `main.rs` turns that
+//! into the exit code README, "Commands", documents.
 
 pub mod check;
 pub mod replay;

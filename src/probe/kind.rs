@@ -15,172 +15,93 @@ use std::time::Duration;
 
 use crate::bgp::Visibility;
 use crate::document::{ConfigError, Field, Keys, Table};
+use crate::words::words;
 
+words! {
 /// Why a run failed: the closed list of README, "What a run can say".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// No (valid) DNS answer within the timeout.
-    DnsTimeout,
+    DnsTimeout = "dns_timeout",
     /// The server answered SERVFAIL.
-    DnsServfail,
+    DnsServfail = "dns_servfail",
     /// The server answered NXDOMAIN.
-    DnsNxdomain,
+    DnsNxdomain = "dns_nxdomain",
     /// The server answered REFUSED.
-    DnsRefused,
+    DnsRefused = "dns_refused",
     /// The expected rcode came back without a record of the asked type.
-    DnsNoAnswer,
+    DnsNoAnswer = "dns_no_answer",
     /// Another rcode than the expected one (and not one of the above).
-    DnsUnexpectedRcode,
+    DnsUnexpectedRcode = "dns_unexpected_rcode",
     /// Asked without recursion, the answer lacked the AA flag.
-    DnsNotAuthoritative,
+    DnsNotAuthoritative = "dns_not_authoritative",
     /// An answer outside `expect_answer_in`: not the platform's address
     /// space (tampering, a hijacked zone, a portal).
-    DnsInconsistent,
+    DnsInconsistent = "dns_inconsistent",
     /// No TCP connection before the deadline.
-    TcpTimeout,
+    TcpTimeout = "tcp_timeout",
     /// The connection was refused or the network unreachable.
-    TcpConnect,
+    TcpConnect = "tcp_connect",
     /// The name in `address` did not resolve.
-    TcpResolve,
+    TcpResolve = "tcp_resolve",
     /// The TLS handshake failed (protocol, alert, no shared ALPN/cipher).
-    TlsHandshake,
+    TlsHandshake = "tls_handshake",
     /// The certificate was rejected: chain, name or validity.
-    TlsCert,
+    TlsCert = "tls_cert",
     /// The leaf certificate expires within `min_cert_days`.
-    TlsExpiring,
+    TlsExpiring = "tls_expiring",
     /// Connected, but no complete chat-protocol answer within the timeout.
-    ChatTimeout,
+    ChatTimeout = "chat_timeout",
     /// Connected, but closed or reset before any answer.
-    ChatClosed,
+    ChatClosed = "chat_closed",
     /// Bytes came back, but not this protocol (an HTTP answer, a TLS
     /// alert, a portal page): something else answers in the platform's place.
-    ChatForeign,
+    ChatForeign = "chat_foreign",
     /// The platform refused in its own protocol (MTProto transport error
     /// -429 or -404): its front end answered, but would not serve us.
-    ChatRefused,
+    ChatRefused = "chat_refused",
     /// The answer is this protocol but fails its proof: nonce not echoed,
     /// unknown key, decryption or certificate chain failing.
-    ChatAuth,
+    ChatAuth = "chat_auth",
     /// No complete HTTP response within the timeout.
-    HttpTimeout,
+    HttpTimeout = "http_timeout",
     /// No TCP connection (refused, unreachable, name not resolvable).
-    HttpConnect,
+    HttpConnect = "http_connect",
     /// The TLS handshake failed (certificate, protocol).
-    HttpTls,
+    HttpTls = "http_tls",
     /// A status code outside `expect_status`.
-    HttpStatus,
+    HttpStatus = "http_status",
     /// The body lacks `body_contains`.
-    HttpBody,
+    HttpBody = "http_body",
     /// The answer lacks a header of `expect_headers`: not the platform's
     /// own server (a proxy or load balancer answering in its place).
-    HttpHeader,
+    HttpHeader = "http_header",
     /// A redirect that the policy refuses (scheme downgrade, an internal
     /// address from a public target, too many, unreadable `Location`).
-    HttpRedirect,
+    HttpRedirect = "http_redirect",
     /// The answer is not HTTP (bad status line, HTTP/0.9, oversized head).
-    HttpProtocol,
+    HttpProtocol = "http_protocol",
     /// The monitor itself ran out of sockets or memory for this run:
     /// no verdict either way, never an outage.
-    ProbeResource,
+    ProbeResource = "probe_resource",
     /// Too few peers see the prefix or a covering one.
-    BgpInvisible,
+    BgpInvisible = "bgp_invisible",
     /// Enough peers see the prefix originated by an AS not allowed.
-    BgpOriginMismatch,
+    BgpOriginMismatch = "bgp_origin_mismatch",
     /// Enough peers see a more-specific of the prefix from an AS not allowed.
-    BgpMoreSpecific,
+    BgpMoreSpecific = "bgp_more_specific",
     /// Enough peers see the prefix or a more-specific with an RPKI-invalid
     /// origin (against the `[bgp] rpki` VRPs).
-    BgpRpkiInvalid,
+    BgpRpkiInvalid = "bgp_rpki_invalid",
     /// The feed is down or not yet seeded: no verdict, never an outage.
-    BgpUnknown,
+    BgpUnknown = "bgp_unknown",
+}
 }
 
 impl Reason {
-    /// Every reason, in the order of README's table.
-    pub const ALL: [Reason; 33] = [
-        Reason::DnsTimeout,
-        Reason::DnsServfail,
-        Reason::DnsNxdomain,
-        Reason::DnsRefused,
-        Reason::DnsNoAnswer,
-        Reason::DnsUnexpectedRcode,
-        Reason::DnsNotAuthoritative,
-        Reason::DnsInconsistent,
-        Reason::TcpTimeout,
-        Reason::TcpConnect,
-        Reason::TcpResolve,
-        Reason::TlsHandshake,
-        Reason::TlsCert,
-        Reason::TlsExpiring,
-        Reason::ChatTimeout,
-        Reason::ChatClosed,
-        Reason::ChatForeign,
-        Reason::ChatRefused,
-        Reason::ChatAuth,
-        Reason::HttpTimeout,
-        Reason::HttpConnect,
-        Reason::HttpTls,
-        Reason::HttpStatus,
-        Reason::HttpBody,
-        Reason::HttpHeader,
-        Reason::HttpRedirect,
-        Reason::HttpProtocol,
-        Reason::ProbeResource,
-        Reason::BgpInvisible,
-        Reason::BgpOriginMismatch,
-        Reason::BgpMoreSpecific,
-        Reason::BgpRpkiInvalid,
-        Reason::BgpUnknown,
-    ];
-
-    /// The word used in the `result` label, the API and e-mail.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::DnsTimeout => "dns_timeout",
-            Reason::DnsServfail => "dns_servfail",
-            Reason::DnsNxdomain => "dns_nxdomain",
-            Reason::DnsRefused => "dns_refused",
-            Reason::DnsNoAnswer => "dns_no_answer",
-            Reason::DnsUnexpectedRcode => "dns_unexpected_rcode",
-            Reason::DnsNotAuthoritative => "dns_not_authoritative",
-            Reason::DnsInconsistent => "dns_inconsistent",
-            Reason::TcpTimeout => "tcp_timeout",
-            Reason::TcpConnect => "tcp_connect",
-            Reason::TcpResolve => "tcp_resolve",
-            Reason::TlsHandshake => "tls_handshake",
-            Reason::TlsCert => "tls_cert",
-            Reason::TlsExpiring => "tls_expiring",
-            Reason::ChatTimeout => "chat_timeout",
-            Reason::ChatClosed => "chat_closed",
-            Reason::ChatForeign => "chat_foreign",
-            Reason::ChatRefused => "chat_refused",
-            Reason::ChatAuth => "chat_auth",
-            Reason::HttpTimeout => "http_timeout",
-            Reason::HttpConnect => "http_connect",
-            Reason::HttpTls => "http_tls",
-            Reason::HttpStatus => "http_status",
-            Reason::HttpBody => "http_body",
-            Reason::HttpHeader => "http_header",
-            Reason::HttpRedirect => "http_redirect",
-            Reason::HttpProtocol => "http_protocol",
-            Reason::ProbeResource => "probe_resource",
-            Reason::BgpInvisible => "bgp_invisible",
-            Reason::BgpOriginMismatch => "bgp_origin_mismatch",
-            Reason::BgpMoreSpecific => "bgp_more_specific",
-            Reason::BgpRpkiInvalid => "bgp_rpki_invalid",
-            Reason::BgpUnknown => "bgp_unknown",
-        }
-    }
-
     /// True when the run says nothing about the target (no verdict either way).
     pub fn is_inconclusive(self) -> bool {
         matches!(self, Reason::BgpUnknown | Reason::ProbeResource)
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -219,40 +140,23 @@ impl Finding {
     }
 }
 
+words! {
 /// The layers a service is watched at, bottom up (README, "What a run can
 /// say"): the root cause of a failure is the lowest layer with a DOWN probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Layer {
     /// Routing.
-    Bgp,
+    Bgp = "bgp",
     /// Naming.
-    Dns,
+    Dns = "dns",
     /// Connections and TLS (tcp and tls probes).
-    Transport,
+    Transport = "transport",
     /// The platform's own chat protocol (mtproto and whatsapp probes):
     /// what users' apps speak, above a bare connection.
-    Chat,
+    Chat = "chat",
     /// The application's HTTP endpoints.
-    Http,
+    Http = "http",
 }
-
-impl Layer {
-    /// The word used in causes, the API and e-mail.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Layer::Bgp => "bgp",
-            Layer::Dns => "dns",
-            Layer::Transport => "transport",
-            Layer::Chat => "chat",
-            Layer::Http => "http",
-        }
-    }
-}
-
-impl fmt::Display for Layer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A boxed future returned by [`Probe::run`].

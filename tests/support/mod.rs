@@ -85,7 +85,8 @@ fn raise_fd_limit() {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string());
     if let Some(hard) = hard.filter(|h| h.chars().all(|c| c.is_ascii_digit()) && !h.is_empty()) {
-        let _ = std::process::Command::new("prlimit").args(["--pid", &pid, &format!("--nofile={hard}:{hard}")]).status();
+        let _ =
+            std::process::Command::new("prlimit").args(["--pid", &pid, &format!("--nofile={hard}:{hard}")]).status();
     }
 }
 
