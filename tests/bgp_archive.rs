@@ -75,7 +75,14 @@ async fn seeds_from_the_newest_rib_dump_and_follows_update_files() {
     const NOW: i64 = 1_027_382_100;
     let clock: chatpulse::bgp::archive::Clock = Arc::new(|| NOW);
     let limits = chatpulse::bgp::archive::Limits::default();
-    let _source = tokio::spawn(chatpulse::bgp::archive::run_with_clock(config, vec![watched], tx, clock, limits));
+    let _source = tokio::spawn(chatpulse::bgp::archive::run_with_clock(
+        chatpulse::bgp::archive::client(&limits).unwrap(),
+        config,
+        vec![watched],
+        tx,
+        clock,
+        limits,
+    ));
 
     let expected = reference_peers("213.202.64.0/18");
     assert!(expected > 1);
@@ -137,7 +144,14 @@ async fn a_stalled_download_is_given_up() {
     let limits = chatpulse::bgp::archive::Limits { read: Duration::from_millis(500), ..Default::default() };
     let clock: chatpulse::bgp::archive::Clock = Arc::new(|| 1_027_382_100);
     let watched: Prefix = "213.202.64.0/18".parse().unwrap();
-    let _source = tokio::spawn(chatpulse::bgp::archive::run_with_clock(config, vec![watched], tx, clock, limits));
+    let _source = tokio::spawn(chatpulse::bgp::archive::run_with_clock(
+        chatpulse::bgp::archive::client(&limits).unwrap(),
+        config,
+        vec![watched],
+        tx,
+        clock,
+        limits,
+    ));
     wait_for("a second download after the first stalled", Duration::from_secs(10), || async {
         (log.lock().unwrap().len() >= 2).then_some(())
     })

@@ -20,15 +20,7 @@ const TOKEN: &str = "tk_ntfy_test_token";
 const ENV: [(&str, &str); 2] = [("CHATPULSE_TEST_PD_KEY", ROUTING_KEY), ("CHATPULSE_TEST_NTFY_TOKEN", TOKEN)];
 
 fn config(dir: &Path, alerts: &str, dns: &TestDns) -> std::path::PathBuf {
-    let text = format!(
-        "{monitor}{store}[alerts]\ngroup_wait = \"0s\"\n{alerts}\n{service}",
-        monitor = support::config::fast_monitor(),
-        store = support::config::server_and_store(dir),
-        service = support::config::dns_service("whatsapp", "WhatsApp", "web.chat.test", dns.addr),
-    );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    support::config::write_alerting(dir, alerts, dns.addr)
 }
 
 fn pagerduty(url: &str) -> String {

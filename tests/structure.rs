@@ -175,12 +175,8 @@ fn named_paths(code: &str, here: &[String]) -> Vec<Vec<String>> {
                 paths(rest, up, &mut out);
                 continue;
             }
-            "self" if before[..word_start].ends_with("::") || before[..word_start].ends_with("use ") => {
-                if before[..word_start].ends_with("::") {
-                    continue;
-                }
-                here.to_vec()
-            }
+            // `self::x` (not `super::self`): a child of this module.
+            "self" if !before[..word_start].ends_with("::") => here.to_vec(),
             _ => continue,
         };
         paths(&code[at + 2..], base, &mut out);

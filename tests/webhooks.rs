@@ -20,20 +20,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const SECRET: &str = "s3cret-for-the-test";
 
 fn config(dir: &Path, alerts: &str, dns: &TestDns) -> std::path::PathBuf {
-    let text = format!(
-        r#"
-{monitor}{store}
-[alerts]
-group_wait = "0s"
-{alerts}
-{service}"#,
-        monitor = support::config::fast_monitor(),
-        store = support::config::server_and_store(dir),
-        service = support::config::dns_service("whatsapp", "WhatsApp", "web.chat.test", dns.addr),
-    );
-    let path = dir.join("config.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    support::config::write_alerting(dir, alerts, dns.addr)
 }
 
 fn hook(url: &str, extra: &str) -> String {

@@ -40,15 +40,15 @@ impl PagerDutyChannel {
 }
 
 /// The Events v2 document of `notice`: `trigger` or `resolve` under the
-/// group's `dedup_key`.
-pub fn event(notice: &Notice, config: &Config) -> Value {
+/// group's `dedup_key`; and the alert's subject.
+pub fn event(notice: &Notice, config: &Config) -> (Value, String) {
     let (members, subject) = render::summary(notice, config);
     let summary = subject.strip_prefix("[chatpulse] ").unwrap_or(&subject);
     let url = status_url(config);
     let dedup_key = notice.group().to_string();
     let kind = notice.event();
     if kind == AlertEvent::Recovered {
-        return json!({ "event_action": "resolve", "dedup_key": dedup_key });
+        return (json!({ "event_action": "resolve", "dedup_key": dedup_key }), subject);
     }
     let severity = match kind {
         AlertEvent::Degraded | AlertEvent::Flapping => "warning",
@@ -59,7 +59,7 @@ pub fn event(notice: &Notice, config: &Config) -> Value {
         .map(|m| json!({ "href": format!("{url}services/{}", m.snapshot.id), "text": m.snapshot.name }))
         .collect();
     let first = members[0];
-    json!({
+    let event = json!({
         "event_action": "trigger",
         "dedup_key": dedup_key,
         "payload": {
@@ -79,7 +79,8 @@ pub fn event(notice: &Notice, config: &Config) -> Value {
         "links": links,
         "client": "chatpulse",
         "client_url": url,
-    })
+    });
+    (event, subject)
 }
 
 impl Channel for PagerDutyChannel {
@@ -88,8 +89,8 @@ impl Channel for PagerDutyChannel {
     }
 
     fn render(&self, notice: &Notice, config: &Config) -> NewMessage {
-        let (_, subject) = render::summary(notice, config);
-        channel::message(&self.config.name, notice, subject, &Payload { event: event(notice, config) })
+        let (event, subject) = event(notice, config);
+        channel::message(&self.config.name, notice, subject, &Payload { event })
     }
 
     /// A 202 (any 2xx) is delivery; 400 (an event PagerDuty cannot take)

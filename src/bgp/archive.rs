@@ -89,16 +89,11 @@ pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
 /// Runs until the engine is gone.
 pub async fn run(client: reqwest::Client, config: Bgp, watched: Vec<Prefix>, tx: FeedSender) {
     let clock: Clock = std::sync::Arc::new(|| unix(SystemTime::now()));
-    follow(client, config, watched, tx, clock, Limits::default()).await;
+    run_with_clock(client, config, watched, tx, clock, Limits::default()).await;
 }
 
 /// [`run`] with an explicit clock (tests replay an archive's past) and limits.
-pub async fn run_with_clock(config: Bgp, watched: Vec<Prefix>, tx: FeedSender, clock: Clock, limits: Limits) {
-    let client = client(&limits).expect("the archive client builds (rustls, no proxy settings)");
-    follow(client, config, watched, tx, clock, limits).await;
-}
-
-async fn follow(
+pub async fn run_with_clock(
     client: reqwest::Client,
     config: Bgp,
     watched: Vec<Prefix>,

@@ -9,8 +9,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::monitor::Monitor;
+use crate::document::Keys;
 use crate::document::{ConfigError, Document, Table, field, table};
-use crate::probe::{COMMON_KEYS, Kind, ProbeSpec, ReadContext, read_check};
+use crate::probe::{Kind, ProbeSpec, RawProbe, ReadContext, read_check};
 
 table!(
     /// `[[service]]` (its `[[service.probe]]` tables are read one by one).
@@ -19,20 +20,6 @@ table!(
         name: String,
         // Left in the tree only when not an array of tables, for serde to refuse.
         probe: crate::document::Tables<toml::Table>,
-    }
-);
-
-table!(
-    /// The keys of every probe, whatever its kind.
-    RawProbe {
-        kind: String,
-        id: String,
-        interval: String,
-        timeout: String,
-        fail_after: i64,
-        recover_after: i64,
-        essential: bool,
-        group: String,
     }
 );
 
@@ -103,7 +90,7 @@ fn read_probe(
 ) -> Result<ProbeSpec, ConfigError> {
     let span = table.span();
     let (common, own): (DeTable<'_>, DeTable<'_>) =
-        table.into_inner().into_iter().partition(|(key, _)| COMMON_KEYS.contains(&key.get_ref().as_ref()));
+        table.into_inner().into_iter().partition(|(key, _)| RawProbe::KEYS.contains(&key.get_ref().as_ref()));
     let raw: RawProbe = doc.deserialize(Spanned::new(span.clone(), DeValue::Table(common)))?;
     let t = Table::new(doc, &raw, span.clone());
     let kind_word = t.required_str(field!(t, kind))?;

@@ -32,7 +32,7 @@ use toml::de::DeTable;
 pub use self::kind::{
     Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, is_resource_shortage, result_word,
 };
-use crate::document::{At, ConfigError, Document, Keys, Table};
+use crate::document::{At, ConfigError, Document, Keys, Table, table};
 
 /// Declares the registry: [`Kind`], [`Check`] and the dispatch from one to
 /// each kind's [`ProbeKind`] implementation, in one list.
@@ -177,7 +177,7 @@ fn read_kind<K: ProbeKind>(
         let message = if Kind::ALL.iter().any(|k| k.keys().contains(&key)) {
             format!("key \"{key}\" does not apply to a {} probe", K::NAME)
         } else {
-            let known: Vec<&str> = COMMON_KEYS.iter().chain(own).copied().collect();
+            let known: Vec<&str> = RawProbe::KEYS.iter().chain(own).copied().collect();
             format!("unknown key \"{key}\" (expected one of: {})", known.join(", "))
         };
         return Err(doc.error(&value.span(), message));
@@ -187,13 +187,23 @@ fn read_kind<K: ProbeKind>(
     K::read(&Table::new(doc, &raw, span), cx)
 }
 
-/// The keys every probe has, whatever its kind (read by the config's
-/// service reader; named here for the "unknown key" sentence).
-pub const COMMON_KEYS: &[&str] =
-    &["kind", "id", "interval", "timeout", "fail_after", "recover_after", "essential", "group"];
+table!(
+    /// The keys every probe has, whatever its kind (read by the config's
+    /// service reader; the rest of a probe table is its kind's).
+    RawProbe {
+        kind: String,
+        id: String,
+        interval: String,
+        timeout: String,
+        fail_after: i64,
+        recover_after: i64,
+        essential: bool,
+        group: String,
+    }
+);
 
 /// The check of a probe table: `kind` names the kind, `keys` holds the
-/// table's keys other than [`COMMON_KEYS`].
+/// table's keys other than [`RawProbe`]'s.
 pub fn read_check(
     doc: &Document<'_>,
     kind: &At<&str>,

@@ -49,3 +49,18 @@ pub fn dns_service(id: &str, name: &str, query: &str, server: impl std::fmt::Dis
         "[[service]]\nid = \"{id}\"\nname = \"{name}\"\n  [[service.probe]]\n  kind = \"dns\"\n  id = \"dns\"\n  query = \"{query}\"\n  server = \"{server}\"\n"
     )
 }
+
+/// Writes `DIR/config.toml` for the alerting tests: [`fast_monitor`],
+/// [`server_and_store`], `[alerts]` with `group_wait = "0s"` and the
+/// channel tables `alerts`, and one dns service `whatsapp` asking `dns`.
+pub fn write_alerting(dir: &Path, alerts: &str, dns: impl std::fmt::Display) -> std::path::PathBuf {
+    let text = format!(
+        "{}{}[alerts]\ngroup_wait = \"0s\"\n{alerts}\n{}",
+        fast_monitor(),
+        server_and_store(dir),
+        dns_service("whatsapp", "WhatsApp", "web.chat.test", dns),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
