@@ -76,11 +76,8 @@ impl Schedule {
                 let offset = info.spec.interval.mul_f64(i as f64 / total);
                 let offset = Duration::from_nanos((offset.as_nanos() / slot * slot) as u64);
                 due.push(Reverse((origin + offset, i)));
-                if let Some(rx) = probe.trigger() {
-                    triggers.push(Box::pin(futures_util::stream::unfold(rx, move |mut rx| async move {
-                        rx.changed().await.ok()?;
-                        Some((i, rx))
-                    })));
+                if let Some(changes) = probe.trigger() {
+                    triggers.push(Box::pin(changes.map(move |()| i)));
                 }
                 Slot { info, probe: Arc::from(probe), running: false, rerun: false }
             })
@@ -350,9 +347,10 @@ mod tests {
         }
     }
 
-    /// A probe with a trigger, counting its runs.
+    /// A probe with a trigger, counting its runs: any state behind a
+    /// `watch` channel will do, the scheduler knows nothing of BGP.
     struct Triggered {
-        rx: tokio::sync::watch::Receiver<crate::bgp::Visibility>,
+        rx: tokio::sync::watch::Receiver<u32>,
         runs: Arc<AtomicUsize>,
         takes: Duration,
     }
@@ -366,36 +364,34 @@ mod tests {
             })
         }
 
-        fn trigger(&self) -> Option<tokio::sync::watch::Receiver<crate::bgp::Visibility>> {
-            Some(self.rx.clone())
+        fn trigger(&self) -> Option<crate::probe::kind::Trigger> {
+            let changes = futures_util::stream::unfold(self.rx.clone(), |mut rx| async move {
+                rx.changed().await.ok()?;
+                Some(((), rx))
+            });
+            Some(Box::pin(changes))
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_trigger_runs_the_probe_at_once_and_a_change_during_a_run_is_not_lost() {
-        let prefix = "192.0.2.0/24".parse().unwrap();
-        let board = crate::bgp::VisibilityBoard::new(&[prefix], 1);
+        let (state, watched) = tokio::sync::watch::channel(0u32);
         let runs = Arc::new(AtomicUsize::new(0));
-        let probe = Triggered { rx: board.subscribe(prefix), runs: runs.clone(), takes: Duration::from_millis(100) };
+        let probe = Triggered { rx: watched, runs: runs.clone(), takes: Duration::from_millis(100) };
         let (tx, mut rx) = mpsc::channel(64);
         // Interval of an hour: every run after the first comes from the trigger.
         let _schedule = Schedule::start(vec![(probe_ref(0, Duration::from_secs(3600)), Box::new(probe))], tx);
         rx.recv().await.unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 1);
-        let mut v = crate::bgp::Visibility::unknown(prefix);
-        v.feed_up = true;
-        board.publish(v.clone());
+        state.send(1).unwrap();
         let first = rx.recv().await.unwrap();
         assert_eq!(first.lateness, Duration::ZERO);
         assert_eq!(runs.load(Ordering::SeqCst), 2);
-        // Two changes while a run is in flight: exactly one more run after it.
-        v.peers_total = 5;
-        board.publish(v.clone());
+        // Three changes while a run is in flight: exactly one more run after it.
+        state.send(2).unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
-        v.peers_total = 6;
-        board.publish(v.clone());
-        v.peers_total = 7;
-        board.publish(v);
+        state.send(3).unwrap();
+        state.send(4).unwrap();
         rx.recv().await.unwrap();
         rx.recv().await.unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;

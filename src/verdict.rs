@@ -611,7 +611,7 @@ name = "WhatsApp"
                 at: self.clock,
                 duration: Duration::from_millis(3),
                 lateness: Duration::ZERO,
-                finding: Finding { result, detail, http_status: None, visibility: None, cert_expiry: None },
+                finding: Finding { result, detail, evidence: Default::default() },
             };
             let events = &mut self.events;
             self.verdict.observe(&observation, &mut |e| {

@@ -96,7 +96,7 @@ pub(super) fn gather(config: &Config, verdict: &Verdict, now: i64) -> (Vec<Servi
     let probes = verdict.probes();
     let feed_down = probes.iter().any(|p| {
         p.last.as_ref().is_some_and(|l| {
-            l.finding.result == Err(Reason::BgpUnknown) && l.finding.visibility.as_ref().is_some_and(|v| !v.feed_up)
+            l.finding.result == Err(Reason::BgpUnknown) && l.finding.visibility().is_some_and(|v| !v.feed_up)
         })
     });
     let services = verdict

@@ -484,8 +484,8 @@ mod tests {
         let metrics = Metrics::new();
         metrics.install(&plan);
         let mut verdict = crate::verdict::Verdict::new(&config, &plan, SystemTime::now());
-        let mut finding = Finding::fail(crate::probe::Reason::HttpStatus, "503");
-        finding.http_status = Some(503);
+        let finding = Finding::fail(crate::probe::Reason::HttpStatus, "503")
+            .with(crate::probe::Evidence::Response { status: 503, cert_expiry: None });
         let o = Observation {
             probe: plan[0].clone(),
             at: SystemTime::now(),

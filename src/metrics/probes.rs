@@ -129,15 +129,15 @@ impl ProbeFamilies {
                     None => n.runs_failed.push((reason, 1)),
                 },
             }
-            n.http_status = finding.http_status.unwrap_or(0);
-            if let Some(at) = finding.cert_expiry {
+            n.http_status = finding.http_status().unwrap_or(0);
+            if let Some(at) = finding.cert_expiry() {
                 n.cert_expiry = Some(at);
             }
             // A probe that could not run says nothing about connectivity.
             if guard && finding.result != Err(Reason::ProbeResource) {
                 n.guard_up = Some(finding.result.is_ok());
             }
-            if let Some(v) = &finding.visibility {
+            if let Some(v) = finding.visibility() {
                 n.visibility = Some((v.ratio(), v.peers_seeing, v.peers_total));
             }
         });

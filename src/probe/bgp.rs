@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use toml::Spanned;
 
-use super::kind::{Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit};
+use super::kind::{Evidence, Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, Trigger};
 use crate::bgp::{Thresholds, Visibility, VisibilityBoard};
 use crate::document::{ConfigError, Table, field, table};
 use crate::prefix::Prefix;
@@ -147,7 +147,7 @@ pub fn judge(check: &BgpCheck, thresholds: &Thresholds, v: &Visibility) -> Findi
     let seeing = v.exact.iter().filter(|(origin, _)| allowed(check, *origin)).map(|(_, n)| n).sum::<usize>()
         + if check.covering { v.via_covering.iter().map(|(_, n)| n).sum::<usize>() } else { 0 };
     let ratio = if v.peers_total == 0 { 0.0 } else { seeing as f64 / v.peers_total as f64 };
-    let mut finding = if !v.feed_up {
+    let finding = if !v.feed_up {
         Finding::fail(Reason::BgpUnknown, format!("{prefix}: BGP feed down or not yet seeded"))
     } else if v.peers_total < thresholds.min_peers {
         Finding::fail(
@@ -195,8 +195,7 @@ pub fn judge(check: &BgpCheck, thresholds: &Thresholds, v: &Visibility) -> Findi
         if ratio < check.min_visibility { Finding::fail(Reason::BgpInvisible, text) } else { Finding::ok(text) }
     };
     // What this probe judged: its own count of peers seeing the prefix.
-    finding.visibility = Some(Box::new(Visibility { peers_seeing: seeing, ..v.clone() }));
-    finding
+    finding.with(Evidence::Visibility(Box::new(Visibility { peers_seeing: seeing, ..v.clone() })))
 }
 
 impl BgpProbe {
@@ -212,8 +211,12 @@ impl Probe for BgpProbe {
         Box::pin(async move { judge(&self.check, &self.thresholds, &visibility) })
     }
 
-    fn trigger(&self) -> Option<watch::Receiver<Visibility>> {
-        Some(self.watch())
+    fn trigger(&self) -> Option<Trigger> {
+        let changes = futures_util::stream::unfold(self.watch(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        });
+        Some(Box::pin(changes))
     }
 }
 
@@ -259,7 +262,7 @@ mod tests {
         let f = judge(&check(), &T, &v);
         assert_eq!(f.result, Err(Reason::BgpInvisible), "{}", f.detail);
         assert!(f.detail.contains("36 more only via 129.134.0.0/17 (not counted: covering = false)"), "{}", f.detail);
-        assert_eq!(f.visibility.unwrap().peers_seeing, 1);
+        assert_eq!(f.visibility().unwrap().peers_seeing, 1);
         let covering = BgpCheck { covering: true, ..check() };
         assert_eq!(judge(&covering, &T, &v).result, Ok(()));
     }

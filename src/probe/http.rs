@@ -25,8 +25,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::kind::{
-    Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, Unusable, is_resource_shortage,
-    read_trust,
+    Evidence, Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, Unusable,
+    is_resource_shortage, read_trust,
 };
 use crate::document::{ConfigError, Strings, Table, ValueError, field, redacted, table};
 
@@ -396,9 +396,8 @@ impl HttpProbe {
             }
             let Some(location) = response.headers().get(reqwest::header::LOCATION) else { break response };
             let refuse = |why: &dyn std::fmt::Display| {
-                let mut f = Finding::fail(Reason::HttpRedirect, format!("{url}: redirect refused: {why}"));
-                f.http_status = Some(response.status().as_u16());
-                f
+                Finding::fail(Reason::HttpRedirect, format!("{url}: redirect refused: {why}"))
+                    .with(Evidence::Response { status: response.status().as_u16(), cert_expiry: None })
             };
             let next = match location.to_str().ok().and_then(|l| current.join(l).ok()) {
                 Some(next) => next,
@@ -419,11 +418,7 @@ impl HttpProbe {
             .get::<reqwest::tls::TlsInfo>()
             .and_then(|info| info.peer_certificate())
             .and_then(super::tls::not_after);
-        let with_status = |mut f: Finding| {
-            f.http_status = Some(status);
-            f.cert_expiry = expiry;
-            f
-        };
+        let with_status = |f: Finding| f.with(Evidence::Response { status, cert_expiry: expiry });
         let now = crate::time::unix(std::time::SystemTime::now());
         if let Some(why) = super::tls::expiring(expiry, self.check.min_cert_days, now) {
             return with_status(Finding::fail(Reason::TlsExpiring, format!("{url}: {why}")));

@@ -120,23 +120,66 @@ pub struct Finding {
     pub result: Result<(), Reason>,
     /// One line for humans: what was asked and what came back.
     pub detail: String,
-    /// HTTP status code received, if any.
-    pub http_status: Option<u16>,
-    /// The visibility a bgp probe judged (boxed: most findings have none).
-    pub visibility: Option<Box<Visibility>>,
-    /// The leaf certificate's notAfter (Unix seconds), from a tls probe.
-    pub cert_expiry: Option<i64>,
+    /// What the run measured beyond its result, for the metrics and pages.
+    pub evidence: Evidence,
+}
+
+/// The typed measurement a run brings back with its result: one shape per
+/// kind of measurement, so a finding cannot carry a status code and a
+/// visibility at once, nor a field its kind never fills.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Evidence {
+    /// Nothing beyond the result (dns, tcp, the chat kinds).
+    #[default]
+    None,
+    /// An HTTP response: its status code and, over TLS, the leaf
+    /// certificate's notAfter (Unix seconds).
+    Response { status: u16, cert_expiry: Option<i64> },
+    /// A TLS handshake's leaf certificate notAfter (Unix seconds).
+    Certificate { not_after: i64 },
+    /// The visibility a bgp probe judged (boxed: it is the largest shape).
+    Visibility(Box<Visibility>),
 }
 
 impl Finding {
     /// A passing run.
     pub fn ok(detail: impl Into<String>) -> Finding {
-        Finding { result: Ok(()), detail: detail.into(), http_status: None, visibility: None, cert_expiry: None }
+        Finding { result: Ok(()), detail: detail.into(), evidence: Evidence::None }
     }
 
     /// A failing run.
     pub fn fail(reason: Reason, detail: impl Into<String>) -> Finding {
-        Finding { result: Err(reason), detail: detail.into(), http_status: None, visibility: None, cert_expiry: None }
+        Finding { result: Err(reason), detail: detail.into(), evidence: Evidence::None }
+    }
+
+    /// The same finding carrying `evidence`.
+    pub fn with(self, evidence: Evidence) -> Finding {
+        Finding { evidence, ..self }
+    }
+
+    /// The HTTP status code received, if the run got a response.
+    pub fn http_status(&self) -> Option<u16> {
+        match self.evidence {
+            Evidence::Response { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// The leaf certificate's notAfter (Unix seconds), if the run saw one.
+    pub fn cert_expiry(&self) -> Option<i64> {
+        match self.evidence {
+            Evidence::Response { cert_expiry, .. } => cert_expiry,
+            Evidence::Certificate { not_after } => Some(not_after),
+            _ => None,
+        }
+    }
+
+    /// The visibility a bgp probe judged.
+    pub fn visibility(&self) -> Option<&Visibility> {
+        match &self.evidence {
+            Evidence::Visibility(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
@@ -168,12 +211,15 @@ pub trait Probe: Send + Sync {
     /// Performs one check.
     fn run(&self) -> RunFuture<'_>;
 
-    /// For probes judged on published state (bgp): a channel that changes
-    /// whenever that state does, so the scheduler runs the probe at once.
-    fn trigger(&self) -> Option<tokio::sync::watch::Receiver<Visibility>> {
+    /// For probes judged on published state (bgp): a stream that yields
+    /// whenever that state changes, so the scheduler runs the probe at once.
+    fn trigger(&self) -> Option<Trigger> {
         None
     }
 }
+
+/// A stream of "the state this probe judges has changed" ticks.
+pub type Trigger = futures_util::stream::BoxStream<'static, ()>;
 
 /// True when an I/O error means the monitor itself is short of a resource
 /// (descriptors, buffers, memory), not that the target failed.

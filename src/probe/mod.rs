@@ -30,7 +30,8 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 pub use self::kind::{
-    Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, is_resource_shortage, result_word,
+    Evidence, Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, is_resource_shortage,
+    result_word,
 };
 use crate::document::{At, ConfigError, Document, Keys, Table, table};
 

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::time::{Instant, timeout_at};
 
-use super::kind::{Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, read_trust};
+use super::kind::{Evidence, Finding, Layer, Probe, ProbeKind, ReadContext, Reason, RunFuture, Toolkit, read_trust};
 use super::tcp::{Endpoint, connect, read_endpoint};
 use crate::document::{ConfigError, Strings, Table, field, table};
 
@@ -210,7 +210,7 @@ impl TlsProbe {
         let protocol =
             session.alpn_protocol().map(|p| format!(", ALPN {}", String::from_utf8_lossy(p))).unwrap_or_default();
         let elapsed = started.elapsed().as_millis();
-        let mut finding = match (expiry, self.check.min_cert_days) {
+        let finding = match (expiry, self.check.min_cert_days) {
             (Some(at), Some(days)) => {
                 let now = crate::time::unix(SystemTime::now());
                 let left = (at - now) / 86_400;
@@ -228,8 +228,10 @@ impl TlsProbe {
             }
             _ => Finding::ok(format!("{address}: TLS in {elapsed} ms{protocol}")),
         };
-        finding.cert_expiry = expiry;
-        finding
+        match expiry {
+            Some(not_after) => finding.with(Evidence::Certificate { not_after }),
+            None => finding,
+        }
     }
 }
 
