@@ -125,9 +125,14 @@ async fn year_of_history(dir: &std::path::Path) {
                 service: service.clone(),
                 status,
                 started_at: at,
-                cause_layer: "dns".into(),
-                cause_summary: "dns: SERVFAIL".into(),
-                cause_key: "dns|dns_servfail@1.1.1.1:53".into(),
+                cause: chatpulse::cause::Cause::new(
+                    chatpulse::probe::Layer::Dns,
+                    [chatpulse::cause::Fault {
+                        reason: chatpulse::probe::Reason::DnsServfail,
+                        scope: "1.1.1.1:53".into(),
+                    }],
+                    "dns: SERVFAIL".into(),
+                ),
             };
             let id = store.open_incident(incident, None).await.unwrap();
             store.close_incident(id, at + length, None).await.unwrap();

@@ -285,27 +285,16 @@ impl Tracker {
         let incident = match self.open.get(&snapshot.id).cloned() {
             Some(mut incident) => {
                 let escalates = snapshot.status == ServiceStatus::Down && incident.status != ServiceStatus::Down;
-                let cause_moved = incident.cause_key != cause.key || incident.cause_summary != cause.summary;
+                let cause_moved = incident.cause.as_ref() != Some(&cause.cause);
                 // Once an alert is out, the incident keeps the cause it told.
                 if escalates || (cause_moved && incident.notified.is_none()) {
                     let status = if escalates { ServiceStatus::Down } else { incident.status };
-                    let updated = self
-                        .store
-                        .escalate_incident(
-                            incident.id,
-                            status,
-                            cause.layer.to_string(),
-                            cause.summary.clone(),
-                            cause.key.clone(),
-                        )
-                        .await;
+                    let updated = self.store.escalate_incident(incident.id, status, &cause.cause).await;
                     if let Err(e) = updated {
                         warn!("{e}");
                     }
                     incident.status = status;
-                    incident.cause_layer = cause.layer.to_string();
-                    incident.cause_summary = cause.summary.clone();
-                    incident.cause_key = cause.key.clone();
+                    incident.cause = Some(cause.cause.clone());
                     self.open.insert(snapshot.id.clone(), incident.clone());
                 }
                 incident
@@ -315,9 +304,7 @@ impl Tracker {
                     service: snapshot.id.clone(),
                     status: snapshot.status,
                     started_at: snapshot.at,
-                    cause_layer: cause.layer.to_string(),
-                    cause_summary: cause.summary.clone(),
-                    cause_key: cause.key.clone(),
+                    cause: cause.cause.clone(),
                 };
                 let alert = match decision {
                     Some(Decision::Down) => Some(AlertEvent::Down.as_str()),
@@ -334,16 +321,14 @@ impl Tracker {
                         self.next_memory_id
                     }
                 };
-                info!(service = %snapshot.id, incident = id, cause = %cause.summary, "incident opened");
+                info!(service = %snapshot.id, incident = id, cause = %cause.cause.summary, "incident opened");
                 let incident = Incident {
                     id,
                     service: new.service,
                     status: new.status,
                     started_at: new.started_at,
                     ended_at: None,
-                    cause_layer: new.cause_layer,
-                    cause_summary: new.cause_summary,
-                    cause_key: new.cause_key,
+                    cause: Some(new.cause),
                     group_id: None,
                     notified: None,
                     last_reminder_at: None,
@@ -365,7 +350,7 @@ impl Tracker {
         {
             warn!("{e}");
         }
-        self.join(config, event, cause.key.clone(), incident, snapshot).await;
+        self.join(config, event, cause.cause.key().to_string(), incident, snapshot).await;
     }
 
     async fn recovered(&mut self, config: &Config, snapshot: ServiceSnapshot, decision: Option<Decision>) {
@@ -758,9 +743,7 @@ fn placeholder_incident(snapshot: &ServiceSnapshot) -> Incident {
         status: snapshot.status,
         started_at: snapshot.at,
         ended_at: None,
-        cause_layer: String::new(),
-        cause_summary: String::new(),
-        cause_key: String::new(),
+        cause: None,
         group_id: None,
         notified: None,
         last_reminder_at: None,

@@ -33,6 +33,8 @@
 //! - [`sinks`]: what `run` does with verdict events: metrics, store, incidents, health.
 //! - [`scheduler`]: when probes run (intervals, spread, concurrency).
 //! - [`verdict`]: probe states, service status (essential groups), root cause, guard.
+//! - [`cause`]: the typed root cause (layer, faults, summary) and its
+//!   grouping `CauseKey`, stored field by field, never re-parsed.
 //! - [`store`]: SQLite history: status changes, run-length results, rollups, incidents, outbox.
 //! - [`incident`]: incidents from status changes, grouped by root cause, into the outbox.
 //! - [`maintenance`]: maintenance windows: when a service is in one.
@@ -62,6 +64,7 @@ pub mod alerting;
 pub mod allocator;
 pub mod api;
 pub mod bgp;
+pub mod cause;
 pub mod certs;
 pub mod cmd;
 pub mod config;

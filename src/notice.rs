@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use crate::cause::Cause;
 use crate::config::{Config, Kind};
 use crate::probe::result_word;
 use crate::store::{Incident, NewMessage};
@@ -144,14 +145,9 @@ pub struct Member {
 
 impl Member {
     /// The distinct reasons of the incident's root cause, comma-separated
-    /// (from its cause key, `layer|reason@place,…`, which outlives a restart).
+    /// (the incident's own cause, which outlives a restart).
     pub fn reasons(&self) -> String {
-        let parts = self.incident.cause_key.split_once('|').map_or("", |(_, rest)| rest);
-        let mut reasons: Vec<&str> =
-            parts.split(',').filter_map(|p| p.split('@').next()).filter(|r| !r.is_empty()).collect();
-        reasons.sort_unstable();
-        reasons.dedup();
-        reasons.join(",")
+        self.incident.cause.as_ref().map(Cause::reason_words).unwrap_or_default()
     }
 }
 
@@ -215,28 +211,4 @@ impl Notice {
 pub trait Channels: Send + Sync {
     /// The messages for `notice` under `config`'s channels and their rules.
     fn render(&self, notice: &Notice, config: &Config) -> Vec<NewMessage>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_come_from_the_cause_key_sorted_and_distinct() {
-        let incident = Incident {
-            id: 1,
-            service: "s".into(),
-            status: ServiceStatus::Down,
-            started_at: 0,
-            ended_at: None,
-            cause_layer: "dns".into(),
-            cause_summary: "dns: SERVFAIL".into(),
-            cause_key: "dns|dns_timeout@1.1.1.1,dns_servfail@8.8.8.8,dns_servfail@9.9.9.9".into(),
-            group_id: None,
-            notified: None,
-            last_reminder_at: None,
-        };
-        let member = Member { snapshot: ServiceSnapshot::placeholder(&incident), incident };
-        assert_eq!(member.reasons(), "dns_servfail,dns_timeout");
-    }
 }

@@ -125,13 +125,13 @@ impl Sinks {
             }
             Event::ServiceChanged { service, probes, from, at } => {
                 if service.status != *from {
-                    let cause = service.cause.as_ref().map(|c| c.summary.as_str()).unwrap_or("");
+                    let cause = service.cause.as_ref().map(|c| c.cause.summary.as_str()).unwrap_or("");
                     info!(service = %service.id, from = from.as_str(), to = service.status.as_str(), cause, "service status changed");
                     self.store.record_status(StatusRecord {
                         service: service.id.clone(),
                         at: unix(*at),
                         status: service.status,
-                        cause: service.cause.as_ref().map(|c| (c.layer.to_string(), c.summary.clone())),
+                        cause: service.cause.as_ref().map(|c| (c.cause.layer.to_string(), c.cause.summary.clone())),
                     });
                 }
                 // Cause changes too: an incident not yet told about takes the

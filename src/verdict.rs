@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::cause::{Cause, Fault};
 use crate::config::Config;
 use crate::probe::Layer;
 use crate::probe::{Finding, Observation, ProbeRef, Reason};
@@ -122,21 +123,16 @@ impl ServiceStatus {
     }
 }
 
-/// Why a service is not up: the lowest layer with a DOWN probe.
+/// Why a service is not up: the lowest layer with a DOWN probe, and what
+/// failed above it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootCause {
-    /// The layer.
-    pub layer: Layer,
-    /// `layer: detail; detail` of the DOWN probes at that layer.
-    pub summary: String,
-    /// The distinct reasons at that layer, sorted, comma-separated.
-    pub reasons: String,
+    /// The cause itself: layer, faults (reason at DNS server / HTTP host /
+    /// origin AS), summary. Services with equal keys are grouped.
+    pub cause: Cause,
     /// The root summary followed by the effects at higher layers
     /// (`bgp: ... → dns: dns_servfail → http: http_timeout`).
     pub chain: String,
-    /// Services with equal keys failed for the same reason at the same place
-    /// (layer, reasons, and DNS server / HTTP host / origin AS).
-    pub key: String,
 }
 
 /// Everything the verdict knows about one service.
@@ -519,11 +515,7 @@ pub fn root_cause(probes: &[&ProbeState]) -> Option<RootCause> {
     let at_root: Vec<&&ProbeState> = down.iter().copied().filter(|p| p.probe.kind().layer() == layer).collect();
     let details: Vec<String> = at_root.iter().map(|p| failure_of(p).1).collect();
     let summary = format!("{layer}: {}", details.join("; "));
-    let key_parts: BTreeSet<String> =
-        at_root.iter().map(|p| format!("{}@{}", failure_of(p).0, scope(&p.probe))).collect();
-    let reasons: BTreeSet<&str> = at_root.iter().map(|p| failure_of(p).0.as_str()).collect();
-    let reasons = reasons.into_iter().collect::<Vec<_>>().join(",");
-    let key = format!("{layer}|{}", key_parts.into_iter().collect::<Vec<_>>().join(","));
+    let faults = at_root.iter().map(|p| Fault { reason: failure_of(p).0, scope: scope(&p.probe) });
     let mut chain = summary.clone();
     for higher in [Layer::Dns, Layer::Transport, Layer::Chat, Layer::Http].into_iter().filter(|k| *k > layer) {
         let reasons: BTreeSet<&str> =
@@ -532,7 +524,7 @@ pub fn root_cause(probes: &[&ProbeState]) -> Option<RootCause> {
             chain.push_str(&format!(" → {higher}: {}", reasons.into_iter().collect::<Vec<_>>().join(", ")));
         }
     }
-    Some(RootCause { layer, summary, reasons, chain, key })
+    Some(RootCause { cause: Cause::new(layer, faults, summary), chain })
 }
 
 #[cfg(test)]
@@ -683,8 +675,8 @@ name = "WhatsApp"
         }
         assert_eq!(rig.service().status, ServiceStatus::Degraded);
         let cause = rig.service().cause.clone().unwrap();
-        assert_eq!(cause.layer, Layer::Dns);
-        assert_eq!(cause.summary, "dns: dns_servfail failed");
+        assert_eq!(cause.cause.layer, Layer::Dns);
+        assert_eq!(cause.cause.summary, "dns: dns_servfail failed");
         // One of two http probes down: still degraded.
         for _ in 0..3 {
             rig.run(3, Err(Reason::HttpTimeout));
@@ -695,9 +687,9 @@ name = "WhatsApp"
         }
         assert_eq!(rig.service().status, ServiceStatus::Down);
         let cause = rig.service().cause.clone().unwrap();
-        assert_eq!(cause.layer, Layer::Dns, "root cause is the lowest layer with a DOWN probe");
+        assert_eq!(cause.cause.layer, Layer::Dns, "root cause is the lowest layer with a DOWN probe");
         assert_eq!(cause.chain, "dns: dns_servfail failed → http: http_connect, http_timeout");
-        assert_eq!(cause.key, "dns|dns_servfail@127.0.0.1:5300");
+        assert_eq!(cause.cause.faults(), [Fault { reason: Reason::DnsServfail, scope: "127.0.0.1:5300".into() }]);
     }
 
     #[test]
@@ -709,8 +701,8 @@ name = "WhatsApp"
             rig.run(1, Err(Reason::BgpInvisible));
         }
         let cause = rig.service().cause.clone().unwrap();
-        assert_eq!(cause.layer, Layer::Bgp);
-        assert_eq!(cause.key, "bgp|bgp_invisible@AS32934");
+        assert_eq!(cause.cause.layer, Layer::Bgp);
+        assert_eq!(cause.cause.faults(), [Fault { reason: Reason::BgpInvisible, scope: "AS32934".into() }]);
         assert!(cause.chain.starts_with("bgp: bgp_invisible failed → dns: dns_servfail"), "{}", cause.chain);
     }
 
@@ -739,12 +731,12 @@ name = "WhatsApp"
         // The web page still answers, but users cannot chat: down.
         assert_eq!(rig.service().status, ServiceStatus::Down);
         let cause = rig.service().cause.clone().unwrap();
-        assert_eq!((cause.layer, cause.reasons.as_str()), (Layer::Transport, "tcp_connect"));
+        assert_eq!((cause.cause.layer, cause.cause.reason_words().as_str()), (Layer::Transport, "tcp_connect"));
         for _ in 0..3 {
             rig.run(2, Err(Reason::DnsServfail));
         }
         let cause = rig.service().cause.clone().unwrap();
-        assert_eq!(cause.layer, Layer::Dns, "dns is below transport");
+        assert_eq!(cause.cause.layer, Layer::Dns, "dns is below transport");
         assert!(cause.chain.ends_with("→ transport: tcp_connect"), "{}", cause.chain);
     }
 
@@ -797,8 +789,8 @@ name = "Telegram"
         down(&mut rig, 2, Reason::ChatTimeout);
         assert_eq!(rig.service().status, ServiceStatus::Down);
         let cause = rig.service().cause.clone().unwrap();
-        assert_eq!((cause.layer, cause.reasons.as_str()), (Layer::Chat, "chat_timeout"));
-        assert!(cause.summary.starts_with("chat: "), "{}", cause.summary);
+        assert_eq!((cause.cause.layer, cause.cause.reason_words().as_str()), (Layer::Chat, "chat_timeout"));
+        assert!(cause.cause.summary.starts_with("chat: "), "{}", cause.cause.summary);
     }
 
     #[test]

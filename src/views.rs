@@ -4,16 +4,26 @@
 
 use serde::Serialize;
 
+use crate::cause::Cause;
 use crate::store::Incident;
 use crate::time::{from_unix, rfc3339};
 
-/// A root cause: its layer and its one-line summary.
+/// A root cause: its layer, its reasons and its one-line summary.
 #[derive(Serialize)]
 pub struct CauseView {
-    /// `bgp`, `dns`, `transport` or `http`.
-    pub layer: String,
+    /// `bgp`, `dns`, `transport`, `chat` or `http`.
+    pub layer: &'static str,
+    /// The distinct reasons at that layer, comma-separated.
+    pub reason: String,
     /// `layer: detail; detail`.
     pub summary: String,
+}
+
+impl CauseView {
+    /// The view of a cause.
+    pub fn of(cause: &Cause) -> CauseView {
+        CauseView { layer: cause.layer.as_str(), reason: cause.reason_words(), summary: cause.summary.clone() }
+    }
 }
 
 /// A service's uptime over a window.
@@ -62,7 +72,7 @@ pub struct IncidentView {
     started_at: String,
     ended_at: Option<String>,
     duration_seconds: i64,
-    cause: CauseView,
+    cause: Option<CauseView>,
     group: Option<i64>,
 }
 
@@ -76,7 +86,7 @@ impl IncidentView {
             status: i.status.as_str().into(),
             started_at: rfc3339(from_unix(i.started_at)),
             ended_at: i.ended_at.map(|e| rfc3339(from_unix(e))),
-            cause: CauseView { layer: i.cause_layer, summary: i.cause_summary },
+            cause: i.cause.as_ref().map(CauseView::of),
             group: i.group_id,
         }
     }

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use ServiceStatus::{Degraded, Down, Unknown, Up};
 use chatpulse::alerting::{AlertMachine, Decision, Policy};
+use chatpulse::cause::{Cause, Fault};
 use chatpulse::config::Config;
 use chatpulse::incident::{ServiceSnapshot, Tracker, TrackerInput};
-use chatpulse::probe::Layer;
+use chatpulse::probe::{Layer, Reason};
 use chatpulse::store::{Retention, Store};
 use chatpulse::verdict::{RootCause, ServiceStatus};
 
@@ -34,11 +35,12 @@ name = "WhatsApp"
 
 fn snapshot(status: ServiceStatus, at: i64) -> ServiceSnapshot {
     let cause = (status == Down || status == Degraded).then(|| RootCause {
-        layer: Layer::Dns,
-        summary: "dns: SERVFAIL".into(),
-        reasons: "dns_servfail".into(),
+        cause: Cause::new(
+            Layer::Dns,
+            [Fault { reason: Reason::DnsServfail, scope: "x".into() }],
+            "dns: SERVFAIL".into(),
+        ),
         chain: "dns: SERVFAIL".into(),
-        key: "dns|dns_servfail@x".into(),
     });
     ServiceSnapshot { id: "whatsapp".into(), name: "WhatsApp".into(), status, at, cause, probes: Vec::new() }
 }

@@ -121,6 +121,7 @@ async fn dns_outage_sends_one_down_email_with_the_cause_and_one_recovery_with_th
     let incident = &incidents["incidents"][0];
     assert_eq!(incident["status"], "down");
     assert_eq!(incident["cause"]["layer"], "dns");
+    assert_eq!(incident["cause"]["reason"], "dns_servfail", "the stored cause keeps its reasons");
     assert!(incident["ended_at"].is_string());
 }
 

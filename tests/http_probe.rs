@@ -38,7 +38,7 @@ async fn ok_page_with_expected_text_passes() {
     let http = TestHttp::start().await;
     let f = run(check(http.url("/ok"), Some("WhatsApp")), T).await;
     assert_eq!(f.result, Ok(()), "{}", f.detail);
-    assert_eq!(f.http_status, Some(200));
+    assert_eq!(f.http_status(), Some(200));
 }
 
 #[tokio::test]
@@ -54,7 +54,7 @@ async fn status_outside_the_expected_ranges_is_http_status() {
     let http = TestHttp::start().await;
     let f = run(check(http.url("/status/503"), None), T).await;
     assert_eq!(f.result, Err(Reason::HttpStatus));
-    assert_eq!(f.http_status, Some(503));
+    assert_eq!(f.http_status(), Some(503));
     assert!(f.detail.contains("status 503 (expected 200-399)"), "{}", f.detail);
     let mut c = check(http.url("/status/404"), None);
     c.expect_status = vec![StatusRange { low: 200, high: 499 }];
@@ -75,7 +75,7 @@ async fn body_without_the_expected_text_is_http_body() {
     let http = TestHttp::start().await;
     let f = run(check(http.url("/plain"), Some("WhatsApp")), T).await;
     assert_eq!(f.result, Err(Reason::HttpBody));
-    assert_eq!(f.http_status, Some(200));
+    assert_eq!(f.http_status(), Some(200));
 }
 
 fn rss_kib() -> u64 {
@@ -107,7 +107,7 @@ async fn self_signed_certificate_is_http_tls() {
     let (addr, _task) = self_signed_tls().await;
     let f = run(check(format!("https://localhost:{}/", addr.port()), None), T).await;
     assert_eq!(f.result, Err(Reason::HttpTls), "{}", f.detail);
-    assert_eq!(f.http_status, None);
+    assert_eq!(f.http_status(), None);
 }
 
 #[tokio::test]
@@ -129,7 +129,7 @@ async fn redirects_are_followed_up_to_max_redirects() {
     // max_redirects = 0: the 302 itself is judged.
     let mut c = check(http.url("/redirect?to=/ok"), None);
     c.max_redirects = 0;
-    assert_eq!(run(c.clone(), T).await.http_status, Some(302));
+    assert_eq!(run(c.clone(), T).await.http_status(), Some(302));
     c.expect_status = vec![StatusRange { low: 200, high: 200 }];
     assert_eq!(run(c, T).await.result, Err(Reason::HttpStatus));
 }
@@ -193,5 +193,5 @@ async fn the_platforms_own_header_tells_its_server_from_a_proxy_answering_in_its
     // A proxy's 502 page: the missing header says more than the status.
     let f =
         tokio::time::timeout(Duration::from_secs(10), run(signal_check(server.url("/status/502")), T)).await.unwrap();
-    assert_eq!((f.result, f.http_status), (Err(Reason::HttpHeader), Some(502)), "{}", f.detail);
+    assert_eq!((f.result, f.http_status()), (Err(Reason::HttpHeader), Some(502)), "{}", f.detail);
 }

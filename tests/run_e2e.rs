@@ -80,6 +80,7 @@ async fn dns_outage_takes_service_down_with_dns_root_cause_and_it_recovers() {
     .await;
     let summary = service["cause"]["summary"].as_str().unwrap();
     assert_eq!(service["cause"]["layer"], "dns");
+    assert_eq!(service["cause"]["reason"], "dns_servfail", "SPEC 9.7: the API's cause names its reason");
     assert!(summary.starts_with("dns: "), "{summary}");
     assert!(summary.contains("SERVFAIL"), "{summary}");
     assert_eq!(service["probes"][0]["last_result"], "dns_servfail");

@@ -122,7 +122,7 @@ async fn a_private_ca_is_trusted_through_ca_file_and_only_there() {
     let f = tls(tls_check(addr, Some(ca.clone()), Some(7))).await;
     assert_eq!(f.result, Ok(()), "{}", f.detail);
     assert!(f.detail.contains("ALPN h2"), "{}", f.detail);
-    let expiry = f.cert_expiry.expect("the leaf's notAfter is reported");
+    let expiry = f.cert_expiry().expect("the leaf's notAfter is reported");
     let in_days = (expiry - chatpulse::time::unix(std::time::SystemTime::now())) / 86_400;
     assert!((88..=90).contains(&in_days), "{in_days}");
 
@@ -192,7 +192,7 @@ async fn http_probes_take_ca_file_and_min_cert_days_too() {
     std::fs::write(&ca, &pki.ca_pem).unwrap();
     let f = https(http_check(addr, Some(ca.clone()), None)).await;
     assert_eq!(f.result, Ok(()), "{}", f.detail);
-    assert!(f.cert_expiry.is_some(), "the leaf's expiry is reported");
+    assert!(f.cert_expiry().is_some(), "the leaf's expiry is reported");
     let f = https(http_check(addr, None, None)).await;
     assert_eq!(f.result, Err(Reason::HttpTls), "{}", f.detail);
     let f = https(http_check(addr, Some(ca), Some(7))).await;

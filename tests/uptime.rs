@@ -41,9 +41,11 @@ async fn synthesise(db: &Path) -> i64 {
                 service: "steady".into(),
                 status: Down,
                 started_at: now - 10 * H,
-                cause_layer: "dns".into(),
-                cause_summary: "dns: synthetic SERVFAIL".into(),
-                cause_key: "dns|dns_servfail@x".into(),
+                cause: chatpulse::cause::Cause::new(
+                    chatpulse::probe::Layer::Dns,
+                    [chatpulse::cause::Fault { reason: chatpulse::probe::Reason::DnsServfail, scope: "x".into() }],
+                    "dns: synthetic SERVFAIL".into(),
+                ),
             },
             None,
         )

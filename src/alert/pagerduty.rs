@@ -67,11 +67,11 @@ pub fn event(notice: &Notice, config: &Config) -> (Value, String) {
             "source": config.monitor.vantage,
             "severity": severity,
             "component": first.snapshot.id,
-            "group": first.incident.cause_layer,
+            "group": first.incident.cause.as_ref().map(|c| c.layer.as_str()),
             "class": first.reasons(),
             "custom_details": {
                 "event": kind.as_str(),
-                "cause": first.incident.cause_summary,
+                "cause": first.incident.summary(),
                 "services": members.iter().map(|m| m.snapshot.name.as_str()).collect::<Vec<_>>(),
                 "message_id": notice.message_id,
             },

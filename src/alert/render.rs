@@ -63,7 +63,7 @@ fn names(members: &[&Member]) -> String {
 /// The subject line (also the one-line summary of a webhook).
 pub fn subject(event: AlertEvent, members: &[&Member], now: i64) -> String {
     let first = members[0];
-    let cause = &first.incident.cause_summary;
+    let cause = first.incident.summary();
     let many = members.len() > 1;
     let who = if many { format!("{} services", members.len()) } else { first.snapshot.name.clone() };
     let list = if many { format!(" ({})", names(members)) } else { String::new() };
@@ -139,8 +139,7 @@ pub fn render(event: AlertEvent, members: &[Member], config: &Config, now: i64) 
         AlertEvent::Flapping => "is FLAPPING",
     };
     // The effects above the root cause, when they say more than it.
-    let chain =
-        |m: &Member| m.snapshot.cause.as_ref().map(|c| c.chain.clone()).filter(|c| *c != m.incident.cause_summary);
+    let chain = |m: &Member| m.snapshot.cause.as_ref().map(|c| c.chain.clone()).filter(|c| c != m.incident.summary());
     let mut text = String::new();
     for m in &sorted {
         let (i, s) = (&m.incident, &m.snapshot);
@@ -149,7 +148,7 @@ pub fn render(event: AlertEvent, members: &[Member], config: &Config, now: i64) 
         if let Some(end) = i.ended_at {
             let _ = writeln!(text, "  Ended:      {} (UTC), after {}", rfc3339(from_unix(end)), lasted(i, end));
         }
-        let _ = writeln!(text, "  Root cause: {}", i.cause_summary);
+        let _ = writeln!(text, "  Root cause: {}", i.summary());
         let _ = writeln!(text, "  Details:    {url}services/{}", s.id);
         if let Some(chain) = chain(m) {
             let _ = writeln!(text, "  Effects:    {chain}");
@@ -181,7 +180,7 @@ pub fn render(event: AlertEvent, members: &[Member], config: &Config, now: i64) 
                 h3 style="margin:16px 0 4px" { (s.name) " " (headline) }
                 p {
                     "Started " (rfc3339(from_unix(i.started_at))) " (UTC)" br;
-                    "Root cause: " b { (i.cause_summary) }
+                    "Root cause: " b { (i.summary()) }
                     @if let Some(end) = i.ended_at { br; "Ended " (rfc3339(from_unix(end))) " (UTC)" }
                     @if let Some(chain) = chain(m) { br; "Effects: " (chain) }
                     br; a href={ (url) "services/" (s.id) } { (s.name) " service page" }
@@ -225,9 +224,11 @@ mod tests {
             status: ServiceStatus::Down,
             started_at: 0,
             ended_at: None,
-            cause_layer: "http".into(),
-            cause_summary: "http: <script>alert(1)</script> & \"quotes\"".into(),
-            cause_key: "http|http_status@x".into(),
+            cause: Some(crate::cause::Cause::new(
+                crate::probe::Layer::Http,
+                [crate::cause::Fault { reason: crate::probe::Reason::HttpStatus, scope: "x".into() }],
+                "http: <script>alert(1)</script> & \"quotes\"".into(),
+            )),
             group_id: None,
             notified: None,
             last_reminder_at: None,

@@ -43,11 +43,11 @@ fn json_body(notice: &Notice, members: &[&Member], summary: &str, config: &Confi
         })
         .collect();
     let first = members[0];
-    let cause = (!first.incident.cause_layer.is_empty()).then(|| {
+    let cause = first.incident.cause.as_ref().map(|c| {
         json!({
-            "layer": first.incident.cause_layer,
-            "reason": first.reasons(),
-            "summary": first.incident.cause_summary,
+            "layer": c.layer.as_str(),
+            "reason": c.reason_words(),
+            "summary": c.summary,
         })
     });
     let started_at = members.iter().map(|m| m.incident.started_at).min().unwrap_or(notice.at);
@@ -78,7 +78,7 @@ fn slack_body(event: AlertEvent, members: &[&Member], summary: &str, config: &Co
     for m in members {
         let link = format!("{url}services/{}", m.snapshot.id);
         let status = m.snapshot.status.as_str();
-        text.push_str(&slack_line(event, &m.snapshot.name, status, &m.incident.cause_summary, &link));
+        text.push_str(&slack_line(event, &m.snapshot.name, status, m.incident.summary(), &link));
     }
     json!({ "text": text })
 }

@@ -83,7 +83,7 @@ fn service_view(config: &Config, verdict: &Verdict, service: &ServiceState, now:
         name: service.name.clone(),
         status: service.status.as_str().into(),
         since: rfc3339(service.since),
-        cause: service.cause.as_ref().map(|c| CauseView { layer: c.layer.to_string(), summary: c.summary.clone() }),
+        cause: service.cause.as_ref().map(|c| CauseView::of(&c.cause)),
         probes: service.probes.iter().map(|&i| probe_view(&verdict.probes()[i])).collect(),
     }
 }

@@ -107,7 +107,7 @@ pub(super) fn gather(config: &Config, verdict: &Verdict, now: i64) -> (Vec<Servi
             name: s.name.clone(),
             status: s.status,
             since: s.since,
-            cause: s.cause.as_ref().map(|c| c.summary.clone()),
+            cause: s.cause.as_ref().map(|c| c.cause.summary.clone()),
             maintenance: crate::maintenance::active(&config.maintenance, &s.id, now),
             probes: s
                 .probes
@@ -315,7 +315,7 @@ pub(super) fn incident_list<'a>(incidents: impl Iterator<Item = &'a Incident>) -
                     || "ongoing".to_string(),
                     |e| format!("lasted {}", human(std::time::Duration::from_secs((e - i.started_at).max(0) as u64))),
                 );
-                li { b { (i.status.as_str()) } " " (utc_text(from_unix(i.started_at))) " UTC, " (end) ": " (i.cause_summary) }
+                li { b { (i.status.as_str()) } " " (utc_text(from_unix(i.started_at))) " UTC, " (end) ": " (i.summary()) }
             }
         }
     }

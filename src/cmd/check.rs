@@ -99,7 +99,7 @@ pub fn verdicts(config: &Config, rows: &[CheckRow]) -> Vec<ServiceVerdict> {
             let refs: Vec<&ProbeState> = states.iter().collect();
             let status = verdict::service_status(&refs, online);
             let cause = (status != verdict::ServiceStatus::Unknown)
-                .then(|| verdict::root_cause(&refs).map(|c| c.summary))
+                .then(|| verdict::root_cause(&refs).map(|c| c.cause.summary))
                 .flatten();
             Some(ServiceVerdict { service: service.id.clone(), status: status.as_str().to_string(), cause })
         })

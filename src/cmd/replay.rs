@@ -340,7 +340,7 @@ fn observe(
                     time: rfc3339(at),
                     service: service.id.clone(),
                     event: event.into(),
-                    cause: service.cause.as_ref().map(|c| c.summary.clone()).unwrap_or_default(),
+                    cause: service.cause.as_ref().map(|c| c.cause.summary.clone()).unwrap_or_default(),
                 });
             }
         });

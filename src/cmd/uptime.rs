@@ -119,7 +119,7 @@ pub fn incidents(
                 rfc3339(from_unix(i.started_at)),
                 i.ended_at.map_or_else(|| "ongoing".into(), |e| rfc3339(from_unix(e))),
                 secs(i.ended_at.unwrap_or(now) - i.started_at),
-                i.cause_summary.clone(),
+                i.summary().to_string(),
             ]
         })
         .collect();

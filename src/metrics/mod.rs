@@ -207,7 +207,8 @@ impl Metrics {
             }
             Event::ServiceChanged { service, .. } => {
                 self.set_service_status(&service.id, service.status);
-                self.set_cause(&service.id, service.cause.as_ref().map(|c| (c.layer.as_str(), c.reasons.as_str())));
+                let cause = service.cause.as_ref().map(|c| (c.cause.layer.as_str(), c.cause.reason_words()));
+                self.set_cause(&service.id, cause.as_ref().map(|(layer, reasons)| (*layer, reasons.as_str())));
             }
             Event::OnlineChanged { online, .. } => {
                 self.monitor_online.set(i64::from(*online));

@@ -19,7 +19,7 @@ use crate::words::words;
 
 words! {
 /// Why a run failed: the closed list of README, "What a run can say".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     /// No (valid) DNS answer within the timeout.
     DnsTimeout = "dns_timeout",

@@ -6,6 +6,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError, Writer};
+use crate::cause::Cause;
 use crate::verdict::ServiceStatus;
 
 /// An incident to open.
@@ -17,12 +18,8 @@ pub struct NewIncident {
     pub status: ServiceStatus,
     /// Unix seconds.
     pub started_at: i64,
-    /// Root cause layer.
-    pub cause_layer: String,
-    /// Root cause summary.
-    pub cause_summary: String,
-    /// Grouping key of the root cause.
-    pub cause_key: String,
+    /// Its root cause.
+    pub cause: Cause,
 }
 
 /// An incident as stored.
@@ -38,18 +35,21 @@ pub struct Incident {
     pub started_at: i64,
     /// Unix seconds, None while ongoing.
     pub ended_at: Option<i64>,
-    /// Root cause layer.
-    pub cause_layer: String,
-    /// Root cause summary.
-    pub cause_summary: String,
-    /// Grouping key of the root cause.
-    pub cause_key: String,
+    /// Its root cause (`None` only for a flapping alert's stand-in).
+    pub cause: Option<Cause>,
     /// The incident group (the id of its first incident).
     pub group_id: Option<i64>,
     /// The highest status an alert was sent for (`degraded`/`down`).
     pub notified: Option<ServiceStatus>,
     /// When the last reminder went out.
     pub last_reminder_at: Option<i64>,
+}
+
+impl Incident {
+    /// Its root cause summary (empty when it has none).
+    pub fn summary(&self) -> &str {
+        self.cause.as_ref().map_or("", |c| c.summary.as_str())
+    }
 }
 
 /// An alert to enqueue.
@@ -82,7 +82,7 @@ pub struct OutboxRow {
     pub message: NewMessage,
 }
 
-pub(crate) const INCIDENT_COLUMNS: &str = "id, service, status, started_at, ended_at, cause_layer, cause_summary, cause_key, group_id, notified, last_reminder_at";
+pub(crate) const INCIDENT_COLUMNS: &str = "id, service, status, started_at, ended_at, cause_layer, cause_summary, cause_faults, group_id, notified, last_reminder_at";
 
 pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
     Ok(Incident {
@@ -91,12 +91,20 @@ pub(crate) fn incident_from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
         status: r.get(2)?,
         started_at: r.get(3)?,
         ended_at: r.get(4)?,
-        cause_layer: r.get(5)?,
-        cause_summary: r.get(6)?,
-        cause_key: r.get(7)?,
+        cause: Some(stored_cause(r)?),
         group_id: r.get(8)?,
         notified: r.get(9)?,
         last_reminder_at: r.get(10)?,
+    })
+}
+
+/// A row's cause, read field by field; one this build does not know fails
+/// the query loudly, like an unknown status word.
+fn stored_cause(r: &Row<'_>) -> rusqlite::Result<Cause> {
+    let (layer, faults): (String, String) = (r.get(5)?, r.get(7)?);
+    Cause::stored(&layer, &faults, r.get(6)?).ok_or_else(|| {
+        let why = format!("unknown cause {layer:?} {faults:?} in the store");
+        rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, why.into())
     })
 }
 
@@ -123,13 +131,20 @@ pub struct PendingAlert {
 impl Writer {
     fn open_incident(&mut self, i: &NewIncident, alert: Option<&str>) -> Result<i64, StoreError> {
         self.conn.execute(
-            "INSERT INTO incidents (service, status, started_at, cause_layer, cause_summary, cause_key)
+            "INSERT INTO incidents (service, status, started_at, cause_layer, cause_summary, cause_faults)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![i.service, i.status.as_str(), i.started_at, i.cause_layer, i.cause_summary, i.cause_key],
+            params![
+                i.service,
+                i.status.as_str(),
+                i.started_at,
+                i.cause.layer.as_str(),
+                i.cause.summary,
+                i.cause.faults_json()
+            ],
         )?;
         let id = self.conn.last_insert_rowid();
         if let Some(event) = alert {
-            self.add_pending(id, event, &i.cause_key, id, i.started_at)?;
+            self.add_pending(id, event, i.cause.key().as_str(), id, i.started_at)?;
         }
         Ok(id)
     }
@@ -201,17 +216,16 @@ impl Store {
 
     /// Updates an open incident's status (raised to down) and the cause it
     /// has now (also used for a cause that moved before any alert told it).
-    pub async fn escalate_incident(
-        &self,
-        id: i64,
-        status: ServiceStatus,
-        layer: String,
-        summary: String,
-        key: String,
-    ) -> Result<(), StoreError> {
+    pub async fn escalate_incident(&self, id: i64, status: ServiceStatus, cause: &Cause) -> Result<(), StoreError> {
         self.write(
-            "UPDATE incidents SET status = ?2, cause_layer = ?3, cause_summary = ?4, cause_key = ?5 WHERE id = ?1",
-            vec![id.into(), status.as_str().to_string().into(), layer.into(), summary.into(), key.into()],
+            "UPDATE incidents SET status = ?2, cause_layer = ?3, cause_summary = ?4, cause_faults = ?5 WHERE id = ?1",
+            vec![
+                id.into(),
+                status.as_str().to_string().into(),
+                cause.layer.as_str().to_string().into(),
+                cause.summary.clone().into(),
+                cause.faults_json().into(),
+            ],
         )
         .await
     }

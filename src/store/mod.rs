@@ -576,7 +576,7 @@ mod tests {
         store.stop(Vec::new(), 0);
         let conn = Connection::open(&path).unwrap();
         conn.execute(
-            "INSERT INTO incidents (service, status, started_at, cause_layer, cause_summary, cause_key) VALUES ('s', 'sideways', 0, 'dns', 'x', 'k')",
+            "INSERT INTO incidents (service, status, started_at, cause_layer, cause_summary) VALUES ('s', 'sideways', 0, 'dns', 'x')",
             [],
         )
         .unwrap();

@@ -150,7 +150,49 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE outbox DROP COLUMN body_text;
     ALTER TABLE outbox DROP COLUMN body_html;
     "#,
+    // 7: an incident's cause is stored typed — its faults as a JSON array
+    // of {reason, scope} — instead of a key string that had to be taken
+    // apart; `cause_faults` is filled from the old key by `backfill`.
+    r#"
+    ALTER TABLE incidents ADD COLUMN cause_faults TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
+
+/// What a migration needs beyond SQL, run after its SQL in the same
+/// transaction: by the version the migration produces.
+fn backfill(version: usize, tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    if version == 7 {
+        cause_faults_from_keys(tx)?;
+    }
+    Ok(())
+}
+
+/// Version 7: the faults of each incident from its old `layer|reason@scope,…`
+/// key — the only place that format is ever read, once — and the pending
+/// alert decisions re-keyed to the new [`crate::cause::CauseKey`].
+fn cause_faults_from_keys(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    use crate::cause::{Cause, Fault};
+    use crate::probe::kind::Reason;
+    let rows: Vec<(i64, String, String, String)> = tx
+        .prepare("SELECT id, cause_layer, cause_summary, cause_key FROM incidents")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, layer, summary, key) in rows {
+        let parts = key.split_once('|').map_or("", |(_, rest)| rest);
+        let faults: Vec<Fault> = parts
+            .split(',')
+            .filter_map(|part| part.split_once('@'))
+            .filter_map(|(reason, scope)| Some(Fault { reason: Reason::from_word(reason)?, scope: scope.into() }))
+            .collect();
+        let Some(cause) = Cause::stored(&layer, &serde_json::to_string(&faults).unwrap_or_default(), summary) else {
+            continue;
+        };
+        tx.execute("UPDATE incidents SET cause_faults = ?2 WHERE id = ?1", rusqlite::params![id, cause.faults_json()])?;
+        tx.execute("UPDATE pending_alerts SET key = ?2 WHERE key = ?1", rusqlite::params![key, cause.key().as_str()])?;
+    }
+    tx.execute_batch("ALTER TABLE incidents DROP COLUMN cause_key;")?;
+    Ok(())
+}
 
 /// Brings the schema to the current version.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -161,6 +203,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        backfill(i + 1, &tx)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
@@ -219,5 +262,37 @@ mod tests {
             serde_json::json!({ "subject": "WhatsApp DOWN", "text": "plain text", "html": "<p>html</p>" })
         );
         assert_eq!(payload("webhook-1"), serde_json::json!({ "body": r#"{"event":"down"}"# }));
+    }
+
+    #[test]
+    fn version_7_keeps_each_incident_cause_typed_and_its_pending_alert_grouped() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(6) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+        }
+        let old_key = "dns|dns_timeout@1.1.1.1,dns_servfail@8.8.8.8,dns_servfail@9.9.9.9";
+        conn.execute(
+            "INSERT INTO incidents (service, status, started_at, cause_layer, cause_summary, cause_key)
+             VALUES ('wa', 'down', 1, 'dns', 'dns: SERVFAIL', ?1)",
+            [old_key],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO pending_alerts (incident, event, key, grp, decided_at) VALUES (1, 'down', ?1, 1, 1)",
+            [old_key],
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let (layer, summary, faults): (String, String, String) = conn
+            .query_row("SELECT cause_layer, cause_summary, cause_faults FROM incidents", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        let cause = crate::cause::Cause::stored(&layer, &faults, summary).unwrap();
+        assert_eq!(cause.reason_words(), "dns_servfail,dns_timeout");
+        assert_eq!(cause.faults().len(), 3);
+        let key: String = conn.query_row("SELECT key FROM pending_alerts", [], |r| r.get(0)).unwrap();
+        assert_eq!(key, cause.key().as_str(), "a decision pending across the upgrade still joins its cause");
     }
 }
