@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
 use super::config::Bgp;
-use super::event::{FeedEvent, FeedSender, PeerKey};
+use super::event::{FeedEvent, FeedSender};
 use super::mrt::{Element, Reader, decompress};
 use crate::document::redacted;
 use crate::prefix::Prefix;
@@ -252,22 +252,13 @@ async fn fetch(
     let parser = tokio::task::spawn_blocking(move || -> Result<u64, ArchiveError> {
         let input = decompress(ChunkReader { chunks: chunk_rx, current: Vec::new(), at: 0 })?;
         let mut reader = Reader::new(input);
-        let wanted = |p: &Prefix| watched.iter().any(|w| w.overlaps(p));
-        let key = |ip| PeerKey { collector: String::new(), ip };
+        let wanted = |p: Prefix| watched.iter().any(|w| w.overlaps(&p));
         let mut closed = false;
-        reader.for_each(&mut |element| {
-            let event = match element {
-                Element::Announce { peer, prefix, path_id, origin, .. } if wanted(&prefix) => {
-                    FeedEvent::Announce { peer: key(peer.ip), prefix, path_id, origin }
-                }
-                Element::Withdraw { peer, prefix, path_id, .. } if wanted(&prefix) => {
-                    FeedEvent::Withdraw { peer: key(peer.ip), prefix, path_id }
-                }
-                Element::State { peer, new: 6, .. } => FeedEvent::PeerUp(key(peer.ip)),
-                Element::State { peer, .. } => FeedEvent::PeerDown(key(peer.ip)),
-                _ => return,
-            };
-            closed |= events.blocking_send(event).is_err();
+        reader.for_each(&mut |element: Element| {
+            // Routes outside the watched space never cross the channel.
+            if element.prefix().is_none_or(wanted) {
+                closed |= events.blocking_send(element.into()).is_err();
+            }
         })?;
         for _ in 0..reader.stats.malformed {
             let _ = events.blocking_send(FeedEvent::Malformed);

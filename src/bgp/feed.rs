@@ -17,10 +17,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::VisibilityBoard;
 use super::config::{Bgp, BgpSource};
 use super::event::{FeedEvent, PeerKey};
 use super::rib::{Denominator, Interest, MAX_MORE_SPECIFICS_PER_PEER, MAX_PEERS, Rib, SourceId};
+use super::{Visibility, VisibilityBoard};
 use crate::prefix::Prefix;
 
 /// One source's health, as the engine judges it.
@@ -66,13 +66,43 @@ pub trait FeedGauges: Send + Sync {
     fn set_feed_up(&self, source: &str, down_because: Option<&str>);
 }
 
+/// Where the engine publishes what it decides: the [`VisibilityBoard`]
+/// the probes watch in `run`, the replay's timeline in `replay` — one
+/// engine for both, so a backtest judges exactly what `run` would.
+pub trait Publish {
+    /// The current visibility of a watched prefix (perhaps unchanged).
+    fn visibility(&mut self, visibility: Visibility);
+    /// A source is up (`None`) or down, and why.
+    fn source(&mut self, name: &'static str, down_because: Option<&'static str>);
+}
+
+impl Publish for VisibilityBoard {
+    fn visibility(&mut self, visibility: Visibility) {
+        self.publish(visibility);
+    }
+
+    fn source(&mut self, name: &'static str, down_because: Option<&'static str>) {
+        self.status().set(name, down_because);
+    }
+}
+
+/// Which watched prefixes an event may have changed: the one encoding of
+/// it, for every source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// Those overlapping this prefix (a route came or went).
+    Overlapping(Prefix),
+    /// All of them (a peer, a source's health or the VRPs changed).
+    All,
+}
+
 /// The engine: routes, health, and where visibility is published. With
 /// several sources (`source = ["ris-live", "session"]`) their peers are
 /// pooled: a source that is down counts for nothing, and visibility is
 /// unknown only when every source is down.
-pub struct Engine {
+pub struct Engine<P: Publish = VisibilityBoard> {
     rib: Rib,
-    board: VisibilityBoard,
+    board: P,
     watched: Vec<Prefix>,
     sources: Vec<SourceState>,
     metrics: Option<Arc<dyn FeedGauges>>,
@@ -82,14 +112,9 @@ pub struct Engine {
 /// Where an event came from: the index of its source.
 pub type Tagged = (SourceId, FeedEvent);
 
-impl Engine {
+impl<P: Publish> Engine<P> {
     /// An engine for `watched` prefixes fed by one source, publishing to `board`.
-    pub fn new(
-        source: BgpSource,
-        watched: Vec<Prefix>,
-        board: VisibilityBoard,
-        metrics: Option<Arc<dyn FeedGauges>>,
-    ) -> Engine {
+    pub fn new(source: BgpSource, watched: Vec<Prefix>, board: P, metrics: Option<Arc<dyn FeedGauges>>) -> Engine<P> {
         Engine::pooled(&[source], watched, board, metrics)
     }
 
@@ -97,9 +122,9 @@ impl Engine {
     pub fn pooled(
         sources: &[BgpSource],
         watched: Vec<Prefix>,
-        board: VisibilityBoard,
+        board: P,
         metrics: Option<Arc<dyn FeedGauges>>,
-    ) -> Engine {
+    ) -> Engine<P> {
         let denominator =
             |s: &BgpSource| if *s == BgpSource::Session { Denominator::UpPeers } else { Denominator::Carriers };
         let states = sources
@@ -114,7 +139,7 @@ impl Engine {
                 canary_ok: true,
             })
             .collect();
-        let engine = Engine {
+        let mut engine = Engine {
             rib: Rib::with_sources(Interest::Watched(watched.clone()), sources.iter().map(denominator).collect()),
             board,
             watched,
@@ -130,7 +155,7 @@ impl Engine {
 
     /// The same engine judging its RIS Live and MRT sources by the RIS
     /// routing beacons too (`canary` makes one judge per source).
-    pub fn with_canary(mut self, canary: impl Fn() -> super::canary::Canary) -> Engine {
+    pub fn with_canary(mut self, canary: impl Fn() -> super::canary::Canary) -> Engine<P> {
         for s in self.sources.iter_mut().filter(|s| !s.counts_up_peers) {
             s.canary = Some(canary());
         }
@@ -142,9 +167,14 @@ impl Engine {
         self.sources.iter().any(|s| s.down_because().is_none())
     }
 
-    fn set_feed_gauge(&self, source: usize) {
+    /// Where it publishes.
+    pub fn publisher(&mut self) -> &mut P {
+        &mut self.board
+    }
+
+    fn set_feed_gauge(&mut self, source: usize) {
         let s = &self.sources[source];
-        self.board.status().set(s.name, s.down_because());
+        self.board.source(s.name, s.down_because());
         if let Some(m) = &self.metrics {
             m.set_feed_up(s.name, s.down_because());
         }
@@ -158,7 +188,7 @@ impl Engine {
             let up = self.sources[source].down_because().is_none();
             self.rib.set_source_up(source as SourceId, up);
         }
-        self.publish(None);
+        self.publish(Changed::All);
     }
 
     /// Judges the beacons of every source now.
@@ -191,12 +221,15 @@ impl Engine {
         true
     }
 
-    /// Recomputes and publishes the watched prefixes that `changed` touches
-    /// (all of them when `changed` is None).
-    fn publish(&self, changed: Option<Prefix>) {
+    /// Recomputes and publishes the watched prefixes `changed` touches.
+    fn publish(&mut self, changed: Changed) {
         let up = self.feed_up();
-        for w in self.watched.iter().filter(|w| changed.is_none_or(|p| w.overlaps(&p))) {
-            self.board.publish(self.rib.visibility(*w, up));
+        let touched = |w: &&Prefix| match changed {
+            Changed::All => true,
+            Changed::Overlapping(p) => w.overlaps(&p),
+        };
+        for w in self.watched.iter().filter(touched) {
+            self.board.visibility(self.rib.visibility(*w, up));
         }
     }
 
@@ -226,7 +259,7 @@ impl Engine {
                 };
                 let capped = self.rib.capped();
                 if self.rib.announce_path(id, path_id, prefix, origin) {
-                    self.publish(Some(prefix));
+                    self.publish(Changed::Overlapping(prefix));
                 } else if self.rib.capped() > capped {
                     self.warn_limit(
                         name,
@@ -245,7 +278,7 @@ impl Engine {
                 if let Some(id) = self.rib.known_peer(&peer)
                     && self.rib.withdraw_path(id, path_id, prefix)
                 {
-                    self.publish(Some(prefix));
+                    self.publish(Changed::Overlapping(prefix));
                 }
             }
             FeedEvent::PeerUp(peer) => {
@@ -258,18 +291,18 @@ impl Engine {
                 };
                 if let Some(id) = id {
                     self.rib.peer_up(id);
-                    self.publish(None);
+                    self.publish(Changed::All);
                 }
             }
             FeedEvent::PeerDown(peer) => {
                 if let Some(id) = self.rib.known_peer(&peer) {
                     self.rib.peer_down(id);
-                    self.publish(None);
+                    self.publish(Changed::All);
                 }
             }
             FeedEvent::Reset => {
                 self.rib.forget_routes_of(source);
-                self.publish(None);
+                self.publish(Changed::All);
             }
             FeedEvent::Healthy(healthy) => {
                 let s = &mut self.sources[src];
@@ -297,7 +330,7 @@ impl Engine {
             }
             FeedEvent::Vrps(vrps) => {
                 self.rib.set_vrps(vrps);
-                self.publish(None);
+                self.publish(Changed::All);
             }
         }
     }
@@ -357,14 +390,14 @@ async fn tag<T: Into<FeedEvent>>(source: SourceId, mut events: mpsc::Receiver<T>
 
 /// Applies events of one source until its senders are gone, marking the
 /// feed stale after `stale_after` without any event.
-pub async fn run_engine(engine: Engine, events: mpsc::Receiver<FeedEvent>, stale_after: Duration) {
+pub async fn run_engine<P: Publish>(engine: Engine<P>, events: mpsc::Receiver<FeedEvent>, stale_after: Duration) {
     let (tx, rx) = mpsc::channel(1024);
     tokio::join!(tag(0, events, tx), run_pooled(engine, rx, stale_after));
 }
 
 /// Applies tagged events of every source until all senders are gone; a
 /// source silent for `stale_after` is stale.
-pub async fn run_pooled(mut engine: Engine, mut events: mpsc::Receiver<Tagged>, stale_after: Duration) {
+pub async fn run_pooled<P: Publish>(mut engine: Engine<P>, mut events: mpsc::Receiver<Tagged>, stale_after: Duration) {
     let every = engine
         .sources
         .iter()

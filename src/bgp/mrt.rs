@@ -11,6 +11,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::event::{FeedEvent, PeerKey};
 use super::wire::{self, Codec, Origin, PathId, Update};
 use crate::prefix::Prefix;
 
@@ -55,7 +56,7 @@ pub enum Element {
         /// The ADD-PATH path id (0 without ADD-PATH).
         path_id: PathId,
     },
-    /// `peer`'s session changed state (6 = Established).
+    /// `peer`'s session changed state ([`ESTABLISHED`] = up).
     State {
         /// Record time.
         time: u32,
@@ -64,6 +65,43 @@ pub enum Element {
         /// New FSM state.
         new: u16,
     },
+}
+
+/// The BGP FSM state a `BGP4MP_STATE_CHANGE` record names when a session
+/// comes up (RFC 6396 §4.4.1, RFC 4271 §8.2.2).
+pub const ESTABLISHED: u16 = 6;
+
+impl Element {
+    /// The record's time (Unix seconds).
+    pub fn time(&self) -> u32 {
+        match *self {
+            Element::Announce { time, .. } | Element::Withdraw { time, .. } | Element::State { time, .. } => time,
+        }
+    }
+
+    /// The prefix a route element is about (`None` for a state change).
+    pub fn prefix(&self) -> Option<Prefix> {
+        match *self {
+            Element::Announce { prefix, .. } | Element::Withdraw { prefix, .. } => Some(prefix),
+            Element::State { .. } => None,
+        }
+    }
+}
+
+/// What the engine hears from a file: the element as a feed event (files
+/// name no collector; a session leaving Established takes its routes).
+impl From<Element> for FeedEvent {
+    fn from(element: Element) -> FeedEvent {
+        let key = |peer: Peer| PeerKey { collector: String::new(), ip: peer.ip };
+        match element {
+            Element::Announce { peer, prefix, path_id, origin, .. } => {
+                FeedEvent::Announce { peer: key(peer), prefix, path_id, origin }
+            }
+            Element::Withdraw { peer, prefix, path_id, .. } => FeedEvent::Withdraw { peer: key(peer), prefix, path_id },
+            Element::State { peer, new: ESTABLISHED, .. } => FeedEvent::PeerUp(key(peer)),
+            Element::State { peer, .. } => FeedEvent::PeerDown(key(peer)),
+        }
+    }
 }
 
 /// What went wrong reading a file.
@@ -345,4 +383,26 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_up_only_in_established_and_routes_keep_their_path_and_origin() {
+        let peer = Peer { ip: "192.0.2.1".parse().unwrap(), asn: 64_500 };
+        let event = |new| FeedEvent::from(Element::State { time: 1, peer, new });
+        assert!(matches!(event(ESTABLISHED), FeedEvent::PeerUp(k) if k.ip == peer.ip && k.collector.is_empty()));
+        for other in [1, 2, 3, 4, 5] {
+            assert!(matches!(event(other), FeedEvent::PeerDown(_)), "state {other} is not up");
+        }
+        let prefix: Prefix = "129.134.30.0/23".parse().unwrap();
+        let announce = Element::Announce { time: 7, peer, prefix, path_id: 3, origin: Some(32934) };
+        assert_eq!((announce.time(), announce.prefix()), (7, Some(prefix)));
+        assert!(matches!(
+            FeedEvent::from(announce),
+            FeedEvent::Announce { path_id: 3, origin: Some(32934), prefix: p, .. } if p == prefix
+        ));
+    }
 }

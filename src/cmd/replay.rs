@@ -9,14 +9,16 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
 use crate::alerting::Decision;
-use crate::bgp::event::PeerKey;
+use crate::bgp::Visibility;
+use crate::bgp::config::BgpSource;
+use crate::bgp::event::FeedEvent;
+use crate::bgp::feed::{Engine, Publish};
 use crate::bgp::mrt::{Element, Reader, decompress};
-use crate::bgp::rib::{Denominator, Interest, Rib};
 use crate::config::{Check, Config, Kind};
 use crate::prefix::Prefix;
 use crate::probe::bgp::BgpCheck;
@@ -175,15 +177,7 @@ pub fn replay(
     if watched.is_empty() {
         return Err(ReplayError::NothingWatched(config.file.display().to_string()));
     }
-    let mut judges = judges(config);
-    let mut rib = Rib::new(Interest::Watched(watched.clone()), Denominator::Carriers);
-    if let Some(path) = &config.bgp.rpki {
-        let vrps = crate::bgp::rpki::read(path)
-            .map_err(|why| ReplayError::Unreadable { file: path.display().to_string(), why: why.to_string() })?;
-        rib.set_vrps(std::sync::Arc::new(vrps));
-    }
-    let mut last: Vec<Option<crate::bgp::Visibility>> = vec![None; watched.len()];
-    let mut summaries: Vec<PrefixSummary> = watched
+    let summaries = watched
         .iter()
         .map(|p| PrefixSummary {
             prefix: p.to_string(),
@@ -192,10 +186,27 @@ pub fn replay(
             final_state: "bgp_unknown".into(),
         })
         .collect();
-    let mut alerts = Vec::new();
+    let timeline = Timeline {
+        at: None,
+        last: watched.iter().map(|w| (*w, None)).collect(),
+        summaries,
+        judges: judges(config),
+        alerts: Vec::new(),
+        out,
+        json,
+        write_error: None,
+    };
+    // The engine `run` uses, fed by the files: they are the whole feed,
+    // so it is up from the first record.
+    let mut engine = Engine::new(BgpSource::Mrt, watched, timeline, None);
+    if let Some(path) = &config.bgp.rpki {
+        let vrps = crate::bgp::rpki::read(path)
+            .map_err(|why| ReplayError::Unreadable { file: path.display().to_string(), why: why.to_string() })?;
+        engine.apply(FeedEvent::Vrps(Arc::new(vrps)));
+    }
+    engine.apply(FeedEvent::Healthy(true));
     let started = Instant::now();
     let mut totals = crate::bgp::mrt::Stats::default();
-    let mut write_error: Option<std::io::Error> = None;
 
     for path in files {
         let name = path.display().to_string();
@@ -207,47 +218,8 @@ pub fn replay(
         let mut reader = Reader::new(input);
         let mut last_progress = Instant::now();
         let mut on_element = |element: Element| {
-            let (time, touched) = apply(&mut rib, element);
-            let Some(touched) = touched else { return };
-            for (i, w) in watched.iter().enumerate() {
-                if !touched.is_none_or(|p| w.overlaps(&p)) {
-                    continue;
-                }
-                let v = rib.visibility(*w, true);
-                // Any change counts: an origin switching with the same number
-                // of peers is exactly what a backtest must catch.
-                if last[i].as_ref() == Some(&v) {
-                    continue;
-                }
-                last[i] = Some(v.clone());
-                let at = from_unix(i64::from(time));
-                let state = judges
-                    .checks
-                    .iter()
-                    .find(|(p, _)| p == w)
-                    .map(|(_, check)| result_word(probe::bgp::judge(check, &judges.thresholds, &v).result))
-                    .unwrap_or("ok");
-                let change = Change {
-                    time: rfc3339(at),
-                    prefix: w.to_string(),
-                    peers_seeing: v.peers_seeing,
-                    peers_total: v.peers_total,
-                    ratio: (v.ratio() * 10_000.0).round() / 10_000.0,
-                    state: state.to_string(),
-                };
-                let summary = &mut summaries[i];
-                summary.changes += 1;
-                if v.peers_total > 0 {
-                    summary.min_ratio = Some(summary.min_ratio.map_or(v.ratio(), |m| m.min(v.ratio())));
-                }
-                summary.final_state = state.to_string();
-                if write_error.is_none()
-                    && let Err(e) = print_change(out, &change, json)
-                {
-                    write_error = Some(e);
-                }
-                observe(&mut judges, *w, &v, at, &mut alerts);
-            }
+            engine.publisher().at = Some(from_unix(i64::from(element.time())));
+            engine.apply(element.into());
             if last_progress.elapsed() >= Duration::from_secs(1) {
                 last_progress = Instant::now();
                 let done = read.load(std::sync::atomic::Ordering::Relaxed);
@@ -260,7 +232,8 @@ pub fn replay(
         totals.elements += reader.stats.elements;
         totals.malformed += reader.stats.malformed;
     }
-    if let Some(e) = write_error {
+    let timeline = engine.publisher();
+    if let Some(e) = timeline.write_error.take() {
         return Err(e.into());
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -271,51 +244,77 @@ pub fn replay(
         malformed: totals.malformed,
         seconds: (seconds * 1000.0).round() / 1000.0,
         elements_per_second: if seconds > 0.0 { (totals.elements as f64 / seconds).round() } else { 0.0 },
-        prefixes: summaries,
-        alerts,
+        prefixes: std::mem::take(&mut timeline.summaries),
+        alerts: std::mem::take(&mut timeline.alerts),
     };
-    print_summary(out, &summary, json)?;
+    print_summary(timeline.out, &summary, json)?;
     Ok(summary)
 }
 
-/// Applies one element; returns its time and the prefix it touched (`Some(None)`
-/// for a peer event touching everything, `None` when nothing changed).
-fn apply(rib: &mut Rib, element: Element) -> (u32, Option<Option<Prefix>>) {
-    let key = |ip| PeerKey { collector: String::new(), ip };
-    match element {
-        Element::Announce { time, peer, prefix, path_id, origin } => {
-            let id = rib.wants(&prefix).then(|| rib.peer(&key(peer.ip))).flatten();
-            (time, id.is_some_and(|id| rib.announce_path(id, path_id, prefix, origin)).then_some(Some(prefix)))
-        }
-        Element::Withdraw { time, peer, prefix, path_id } => {
-            let id = rib.known_peer(&key(peer.ip));
-            (time, id.is_some_and(|id| rib.withdraw_path(id, path_id, prefix)).then_some(Some(prefix)))
-        }
-        Element::State { time, peer, new } => {
-            let Some(id) = rib.known_peer(&key(peer.ip)) else { return (time, None) };
-            if new == 6 {
-                // Up, with no routes yet: nothing visible changes.
-                rib.peer_up(id);
-                (time, None)
-            } else {
-                // Gone: its routes go and it leaves the denominators.
-                rib.peer_down(id);
-                (time, Some(None))
-            }
-        }
-    }
+/// What the engine publishes, as the replay sees it: each change of a
+/// watched prefix's visibility printed and judged by the bgp probes on it,
+/// at the time of the record that caused it.
+struct Timeline<'o> {
+    /// The current record's time; `None` before the first (what the
+    /// engine publishes while being set up is not a change).
+    at: Option<SystemTime>,
+    /// Per watched prefix, the visibility last shown.
+    last: Vec<(Prefix, Option<Visibility>)>,
+    summaries: Vec<PrefixSummary>,
+    judges: Judges,
+    alerts: Vec<Alert>,
+    out: &'o mut dyn Write,
+    json: bool,
+    /// The first failed write; the replay goes on, then reports it.
+    write_error: Option<std::io::Error>,
 }
 
-/// Feeds the judgement of `prefix` to every bgp probe on it, collecting the
-/// service alerts the verdict's transitions imply.
-fn observe(
-    judges: &mut Judges,
-    prefix: Prefix,
-    v: &crate::bgp::Visibility,
-    at: std::time::SystemTime,
-    alerts: &mut Vec<Alert>,
-) {
-    for probe in judges.plan.iter().filter(|p| matches!(&p.spec.check, Check::Bgp(b) if b.prefix == prefix)) {
+impl Publish for Timeline<'_> {
+    fn visibility(&mut self, v: Visibility) {
+        let Some(at) = self.at else { return };
+        let Some(i) = self.last.iter().position(|(w, _)| *w == v.prefix) else { return };
+        // Any change counts: an origin switching with the same number of
+        // peers is exactly what a backtest must catch.
+        if self.last[i].1.as_ref() == Some(&v) {
+            return;
+        }
+        let judges = &self.judges;
+        let state = judges
+            .checks
+            .iter()
+            .find(|(p, _)| *p == v.prefix)
+            .map(|(_, check)| result_word(probe::bgp::judge(check, &judges.thresholds, &v).result))
+            .unwrap_or("ok");
+        let change = Change {
+            time: rfc3339(at),
+            prefix: v.prefix.to_string(),
+            peers_seeing: v.peers_seeing,
+            peers_total: v.peers_total,
+            ratio: (v.ratio() * 10_000.0).round() / 10_000.0,
+            state: state.to_string(),
+        };
+        let summary = &mut self.summaries[i];
+        summary.changes += 1;
+        if v.peers_total > 0 {
+            summary.min_ratio = Some(summary.min_ratio.map_or(v.ratio(), |m| m.min(v.ratio())));
+        }
+        summary.final_state = state.to_string();
+        if self.write_error.is_none()
+            && let Err(e) = print_change(self.out, &change, self.json)
+        {
+            self.write_error = Some(e);
+        }
+        observe(&mut self.judges, &v, at, &mut self.alerts);
+        self.last[i].1 = Some(v);
+    }
+
+    fn source(&mut self, _: &'static str, _: Option<&'static str>) {}
+}
+
+/// Feeds the judgement of `v` to every bgp probe on its prefix, collecting
+/// the service alerts the verdict's transitions imply.
+fn observe(judges: &mut Judges, v: &Visibility, at: SystemTime, alerts: &mut Vec<Alert>) {
+    for probe in judges.plan.iter().filter(|p| matches!(&p.spec.check, Check::Bgp(b) if b.prefix == v.prefix)) {
         let Check::Bgp(check) = &probe.spec.check else { continue };
         let observation = Observation {
             probe: probe.clone(),
