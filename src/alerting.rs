@@ -14,6 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::config::{Config, NotifyOn};
+use crate::notice::AlertEvent;
 use crate::verdict::ServiceStatus;
 
 /// What a decision tells.
@@ -33,6 +34,18 @@ pub enum Decision {
         /// 1 for the first episode.
         episode: u64,
     },
+}
+
+impl Decision {
+    /// The alert event it calls for.
+    pub fn event(self) -> AlertEvent {
+        match self {
+            Decision::Down => AlertEvent::Down,
+            Decision::Degraded => AlertEvent::Degraded,
+            Decision::Recovered => AlertEvent::Recovered,
+            Decision::Flapping { .. } => AlertEvent::Flapping,
+        }
+    }
 }
 
 /// What the operator asked to be told (`[alerts]`, `[alerts.email]`).

@@ -15,49 +15,33 @@ use crate::config::{Config, Kind};
 use crate::probe::result_word;
 use crate::store::{Incident, NewMessage};
 use crate::verdict::{ProbeState, ProbeStatus, RootCause, ServiceState, ServiceStatus};
+use crate::words::words;
 
-/// Which kind of alert it is.
+words! {
+/// Which kind of alert it is; its word is the one in metrics, Message-IDs,
+/// webhook bodies and the store's pending decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertEvent {
     /// Services went down.
-    Down,
+    Down = "down",
     /// Services became degraded.
-    Degraded,
+    Degraded = "degraded",
     /// Services are still down.
-    Reminder,
+    Reminder = "reminder",
     /// Services recovered.
-    Recovered,
+    Recovered = "recovered",
     /// The service changes status too often to alert on each change.
-    Flapping,
+    Flapping = "flapping",
+}
 }
 
 impl AlertEvent {
-    /// The event for its word (as stored with a pending decision).
-    pub fn from_word(word: &str) -> Option<AlertEvent> {
-        AlertEvent::ALL.into_iter().find(|e| e.as_str() == word)
-    }
-
     /// The status this event tells the on-call about, if it tells one.
     pub fn announces(self) -> Option<ServiceStatus> {
         match self {
             AlertEvent::Down => Some(ServiceStatus::Down),
             AlertEvent::Degraded => Some(ServiceStatus::Degraded),
             AlertEvent::Reminder | AlertEvent::Recovered | AlertEvent::Flapping => None,
-        }
-    }
-
-    /// Every event an incident alert can be.
-    pub const ALL: [AlertEvent; 4] =
-        [AlertEvent::Down, AlertEvent::Degraded, AlertEvent::Reminder, AlertEvent::Recovered];
-
-    /// The word in metrics, Message-IDs and webhook bodies.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertEvent::Down => "down",
-            AlertEvent::Degraded => "degraded",
-            AlertEvent::Reminder => "reminder",
-            AlertEvent::Recovered => "recovered",
-            AlertEvent::Flapping => "flapping",
         }
     }
 }

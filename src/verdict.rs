@@ -23,27 +23,19 @@ use crate::cause::{Cause, Fault};
 use crate::config::Config;
 use crate::probe::Layer;
 use crate::probe::{Finding, Observation, ProbeRef, Reason};
+use crate::words::words;
 
-/// A probe's confirmed state.
+words! {
+/// A probe's confirmed state (its word is the API's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProbeStatus {
     /// Not confirmed either way yet.
-    Unknown,
+    Unknown = "unknown",
     /// Passing.
-    Up,
+    Up = "up",
     /// Failing for `fail_after` runs.
-    Down,
+    Down = "down",
 }
-
-impl ProbeStatus {
-    /// The word used by the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProbeStatus::Unknown => "unknown",
-            ProbeStatus::Up => "up",
-            ProbeStatus::Down => "down",
-        }
-    }
 }
 
 /// The latest run of a probe.
@@ -89,38 +81,20 @@ impl ProbeState {
     }
 }
 
-/// A service's status (README, "What a run can say").
+words! {
+/// A service's status (README, "What a run can say"); its word is used
+/// everywhere (API, metrics, store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceStatus {
     /// Reachable.
-    Up,
+    Up = "up",
     /// Some probe DOWN, users can still reach it.
-    Degraded,
+    Degraded = "degraded",
     /// Every probe of its highest layer DOWN.
-    Down,
+    Down = "down",
     /// Monitor offline or nothing confirmed.
-    Unknown,
+    Unknown = "unknown",
 }
-
-impl ServiceStatus {
-    /// Every status, for metrics.
-    pub const ALL: [ServiceStatus; 4] =
-        [ServiceStatus::Up, ServiceStatus::Degraded, ServiceStatus::Down, ServiceStatus::Unknown];
-
-    /// The word used everywhere.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceStatus::Up => "up",
-            ServiceStatus::Degraded => "degraded",
-            ServiceStatus::Down => "down",
-            ServiceStatus::Unknown => "unknown",
-        }
-    }
-
-    /// Parses the word back (for the store).
-    pub fn from_word(word: &str) -> Option<ServiceStatus> {
-        ServiceStatus::ALL.into_iter().find(|s| s.as_str() == word)
-    }
 }
 
 /// Why a service is not up: the lowest layer with a DOWN probe, and what

@@ -1,6 +1,7 @@
 //! Closed lists of words declared once: [`words!`] declares an enum whose
 //! every variant carries its word (the one metrics, the API, the store and
-//! e-mail use), and derives `ALL`, `as_str`, `from_word` and `Display` from
+//! e-mail use), and derives `ALL`, `as_str`, `from_word`, `choices` (the
+//! list an error message offers) and `Display` from
 //! that single list — no hand-written name table to drift, no impossible
 //! fallback. A leaf: any module may use it.
 
@@ -28,6 +29,19 @@ macro_rules! words {
                 }
             }
 
+            /// The words for an error message: `"a", "b" or "c"`.
+            pub fn choices() -> String {
+                let words: &[&str] = &[$($word),*];
+                match words.split_last() {
+                    Some((last, [])) => format!("\"{last}\""),
+                    Some((last, rest)) => format!(
+                        "{} or \"{last}\"",
+                        rest.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(", ")
+                    ),
+                    None => String::new(),
+                }
+            }
+
             /// The value a word names.
             pub fn from_word(word: &str) -> Option<$name> {
                 match word {
@@ -46,3 +60,30 @@ macro_rules! words {
 }
 
 pub(crate) use words;
+
+#[cfg(test)]
+mod tests {
+    words! {
+    /// Three words.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Source {
+        /// One.
+        RisLive = "ris-live",
+        /// Two.
+        Session = "session",
+        /// Three.
+        Mrt = "mrt",
+    }
+    }
+
+    #[test]
+    fn every_table_comes_from_the_one_list() {
+        assert_eq!(Source::ALL, [Source::RisLive, Source::Session, Source::Mrt]);
+        assert_eq!(Source::choices(), r#""ris-live", "session" or "mrt""#);
+        for s in Source::ALL {
+            assert_eq!(Source::from_word(s.as_str()), Some(*s));
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        assert_eq!(Source::from_word("Session"), None, "words are exact");
+    }
+}

@@ -210,6 +210,8 @@ name = "WhatsApp"
     for series in [
         "chatpulse_bgp_updates_total{source=\"session\"} 0",
         "chatpulse_alerts_sent_total{channel=\"email\",event=\"down\"} 0",
+        // Flapping too: a rate() over it works before the first flap.
+        "chatpulse_alerts_sent_total{channel=\"email\",event=\"flapping\"} 0",
         "chatpulse_alert_failures_total{channel=\"email\",event=\"recovered\"} 0",
         "chatpulse_alert_queue_length{channel=\"email\"} 0",
         "chatpulse_service_status{service=\"whatsapp\",status=\"unknown\"} 1",

@@ -24,7 +24,7 @@ pub mod webhook;
 use std::sync::{Arc, Mutex};
 
 pub use self::channel::{Channel, Failure, takes};
-use crate::config::{Alerts, ChannelConfig, ChannelTarget, Config, WebhookFormat};
+use crate::config::{Alerts, ChannelConfig, ChannelTarget, Config};
 use crate::notice::{Channels, Notice};
 use crate::store::NewMessage;
 
@@ -95,10 +95,7 @@ pub fn describe(channel: &ChannelConfig) -> String {
     match &channel.target {
         ChannelTarget::Email(e) => format!("E-mail alerts ({name}) to {} via {}", e.to.join(", "), e.smtp_url),
         ChannelTarget::Webhook(hook) => {
-            let format = match hook.format {
-                WebhookFormat::Json => "json",
-                WebhookFormat::Slack => "slack",
-            };
+            let format = hook.format;
             let signed = if hook.secret_env.is_some() { ", signed" } else { "" };
             format!("Webhook alerts ({name}) to {} ({format}{signed})", channel::shown_url(&hook.url))
         }

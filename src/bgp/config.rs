@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::document::{self, ConfigError, Table, Tables, ValueError, field, parse_socket_addr, table};
+use crate::words::words;
 
 /// `source = "ris-live"` or `source = ["ris-live", "session"]`.
 #[derive(Debug, Deserialize)]
@@ -46,26 +47,18 @@ table!(
     RawPeer { address: String, remote_as: i64, port: i64 }
 );
 
-/// Where BGP visibility comes from.
+words! {
+/// Where BGP visibility comes from; its word is the config's, also the
+/// `source` label of the bgp metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BgpSource {
     /// RIPE RIS Live websocket, seeded from RIPEstat.
-    RisLive,
+    RisLive = "ris-live",
     /// chatpulse peers with routers as a receive-only BGP speaker.
-    Session,
+    Session = "session",
     /// Polled MRT update files in the RIS layout.
-    Mrt,
+    Mrt = "mrt",
 }
-
-impl BgpSource {
-    /// The config word, also the `source` label of the bgp metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BgpSource::RisLive => "ris-live",
-            BgpSource::Session => "session",
-            BgpSource::Mrt => "mrt",
-        }
-    }
 }
 
 /// `[bgp]`.
@@ -153,18 +146,11 @@ pub fn read(t: Option<Table<'_, RawBgp>>, base: &Path) -> Result<Bgp, ConfigErro
         }
         bgp.sources.clear();
         for word in words {
-            let source = match word {
-                "ris-live" => BgpSource::RisLive,
-                "session" => BgpSource::Session,
-                "mrt" => BgpSource::Mrt,
-                other => {
-                    return Err(t.error(
-                        &value.span(),
-                        format!(
-                            "\"source\": \"{other}\" is not a source (expected \"ris-live\", \"session\" or \"mrt\")"
-                        ),
-                    ));
-                }
+            let Some(source) = BgpSource::from_word(word) else {
+                let expected = BgpSource::choices();
+                return Err(
+                    t.error(&value.span(), format!("\"source\": \"{word}\" is not a source (expected {expected})"))
+                );
             };
             if bgp.sources.contains(&source) {
                 return Err(t.error(&value.span(), format!("\"source\": \"{word}\" is listed twice")));

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::alerting::Decision;
 use crate::bgp::Visibility;
 use crate::bgp::config::BgpSource;
 use crate::bgp::event::FeedEvent;
@@ -329,16 +328,10 @@ fn observe(judges: &mut Judges, v: &Visibility, at: SystemTime, alerts: &mut Vec
                 let Some(decision) = machine.observe(&service.id, service.status, crate::time::unix(at)) else {
                     return;
                 };
-                let event = match decision {
-                    Decision::Down => "down",
-                    Decision::Degraded => "degraded",
-                    Decision::Recovered => "recovered",
-                    Decision::Flapping { .. } => "flapping",
-                };
                 alerts.push(Alert {
                     time: rfc3339(at),
                     service: service.id.clone(),
-                    event: event.into(),
+                    event: decision.event().as_str().into(),
                     cause: service.cause.as_ref().map(|c| c.cause.summary.clone()).unwrap_or_default(),
                 });
             }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::document::{ConfigError, Field, Keys, Strings, Table, Tables, ValueError, field, redacted, table};
+use crate::words::words;
 
 table!(
     /// `[alerts]`.
@@ -140,13 +141,15 @@ pub struct AlertRules {
     pub send_recovery: bool,
 }
 
-/// The body a webhook posts.
+words! {
+/// The body a webhook posts (`format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookFormat {
     /// chatpulse's own JSON document (README, "Webhooks").
-    Json,
+    Json = "json",
     /// A Slack / Mattermost incoming-webhook message (`{"text": …}`).
-    Slack,
+    Slack = "slack",
+}
 }
 
 /// `[[alerts.webhook]]`.
@@ -172,13 +175,15 @@ pub enum SmtpSecurity {
     Tls,
 }
 
-/// The events a user may ask to be mailed about when they start.
+words! {
+/// The events a user may ask to be told about when they start (`notify_on`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NotifyOn {
     /// A service becomes `down`.
-    Down,
+    Down = "down",
     /// A service becomes `degraded`.
-    Degraded,
+    Degraded = "degraded",
+}
 }
 
 /// `[alerts.email]`.
@@ -311,15 +316,11 @@ fn read_alert_rules<R: Keys>(
     if let Some(list) = t.str_list(notify_on_field) {
         notify_on.clear();
         for item in list {
-            let event = match item.value {
-                "down" => NotifyOn::Down,
-                "degraded" => NotifyOn::Degraded,
-                other => {
-                    return Err(t.error(
-                        &item.span,
-                        format!("\"notify_on\": \"{other}\" is not an event (expected \"down\" or \"degraded\")"),
-                    ));
-                }
+            let Some(event) = NotifyOn::from_word(item.value) else {
+                let (other, expected) = (item.value, NotifyOn::choices());
+                return Err(
+                    t.error(&item.span, format!("\"notify_on\": \"{other}\" is not an event (expected {expected})"))
+                );
             };
             if !notify_on.contains(&event) {
                 notify_on.push(event);
@@ -341,10 +342,9 @@ fn read_webhook(w: &Table<'_, RawWebhook>) -> Result<Webhook, ConfigError> {
     let url = read_url(w, field!(w, url))?;
     let url = url.ok_or_else(|| w.error_here("missing required key \"url\""))?;
     let format = w
-        .parsed(field!(w, format), |s| match s {
-            "json" => Ok(WebhookFormat::Json),
-            "slack" => Ok(WebhookFormat::Slack),
-            other => Err(ValueError::not(other, "a format (expected \"json\" or \"slack\")")),
+        .parsed(field!(w, format), |s| {
+            WebhookFormat::from_word(s)
+                .ok_or_else(|| ValueError::not(s, format!("a format (expected {})", WebhookFormat::choices())))
         })?
         .unwrap_or(WebhookFormat::Json);
     Ok(Webhook { url, format, secret_env: w.str(field!(w, secret_env)).map(|s| s.value.to_string()) })

@@ -72,7 +72,7 @@ pub struct Document<'a> {
 pub enum ValueError {
     /// Not of the expected form.
     #[error("\"{text}\" is not {expected}{}", because(.why))]
-    Not { text: String, expected: &'static str, why: Option<String> },
+    Not { text: String, expected: std::borrow::Cow<'static, str>, why: Option<String> },
     /// Of the form, but breaking a rule.
     #[error("\"{text}\" must {rule}{}", because(.why))]
     Must { text: String, rule: String, why: Option<String> },
@@ -94,8 +94,8 @@ fn because(why: &Option<String>) -> String {
 
 impl ValueError {
     /// `"text" is not expected`.
-    pub fn not(text: &str, expected: &'static str) -> ValueError {
-        ValueError::Not { text: text.to_string(), expected, why: None }
+    pub fn not(text: &str, expected: impl Into<std::borrow::Cow<'static, str>>) -> ValueError {
+        ValueError::Not { text: text.to_string(), expected: expected.into(), why: None }
     }
 
     /// `"text" must rule`.

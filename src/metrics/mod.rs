@@ -230,7 +230,7 @@ impl Metrics {
         drop(self.service_flapping.get_or_create(&labels));
         for s in ServiceStatus::ALL {
             let l = StatusLabels { service: service.into(), status: s.as_str().into() };
-            self.service_status.get_or_create(&l).set(i64::from(s == status));
+            self.service_status.get_or_create(&l).set(i64::from(*s == status));
         }
     }
 
