@@ -8,16 +8,19 @@
 //! Each section is read in its own file beside its keys (`monitor`,
 //! `server`, `storage`, `alerts`, `dns`, `maintenance`, `service`; `[bgp]`
 //! in the BGP engine's `bgp::config`), and each probe kind's keys in the
-//! kind's own file under `probe/`. The file is parsed once into a TOML
-//! tree; the probe tables are taken out of it and read one by one (the
-//! common keys in `service`, the rest by their kind), the rest is
-//! deserialized whole. Every value keeps its span, so every refusal names
-//! its line ([`crate::document`]).
+//! kind's own file under `probe/`. The file is parsed a service at a time
+//! ([`pieces`]: the sections with the services blanked out, then each
+//! `[[service]]` alone, every span where it lies in the file), or whole
+//! when its layout asks for that; the probe tables are taken out of the
+//! tree and read one by one (the common keys in `service`, the rest by
+//! their kind), the rest is deserialized. Every value keeps its span, so
+//! every refusal names its line ([`crate::document`]).
 
 mod alerts;
 mod dns;
 mod maintenance;
 mod monitor;
+mod pieces;
 mod server;
 mod service;
 mod storage;
@@ -118,23 +121,10 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let doc = Document::new(&file, text);
-        let tree = DeTable::parse(text).map_err(|e| Document::syntax_error(&file, text, &e))?;
-        let span = tree.span();
-        let mut tree = tree.into_inner();
-        let guards = take_tables(&mut tree, "guard");
-        let services = match tree.get_mut("service").map(Spanned::get_mut) {
-            Some(DeValue::Array(items)) => items
-                .iter_mut()
-                .map(|item| match item.get_mut() {
-                    DeValue::Table(t) => take_tables(t, "probe"),
-                    _ => Vec::new(),
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let raw: RawConfig = doc.deserialize(Spanned::new(span.clone(), DeValue::Table(tree)))?;
-        let root = Table::new(&doc, &raw, span);
-        read_config(&doc, &root, ProbeTables { guards, services }, path)
+        match pieces::cut(text) {
+            Some(pieces) => parse_pieces(&doc, pieces, path),
+            None => parse_whole(&doc, path),
+        }
     }
 
     /// The `bgp` probes' prefixes, without repeats.
@@ -165,11 +155,60 @@ impl Config {
     }
 }
 
-/// The probe tables taken out of the tree: `[[guard]]`, and each
-/// service's `[[service.probe]]` by the service's position.
-struct ProbeTables<'a> {
-    guards: Vec<Spanned<DeTable<'a>>>,
-    services: Vec<Vec<Spanned<DeTable<'a>>>>,
+/// The file parsed as one tree.
+fn parse_whole(doc: &Document<'_>, path: &Path) -> Result<Config, ConfigError> {
+    let tree = DeTable::parse(doc.text()).map_err(|e| doc.syntax_error_of(&e))?;
+    let span = tree.span();
+    let mut tree = tree.into_inner();
+    let guards = take_tables(&mut tree, "guard");
+    let probe_tables: Vec<_> = match tree.get_mut("service").map(Spanned::get_mut) {
+        Some(DeValue::Array(items)) => items
+            .iter_mut()
+            .map(|item| match item.get_mut() {
+                DeValue::Table(t) => take_tables(t, "probe"),
+                _ => Vec::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let raw: RawConfig = doc.deserialize(Spanned::new(span.clone(), DeValue::Table(tree)))?;
+    let root = Table::new(doc, &raw, span);
+    let mut reading = Reading::start(doc, &root, guards, path)?;
+    let service_tables = root.tables(field!(root, service));
+    if service_tables.is_empty() {
+        return Err(root.error_here("no [[service]] is configured: there is nothing to monitor"));
+    }
+    let mut probe_tables = probe_tables.into_iter();
+    for table in service_tables {
+        reading.service(&table, probe_tables.next().unwrap_or_default())?;
+    }
+    reading.finish(&root)
+}
+
+/// The file read a service at a time ([`pieces`]): the same checks in the
+/// same words, without the whole file's token vector. A piece that does
+/// not parse is reported by the whole-file parse, in its words.
+fn parse_pieces(doc: &Document<'_>, pieces: pieces::Pieces, path: &Path) -> Result<Config, ConfigError> {
+    let Ok(tree) = DeTable::parse(&pieces.rest) else { return parse_whole(doc, path) };
+    let span = tree.span();
+    let mut tree = tree.into_inner();
+    if tree.contains_key("service") {
+        return parse_whole(doc, path);
+    }
+    let guards = take_tables(&mut tree, "guard");
+    let raw: RawConfig = doc.deserialize(Spanned::new(span.clone(), DeValue::Table(tree)))?;
+    let root = Table::new(doc, &raw, span);
+    let mut reading = Reading::start(doc, &root, guards, path)?;
+    for piece in &pieces.services {
+        let parsed = DeTable::parse(&doc.text()[piece.clone()]).ok().and_then(|t| pieces::service_of(t, piece.start));
+        let Some(service) = parsed else { return parse_whole(doc, path) };
+        let span = service.span();
+        let mut service = service.into_inner();
+        let probe_tables = take_tables(&mut service, "probe");
+        let raw: service::RawService = doc.deserialize(Spanned::new(span.clone(), DeValue::Table(service)))?;
+        reading.service(&Table::new(doc, &raw, span), probe_tables)?;
+    }
+    reading.finish(&root)
 }
 
 /// Takes `key` out of `table` if it is an array of tables; anything else
@@ -195,68 +234,98 @@ fn take_tables<'a>(table: &mut DeTable<'a>, key: &str) -> Vec<Spanned<DeTable<'a
         .collect()
 }
 
-fn read_config(
-    doc: &Document<'_>,
-    root: &Table<'_, RawConfig>,
-    probes: ProbeTables<'_>,
-    path: &Path,
-) -> Result<Config, ConfigError> {
-    // `ca_file` paths are relative to the config file's directory.
-    let base = path.parent().unwrap_or(Path::new("."));
-    let monitor = monitor::read_monitor(root.table(field!(root, monitor)))?;
-    let server = server::read_server(root.table(field!(root, server)))?;
-    let storage = storage::read_storage(root.table(field!(root, storage)))?;
-    let alerts = alerts::read_alerts(root.table(field!(root, alerts)))?;
-    let bgp = crate::bgp::config::read(root.table(field!(root, bgp)), base)?;
-    let dns_roots: Arc<[SocketAddr]> = dns::read_dns_roots(root.table(field!(root, dns)))?;
-    let cx = ReadContext { base, rpki: bgp.rpki.is_some(), dns_roots: &dns_roots };
+/// A config being read: the sections first, then each service, then the
+/// checks across them.
+struct Reading<'d> {
+    doc: &'d Document<'d>,
+    file: PathBuf,
+    base: PathBuf,
+    monitor: Monitor,
+    server: Server,
+    storage: Storage,
+    alerts: Alerts,
+    bgp: Bgp,
+    dns_roots: Arc<[SocketAddr]>,
+    guards: Vec<Arc<ProbeSpec>>,
+    services: Vec<Service>,
+    ids: HashSet<String>,
+}
 
-    let mut guards = Vec::new();
-    for guard in probes.guards {
-        let probe = service::read_guard(doc, guard, &monitor, &guards, &cx)?;
-        guards.push(Arc::new(probe));
-    }
-
-    let mut services: Vec<Service> = Vec::new();
-    let mut ids = HashSet::new();
-    let service_tables = root.tables(field!(root, service));
-    if service_tables.is_empty() {
-        return Err(root.error_here("no [[service]] is configured: there is nothing to monitor"));
-    }
-    let mut probe_tables = probes.services.into_iter();
-    for table in service_tables {
-        let tables = probe_tables.next().unwrap_or_default();
-        services.push(service::read_service(doc, &table, tables, &mut ids, &monitor, &cx)?);
-    }
-
-    let has_bgp = services.iter().flat_map(|s| &s.probes).any(|p| p.check.kind() == Kind::Bgp);
-    if has_bgp && bgp.sources.contains(&BgpSource::Session) && bgp.session.is_none() {
-        let bgp_table = root.table(field!(root, bgp));
-        let err = match bgp_table {
-            Some(t) => t.error_at_key("source", "source = \"session\" needs a [bgp.session] table"),
-            None => root.error_here("[bgp] source = \"session\" needs a [bgp.session] table"),
+impl<'d> Reading<'d> {
+    /// Reads every section but the services.
+    fn start(
+        doc: &'d Document<'d>,
+        root: &Table<'_, RawConfig>,
+        guard_tables: Vec<Spanned<DeTable<'_>>>,
+        path: &Path,
+    ) -> Result<Reading<'d>, ConfigError> {
+        // `ca_file` paths are relative to the config file's directory.
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let monitor = monitor::read_monitor(root.table(field!(root, monitor)))?;
+        let server = server::read_server(root.table(field!(root, server)))?;
+        let storage = storage::read_storage(root.table(field!(root, storage)))?;
+        let alerts = alerts::read_alerts(root.table(field!(root, alerts)))?;
+        let bgp = crate::bgp::config::read(root.table(field!(root, bgp)), &base)?;
+        let dns_roots: Arc<[SocketAddr]> = dns::read_dns_roots(root.table(field!(root, dns)))?;
+        let mut reading = Reading {
+            doc,
+            file: path.to_path_buf(),
+            base,
+            monitor,
+            server,
+            storage,
+            alerts,
+            bgp,
+            dns_roots,
+            guards: Vec::new(),
+            services: Vec::new(),
+            ids: HashSet::new(),
         };
-        return Err(err);
+        for guard in guard_tables {
+            let cx = reading.context();
+            let probe = service::read_guard(doc, guard, &reading.monitor, &reading.guards, &cx)?;
+            reading.guards.push(Arc::new(probe));
+        }
+        Ok(reading)
     }
 
-    let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let mut maintenance = Vec::new();
-    for table in root.tables(field!(root, maintenance)) {
-        maintenance.push(maintenance::read_maintenance(&table, &ids)?);
+    fn context(&self) -> ReadContext<'_> {
+        ReadContext { base: &self.base, rpki: self.bgp.rpki.is_some(), dns_roots: &self.dns_roots }
     }
 
-    Ok(Config {
-        file: path.to_path_buf(),
-        monitor,
-        server,
-        storage,
-        alerts,
-        bgp,
-        dns_roots,
-        guards,
-        services,
-        maintenance,
-    })
+    /// Reads one `[[service]]` and its probe tables.
+    fn service(
+        &mut self,
+        table: &Table<'_, service::RawService>,
+        probes: Vec<Spanned<DeTable<'_>>>,
+    ) -> Result<(), ConfigError> {
+        let cx = ReadContext { base: &self.base, rpki: self.bgp.rpki.is_some(), dns_roots: &self.dns_roots };
+        let service = service::read_service(self.doc, table, probes, &mut self.ids, &self.monitor, &cx)?;
+        self.services.push(service);
+        Ok(())
+    }
+
+    /// The checks across sections and services, then the config.
+    fn finish(self, root: &Table<'_, RawConfig>) -> Result<Config, ConfigError> {
+        let Reading { file, monitor, server, storage, alerts, bgp, dns_roots, guards, services, ids, .. } = self;
+        let has_bgp = services.iter().flat_map(|s| &s.probes).any(|p| p.check.kind() == Kind::Bgp);
+        if has_bgp && bgp.sources.contains(&BgpSource::Session) && bgp.session.is_none() {
+            let bgp_table = root.table(field!(root, bgp));
+            let err = match bgp_table {
+                Some(t) => t.error_at_key("source", "source = \"session\" needs a [bgp.session] table"),
+                None => root.error_here("[bgp] source = \"session\" needs a [bgp.session] table"),
+            };
+            return Err(err);
+        }
+
+        let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let mut maintenance = Vec::new();
+        for table in root.tables(field!(root, maintenance)) {
+            maintenance.push(maintenance::read_maintenance(&table, &ids)?);
+        }
+
+        Ok(Config { file, monitor, server, storage, alerts, bgp, dns_roots, guards, services, maintenance })
+    }
 }
 
 #[cfg(test)]

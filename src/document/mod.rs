@@ -130,6 +130,16 @@ impl<'a> Document<'a> {
         Document { file: file.to_string(), text }
     }
 
+    /// The file's text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// A TOML syntax error in this file.
+    pub fn syntax_error_of(&self, e: &toml::de::Error) -> ConfigError {
+        Document::syntax_error(&self.file, self.text, e)
+    }
+
     /// 1-based line of a byte offset.
     pub fn line_of(&self, offset: usize) -> usize {
         line_of(self.text, offset)
