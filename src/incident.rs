@@ -261,6 +261,7 @@ impl Tracker {
         if let Some(span) = crate::maintenance::active(&config.maintenance, &snapshot.id, snapshot.at) {
             if self.in_maintenance.get(&snapshot.id) != Some(&span) {
                 self.in_maintenance.insert(snapshot.id.clone(), span);
+                self.show_maintenance(&snapshot.id);
                 self.record_windows(vec![(snapshot.id.clone(), span.0, span.1)]).await;
             }
             return;
@@ -500,11 +501,20 @@ impl Tracker {
         }
         let ids: Vec<(String, i64)> = members.iter().map(|m| (m.incident.service.clone(), m.incident.id)).collect();
         let (count, is_reminder) = (ids.len(), only.is_some());
+        // Reminders and recoveries follow the group's DOWN (its DEGRADED
+        // when no member was told down): the first alert's own Message-ID.
+        let thread = matches!(event, AlertEvent::Reminder | AlertEvent::Recovered).then(|| {
+            let told_down = members.iter().any(|m| m.incident.notified == Some(ServiceStatus::Down));
+            let first =
+                if told_down || event == AlertEvent::Reminder { AlertEvent::Down } else { AlertEvent::Degraded };
+            self.message_id(&config, first.as_str(), group, 1)
+        });
         let notice = Notice {
             message_id: self.message_id(&config, event.as_str(), incident, seq),
             kind: NoticeKind::Incident { event, group, members },
             at: now,
             only,
+            thread,
         };
         let messages = self.channels.render(&notice, &config);
         let queued = self.commit(event, messages, marks, reminder_at, settled).await;
@@ -596,6 +606,7 @@ impl Tracker {
             kind: NoticeKind::Flapping { member: Box::new(member), changes, window: config.alerts.flap_window },
             at: crate::time::unix(std::time::SystemTime::now()),
             only: None,
+            thread: None,
         };
         let messages = self.channels.render(&notice, config);
         if messages.is_empty() {
@@ -656,6 +667,9 @@ impl Tracker {
             .map(|(id, (start, end))| (id.clone(), *start, *end))
             .collect();
         self.in_maintenance = active;
+        for id in ended.iter().map(|(id, _)| id).chain(began.iter().map(|(id, ..)| id)) {
+            self.show_maintenance(id);
+        }
         for (id, (start, end)) in ended {
             let same_start = self.in_maintenance.get(&id).is_some_and(|(s, _)| *s == start);
             if end > now
@@ -676,6 +690,13 @@ impl Tracker {
         }
         if !began.is_empty() {
             self.record_windows(began).await;
+        }
+    }
+
+    /// `chatpulse_service_maintenance` of `service` as the tracker holds it.
+    fn show_maintenance(&self, service: &str) {
+        if let Some(m) = &self.metrics {
+            m.set_maintenance(service, self.in_maintenance.contains_key(service));
         }
     }
 

@@ -76,6 +76,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Alerts waiting for delivery; `outbox drop ID` gives one up.
+    Outbox {
+        /// Only this channel's (`email`, `webhook-1`, …).
+        #[arg(long)]
+        channel: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
+    },
     /// Replay MRT files through the BGP engine: visibility timeline and alerts.
     Replay {
         /// One JSON object per line.
@@ -84,6 +95,15 @@ enum Command {
         /// MRT files (RIB dumps, update files; .gz, .bz2 or plain), in order.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// Give one waiting message up, recorded as failed.
+    Drop {
+        /// Its id, as `chatpulse outbox` lists it.
+        id: i64,
     },
 }
 
@@ -259,6 +279,24 @@ fn dispatch(cli: &Cli) -> anyhow::Result<ExitCode> {
             *json,
             &mut std::io::stdout().lock(),
         )),
+        Command::Outbox { channel, json, action } => {
+            use chatpulse::cmd::outbox;
+            let out = &mut std::io::stdout().lock();
+            let result = match action {
+                Some(OutboxAction::Drop { id }) => outbox::drop(&config, *id, out),
+                None => outbox::list(&config, channel.as_deref(), *json, out),
+            };
+            match result {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(outbox::OutboxError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("chatpulse: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
         Command::Replay { json, files } => {
             use chatpulse::cmd::replay;
             if let Err(e) = replay::check_readable(files) {

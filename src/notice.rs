@@ -170,6 +170,10 @@ pub struct Notice {
     pub at: i64,
     /// A reminder goes to the one channel whose `repeat` called for it.
     pub only: Option<String>,
+    /// The Message-ID of the alert this one follows (the group's DOWN, or
+    /// its DEGRADED when it never went down): reminders and recoveries
+    /// thread under it (`In-Reply-To`, `References`).
+    pub thread: Option<String>,
 }
 
 impl Notice {

@@ -108,6 +108,10 @@ async fn dns_outage_sends_one_down_email_with_the_cause_and_one_recovery_with_th
     let mails = until_mails(&smtp, 2).await;
     let recovered = mails[1].subject();
     assert!(recovered.starts_with("[chatpulse] WhatsApp recovered after "), "{recovered}");
+    // SPEC 9.5: the recovery threads under its DOWN in the on-call's mail client.
+    assert!(down.header("In-Reply-To").is_none(), "a DOWN starts its thread");
+    assert_eq!(mails[1].header("In-Reply-To").as_deref(), Some(message_id.as_str()));
+    assert_eq!(mails[1].header("References").as_deref(), Some(message_id.as_str()));
     // Everything queued before the recovery has been delivered by now.
     let subjects = smtp.subjects();
     assert_eq!(subjects.iter().filter(|s| s.contains("DOWN")).count(), 1, "{subjects:?}");
@@ -270,6 +274,8 @@ async fn notify_on_repeat_and_send_recovery_are_honoured() {
     let reminder = mails[2].subject();
     assert!(reminder.starts_with("[chatpulse] WhatsApp still DOWN ("), "{reminder}");
     assert!(mails[2].header("Message-ID").unwrap().starts_with("<reminder-"));
+    // The reminder answers the DOWN, not the DEGRADED before it.
+    assert_eq!(mails[2].header("In-Reply-To"), mails[1].header("Message-ID"));
 
     // Repaired: no recovery e-mail (send_recovery = false). A new outage
     // afterwards proves everything queued before it has been delivered.

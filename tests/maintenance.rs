@@ -41,9 +41,13 @@ fn write_config(dir: &Path, hook: &str, dns: &TestDns, maintenance: &str) -> std
     path
 }
 
+/// Until the API and `chatpulse_service_maintenance` (what the shipped
+/// rules read to stay silent) both say `on`.
 async fn until_maintenance(daemon: &Daemon, on: bool) {
+    let gauge = r#"chatpulse_service_maintenance{service="whatsapp"}"#;
     support::wait_for(&format!("whatsapp maintenance = {on}"), DEADLINE, || async {
-        (daemon.service("whatsapp").await?["maintenance"] == on).then_some(())
+        let api = daemon.service("whatsapp").await?["maintenance"] == on;
+        (api && daemon.metric(gauge).await? == f64::from(u8::from(on))).then_some(())
     })
     .await;
 }

@@ -172,3 +172,68 @@ async fn a_permanent_4xx_is_given_up_after_three_attempts_and_the_queue_goes_on(
     assert_eq!(failures, Some(3.0));
     assert!(daemon.logged("alert rejected for good after 3 attempts"), "{}", daemon.all_logs());
 }
+
+/// An SMTP server that accepts connections and never says a word: the
+/// webhook still hears of the outage and its end, on time, and the
+/// e-mail's queue shows what waits for it (SPEC 9.6: channels are
+/// independent; each attempt has a deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smtp_server_that_never_greets_holds_back_only_the_email() {
+    let dns = TestDns::start().await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let smtp_port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let receiver = Receiver::start(SECRET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = format!("{}{}", hook(&receiver.url(), ""), support::config::email(smtp_port));
+    let path = config(dir.path(), &alerts, &dns);
+    let daemon = start(dir.path(), &path).await;
+    until_status(&daemon, "up").await;
+
+    dns.set_mode(Mode::ServFail);
+    assert_eq!(until_delivered(&receiver, 1).await[0].event, "down");
+    dns.set_mode(Mode::Normal);
+    let hits = until_delivered(&receiver, 2).await;
+    assert_eq!(hits[1].event, "recovered", "the recovery is not held behind the silent SMTP server");
+    let queued = daemon.metric(r#"chatpulse_alert_queue_length{channel="email"}"#).await;
+    assert!(queued.is_some_and(|n| n >= 1.0), "the e-mail's queue shows its waiting DOWN: {queued:?}");
+    assert_eq!(daemon.metric(r#"chatpulse_alerts_sent_total{channel="email",event="down"}"#).await, Some(0.0));
+
+    // The operator sees what waits and gives the stuck DOWN up, beside the
+    // running daemon (SPEC 9.6).
+    let outbox = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatpulse"))
+            .arg("--config")
+            .arg(&path)
+            .arg("outbox")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, listed, _) = outbox(&["--channel", "email", "--json"]);
+    assert_eq!(code, Some(0));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let waiting = listed["waiting"].as_array().unwrap();
+    assert!(!waiting.is_empty() && waiting.iter().all(|w| w["channel"] == "email"), "{listed}");
+    assert_eq!(waiting[0]["event"], "down");
+    let id = waiting[0]["id"].as_i64().unwrap();
+    let (code, said, _) = outbox(&["drop", &id.to_string()]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains(&format!("message {id} (email) given up")), "{said}");
+    let (_, table, _) = outbox(&["--channel", "email"]);
+    assert!(!table.lines().any(|l| l.starts_with(&format!("{id} "))), "given up, no longer waiting:\n{table}");
+    let (code, _, err) = outbox(&["drop", &id.to_string()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains(&format!("no message {id} waits in the outbox")), "{err}");
+    held.abort();
+}

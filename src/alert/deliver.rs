@@ -5,7 +5,9 @@
 //! [`Channel`] and records the outcome: sent (never sent again),
 //! failed (tried again after a capped exponential backoff: 1 s, 2 s, 4 s …
 //! 30 s), or — a permanent rejection three times over — given up, counted
-//! and logged so it cannot block the queue. Delivery is head-of-line per
+//! and logged so it cannot block the queue. Every attempt has a deadline
+//! ([`ATTEMPT_DEADLINE`]); a channel that delivers nothing for a minute
+//! while alerts wait is named by `/healthz`. Delivery is head-of-line per
 //! channel: a recovery never overtakes its DOWN, and one channel's outage
 //! never holds another back (each channel is its own task). A task wakes
 //! when the tracker commits an alert or when its next retry is due.
@@ -19,13 +21,20 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::ChannelSet;
-use super::channel::Channel;
+use super::channel::{Channel, Failure};
 use crate::config::{ChannelConfig, Config};
+use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::store::{Spillover, Store};
+use crate::store::{NewMessage, Spillover, Store};
 
 /// Longest wait between attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Longest one delivery attempt may take, whatever the channel: an SMTP
+/// server that never greets or never answers after DATA (lettre bounds
+/// only the connect), a receiver that accepts and never replies. Cut off,
+/// the attempt is a transient failure and the channel backs off.
+pub const ATTEMPT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A permanent rejection is given up after this many attempts.
 const GIVE_UP_AFTER: u32 = 3;
@@ -39,9 +48,42 @@ pub fn backoff(attempts: u32) -> Duration {
 /// then the outbox.
 struct Courier {
     channel: Arc<dyn Channel>,
+    health: Arc<Health>,
 }
 
 impl Courier {
+    /// One attempt, under [`ATTEMPT_DEADLINE`].
+    async fn attempt(&self, message: &NewMessage) -> Result<(), Failure> {
+        match tokio::time::timeout(ATTEMPT_DEADLINE, self.channel.send(message)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                Err(Failure::transient(format!("no answer within {}", humantime::format_duration(ATTEMPT_DEADLINE))))
+            }
+        }
+    }
+
+    /// This channel's alerts waiting in memory and in the outbox, shown in
+    /// `chatpulse_alert_queue_length` and, while any wait, to `/healthz`.
+    async fn show_queue(&self, store: &Store, spillover: &Spillover, metrics: &Metrics) -> Option<Option<i64>> {
+        let name = self.channel.name();
+        let in_memory =
+            spillover.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|m| m.channel == name).count();
+        let (count, next) = store.pending(name).await.ok()?;
+        let waiting = count + in_memory;
+        metrics.set_alert_queue(name, waiting);
+        if waiting == 0 {
+            self.health.queue_empty(name);
+        } else {
+            self.health.alerts_waiting(name, crate::time::unix(std::time::SystemTime::now()));
+        }
+        Some(next)
+    }
+
+    /// An alert went out: counted, and the channel is not stalled.
+    fn delivered(&self, metrics: &Metrics, event: &str) {
+        metrics.count_alert(self.channel.name(), event, true);
+        self.health.alert_delivered(self.channel.name(), crate::time::unix(std::time::SystemTime::now()));
+    }
     /// Delivers the alerts the store could not take, oldest first, stopping
     /// at the first failure; true when none of this channel's is left.
     async fn deliver_spillover(&self, spillover: &Spillover, metrics: &Metrics) -> bool {
@@ -51,10 +93,9 @@ impl Courier {
                 queue.iter().find(|m| m.channel == self.channel.name()).cloned()
             };
             let Some(message) = next else { return true };
-            let outcome = self.channel.send(&message).await;
-            metrics.count_alert(self.channel.name(), &message.event, outcome.is_ok());
-            match outcome {
+            match self.attempt(&message).await {
                 Ok(()) => {
+                    self.delivered(metrics, &message.event);
                     info!(channel = %self.channel.name(), event = %message.event, subject = %message.subject, "alert delivered from memory");
                     let mut queue = spillover.lock().unwrap_or_else(|p| p.into_inner());
                     if let Some(at) =
@@ -64,6 +105,7 @@ impl Courier {
                     }
                 }
                 Err(f) => {
+                    metrics.count_alert(self.channel.name(), &message.event, false);
                     warn!(channel = %self.channel.name(), to = %self.channel.target(), "alert delivery from memory failed ({}); retrying", f.why);
                     return false;
                 }
@@ -74,6 +116,7 @@ impl Courier {
     /// Tries the due messages in order, stopping at the first that fails;
     /// returns when to look again.
     async fn deliver_due(&self, store: &Store, spillover: &Spillover, metrics: &Metrics) -> Duration {
+        self.show_queue(store, spillover, metrics).await;
         if !self.deliver_spillover(spillover, metrics).await {
             return Duration::from_secs(5);
         }
@@ -86,11 +129,14 @@ impl Courier {
             }
         };
         for row in due {
-            let outcome = self.channel.send(&row.message).await;
+            let outcome = self.attempt(&row.message).await;
             let now = crate::time::unix(std::time::SystemTime::now());
-            metrics.count_alert(self.channel.name(), &row.message.event, outcome.is_ok());
+            if outcome.is_err() {
+                metrics.count_alert(self.channel.name(), &row.message.event, false);
+            }
             match outcome {
                 Ok(()) => {
+                    self.delivered(metrics, &row.message.event);
                     info!(channel = %self.channel.name(), outbox = row.id, event = %row.message.event, subject = %row.message.subject, "alert delivered");
                     if let Err(e) = store.mark_sent(row.id, now).await {
                         warn!("sent, but cannot record it: {e}");
@@ -113,13 +159,12 @@ impl Courier {
                 }
             }
         }
-        match store.pending(self.channel.name()).await {
-            Ok((count, next)) => {
-                metrics.set_alert_queue(self.channel.name(), count);
+        match self.show_queue(store, spillover, metrics).await {
+            Some(next) => {
                 let now = crate::time::unix(std::time::SystemTime::now());
                 next.map_or(Duration::from_secs(60), |at| Duration::from_secs((at - now).clamp(0, 60) as u64))
             }
-            Err(_) => Duration::from_secs(5),
+            None => Duration::from_secs(5),
         }
     }
 }
@@ -135,6 +180,7 @@ pub async fn run(
     mut config: watch::Receiver<Arc<Config>>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
+    health: Arc<Health>,
 ) {
     let (kick, _) = watch::channel(0u64);
     let mut running: HashMap<String, (ChannelConfig, Task)> = HashMap::new();
@@ -143,12 +189,19 @@ pub async fn run(
         match ChannelSet::new(&current.alerts) {
             Ok(set) => {
                 let wanted: Vec<&ChannelConfig> = set.iter().map(|c| c.config()).collect();
-                running.retain(|name, (was, _)| wanted.iter().any(|w| w.name == *name && *w == was));
+                running.retain(|name, (was, _)| {
+                    let keep = wanted.iter().any(|w| w.name == *name && *w == was);
+                    if !keep {
+                        // A removed channel holds nothing (a changed one restarts).
+                        health.queue_empty(name);
+                    }
+                    keep
+                });
                 for channel in set.iter() {
                     if running.contains_key(channel.name()) {
                         continue;
                     }
-                    let courier = Courier { channel: channel.clone() };
+                    let courier = Courier { channel: channel.clone(), health: health.clone() };
                     let task = Task(tokio::spawn(serve(
                         courier,
                         store.clone(),

@@ -73,6 +73,10 @@ pub struct Payload {
     pub text: String,
     /// HTML body.
     pub html: String,
+    /// The Message-ID this mail answers (`In-Reply-To`, `References`):
+    /// reminders and recoveries thread under their DOWN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
 }
 
 fn build(email: &Email, message: &NewMessage, body: Payload) -> Result<Message, BuildError> {
@@ -80,6 +84,9 @@ fn build(email: &Email, message: &NewMessage, body: Payload) -> Result<Message, 
     let mut builder = Message::builder().from(parse(&email.from)?);
     for to in &email.to {
         builder = builder.to(parse(to)?);
+    }
+    if let Some(parent) = &body.in_reply_to {
+        builder = builder.in_reply_to(parent.clone()).references(parent.clone());
     }
     builder
         .subject(fit_subject(&body.subject))
@@ -141,7 +148,12 @@ impl Channel for EmailChannel {
             }
         };
         let subject = rendered.subject.clone();
-        let payload = Payload { subject: rendered.subject, text: rendered.text, html: rendered.html };
+        let payload = Payload {
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+            in_reply_to: notice.thread.clone(),
+        };
         channel::message(&self.config.name, notice, subject, &payload)
     }
 

@@ -3,6 +3,7 @@
 //! into the exit code README, "Commands", documents.
 
 pub mod check;
+pub mod outbox;
 pub mod replay;
 pub mod run;
 pub mod uptime;

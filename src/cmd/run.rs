@@ -301,6 +301,9 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     metrics.declare_config(&config);
     for s in verdict.services() {
         metrics.set_service_status(&s.id, ServiceStatus::Unknown);
+        // Before the API serves: a new series waits for a scrape in progress
+        // (a service a reload adds gets its series with its first window).
+        metrics.set_maintenance(&s.id, false);
     }
     let retention = Retention { raw: config.storage.raw_retention, rollup: config.storage.rollup_retention };
     let store = Store::open(&config.storage.path, retention)
@@ -319,6 +322,7 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
     let spillover = tracker.spillover();
     let (incidents, incidents_rx) = mpsc::unbounded_channel();
     let tracker = tokio::spawn(tracker.run(incidents_rx));
+    let health = Arc::new(Health::default());
     let background = vec![
         tokio::spawn(crate::alert::deliver::run(
             store.clone(),
@@ -326,11 +330,11 @@ pub async fn run(path: &Path, config: Config) -> Result<(), RunError> {
             config_tx.subscribe(),
             metrics.clone(),
             delivery,
+            health.clone(),
         )),
         tokio::spawn(crate::sinks::publish_uptime(history.clone(), config_tx.subscribe(), metrics.clone())),
     ];
     let (observations, mut rx) = mpsc::channel(8192);
-    let health = Arc::new(Health::default());
     let mut daemon = Daemon {
         path: path.to_path_buf(),
         config_tx,

@@ -76,6 +76,7 @@ struct ChannelLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: String,
+    vantage: String,
 }
 
 type Ratio = Gauge<f64, AtomicU64>;
@@ -90,6 +91,8 @@ pub struct Metrics {
     service_up: Family<ServiceLabels, Ratio>,
     service_cause: Family<CauseLabels, Gauge>,
     service_flapping: Family<ServiceLabels, Gauge>,
+    service_maintenance: Family<ServiceLabels, Gauge>,
+    build_info: Family<VersionLabels, Gauge>,
     store_errors: Family<OpLabels, Counter>,
     /// Store error counts already exported (write, read).
     store_errors_seen: [std::sync::atomic::AtomicU64; 2],
@@ -124,6 +127,8 @@ impl Metrics {
             service_up: Family::default(),
             service_cause: Family::default(),
             service_flapping: Family::default(),
+            service_maintenance: Family::default(),
+            build_info: Family::default(),
             store_errors: Family::default(),
             store_errors_seen: Default::default(),
             causes: Default::default(),
@@ -156,6 +161,8 @@ impl Metrics {
             "service_status", "1 on the service's current status" => service_status;
             "service_cause", "1 while the service has this root cause (layer and reasons of its lowest DOWN layer)" => service_cause;
             "service_flapping", "1 while the service is flapping (its alerts are held back)" => service_flapping;
+            "service_maintenance", "1 while the service is in a maintenance window (its alerts are held back)" => service_maintenance;
+            "build_info", "Always 1; which build runs, and at which vantage point" => build_info;
             "store_errors", "Failed writes and reads of the history store" => store_errors;
             "service_uptime_ratio", "Uptime over the window: (observed - down) / observed" => service_uptime;
             "monitor_online", "0 while every guard probe fails (own connectivity lost)" => monitor_online;
@@ -167,9 +174,6 @@ impl Metrics {
         for op in ["write", "read"] {
             drop(m.store_errors.get_or_create(&OpLabels { op: op.into() }));
         }
-        let build_info: Family<VersionLabels, Gauge> = Family::default();
-        build_info.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
-        r.register("build_info", "Always 1; the version label says which build runs", build_info);
         r.register_with_unit(
             "scheduler_lateness",
             "How late probe runs start against their schedule",
@@ -271,10 +275,17 @@ impl Metrics {
         self.service_flapping.get_or_create(&ServiceLabels { service: service.into() }).set(i64::from(flapping));
     }
 
+    /// `chatpulse_service_maintenance{service}` (the tracker sets it; `run`
+    /// creates every service's at 0 before it serves).
+    pub fn set_maintenance(&self, service: &str, in_window: bool) {
+        self.service_maintenance.get_or_create(&ServiceLabels { service: service.into() }).set(i64::from(in_window));
+    }
+
     /// Drops every series of a service that left the config.
     pub fn forget_service(&self, service: &str) {
         self.set_cause(service, None);
         self.service_flapping.remove(&ServiceLabels { service: service.into() });
+        self.service_maintenance.remove(&ServiceLabels { service: service.into() });
         self.service_up.remove(&ServiceLabels { service: service.into() });
         for s in ServiceStatus::ALL {
             self.service_status.remove(&StatusLabels { service: service.into(), status: s.as_str().into() });
@@ -287,6 +298,12 @@ impl Metrics {
     /// Creates the series `config` fixes: its BGP sources (while a prefix is
     /// watched), its alert channels and their events.
     pub fn declare_config(&self, config: &crate::config::Config) {
+        // One series: the vantage point may change with a reload.
+        let info = VersionLabels { version: env!("CARGO_PKG_VERSION").into(), vantage: config.monitor.vantage.clone() };
+        if self.build_info.get(&info).is_none() {
+            self.build_info.clear();
+            self.build_info.get_or_create(&info).set(1);
+        }
         let sources: Vec<&str> = if config.watched_prefixes().is_empty() {
             Vec::new()
         } else {
@@ -380,6 +397,7 @@ impl Metrics {
         );
         if let Ok(config) = config {
             m.install(&config.plan());
+            m.declare_config(&config);
             m.probes.fill_every_family();
         }
         let source = SourceLabels { source: "session".into() };
@@ -393,6 +411,7 @@ impl Metrics {
         drop(m.alert_failures.get_or_create(&alert));
         m.set_alert_queue("email", 0);
         m.set_cause("s", Some(("dns", "dns_servfail")));
+        m.set_maintenance("s", false);
         m.render()
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -438,7 +457,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     /// Every metric name of README, "Metrics", as it must appear on a sample line.
-    const SPEC_SERIES: [&str; 24] = [
+    const SPEC_SERIES: [&str; 25] = [
         "chatpulse_probe_success{",
         "chatpulse_probe_up{",
         "chatpulse_probe_duration_seconds_bucket{",
@@ -463,6 +482,7 @@ mod tests {
         "chatpulse_tls_cert_expiry_timestamp_seconds{",
         "chatpulse_service_flapping{",
         "chatpulse_store_errors_total{",
+        "chatpulse_service_maintenance{",
     ];
 
     #[test]

@@ -18,6 +18,7 @@
 pub mod faults;
 mod history;
 mod incidents;
+pub mod outbox;
 mod reader;
 mod schema;
 pub mod uptime;
@@ -48,6 +49,16 @@ pub enum StoreError {
         /// Version in the file.
         found: usize,
         /// Newest version known here.
+        known: usize,
+    },
+    /// The file predates this chatpulse's schema and has not been upgraded.
+    #[error(
+        "history store: schema version {found} is older than this chatpulse writes ({known}); start `chatpulse run` once to upgrade it"
+    )]
+    Older {
+        /// Version in the file.
+        found: usize,
+        /// The version this build writes.
         known: usize,
     },
     /// The file does not exist (readers never create one).

@@ -33,7 +33,7 @@ pub struct Reader {
 }
 
 /// The connection and the inode it was opened on.
-struct ReaderConn {
+pub(super) struct ReaderConn {
     conn: Connection,
     inode: u64,
 }
@@ -73,7 +73,7 @@ impl Reader {
         Ok(conn)
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, ReaderConn> {
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, ReaderConn> {
         let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let inode = inode_of(&self.path);
         if inode != 0
