@@ -87,7 +87,7 @@ fn every_metric_in_the_dashboard_and_rules_is_exported() {
 }
 
 #[test]
-fn dashboard_has_a_datasource_and_an_instance_variable_and_the_panels_the_operator_needs() {
+fn dashboard_has_a_datasource_and_a_vantage_variable_and_the_panels_the_operator_needs() {
     let dashboard: serde_json::Value = serde_json::from_str(&read("dashboards/chatpulse.json")).unwrap();
     let vars: Vec<(&str, &str)> = dashboard["templating"]["list"]
         .as_array()
@@ -96,7 +96,7 @@ fn dashboard_has_a_datasource_and_an_instance_variable_and_the_panels_the_operat
         .map(|v| (v["name"].as_str().unwrap(), v["type"].as_str().unwrap()))
         .collect();
     assert!(vars.contains(&("datasource", "datasource")));
-    assert!(vars.contains(&("instance", "query")));
+    assert!(vars.contains(&("vantage", "query")), "vantage points are named by chatpulse_build_info{{vantage}}");
     let titles: Vec<&str> =
         dashboard["panels"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap()).collect();
     for wanted in [
@@ -107,13 +107,25 @@ fn dashboard_has_a_datasource_and_an_instance_variable_and_the_panels_the_operat
         "BGP visibility per prefix",
         "BGP feed",
         "Alert outbox and delivery",
+        "Consensus: vantage points seeing each service down",
+        "Why: root cause per service and vantage point",
+        "Since when: down and degraded periods",
+        "Guards",
+        "TLS certificates: days left",
+        "In maintenance",
     ] {
         assert!(titles.contains(&wanted), "{wanted} missing from {titles:?}");
     }
     for panel in dashboard["panels"].as_array().unwrap() {
         assert_eq!(panel["datasource"]["uid"], "${datasource}", "{} uses the datasource variable", panel["title"]);
         for target in panel["targets"].as_array().unwrap() {
-            assert!(target["expr"].as_str().unwrap().contains("$instance"), "{} filters by instance", panel["title"]);
+            let expr = target["expr"].as_str().unwrap();
+            assert!(
+                expr.contains(r#"group_left (vantage) chatpulse_build_info{vantage=~"$vantage"}"#),
+                "{} names and filters vantage points by chatpulse_build_info: {expr}",
+                panel["title"]
+            );
+            assert!(!expr.contains("$instance"), "{} never names a vantage point by scrape address", panel["title"]);
         }
     }
 }

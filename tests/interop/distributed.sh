@@ -104,6 +104,33 @@ wait_until "its e-mail to the on-call" 60 mail_to oncall@example.org
 alert_firing ChatpulseServiceDownQuorum && fail "one vantage point must not page"
 [ -z "$(mail_to pager@example.org)" ] || fail "one vantage point must not page"
 log "ok: one vantage point: an e-mail, no page"
+[ "$(curl -sf "http://127.0.0.1:$AM_PORT/api/v2/alerts" | jq -r 'map(select(.labels.alertname == "ChatpulseServiceDown"))[0].labels.vantage')" = ams ] \
+  || fail "ChatpulseServiceDown does not name its vantage point from chatpulse_build_info{vantage}"
+log "ok: the alert names its vantage point (ams), not its scrape address"
+
+# Every dashboard query, as Grafana sends it with every vantage point
+# selected, against this real Prometheus: ams sees WhatsApp down, nyc and
+# sin see it up.
+grafana() { local q=${1//\$vantage/.*}; query "${q//\$__rate_interval/1m}"; }
+panel_expr() { jq -r --arg t "$1" '.panels[] | select(.title == $t) | .targets[0].expr' "$ROOT/dashboards/chatpulse.json"; }
+n=0
+while IFS= read -r expr; do
+  [ "$(grafana "$expr" | jq -r .status)" = success ] || fail "Prometheus refuses a dashboard query: $expr"
+  n=$((n + 1))
+done < <(jq -r '.panels[].targets[].expr, (.templating.list[] | select(.type == "query") | .query | select(startswith("label_values") | not))' "$ROOT/dashboards/chatpulse.json")
+log "ok: Prometheus evaluates all $n dashboard queries"
+vantages=$(curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/label/vantage/values" | jq -r '.data | join(" ")')
+[ "$vantages" = "ams nyc sin" ] || fail "the vantage variable would offer: $vantages"
+status=$(grafana "$(panel_expr "Service status")" | jq -r '[.data.result[] | "\(.metric.service)@\(.metric.vantage)=\(.value[1])"] | sort | join(" ")')
+[ "$status" = "whatsapp@ams=3 whatsapp@nyc=1 whatsapp@sin=1" ] \
+  || fail "Service status must show one row per vantage point (3 down, 1 up), never a sum: $status"
+down=$(grafana "$(panel_expr "Services down")" | jq -r '.data.result[0].value[1]')
+[ "$down" = 1 ] || fail "Services down counts distinct services, got $down"
+seen=$(grafana "$(panel_expr "Consensus: vantage points seeing each service down")" | jq -r '.data.result[0].value[1]')
+[ "$seen" = 1 ] || fail "the consensus row says $seen vantage points see WhatsApp down, not 1"
+why=$(grafana "$(panel_expr "Why: root cause per service and vantage point")" | jq -r '[.data.result[] | "\(.metric.vantage) \(.metric.layer) \(.metric.reason)"] | join(";")')
+[ "$why" = "ams dns dns_nxdomain" ] || fail "the Why panel says: $why"
+log "ok: the dashboard shows whatsapp down at ams and up at nyc and sin, 1 service down, why: $why"
 
 log "nyc sees it down too"
 break_view nyc
