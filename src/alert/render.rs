@@ -99,7 +99,8 @@ fn email_html(subject: &str, body: Markup) -> String {
 /// The FLAPPING alert: `service` changed status `changes` times within
 /// `window`; nothing more is said about it until it holds one status.
 pub fn flapping(name: &str, changes: usize, window: std::time::Duration, config: &Config) -> Rendered {
-    let window = human(window);
+    // The window as configured (`30m`), not as an elapsed time (`30m 0s`).
+    let window = humantime::format_duration(window).to_string();
     let subject = format!("[chatpulse] {name} is FLAPPING — {changes} changes in {window}");
     let url = status_url(config);
     let vantage = &config.monitor.vantage;
@@ -240,5 +241,16 @@ mod tests {
         assert!(r.html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;"), "{}", r.html);
         assert!(r.html.contains("&lt;b&gt;WhatsApp&lt;/b&gt; is DOWN"), "{}", r.html);
         assert!(r.text.contains("Root cause: http: <script>alert(1)</script>"), "plain text is not HTML");
+    }
+
+    #[test]
+    fn a_flap_window_reads_as_configured() {
+        let config = Config::parse(
+            std::path::Path::new("t.toml"),
+            "[[service]]\nid = \"x\"\nname = \"X\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"a.test\"\n",
+        )
+        .unwrap();
+        let r = flapping("WhatsApp", 6, std::time::Duration::from_secs(30 * 60), &config);
+        assert_eq!(r.subject, "[chatpulse] WhatsApp is FLAPPING — 6 changes in 30m");
     }
 }

@@ -192,7 +192,9 @@ pub fn read(t: Option<Table<'_, RawBgp>>, base: &Path) -> Result<Bgp, ConfigErro
     if let Some(s) = t.table(field!(t, session)) {
         let listen = s
             .parsed(field!(s, listen), |v| parse_socket_addr(v, Some(179)))?
-            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 179)));
+            // Loopback, like [server] listen: opening a BGP port on every
+            // interface is the operator's choice, never a default.
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 179)));
         let local_as = s
             .int(field!(s, local_as), 1..(1 << 32))?
             .ok_or_else(|| s.error_here("missing required key \"local_as\""))? as u32;

@@ -507,6 +507,11 @@ mod tests {
         assert_eq!(c.bgp.min_peers, 10, "collector peers in the pool: the collector default");
         let c = parse(&format!("[bgp]\nsource = \"session\"\n{session}{MINIMAL}")).unwrap();
         assert_eq!((c.bgp.sources, c.bgp.min_peers), (vec![BgpSource::Session], 1));
+        let listen = c.bgp.session.unwrap().listen;
+        assert_eq!(listen, "127.0.0.1:179".parse().unwrap(), "the BGP port is opened on loopback unless asked");
+        // The error lists the words from the one table.
+        let err = parse(&format!("[bgp]\nsource = \"bmp\"\n{MINIMAL}")).unwrap_err().to_string();
+        assert!(err.ends_with("(expected \"ris-live\", \"session\" or \"mrt\")"), "{err}");
         for (source, message) in [
             ("[]", "\"source\" must name at least one source"),
             ("[\"mrt\", \"mrt\"]", "\"source\": \"mrt\" is listed twice"),
