@@ -79,8 +79,15 @@ pub struct Tracker {
     reminded: HashMap<(i64, String), i64>,
 }
 
-/// Incidents the store could not record get ids from here on.
-const MEMORY_IDS: i64 = 1_000_000_000;
+/// Incidents the store could not record get ids from here on, above any
+/// the store hands out, and different for every run: the run's start in
+/// Unix seconds, times 1,000. Their Message-IDs (`<down-ID-…>`) are then
+/// unique across runs whatever the disk does — receivers that drop a
+/// repeated Message-ID drop no outage — unless two runs start within the
+/// same second or one opens 1,000 incidents from memory.
+fn memory_ids(started: std::time::SystemTime) -> i64 {
+    1_000_000_000_000 + crate::time::unix(started) * 1000
+}
 
 /// How often reminders are considered.
 const REMINDER_CHECK: Duration = Duration::from_secs(5);
@@ -122,7 +129,7 @@ impl Tracker {
             last_ended: HashMap::new(),
             metrics: None,
             spillover: Default::default(),
-            next_memory_id: MEMORY_IDS,
+            next_memory_id: memory_ids(std::time::SystemTime::now()),
             channels,
             in_maintenance: HashMap::new(),
             reminded: HashMap::new(),
@@ -774,4 +781,17 @@ fn placeholder_incident(snapshot: &ServiceSnapshot) -> Incident {
 /// The vantage name as it appears in Message-IDs.
 fn vantage_word(vantage: &str) -> String {
     vantage.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incidents_kept_in_memory_never_share_an_id_with_another_run() {
+        let run = |at: i64| memory_ids(crate::time::from_unix(at));
+        let (first, second) = (run(1_764_000_000), run(1_764_000_001));
+        assert!(first > i64::from(u32::MAX), "above any id the store hands out");
+        assert!(second >= first + 1000, "a run a second later starts past 1,000 of the first's");
+    }
 }
