@@ -77,6 +77,39 @@ impl Cause {
     }
 }
 
+/// One DOWN probe as the cause summary says it (SPEC 9.7):
+/// `<probe id> <reason> — <what happened>`, the target said once —
+/// `chat-port tcp_connect — connection refused (127.0.0.1:18081)`. A kind's
+/// detail leads with its target and an OS error often repeats it; both
+/// are dropped, with the OS error number, and the target is added once at
+/// the end unless the text already names it (holds its first word).
+pub fn sentence(probe: &str, reason: Reason, target: &str, detail: &str) -> String {
+    let mut what = detail.trim();
+    while let Some(rest) = what.strip_prefix(target).and_then(|r| r.strip_prefix(':')) {
+        what = rest.trim_start();
+    }
+    let mut what = what.to_string();
+    while let Some(at) = what.find(" (os error ") {
+        let end = what[at..].find(')').map_or(what.len(), |e| at + e + 1);
+        what.replace_range(at..end, "");
+    }
+    // "Connection refused" reads as the middle of a sentence; "SERVFAIL" stays.
+    let mut chars = what.chars();
+    if let (Some(first), Some(second)) = (chars.next(), chars.next())
+        && first.is_uppercase()
+        && second.is_lowercase()
+    {
+        what = first.to_lowercase().chain(what.chars().skip(1)).collect();
+    }
+    // Named already when the text holds the target's first word (a bgp
+    // probe's prefix, a DNS query's name).
+    let named = target.split_whitespace().next().is_some_and(|word| what.contains(word));
+    if !target.is_empty() && !named {
+        what = if what.is_empty() { target.to_string() } else { format!("{what} ({target})") };
+    }
+    format!("{probe} {reason} — {what}")
+}
+
 /// The identity of a root cause, for grouping. Opaque: it is compared,
 /// never taken apart (its text is unambiguous JSON whatever a scope holds).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -143,6 +176,33 @@ mod tests {
             "dns: other words".into(),
         );
         assert_eq!(a.key(), b.key(), "the summary's words are not the identity");
+    }
+
+    #[test]
+    fn a_fault_sentence_names_the_probe_and_reason_and_the_target_once() {
+        assert_eq!(
+            sentence(
+                "chat-port",
+                Reason::TcpConnect,
+                "127.0.0.1:18081",
+                "127.0.0.1:18081: 127.0.0.1:18081: Connection refused (os error 111)"
+            ),
+            "chat-port tcp_connect — connection refused (127.0.0.1:18081)"
+        );
+        assert_eq!(
+            sentence(
+                "bgp-dns-a",
+                Reason::BgpInvisible,
+                "129.134.30.0/23 AS32934",
+                "129.134.30.0/23 seen by 2% of 37 peers"
+            ),
+            "bgp-dns-a bgp_invisible — 129.134.30.0/23 seen by 2% of 37 peers",
+            "a text that names its target keeps it where it is"
+        );
+        assert_eq!(
+            sentence("dns-web", Reason::DnsServfail, "web.chat.test A", "SERVFAIL from 127.0.0.1:53"),
+            "dns-web dns_servfail — SERVFAIL from 127.0.0.1:53 (web.chat.test A)"
+        );
     }
 
     #[test]

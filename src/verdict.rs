@@ -487,7 +487,13 @@ pub fn root_cause(probes: &[&ProbeState]) -> Option<RootCause> {
         }
     };
     let at_root: Vec<&&ProbeState> = down.iter().copied().filter(|p| p.probe.kind().layer() == layer).collect();
-    let details: Vec<String> = at_root.iter().map(|p| failure_of(p).1).collect();
+    let details: Vec<String> = at_root
+        .iter()
+        .map(|p| {
+            let (reason, detail) = failure_of(p);
+            crate::cause::sentence(&p.probe.spec.id, reason, &p.probe.spec.check.target(), &detail)
+        })
+        .collect();
     let summary = format!("{layer}: {}", details.join("; "));
     let faults = at_root.iter().map(|p| Fault { reason: failure_of(p).0, scope: scope(&p.probe) });
     let mut chain = summary.clone();
@@ -650,7 +656,11 @@ name = "WhatsApp"
         assert_eq!(rig.service().status, ServiceStatus::Degraded);
         let cause = rig.service().cause.clone().unwrap();
         assert_eq!(cause.cause.layer, Layer::Dns);
-        assert_eq!(cause.cause.summary, "dns: dns_servfail failed");
+        // SPEC 9.7: `<layer>: <probe id> <reason> — <what happened>`, the target once.
+        assert_eq!(
+            cause.cause.summary,
+            "dns: dns-1 dns_servfail — dns_servfail failed (web.whatsapp.com A @127.0.0.1:5300)"
+        );
         // One of two http probes down: still degraded.
         for _ in 0..3 {
             rig.run(3, Err(Reason::HttpTimeout));
@@ -662,7 +672,10 @@ name = "WhatsApp"
         assert_eq!(rig.service().status, ServiceStatus::Down);
         let cause = rig.service().cause.clone().unwrap();
         assert_eq!(cause.cause.layer, Layer::Dns, "root cause is the lowest layer with a DOWN probe");
-        assert_eq!(cause.chain, "dns: dns_servfail failed → http: http_connect, http_timeout");
+        assert_eq!(
+            cause.chain,
+            "dns: dns-1 dns_servfail — dns_servfail failed (web.whatsapp.com A @127.0.0.1:5300) → http: http_connect, http_timeout"
+        );
         assert_eq!(cause.cause.faults(), [Fault { reason: Reason::DnsServfail, scope: "127.0.0.1:5300".into() }]);
     }
 
@@ -677,7 +690,13 @@ name = "WhatsApp"
         let cause = rig.service().cause.clone().unwrap();
         assert_eq!(cause.cause.layer, Layer::Bgp);
         assert_eq!(cause.cause.faults(), [Fault { reason: Reason::BgpInvisible, scope: "AS32934".into() }]);
-        assert!(cause.chain.starts_with("bgp: bgp_invisible failed → dns: dns_servfail"), "{}", cause.chain);
+        assert!(
+            cause.chain.starts_with(
+                "bgp: bgp-1 bgp_invisible — bgp_invisible failed (129.134.30.0/23 AS32934) → dns: dns_servfail"
+            ),
+            "{}",
+            cause.chain
+        );
     }
 
     #[test]

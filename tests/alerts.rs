@@ -82,7 +82,9 @@ async fn dns_outage_sends_one_down_email_with_the_cause_and_one_recovery_with_th
     let mails = until_mails(&smtp, 1).await;
     let down = &mails[0];
     let subject = down.subject();
-    assert!(subject.starts_with("[chatpulse] WhatsApp DOWN — dns: web.chat.test A @"), "{subject}");
+    // SPEC 9.7: `<layer>: <probe id> <reason> — <what happened>`, the target once.
+    assert!(subject.starts_with("[chatpulse] WhatsApp DOWN — dns: dns dns_servfail — "), "{subject}");
+    assert_eq!(subject.matches("web.chat.test").count(), 1, "the target said once: {subject}");
     assert!(subject.contains("SERVFAIL"), "{subject}");
     assert_eq!(down.to, vec!["<oncall@example.org>", "<backup@example.org>"]);
     let message_id = down.header("Message-ID").unwrap();

@@ -110,12 +110,16 @@ fn withdrawal_history_gives_the_timeline_and_the_alert_that_would_have_fired() {
     assert_eq!(alerts[0]["time"], "2021-10-04T15:39:22Z");
     assert_eq!(
         alerts[0]["cause"],
-        "bgp: 129.134.30.0/23 seen by 45% of 40 peers (origin AS32934); 185.89.218.0/23 seen by 45% of 40 peers (origin AS32934)"
+        "bgp: bgp-1 bgp_invisible — 129.134.30.0/23 seen by 45% of 40 peers (origin AS32934); \
+         bgp-2 bgp_invisible — 185.89.218.0/23 seen by 45% of 40 peers (origin AS32934)"
     );
 
     let text = replay(&config, &[file.to_str().unwrap()]);
     let text = String::from_utf8(text.stdout).unwrap();
-    assert!(text.contains("ALERT 2021-10-04T15:39:22Z  whatsapp DOWN — bgp: 129.134.30.0/23"), "{text}");
+    assert!(
+        text.contains("ALERT 2021-10-04T15:39:22Z  whatsapp DOWN — bgp: bgp-1 bgp_invisible — 129.134.30.0/23"),
+        "{text}"
+    );
     assert!(text.contains("alerts that would have fired: 1"), "{text}");
 }
 

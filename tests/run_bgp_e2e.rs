@@ -82,7 +82,10 @@ name = "Facebook"
     })
     .await;
     assert_eq!(service["cause"]["layer"], "bgp");
-    assert_eq!(service["cause"]["summary"], "bgp: 129.134.30.0/23 seen by 0% of 1 peers (origin AS32934)");
+    assert_eq!(
+        service["cause"]["summary"],
+        "bgp: dns-prefix bgp_invisible — 129.134.30.0/23 seen by 0% of 1 peers (origin AS32934)"
+    );
     assert_eq!(daemon.metric(ratio).await, Some(0.0));
 
     dns.set_mode(Mode::ServFail);

@@ -73,7 +73,7 @@ name = "Signal"
     assert!(html.contains("WhatsApp &lt;Web&gt;"), "names are escaped");
     assert!(html.contains(r#"<section class="service down" id="signal">"#), "{html}");
     assert!(html.contains(r#"<span class="badge down">DOWN</span>"#));
-    assert!(html.contains("Root cause: http: http://127.0.0.1:"), "{html}");
+    assert!(html.contains("Root cause: http: http-1 http_connect — connection refused (http://127.0.0.1:"), "{html}");
     assert!(html.contains(r#"<section class="service up" id="whatsapp">"#));
     assert_eq!(html.matches(r#"<div class="bar""#).count(), 2);
     let signal = &html[html.find(r#"id="signal""#).unwrap()..];
@@ -89,7 +89,7 @@ name = "Signal"
     assert_eq!(code, 200);
     assert!(!page.contains("<script"), "works without JavaScript");
     assert!(page.contains("<h1>Signal</h1>") && page.contains(r#"<span class="badge down">DOWN</span>"#), "{page}");
-    assert!(page.contains("Root cause: http: http://127.0.0.1:"), "{page}");
+    assert!(page.contains("Root cause: http: http-1 http_connect — connection refused (http://127.0.0.1:"), "{page}");
     assert_eq!(page.matches(r#"<svg class="chart""#).count(), 2, "a 24 h and a 30 d chart");
     let day = &page[page.find("Last 24 hours").unwrap()..];
     let day = &day[..day.find("</svg>").unwrap()];
