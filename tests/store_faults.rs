@@ -1,7 +1,9 @@
 //! The history store on a small tmpfs that fills up under a running
 //! monitor: the outage's alert still reaches the SMTP listener (from
 //! memory), `/healthz` says `store: disk full`, the errors are counted, and
-//! once space is freed writing resumes by itself. Needs root (mount).
+//! once space is freed writing resumes by itself (needs root: mount). And
+//! the store's files — the database, its `-wal` — removed or replaced
+//! under a running monitor, the history kept.
 
 mod support;
 
@@ -184,4 +186,61 @@ async fn a_removed_store_file_is_noticed_and_recreated_with_its_history() {
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
+}
+
+/// The `-wal` removed under a running monitor: the history that lived only
+/// in it (not yet checkpointed) is written into a recreated store at once,
+/// so a kill -9 right after loses nothing. Without that, the incident would
+/// vanish with the unlinked file at the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_wal_is_noticed_and_the_history_in_it_survives_a_kill() {
+    let dns = TestDns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("history.db");
+    let wal = dir.path().join("history.db-wal");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[monitor]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfail_after = 2\nrecover_after = 2\n[server]\nlisten = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[[service]]\nid = \"whatsapp\"\nname = \"WhatsApp\"\n  [[service.probe]]\n  kind = \"dns\"\n  query = \"web.chat.test\"\n  server = \"{}\"\n",
+            db.display(),
+            dns.addr
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(dir.path(), &config, &[]).await;
+    let status = |want: &'static str| {
+        let daemon = &daemon;
+        async move {
+            wait_for(want, Duration::from_secs(20), || async {
+                (daemon.service("whatsapp").await?["status"] == want).then_some(())
+            })
+            .await
+        }
+    };
+    status("up").await;
+    dns.set_mode(Mode::ServFail);
+    status("down").await;
+    assert!(wal.exists(), "the store runs in WAL mode");
+
+    std::fs::remove_file(&wal).unwrap();
+    wait_for("the removed -wal noticed", Duration::from_secs(60), || async {
+        daemon.logged("history.db-wal: the file was removed under the running monitor").then_some(())
+    })
+    .await;
+    wait_for("the store recreated", Duration::from_secs(20), || async {
+        daemon.logged("recreated, history kept").then_some(())
+    })
+    .await;
+    daemon.signal("KILL");
+    wait_for("the daemon gone", Duration::from_secs(10), || async {
+        daemon.get("/healthz").await.is_none().then_some(())
+    })
+    .await;
+    drop(daemon);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    let incidents: i64 = conn.query_row("SELECT count(*) FROM incidents", [], |r| r.get(0)).unwrap();
+    assert_eq!(incidents, 1, "the open incident, once only in the removed -wal, is in the store");
 }

@@ -18,6 +18,10 @@ pub struct StoreFaults {
     reads: AtomicU64,
     current: Mutex<Option<String>>,
     last_logged: Mutex<Option<Instant>>,
+    /// A store file (the database, its -wal or -shm) lost under the
+    /// running monitor and not yet recreated: reported until it is, even
+    /// while writes into the unlinked file still succeed.
+    lost: Mutex<Option<String>>,
 }
 
 /// The one-line fault for an SQLite error.
@@ -54,9 +58,15 @@ impl StoreFaults {
         }
     }
 
+    /// A store file lost and not recreated (`Some`), or recreated (`None`).
+    pub fn file_lost(&self, what: Option<String>) {
+        *self.lost.lock().unwrap_or_else(|p| p.into_inner()) = what;
+    }
+
     /// The fault now, if any.
     pub fn current(&self) -> Option<String> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let lost = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        lost.or_else(|| self.current.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     /// Failed writes and reads so far.

@@ -136,7 +136,13 @@ pub(crate) struct Writer {
     /// The store's path, watched for the file being removed or replaced.
     path: std::path::PathBuf,
     last_file_check: std::time::Instant,
+    /// The inodes of this connection's `-wal` and `-shm` once seen: a
+    /// change means the file was removed or replaced under it.
+    companions: [Option<u64>; 2],
 }
+
+/// The files beside the database that are part of the store.
+const COMPANIONS: [&str; 2] = ["-wal", "-shm"];
 
 /// How often the writer checks that its file is still the one at its path.
 const FILE_CHECK: Duration = Duration::from_secs(30);
@@ -217,41 +223,83 @@ impl Writer {
     fn watch_file(&mut self) {
         let open = self._lock.metadata().map(|m| inode(&m)).unwrap_or(0);
         let on_disk = std::fs::metadata(&self.path).ok();
-        if on_disk.as_ref().is_some_and(|m| inode(m) == open) {
-            return;
-        }
-        let shown = self.path.display().to_string();
-        let what = if on_disk.is_some() { "replaced" } else { "removed" };
+        let lost = if on_disk.as_ref().is_some_and(|m| inode(m) == open) {
+            self.lost_companion()
+        } else {
+            Some(("", on_disk.is_some()))
+        };
+        let Some((suffix, replaced)) = lost else { return };
+        let shown = format!("{}{suffix}", self.path.display());
+        let what = if replaced { "replaced" } else { "removed" };
         error!(
-            "history store {shown}: the file was {what} under the running monitor; recreating it from the open connection"
+            "history store {shown}: the file was {what} under the running monitor; recreating the store from the open connection"
         );
-        if let Err(e) = self.recreate(on_disk.is_some()) {
-            error!(
-                "history store {shown}: cannot recreate it ({e}); history goes on in the removed file until a restart"
-            );
+        self.faults.file_lost(Some(format!("store: {shown} was {what}; recreating the store")));
+        match self.recreate(replaced.then_some(suffix)) {
+            Ok(()) => self.faults.file_lost(None),
+            Err(e) => {
+                error!(
+                    "history store {shown}: cannot recreate the store ({e}); history goes on in the removed file until a restart"
+                );
+                self.faults
+                    .file_lost(Some(format!("store: {shown} was {what} and the store cannot be recreated ({e})")));
+            }
         }
     }
 
-    fn recreate(&mut self, replaced: bool) -> Result<(), StoreError> {
+    /// The `-wal` or `-shm` removed or replaced since it was last seen
+    /// (its suffix, and whether another file is there now). SQLite never
+    /// removes or swaps them while its connection is open, so any change is
+    /// someone else's — and a `-wal` gone would take the history not yet
+    /// checkpointed with it at the next restart.
+    fn lost_companion(&mut self) -> Option<(&'static str, bool)> {
+        for (i, suffix) in COMPANIONS.into_iter().enumerate() {
+            let on_disk = std::fs::metadata(self.with_suffix(suffix)).ok().map(|m| inode(&m));
+            match (self.companions[i], on_disk) {
+                (None, seen) => self.companions[i] = seen,
+                (Some(known), Some(now)) if known == now => {}
+                (Some(_), now) => return Some((suffix, now.is_some())),
+            }
+        }
+        None
+    }
+
+    fn with_suffix(&self, suffix: &str) -> std::path::PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    }
+
+    /// Writes a fresh store at the path from the open connection (history,
+    /// outbox and store id kept) and continues there. `aside`: the file
+    /// that replaced ours (`""` the database, or `-wal`/`-shm`), moved
+    /// aside for inspection rather than overwritten or deleted.
+    fn recreate(&mut self, aside: Option<&str>) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let with_suffix = |suffix: &str| {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            std::path::PathBuf::from(p)
-        };
-        if replaced {
-            let aside = with_suffix(&format!(".replaced-{}", now()));
-            std::fs::rename(&path, &aside)
-                .map_err(|e| StoreError::Sql(rusqlite::Error::InvalidPath(e.to_string().into())))?;
+        let io = |e: std::io::Error| StoreError::Sql(rusqlite::Error::InvalidPath(e.to_string().into()));
+        if let Some(suffix) = aside {
+            let replaced = self.with_suffix(suffix);
+            let mut to = replaced.clone().into_os_string();
+            to.push(format!(".replaced-{}", now()));
+            std::fs::rename(&replaced, to).map_err(io)?;
         }
-        // Everything into the (removed) main file, then a fresh copy at the
-        // path. The -wal and -shm at the path are this connection's; the
-        // copy starts its own.
+        // Everything into the open database file (through this connection's
+        // own descriptors, even where the files were unlinked), a copy of it
+        // beside the path, then the copy in the path's place. The -wal and
+        // -shm at the path are this connection's; the copy starts its own.
         self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
-        for suffix in ["-wal", "-shm"] {
-            let _ = std::fs::remove_file(with_suffix(suffix));
+        let fresh = self.with_suffix(&format!(".recreating-{}", now()));
+        let _ = std::fs::remove_file(&fresh);
+        self.conn.execute("VACUUM INTO ?1", rusqlite::params![fresh.to_string_lossy()])?;
+        for suffix in COMPANIONS {
+            let _ = std::fs::remove_file(self.with_suffix(suffix));
         }
-        self.conn.execute("VACUUM INTO ?1", rusqlite::params![path.to_string_lossy()])?;
+        std::fs::rename(&fresh, &path).map_err(io)?;
+        self.companions = [None, None];
+        // The old connection closes before the new one opens: closing, it
+        // removes the -wal and -shm at the path by name, which must not be
+        // the new connection's.
+        drop(std::mem::replace(&mut self.conn, Connection::open_in_memory()?));
         let conn = open_connection(&path)?;
         let lock = std::fs::OpenOptions::new()
             .read(true)
@@ -264,6 +312,10 @@ impl Writer {
         self.conn = conn;
         self._lock = lock;
         tracing::info!("history store {}: recreated, history kept", self.path.display());
+        // A first read opens this connection's -wal and -shm: learn them now,
+        // not at the next check, so that losing them at once is noticed too.
+        let _: Option<i64> = self.conn.query_row("SELECT count(*) FROM meta", [], |r| r.get(0)).ok();
+        self.lost_companion();
         Ok(())
     }
 
@@ -426,8 +478,11 @@ impl Store {
             faults: faults.clone(),
             path: path.to_path_buf(),
             last_file_check: std::time::Instant::now(),
+            companions: [None, None],
         };
         writer.close_gap()?;
+        // The -wal and -shm exist now (written to): they are this store's.
+        writer.lost_companion();
         let (tx, rx) = sync_mpsc::channel();
         std::thread::Builder::new()
             .name("chatpulse-store".into())
