@@ -75,6 +75,9 @@ name = "Signal"
     assert!(html.contains(r#"<span class="badge down">DOWN</span>"#));
     assert!(html.contains("Root cause: http: http-1 http_connect — connection refused (http://127.0.0.1:"), "{html}");
     assert!(html.contains(r#"<section class="service up" id="whatsapp">"#));
+    assert!(html.contains(r#"<p class="summary">1 of 2 services down</p>"#), "the headline count");
+    let (down_at, up_at) = (html.find(r#"id="signal""#).unwrap(), html.find(r#"id="whatsapp""#).unwrap());
+    assert!(down_at < up_at, "Signal, down, comes before WhatsApp, up, though listed after it");
     assert_eq!(html.matches(r#"<div class="bar""#).count(), 2);
     let signal = &html[html.find(r#"id="signal""#).unwrap()..];
     let bar = &signal[signal.find(r#"<div class="bar""#).unwrap()..];

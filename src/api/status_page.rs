@@ -40,14 +40,15 @@ h1{font-size:1.3em;margin:8px 0 0}
 h2{font-size:1.1em;margin:0}
 p{margin:4px 0}
 .meta,.small{color:#5b6574;font-size:.9em}
+.summary{font-weight:600;margin:4px 0 0}
 .banner{margin:12px 0;padding:10px 16px;border-radius:8px;font-weight:600}
 .banner.offline{background:#fdecea;color:#8a1c12}
 .banner.feed{background:#fff4e0;color:#7a4b00}
 .service{background:#fff;border-radius:8px;padding:14px 16px;margin:12px 0;box-shadow:0 1px 2px rgba(0,0,0,.08);border-left:6px solid #9aa3ae}
 .service.up{border-left-color:#1f9d55}.service.degraded{border-left-color:#e3a008}.service.down{border-left-color:#d93025}
 .head{display:flex;flex-wrap:wrap;gap:8px;align-items:center;justify-content:space-between}
-.badge{font-size:.8em;font-weight:700;padding:2px 8px;border-radius:10px;color:#fff;background:#9aa3ae}
-.badge.up{background:#1f9d55}.badge.degraded{background:#e3a008}.badge.down{background:#d93025}.badge.maintenance{background:#5b6bd6;margin-left:4px}
+.badge{font-size:.8em;font-weight:700;padding:2px 8px;border-radius:10px;color:#fff;background:#5f6b7a}
+.badge.up{background:#1a7f45}.badge.degraded{background:#8a5a00}.badge.down{background:#b3261e}.badge.maintenance{color:#fff;background:#4051b5;margin-left:4px}
 .maintenance{color:#3b47a8}
 .cause{font-weight:600}
 .cause,.small,li{overflow-wrap:anywhere}
@@ -173,6 +174,16 @@ pub(super) fn document(title: &str, header: Markup, main: Markup, footer: Markup
     }
 }
 
+/// Where a status sorts on the page: the worst first.
+fn severity(status: ServiceStatus) -> u8 {
+    match status {
+        ServiceStatus::Down => 0,
+        ServiceStatus::Degraded => 1,
+        ServiceStatus::Unknown => 2,
+        ServiceStatus::Up => 3,
+    }
+}
+
 /// The monitor itself, as the page's header and banners show it.
 struct MonitorView {
     vantage: String,
@@ -192,10 +203,24 @@ fn render(
 ) -> String {
     let MonitorView { vantage, online, guards, feed_down, sources } = monitor;
     let (online, feed_down) = (*online, *feed_down);
+    let count = |status: ServiceStatus| services.iter().filter(|s| s.status == status).count();
+    let (down, degraded) = (count(ServiceStatus::Down), count(ServiceStatus::Degraded));
+    let total = services.len();
     let header = html! {
         h1 { "chatpulse status" }
+        p class="summary" {
+            @if down + degraded == 0 { "All " (total) " services up or unknown" }
+            @else {
+                (down) " of " (total) " services down"
+                @if degraded > 0 { ", " (degraded) " degraded" }
+            }
+        }
         p class="meta" { "vantage " b { (vantage) } " · updated " (utc_text(from_unix(now))) " UTC · refreshes every 30 s" }
     };
+    // The worst first (down, degraded, unknown, up), config order within:
+    // a down service is never below the fold.
+    let mut order: Vec<usize> = (0..services.len()).collect();
+    order.sort_by_key(|&i| severity(services[i].status));
     // Banners sit inside <main>, so they are exactly as wide as the cards
     // on a desktop and keep the same margin from the screen edge on a phone.
     let main = html! {
@@ -221,7 +246,7 @@ fn render(
                 "BGP source down: " (down.join(", ")) ". Routing visibility comes from " (up.join(", ")) " alone."
             }
         }
-        @for (s, (buckets, incidents, ratio)) in services.iter().zip(history) {
+        @for (s, (buckets, incidents, ratio)) in order.iter().map(|&i| (&services[i], &history[i])) {
             (service_card(s, html! { h2 { a href={ "/services/" (s.id) } { (s.name) } } }, now, html! {
                 div class="bar" role="img" aria-label={ "uptime of the last " (BAR_DAYS) " days" } {
                     @for b in buckets {
@@ -318,5 +343,38 @@ pub(super) fn incident_list<'a>(incidents: impl Iterator<Item = &'a Incident>) -
                 li { b { (i.status.as_str()) } " " (utc_text(from_unix(i.started_at))) " UTC, " (end) ": " (i.summary()) }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// WCAG 2 relative luminance of `#rrggbb`.
+    fn luminance(hex: &str) -> f64 {
+        let channel = |i: usize| {
+            let c = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+            if c <= 0.03928 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        };
+        0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
+    }
+
+    #[test]
+    fn every_badge_reads_at_4_5_to_1_or_better() {
+        let white = luminance("#ffffff");
+        let badges: Vec<&str> = STYLE.lines().filter(|l| l.starts_with(".badge")).collect();
+        let mut checked = 0;
+        for rule in badges.iter().flat_map(|l| l.split('}')) {
+            let Some(at) = rule.find("background:#") else { continue };
+            let bg = &rule[at + "background:".len()..at + "background:".len() + 7];
+            let contrast = (white + 0.05) / (luminance(bg) + 0.05);
+            assert!(contrast >= 4.5, "{rule}: white on {bg} is {contrast:.2}:1");
+            checked += 1;
+        }
+        assert_eq!(checked, 5, "the default, up, degraded, down and maintenance badges");
+        assert!(
+            STYLE.contains(".badge.maintenance{color:#fff"),
+            "the maintenance badge text is white, not .maintenance blue"
+        );
     }
 }

@@ -118,7 +118,7 @@ wait_until "probe bgp_invisible" 20 probe_result_is facebook dns-prefix bgp_invi
 wait_until "facebook degraded" 20 service_is facebook degraded
 cause=$(service_field facebook .cause.summary)
 case "$cause" in
-  "bgp: 129.134.30.0/23 seen by 0% of 1 peers (origin AS32934), 1 more only via 129.134.0.0/17 (not counted: covering = false)")
+  "bgp: dns-prefix bgp_invisible — 129.134.30.0/23 seen by 0% of 1 peers (origin AS32934), 1 more only via 129.134.0.0/17 (not counted: covering = false)")
     log "ok: cause is \"$cause\"" ;;
   *) fail "root cause should be the BGP withdrawal, got \"$cause\"" ;;
 esac

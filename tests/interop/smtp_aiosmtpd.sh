@@ -44,7 +44,7 @@ print(str(email.header.make_header(email.header.decode_header(m['Subject']))))
 
 knotc -c "$KNOT_CONF" -f zone-purge chat.test +expire >/dev/null
 wait_until "the DOWN e-mail in the Maildir" 30 has_mails 1
-expect_subject 1 "[chatpulse] WhatsApp DOWN — dns: web.chat.test A @127.0.0.1:$DNS_PORT: SERVFAIL"
+expect_subject 1 "[chatpulse] WhatsApp DOWN — dns: dns-1 dns_servfail — web.chat.test A @127.0.0.1:$DNS_PORT: SERVFAIL"
 grep -qi '^Message-ID: <down-' "$(mail 1)" || fail "no stable Message-ID"
 grep -qi 'multipart/alternative' "$(mail 1)" || fail "not multipart/alternative"
 
