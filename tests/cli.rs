@@ -387,3 +387,36 @@ async fn a_secret_the_environment_lacks_is_found_by_validate_run_and_reload_not_
     .await;
     assert_eq!(daemon.metric("chatpulse_config_last_reload_successful").await, Some(0.0));
 }
+
+/// docs/tutorial.md's first steps on `examples/local.toml` (its web server's
+/// port moved to a free one): every target is loopback, `check` says the
+/// demo is up, then — the server gone — down with the root cause the
+/// tutorial shows.
+#[tokio::test]
+async fn the_tutorial_example_checks_up_then_down_with_its_root_cause() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/local.toml");
+    let config = chatpulse::config::Config::load(&example).expect("the example is valid");
+    for probe in config.services.iter().flat_map(|s| &s.probes) {
+        let target = probe.check.target();
+        assert!(
+            target.starts_with("127.0.0.1:") || target.starts_with("http://127.0.0.1:"),
+            "{target} is not loopback"
+        );
+    }
+    let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_vec();
+    let (addr, server) = support::http::raw_http(reply).await;
+    let text = std::fs::read_to_string(&example).unwrap().replace("127.0.0.1:8000", &addr.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &text);
+    let out = chatpulse(&path, &["check"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("\ndemo: up\n"), "{stdout}");
+    server.abort();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    let out = chatpulse(&path, &["check"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let verdict = format!("demo: down — transport: port tcp_connect — connection refused ({addr})");
+    assert!(stdout.contains(&verdict), "{stdout}");
+}

@@ -206,12 +206,13 @@ fn render(
     let count = |status: ServiceStatus| services.iter().filter(|s| s.status == status).count();
     let (down, degraded) = (count(ServiceStatus::Down), count(ServiceStatus::Degraded));
     let total = services.len();
+    let noun = if total == 1 { "service" } else { "services" };
     let header = html! {
         h1 { "chatpulse status" }
         p class="summary" {
-            @if down + degraded == 0 { "All " (total) " services up or unknown" }
+            @if down + degraded == 0 { "No service down or degraded (" (total) " " (noun) ")" }
             @else {
-                (down) " of " (total) " services down"
+                (down) " of " (total) " " (noun) " down"
                 @if degraded > 0 { ", " (degraded) " degraded" }
             }
         }
