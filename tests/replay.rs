@@ -239,4 +239,35 @@ fn update_files_alone_say_that_a_rib_dump_is_needed_first() {
     assert!(!text.contains("lowest visibility 100.0%"), "{text}");
     assert!(text.contains("hint:") && text.contains("RIB dump"), "{text}");
     assert!(text.contains("replayed 1 file:"), "{text}");
+
+    // With the dump given first, an uncarried prefix is just not routed: no
+    // hint to give what was given. Given in the wrong order: a warning.
+    let (bview, updates) = (data.join("bview.20020722.2337.gz"), data.join("updates.20020722.2238.gz"));
+    let out = replay(&config, &[bview.to_str().unwrap(), updates.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("no peer ever carried it") && !text.contains("hint:"), "{text}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("updates.20020722.2238.gz starts at 2002-07-22T22:38") && stderr.contains("oldest first"),
+        "the update file is older than the dump given before it: {stderr}"
+    );
+    assert!(!stderr.contains("BGP feed up"), "a replay's feed is its files, no log line about it: {stderr}");
+}
+
+#[test]
+fn an_unknown_state_says_it_is_too_few_peers() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ris");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[service]]\nid = \"x\"\nname = \"X\"\n  [[service.probe]]\n  kind = \"bgp\"\n  prefix = \"2804:14d::/40\"\n",
+    )
+    .unwrap();
+    let out = replay(&config, &[data.join("updates.20160811.1600.gz").to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(first.ends_with("bgp_unknown (fewer than min_peers = 10 peers count)"), "{first}");
+    assert!(text.lines().any(|l| l.ends_with("  ok")), "judged once ten peers count:\n{text}");
 }

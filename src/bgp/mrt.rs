@@ -124,6 +124,10 @@ pub struct Stats {
     pub elements: u64,
     /// BGP messages or RIB entries that did not parse and were skipped.
     pub malformed: u64,
+    /// RIB dump records (TABLE_DUMP, TABLE_DUMP_V2): the file seeds who carries what.
+    pub rib_records: u64,
+    /// The first and last record times (Unix seconds), when any was read.
+    pub span: Option<(u32, u32)>,
 }
 
 /// Opens `input`, recognising gzip and bzip2 by their magic bytes.
@@ -201,6 +205,10 @@ impl<R: Read> Reader<R> {
         }
         self.offset += 12 + len as u64;
         self.stats.records += 1;
+        if matches!(kind, 12 | 13) {
+            self.stats.rib_records += 1;
+        }
+        self.stats.span = Some(self.stats.span.map_or((time, time), |(first, last)| (first.min(time), last.max(time))));
         let body = std::mem::take(&mut self.record);
         let result = match kind {
             12 => self.table_dump(time, subtype, &body, sink),

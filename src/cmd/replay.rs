@@ -197,13 +197,13 @@ pub fn replay(
     };
     // The engine `run` uses, fed by the files: they are the whole feed,
     // so it is up from the first record.
-    let mut engine = Engine::new(BgpSource::Mrt, watched, timeline, None);
+    let mut engine = Engine::new(BgpSource::Mrt, watched, timeline, None).already_up();
     if let Some(path) = &config.bgp.rpki {
         let vrps = crate::bgp::rpki::read(path)
             .map_err(|why| ReplayError::Unreadable { file: path.display().to_string(), why: why.to_string() })?;
         engine.apply(FeedEvent::Vrps(Arc::new(vrps)));
     }
-    engine.apply(FeedEvent::Healthy(true));
+    let mut previous_end: Option<(String, u32)> = None;
     let started = Instant::now();
     let mut totals = crate::bgp::mrt::Stats::default();
 
@@ -230,6 +230,20 @@ pub fn replay(
         totals.records += reader.stats.records;
         totals.elements += reader.stats.elements;
         totals.malformed += reader.stats.malformed;
+        totals.rib_records += reader.stats.rib_records;
+        if let Some((first, last)) = reader.stats.span {
+            if let Some((before, end)) = &previous_end
+                && first < *end
+            {
+                let _ = writeln!(
+                    progress,
+                    "replay: warning: {name} starts at {}, before {before} ends ({}): the timeline follows the order the files are given, so give them oldest first",
+                    rfc3339(from_unix(i64::from(first))),
+                    rfc3339(from_unix(i64::from(*end)))
+                );
+            }
+            previous_end = Some((name.clone(), last));
+        }
     }
     let timeline = engine.publisher();
     if let Some(e) = timeline.write_error.take() {
@@ -246,7 +260,7 @@ pub fn replay(
         prefixes: std::mem::take(&mut timeline.summaries),
         alerts: std::mem::take(&mut timeline.alerts),
     };
-    print_summary(timeline.out, &summary, json)?;
+    print_summary(timeline.out, &summary, json, totals.rib_records > 0)?;
     Ok(summary)
 }
 
@@ -299,7 +313,7 @@ impl Publish for Timeline<'_> {
         }
         summary.final_state = state.to_string();
         if self.write_error.is_none()
-            && let Err(e) = print_change(self.out, &change, self.json)
+            && let Err(e) = print_change(self.out, &change, self.json, self.judges.thresholds.min_peers)
         {
             self.write_error = Some(e);
         }
@@ -339,24 +353,29 @@ fn observe(judges: &mut Judges, v: &Visibility, at: SystemTime, alerts: &mut Vec
     }
 }
 
-fn print_change(out: &mut dyn Write, change: &Change, json: bool) -> std::io::Result<()> {
+fn print_change(out: &mut dyn Write, change: &Change, json: bool, min_peers: usize) -> std::io::Result<()> {
     if json {
-        writeln!(out, "{}", serde_json::to_string(change).unwrap_or_default())
-    } else {
-        writeln!(
-            out,
-            "{}  {:<18}  seen by {:>4} of {:>4} peers ({:>5.1}%)  {}",
-            change.time,
-            change.prefix,
-            change.peers_seeing,
-            change.peers_total,
-            change.ratio * 100.0,
-            change.state
-        )
+        return writeln!(out, "{}", serde_json::to_string(change).unwrap_or_default());
     }
+    // An unknown that the line itself does not explain: too few peers count.
+    let why = if change.state == "bgp_unknown" && change.peers_total < min_peers {
+        format!(" (fewer than min_peers = {min_peers} peers count)")
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "{}  {:<18}  seen by {:>4} of {:>4} peers ({:>5.1}%)  {}{why}",
+        change.time,
+        change.prefix,
+        change.peers_seeing,
+        change.peers_total,
+        change.ratio * 100.0,
+        change.state
+    )
 }
 
-fn print_summary(out: &mut dyn Write, summary: &Summary, json: bool) -> std::io::Result<()> {
+fn print_summary(out: &mut dyn Write, summary: &Summary, json: bool, had_rib: bool) -> std::io::Result<()> {
     use super::plural;
     if json {
         return writeln!(out, "{}", serde_json::json!({ "summary": summary }));
@@ -382,7 +401,9 @@ fn print_summary(out: &mut dyn Write, summary: &Summary, json: bool) -> std::io:
             }
         }
     }
-    if never_carried {
+    // The hint is for update files alone: with a dump given, a prefix no
+    // peer carried is simply not routed.
+    if never_carried && !had_rib {
         writeln!(
             out,
             "hint: visibility needs to know which peers carry a prefix; give a RIB dump (bview) of the same collector before its update files"
