@@ -738,15 +738,17 @@ impl Tracker {
                 if self.in_maintenance.contains_key(&incident.service) {
                     continue;
                 }
-                let still_down = self.latest.get(&incident.service).is_none_or(|s| s.status == ServiceStatus::Down);
+                // Down as judged in this run: after a restart, not before the
+                // service has been looked at again (it may have recovered
+                // while the monitor was stopped), and never under a stand-in name.
+                let Some(latest) = self.latest.get(&incident.service).filter(|s| s.status == ServiceStatus::Down)
+                else {
+                    continue;
+                };
                 let last = self.reminded.get(&(incident.id, channel.clone())).copied().or(incident.last_reminder_at);
                 let due = last.is_some_and(|last| now - last >= repeat);
-                if incident.notified == Some(ServiceStatus::Down) && still_down && due {
-                    let snapshot = self
-                        .latest
-                        .get(&incident.service)
-                        .cloned()
-                        .unwrap_or_else(|| ServiceSnapshot::placeholder(incident));
+                if incident.notified == Some(ServiceStatus::Down) && due {
+                    let snapshot = latest.clone();
                     groups
                         .entry(incident.group_id.unwrap_or(incident.id))
                         .or_default()

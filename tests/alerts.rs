@@ -213,6 +213,39 @@ async fn kill_9_during_an_incident_neither_repeats_the_alert_nor_loses_the_recov
     assert_eq!(check, "ok");
 }
 
+/// A service that recovered while the monitor was stopped: at the restart
+/// no "still DOWN" reminder goes out before it is looked at again (its
+/// reminder was long due), only the recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_reminder_at_start_up_for_a_service_not_yet_seen_down_again() {
+    let dns = TestDns::start().await;
+    let smtp = SmtpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), smtp.addr.port(), "", &dns_service("telegram", "Telegram", "web.chat.test", &dns));
+    let text = std::fs::read_to_string(&path).unwrap().replace("repeat = \"0s\"", "repeat = \"1s\"");
+    std::fs::write(&path, text).unwrap();
+    let mut daemon = Daemon::start(dir.path(), &path, &[]).await;
+    until_status(&daemon, "telegram", "up").await;
+    dns.set_mode(Mode::ServFail);
+    until_mails(&smtp, 1).await;
+    daemon.signal("KILL");
+    tokio::time::timeout(DEADLINE, daemon.child.wait()).await.unwrap().unwrap();
+    // Stopped for longer than `repeat`, and recovered meanwhile.
+    dns.set_mode(Mode::Normal);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let _daemon = Daemon::start(dir.path(), &path, &[]).await;
+    let mails = support::at_least("the recovery", 2, Duration::from_secs(45), || {
+        let mails = smtp.mails();
+        let recovered = mails.iter().any(|m| m.subject().contains("recovered"));
+        if recovered { mails } else { Vec::new() }
+    })
+    .await;
+    let subjects: Vec<String> = mails.iter().map(|m| m.subject()).collect();
+    assert!(!subjects.iter().any(|s| s.contains("still DOWN")), "a reminder for a service not seen down: {subjects:?}");
+    assert!(!subjects.iter().any(|s| s.contains("telegram still")), "never named by its id: {subjects:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_monitor_is_offline_nothing_is_alerted_and_uptime_is_untouched() {
     let dns = TestDns::start().await;
