@@ -48,10 +48,21 @@ pub struct Visibility {
     pub via_covering: Vec<(Prefix, usize)>,
     /// Origin ASes of routes to strict more-specifics of the prefix, with
     /// the number of peers carrying each, most common first.
-    pub more_specific_origins: Vec<(u32, usize)>,
+    pub more_specific_origins: Vec<MoreSpecific>,
     /// RPKI-invalid routes to the prefix or a more-specific (when VRPs are
     /// configured): peers carrying them, per origin, most common first.
     pub rpki_invalid: Vec<(Option<u32>, usize)>,
+}
+
+/// Routes to strict more-specifics of a watched prefix from one origin AS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MoreSpecific {
+    /// Their origin.
+    pub origin: u32,
+    /// Peers carrying at least one of them.
+    pub peers: usize,
+    /// The one of them most routes go to: the prefix a hijack cause names.
+    pub prefix: Prefix,
 }
 
 impl Visibility {

@@ -24,10 +24,10 @@ use std::collections::{HashMap, HashSet};
 
 use std::sync::Arc;
 
-use super::Visibility;
 use super::event::PeerKey;
 use super::rpki::{Validity, Vrps};
 use super::wire::{Origin, PathId};
+use super::{MoreSpecific, Visibility};
 use crate::prefix::Prefix;
 
 /// A peer, as the engine numbers them.
@@ -40,27 +40,29 @@ pub const MAX_PEERS: usize = 20_000;
 pub const MAX_MORE_SPECIFICS_PER_PEER: u32 = 10_000;
 
 /// Per watched prefix: the origins of its strict more-specifics, as counts
-/// of routes per (origin, peer), the same for the RPKI-invalid ones, and
-/// the number of them per peer.
+/// of routes per (origin, peer) and per (origin, prefix), the same for the
+/// RPKI-invalid ones, and the number of them per peer.
 #[derive(Debug, Default)]
 struct MoreSpecifics {
     origins: HashMap<u32, HashMap<PeerId, u32>>,
+    prefixes: HashMap<u32, HashMap<Prefix, u32>>,
     invalid: HashMap<Origin, HashMap<PeerId, u32>>,
     per_peer: HashMap<PeerId, u32>,
 }
 
 impl MoreSpecifics {
-    fn add(&mut self, peer: PeerId, origin: Origin, invalid: bool) {
+    fn add(&mut self, peer: PeerId, prefix: Prefix, origin: Origin, invalid: bool) {
         *self.per_peer.entry(peer).or_default() += 1;
         if let Some(asn) = origin {
             *self.origins.entry(asn).or_default().entry(peer).or_default() += 1;
+            *self.prefixes.entry(asn).or_default().entry(prefix).or_default() += 1;
         }
         if invalid {
             *self.invalid.entry(origin).or_default().entry(peer).or_default() += 1;
         }
     }
 
-    fn remove(&mut self, peer: PeerId, origin: Origin, invalid: bool) {
+    fn remove(&mut self, peer: PeerId, prefix: Prefix, origin: Origin, invalid: bool) {
         decrement(&mut self.per_peer, peer);
         if let Some(asn) = origin
             && let Some(peers) = self.origins.get_mut(&asn)
@@ -68,6 +70,14 @@ impl MoreSpecifics {
             decrement(peers, peer);
             if peers.is_empty() {
                 self.origins.remove(&asn);
+            }
+        }
+        if let Some(asn) = origin
+            && let Some(prefixes) = self.prefixes.get_mut(&asn)
+        {
+            decrement(prefixes, prefix);
+            if prefixes.is_empty() {
+                self.prefixes.remove(&asn);
             }
         }
         if invalid && let Some(peers) = self.invalid.get_mut(&origin) {
@@ -79,11 +89,11 @@ impl MoreSpecifics {
     }
 }
 
-fn decrement(counts: &mut HashMap<PeerId, u32>, peer: PeerId) {
-    if let Some(n) = counts.get_mut(&peer) {
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K) {
+    if let Some(n) = counts.get_mut(&key) {
         *n -= 1;
         if *n == 0 {
-            counts.remove(&peer);
+            counts.remove(&key);
         }
     }
 }
@@ -391,9 +401,9 @@ impl Rib {
         for w in above {
             let index = self.more_specifics.entry(w).or_default();
             if let Some(old) = previous {
-                index.remove(peer, old, was_invalid);
+                index.remove(peer, prefix, old, was_invalid);
             }
-            index.add(peer, origin, invalid);
+            index.add(peer, prefix, origin, invalid);
         }
         if let Interest::Watched(watched) = &self.interest
             && prefix.length() > 0
@@ -423,7 +433,7 @@ impl Rib {
         let invalid = self.invalid(prefix, origin);
         for w in above {
             if let Some(index) = self.more_specifics.get_mut(&w) {
-                index.remove(peer, origin, invalid);
+                index.remove(peer, prefix, origin, invalid);
             }
         }
         true
@@ -450,7 +460,7 @@ impl Rib {
             for Route { peer, origin, .. } in routes {
                 let invalid = self.invalid(prefix, origin);
                 for w in &above {
-                    self.more_specifics.entry(*w).or_default().add(peer, origin, invalid);
+                    self.more_specifics.entry(*w).or_default().add(peer, prefix, origin, invalid);
                 }
             }
         }
@@ -515,22 +525,26 @@ impl Rib {
             .map(|(origin, peers)| (origin, peers.len()))
             .collect();
         rpki_invalid.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let mut more_specific_origins: Vec<(u32, usize)> = self
-            .more_specifics
-            .get(&watched)
-            .map(|index| {
-                index
-                    .origins
-                    .iter()
-                    .map(|(asn, peers)| {
-                        let n = if all_up { peers.len() } else { peers.keys().filter(|p| counts(**p)).count() };
-                        (*asn, n)
-                    })
-                    .filter(|(_, n)| *n > 0)
-                    .collect()
-            })
-            .unwrap_or_default();
-        more_specific_origins.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut more_specific_origins: Vec<MoreSpecific> =
+            self.more_specifics
+                .get(&watched)
+                .map(|index| {
+                    index
+                        .origins
+                        .iter()
+                        .filter_map(|(asn, peers)| {
+                            let n = if all_up { peers.len() } else { peers.keys().filter(|p| counts(**p)).count() };
+                            // The most-routed more-specific, the shortest of equals.
+                            let prefix =
+                                index.prefixes.get(asn)?.iter().max_by(|a, b| {
+                                    a.1.cmp(b.1).then(b.0.length().cmp(&a.0.length())).then(b.0.cmp(a.0))
+                                })?;
+                            (n > 0).then_some(MoreSpecific { origin: *asn, peers: n, prefix: *prefix.0 })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+        more_specific_origins.sort_by(|a, b| b.peers.cmp(&a.peers).then(a.origin.cmp(&b.origin)));
         let mut exact: Vec<(Option<u32>, usize)> = exact.into_iter().collect();
         exact.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let peers_total = self.denominator(&watched);
@@ -559,6 +573,11 @@ mod tests {
 
     fn p(s: &str) -> Prefix {
         s.parse().unwrap()
+    }
+
+    /// (origin, peers) of each more-specific origin, most common first.
+    fn origins(v: &Visibility) -> Vec<(u32, usize)> {
+        v.more_specific_origins.iter().map(|m| (m.origin, m.peers)).collect()
     }
 
     fn rib() -> (Rib, Vec<PeerId>) {
@@ -645,7 +664,9 @@ mod tests {
         rib.announce(peers[0], p("129.134.30.0/23"), Some(32934));
         rib.announce(peers[1], p("129.134.30.0/24"), Some(666));
         let v = rib.visibility(p("129.134.30.0/23"), true);
-        assert_eq!((v.exact, v.more_specific_origins), (vec![(Some(32934), 1)], vec![(666, 1)]));
+        assert_eq!(v.exact, vec![(Some(32934), 1)]);
+        assert_eq!(origins(&v), vec![(666, 1)]);
+        assert_eq!(v.more_specific_origins[0].prefix, p("129.134.30.0/24"), "the hijack names its prefix");
     }
 
     #[test]
@@ -666,10 +687,12 @@ mod tests {
         rib.announce(peers[0], p("129.134.30.0/24"), Some(666));
         rib.announce(peers[0], p("129.134.30.0/24"), Some(32934));
         rib.announce(peers[1], p("129.134.31.0/24"), Some(666));
-        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).more_specific_origins, vec![(666, 1), (32934, 1)]);
+        let v = rib.visibility(p("129.134.30.0/23"), true);
+        assert_eq!(origins(&v), vec![(666, 1), (32934, 1)]);
+        assert_eq!(v.more_specific_origins[0].prefix, p("129.134.31.0/24"), "the replaced route is not named");
         rib.withdraw(peers[1], p("129.134.31.0/24"));
         rib.peer_down(peers[0]);
-        assert_eq!(rib.visibility(p("129.134.30.0/23"), true).more_specific_origins, vec![]);
+        assert_eq!(origins(&rib.visibility(p("129.134.30.0/23"), true)), vec![]);
     }
 
     #[test]
@@ -682,7 +705,7 @@ mod tests {
             rib.announce(peer, prefix, Some(666));
         }
         assert_eq!(rib.capped(), 50);
-        assert_eq!(rib.visibility(p("2a03:2880::/32"), true).more_specific_origins, vec![(666, 1)]);
+        assert_eq!(origins(&rib.visibility(p("2a03:2880::/32"), true)), vec![(666, 1)]);
     }
 
     #[test]

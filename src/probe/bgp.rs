@@ -138,12 +138,8 @@ pub fn judge(check: &BgpCheck, thresholds: &Thresholds, v: &Visibility) -> Findi
         .filter(|(origin, _)| !allowed(check, *origin))
         .filter_map(|(origin, peers)| origin.map(|asn| (asn, *peers)))
         .max_by_key(|(_, peers)| *peers);
-    let foreign_more_specific = v
-        .more_specific_origins
-        .iter()
-        .filter(|(asn, _)| !allowed(check, Some(*asn)))
-        .max_by_key(|(_, peers)| *peers)
-        .copied();
+    let foreign_more_specific =
+        v.more_specific_origins.iter().filter(|m| !allowed(check, Some(m.origin))).max_by_key(|m| m.peers).copied();
     let seeing = v.exact.iter().filter(|(origin, _)| allowed(check, *origin)).map(|(_, n)| n).sum::<usize>()
         + if check.covering { v.via_covering.iter().map(|(_, n)| n).sum::<usize>() } else { 0 };
     let ratio = if v.peers_total == 0 { 0.0 } else { seeing as f64 / v.peers_total as f64 };
@@ -170,14 +166,14 @@ pub fn judge(check: &BgpCheck, thresholds: &Thresholds, v: &Visibility) -> Findi
                 v.peers_total
             ),
         )
-    } else if let Some((asn, peers)) =
-        foreign_more_specific.filter(|(_, peers)| check.more_specifics && *peers >= thresholds.hijack_min_peers)
+    } else if let Some(m) =
+        foreign_more_specific.filter(|m| check.more_specifics && m.peers >= thresholds.hijack_min_peers)
     {
         Finding::fail(
             Reason::BgpMoreSpecific,
             format!(
-                "a more-specific of {prefix} originated by AS{asn} at {peers} of {} peers{expected}",
-                v.peers_total
+                "{}, a more-specific of {prefix}, originated by AS{} at {} of {} peers{expected}",
+                m.prefix, m.origin, m.peers, v.peers_total
             ),
         )
     } else {
@@ -281,10 +277,15 @@ mod tests {
         let telegram = BgpCheck { origins: vec![62041, 211157], ..check() };
         let mut v = seen(20, vec![(Some(62041), 12), (Some(211157), 8)]);
         assert_eq!(judge(&telegram, &T, &v).result, Ok(()));
-        v.more_specific_origins = vec![(666, 5)];
+        v.more_specific_origins =
+            vec![crate::bgp::MoreSpecific { origin: 666, peers: 5, prefix: "129.134.31.0/24".parse().unwrap() }];
         let f = judge(&telegram, &T, &v);
         assert_eq!(f.result, Err(Reason::BgpMoreSpecific), "{}", f.detail);
-        assert!(f.detail.contains("AS666 at 5 of 20 peers (expected AS62041 or AS211157)"), "{}", f.detail);
+        assert!(
+            f.detail.contains("129.134.31.0/24, a more-specific of 129.134.30.0/23, originated by AS666 at 5 of 20 peers (expected AS62041 or AS211157)"),
+            "{}",
+            f.detail
+        );
         let off = BgpCheck { more_specifics: false, ..telegram };
         assert_eq!(judge(&off, &T, &v).result, Ok(()));
     }

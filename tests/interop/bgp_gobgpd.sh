@@ -130,8 +130,9 @@ wait_until "facebook up again" 20 service_is facebook up
 log "a more-specific 129.134.30.0/24 from AS666 (a hijack)"
 gobgp_cli global rib add 129.134.30.0/24 nexthop 192.0.2.1 origin igp aspath 666 -a ipv4 >/dev/null
 wait_until "probe bgp_more_specific" 20 probe_result_is facebook dns-prefix bgp_more_specific
-detail=$(service_field facebook '.probes[] | select(.id=="dns-prefix") | .last_result')
-log "ok: $detail"
+names_hijack() { service_field facebook .cause.summary | grep -qF "129.134.30.0/24, a more-specific of 129.134.30.0/23, originated by AS666"; }
+wait_until "the cause names the offending /24" 20 names_hijack
+log "ok: $(service_field facebook .cause.summary)"
 gobgp_cli global rib del 129.134.30.0/24 -a ipv4 >/dev/null
 wait_until "facebook up once the hijack is gone" 20 service_is facebook up
 log "RPKI: 149.154.160.0/22 from AS62041 (valid)"
